@@ -1,0 +1,417 @@
+"""The channels file: load, interpolate `${ENV}`, validate, and turn into typed objects.
+
+This is the only place that reads the YAML. A bad file yields a `ConfigError` listing every
+problem with its line, its path in the document and what to write instead, so `bridge
+check-config` and start-up can refuse to run rather than half-start.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from jsonschema import ValidationError
+
+from .orders import IntakePolicy, PaymentState
+from .schemas import validator
+from .settings import Secret
+
+Path_ = tuple[str | int, ...]
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_KEYS = {"webhook_secrets", "access_token", "consumer_key", "consumer_secret", "callback_secret",
+                "client_id", "client_secret", "refresh_token"}
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: str
+    message: str
+    fix: str = ""
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        text = f"{where}: {self.path or '(top level)'}: {self.message}"
+        return f"{text}. Fix: {self.fix}" if self.fix else text
+
+
+class ConfigError(ValueError):
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(p.render(source) for p in problems))
+
+
+@dataclass(frozen=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class AmazonAccount:
+    id: str
+    region: str
+    sandbox: bool = False
+    endpoint: str | None = None
+    token_endpoint: str | None = None
+    local_simulator: bool = False
+    embedded_simulator: bool = False
+    seller_id: str = ""
+    client_id: Secret = field(default_factory=lambda: Secret(""))
+    client_secret: Secret = field(default_factory=lambda: Secret(""))
+    refresh_token: Secret = field(default_factory=lambda: Secret(""))
+
+
+@dataclass(frozen=True)
+class StorefrontConfig:
+    base_url: str = ""
+    local: bool = False
+    api_version: str = "2026-07"
+    access_token: Secret = field(default_factory=lambda: Secret(""))
+    consumer_key: Secret = field(default_factory=lambda: Secret(""))
+    consumer_secret: Secret = field(default_factory=lambda: Secret(""))
+    callback_url: str = ""
+    callback_secret: Secret = field(default_factory=lambda: Secret(""))
+    shipment_tracking_extension: bool = False
+    notify_customer: bool = True
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    platform: str
+    webhook_secrets: tuple[Secret, ...]
+    account_id: str
+    marketplace_id: str
+    sku_map: Mapping[str, str]
+    unmapped_policy: str = "hold"
+    shipping_map: Mapping[str, str] = field(default_factory=dict)
+    default_shipping_speed: str = "Standard"
+    countries: frozenset[str] | None = None
+    fulfillment_policy: str = "FillOrKill"
+    fee_cap: Money | None = None
+    packing_slip_comment: str = ""
+    notification_emails: tuple[str, ...] = ()
+    ship_on: frozenset[PaymentState] = frozenset({PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED})
+    unpaid_policy: str = "wait"
+    enabled: bool = True
+    storefront: StorefrontConfig = field(default_factory=StorefrontConfig)
+
+    def intake_policy(self) -> IntakePolicy:
+        return IntakePolicy(ship_on=self.ship_on, submit_unpaid_on_hold=self.unpaid_policy == "hold_at_amazon")
+
+    def amazon_sku(self, storefront_sku: str) -> str | None:
+        return self.sku_map.get(storefront_sku.strip()) if storefront_sku else None
+
+    def shipping_speed(self, method: str) -> str:
+        """Map a storefront shipping title or code (case and spacing ignored) to an MCF speed."""
+        return self.shipping_map.get(_norm_method(method), self.default_shipping_speed)
+
+
+@dataclass(frozen=True)
+class ChannelsConfig:
+    channels: Mapping[str, Channel]
+    accounts: Mapping[str, AmazonAccount]
+    source: str = ""
+    warnings: tuple[str, ...] = ()
+
+    def channel(self, channel_id: str) -> Channel | None:
+        return self.channels.get(channel_id)
+
+
+def _norm_method(method: str) -> str:
+    return " ".join(method.lower().split())
+
+
+def _render_path(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+class _Doc:
+    """The parsed YAML plus the line of every node, keyed by its path."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Path_, int] = {}
+        self.problems: list[ConfigProblem] = []
+
+    def line_of(self, path: Path_) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)  # type: ignore[arg-type]
+                key = str(key)
+                if key in out:
+                    self.problems.append(
+                        ConfigProblem(_render_path((*path, key)), f"key {key!r} appears twice",
+                                      "keep one of the two entries", key_node.start_mark.line + 1)
+                    )
+                out[key] = self.build(value_node, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return _LOADER.construct_object(node, deep=True)
+
+
+_LOADER = yaml.SafeLoader("")
+
+
+def _interpolate(value: Any, path: Path_, doc: _Doc, env: Mapping[str, str], defaulted: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, k), doc, env, defaulted) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, i), doc, env, defaulted) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            if any(part in _SECRET_KEYS for part in path if isinstance(part, str)):
+                defaulted.add(f"{_render_path(path)} uses the example default for ${{{name}}}")
+            return default
+        doc.problems.append(
+            ConfigProblem(_render_path(path), f"environment variable {name} is not set",
+                          f"export {name}=..., or write ${{{name}:-value}} to give a default",
+                          doc.line_of(path))
+        )
+        return ""
+
+    return _ENV_REF.sub(substitute, value)
+
+
+# --------------------------------------------------------------------------------------------
+# Schema errors -> problems with fixes
+
+
+def _fix_for(error: ValidationError) -> str:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    kind = error.validator
+    if kind == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        return f"add `{missing[0]}`" if missing else "add the missing field"
+    if kind == "additionalProperties":
+        allowed = sorted((schema.get("properties") or {}).keys())
+        return "remove it or fix its spelling" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    if kind == "enum":
+        return "use one of: " + ", ".join(str(v) for v in error.validator_value)
+    if kind == "const":
+        return f"write {error.validator_value!r}"
+    if kind == "type":
+        return f"write a value of type {error.validator_value}"
+    if kind in ("pattern", "format"):
+        return f"write {schema['description']}" if "description" in schema else f"match {error.validator_value}"
+    if kind in ("minItems", "minLength"):
+        return "it must not be empty"
+    if kind in ("maxItems", "maxLength"):
+        return f"shorten it to at most {error.validator_value}"
+    if kind == "uniqueItems":
+        return "remove the repeated entries"
+    return str(schema.get("description", ""))
+
+
+def _secret(value: Any) -> Secret:
+    return Secret(str(value)) if value else Secret("")
+
+
+def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
+    def problem(path: Path_, message: str, fix: str) -> None:
+        doc.problems.append(ConfigProblem(_render_path(path), message, fix, doc.line_of(path)))
+
+    accounts = {a["id"] for a in raw.get("amazon", {}).get("accounts", [])}
+    seen: dict[str, int] = {}
+    for i, ch in enumerate(raw.get("channels", [])):
+        cid = ch.get("id")
+        if cid in seen:
+            problem(("channels", i, "id"), f"channel id {cid!r} is used twice", "give every channel its own id")
+        seen[cid] = i
+        account = ch.get("amazon", {}).get("account")
+        if account is None and len(accounts) != 1:
+            problem(("channels", i, "amazon"), "no Amazon account named",
+                    "add `account: <id>` naming one of amazon.accounts" if accounts else "add amazon.accounts")
+        elif account is not None and account not in accounts:
+            problem(("channels", i, "amazon", "account"), f"unknown Amazon account {account!r}",
+                    "use an id listed under amazon.accounts: " + (", ".join(sorted(accounts)) or "(none)"))
+        _check_storefront(ch, ("channels", i), problem)
+        if ch.get("platform") == "generic":
+            for j, secret in enumerate(ch.get("webhook_secrets", [])):
+                if not _is_standard_webhooks_secret(secret):
+                    problem(("channels", i, "webhook_secrets", j), "not a Standard Webhooks secret",
+                            "write whsec_ followed by base64 of at least 24 random bytes")
+
+
+def _check_storefront(ch: dict[str, Any], path: Path_, problem: Any) -> None:
+    sf = ch.get("storefront", {})
+    needed = {
+        "shopify": ("base_url", "access_token"),
+        "woocommerce": ("base_url", "consumer_key", "consumer_secret"),
+        "generic": ("callback_url",),
+    }.get(ch.get("platform", ""), ())
+    for key in needed:
+        if not sf.get(key):
+            problem((*path, "storefront"), f"storefront.{key} is missing (needed to push shipments back)",
+                    f"add storefront.{key}")
+    for key in ("base_url", "callback_url"):
+        url = sf.get(key)
+        if url:
+            reason = unsafe_url_reason(url, allow_local=bool(sf.get("local")))
+            if reason:
+                problem((*path, "storefront", key), reason,
+                        "use the shop's public https:// address (set `local: true` only for test servers)")
+
+
+def unsafe_url_reason(url: str, *, allow_local: bool) -> str | None:
+    """Why an outbound storefront URL must not be used, or None if it is acceptable."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if allow_local:
+        return None if parts.scheme in ("http", "https") and host else "not an http(s) URL"
+    if parts.scheme != "https":
+        return "must use https"
+    if parts.username or parts.password:
+        return "must not carry credentials in the URL"
+    if host in ("localhost",) or host.endswith((".local", ".internal", ".localhost")):
+        return "points at a local or internal host"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not ip.is_global:
+        return "points at a private, loopback, link-local or metadata address"
+    return None
+
+
+def _is_standard_webhooks_secret(secret: str) -> bool:
+    body = secret.removeprefix("whsec_")
+    try:
+        return len(base64.b64decode(body + "==", validate=False)) >= 24 and secret.startswith("whsec_")
+    except (binascii.Error, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def parse_channels(text: str, source: str = "<channels>", env: Mapping[str, str] | None = None) -> ChannelsConfig:
+    env = os.environ if env is None else env
+    doc = _Doc()
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        reason = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(source, [ConfigProblem("", f"YAML syntax error: {reason}",
+                                                 "fix the indentation or quoting on that line", line)]) from None
+    if node is None:
+        raise ConfigError(source, [ConfigProblem("", "the file is empty", "start from config/channels.yaml")])
+    raw = doc.build(node, ())
+    defaulted: set[str] = set()
+    raw = _interpolate(raw, (), doc, env, defaulted)
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [ConfigProblem("", "the top level must be a mapping", "start with `version: 1`", 1)])
+    for error in sorted(validator("channels").iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
+        path = tuple(error.absolute_path)
+        message = error.message
+        if any(part in _SECRET_KEYS for part in path if isinstance(part, str)):
+            message = f"invalid value ({error.validator} rule)"
+        doc.problems.append(ConfigProblem(_render_path(path), message, _fix_for(error), doc.line_of(path)))
+    if not doc.problems:
+        _semantic_checks(raw, doc)
+    if doc.problems:
+        raise ConfigError(source, doc.problems)
+    return _build(raw, source, tuple(sorted(defaulted)))
+
+
+def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> ChannelsConfig:
+    accounts = {}
+    for a in raw.get("amazon", {}).get("accounts", []):
+        accounts[a["id"]] = AmazonAccount(
+            id=a["id"], region=a["region"], sandbox=a.get("sandbox", False), endpoint=a.get("endpoint"),
+            token_endpoint=a.get("token_endpoint"), local_simulator=a.get("local_simulator", False),
+            embedded_simulator=a.get("embedded_simulator", False), seller_id=a.get("seller_id", ""),
+            client_id=_secret(a.get("client_id")), client_secret=_secret(a.get("client_secret")),
+            refresh_token=_secret(a.get("refresh_token")),
+        )
+    only_account = next(iter(accounts)) if len(accounts) == 1 else ""
+    channels = {}
+    for ch in raw["channels"]:
+        sf = ch.get("storefront", {})
+        shipping = ch.get("shipping", {})
+        payment = ch.get("payment", {})
+        fee_cap = ch.get("fee_cap")
+        channels[ch["id"]] = Channel(
+            id=ch["id"],
+            platform=ch["platform"],
+            enabled=ch.get("enabled", True),
+            webhook_secrets=tuple(Secret(s) for s in ch["webhook_secrets"]),
+            account_id=ch["amazon"].get("account", only_account),
+            marketplace_id=ch["amazon"]["marketplace_id"],
+            sku_map={k.strip(): v for k, v in ch["skus"]["map"].items()},
+            unmapped_policy=ch["skus"].get("unmapped", "hold"),
+            shipping_map={_norm_method(k): v for k, v in shipping.get("map", {}).items()},
+            default_shipping_speed=shipping.get("default", "Standard"),
+            countries=frozenset(ch["countries"]) if "countries" in ch else None,
+            fulfillment_policy=ch.get("fulfillment_policy", "FillOrKill"),
+            fee_cap=Money(Decimal(fee_cap["amount"]), fee_cap["currency"]) if fee_cap else None,
+            packing_slip_comment=ch.get("packing_slip_comment", ""),
+            notification_emails=tuple(ch.get("notification_emails", ())),
+            ship_on=frozenset(PaymentState(p) for p in payment.get("ship_on", ["paid", "partially_refunded"])),
+            unpaid_policy=payment.get("unpaid", "wait"),
+            storefront=StorefrontConfig(
+                base_url=sf.get("base_url", "").rstrip("/"),
+                local=sf.get("local", False),
+                api_version=sf.get("api_version", "2026-07"),
+                access_token=_secret(sf.get("access_token")),
+                consumer_key=_secret(sf.get("consumer_key")),
+                consumer_secret=_secret(sf.get("consumer_secret")),
+                callback_url=sf.get("callback_url", ""),
+                callback_secret=_secret(sf.get("callback_secret") or ch["webhook_secrets"][0]),
+                shipment_tracking_extension=sf.get("shipment_tracking_extension", False),
+                notify_customer=sf.get("notify_customer", True),
+            ),
+        )
+    return ChannelsConfig(channels=channels, accounts=accounts, source=source, warnings=warnings)
+
+
+def load_channels(path: Path | str, env: Mapping[str, str] | None = None) -> ChannelsConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), [ConfigProblem("", "file not found",
+                                                    "set BRIDGE_CONFIG to your channels file, or copy "
+                                                    "config/channels.yaml")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [ConfigProblem("", f"cannot read the file ({type(exc).__name__})",
+                                                    "check the path and that it is UTF-8 text")]) from None
+    return parse_channels(text, str(path), env)

@@ -1,0 +1,201 @@
+"""A durable job queue on the bridge's own database.
+
+Jobs are enqueued inside the caller's transaction, so a job exists exactly when the state change
+that asked for it was committed. A worker claims a job with a lease (database time) and a fresh
+claim token; every later write about the job (heartbeat, complete, fail) names that token, so a
+worker that was paused or killed past its lease can never finish a job someone else took over.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from .store import JobRecord, db_now, is_sqlite, write_session
+
+READY = "ready"
+RUNNING = "running"
+DONE = "done"
+DEAD = "dead"
+
+DEFAULT_LEASE_S = 60.0
+BACKOFF_BASE_S = 5.0
+BACKOFF_CAP_S = 3600.0
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    order_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    claim_token: str
+
+
+class LostLease(RuntimeError):
+    """The job was taken over by another worker; whatever this worker did must not be recorded."""
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    *,
+    order_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+    delay_s: float = 0.0,
+    max_attempts: int = 8,
+) -> bool:
+    """Add a job in the caller's transaction. Returns False when an active job has the same key."""
+    now = db_now(session)
+    values = dict(
+        kind=kind,
+        order_id=order_id,
+        payload=payload or {},
+        dedupe_key=dedupe_key,
+        status=READY,
+        run_at=now + delay_s,
+        attempts=0,
+        max_attempts=max_attempts,
+        last_error="",
+        created_at=now,
+        updated_at=now,
+    )
+    if dedupe_key is None:
+        session.execute(insert(JobRecord).values(**values))
+        return True
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(JobRecord).values(**values).on_conflict_do_nothing()
+    result = session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim(engine: Engine, kinds: list[str] | None = None, lease_s: float = DEFAULT_LEASE_S) -> ClaimedJob | None:
+    """Take the oldest due job (or one whose lease ran out), in one short transaction."""
+    token = secrets.token_hex(16)
+    with write_session(engine) as session:
+        now = db_now(session)
+        due = or_(
+            (col(JobRecord.status) == READY) & (col(JobRecord.run_at) <= now),
+            (col(JobRecord.status) == RUNNING) & (col(JobRecord.lease_until) < now),
+        )
+        query = select(JobRecord).where(due)
+        if kinds:
+            query = query.where(col(JobRecord.kind).in_(kinds))
+        query = query.order_by(col(JobRecord.run_at), col(JobRecord.id)).limit(1)
+        if not is_sqlite(engine):
+            query = query.with_for_update(skip_locked=True)
+        job = session.execute(query).scalars().first()
+        if job is None:
+            return None
+        job.status = RUNNING
+        job.claim_token = token
+        job.lease_until = now + lease_s
+        job.attempts += 1
+        job.updated_at = now
+        session.add(job)
+        session.flush()
+        assert job.id is not None
+        return ClaimedJob(
+            id=job.id,
+            kind=job.kind,
+            order_id=job.order_id,
+            payload=dict(job.payload),
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            claim_token=token,
+        )
+
+
+def _owned(session: Session, job: ClaimedJob, *, for_update: bool = False) -> JobRecord:
+    query = select(JobRecord).where(col(JobRecord.id) == job.id)
+    if for_update and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    record = session.execute(query).scalars().first()
+    now = db_now(session)
+    if (
+        record is None
+        or record.claim_token != job.claim_token
+        or record.status != RUNNING
+        or (record.lease_until or 0) < now
+    ):
+        raise LostLease(f"job {job.id} is no longer held by this worker")
+    return record
+
+
+def assert_held(session: Session, job: ClaimedJob) -> None:
+    """Raise `LostLease` unless this worker still holds the job; call inside the commit transaction."""
+    _owned(session, job, for_update=True)
+
+
+def heartbeat(engine: Engine, job: ClaimedJob, lease_s: float = DEFAULT_LEASE_S) -> None:
+    with write_session(engine) as session:
+        record = _owned(session, job, for_update=True)
+        record.lease_until = db_now(session) + lease_s
+        session.add(record)
+
+
+def complete(session: Session, job: ClaimedJob) -> None:
+    """Mark done in the caller's transaction (together with the job's own writes)."""
+    record = _owned(session, job, for_update=True)
+    record.status = DONE
+    record.lease_until = None
+    record.updated_at = db_now(session)
+    session.add(record)
+
+
+def backoff_s(attempts: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
+    """Capped exponential backoff with full jitter."""
+    return random.uniform(0, min(cap, base * (2 ** max(0, attempts - 1))))
+
+
+def fail(engine: Engine, job: ClaimedJob, error: str, *, retry_after_s: float | None = None) -> str:
+    """Record a failed attempt: back to `ready` later, or `dead` once attempts are used up."""
+    with write_session(engine) as session:
+        record = _owned(session, job, for_update=True)
+        now = db_now(session)
+        record.last_error = error[:2000]
+        record.lease_until = None
+        record.updated_at = now
+        if record.attempts >= record.max_attempts:
+            record.status = DEAD
+        else:
+            record.status = READY
+            delay = retry_after_s if retry_after_s is not None else backoff_s(record.attempts)
+            record.run_at = now + delay
+        session.add(record)
+        return record.status
+
+
+def release(engine: Engine, job: ClaimedJob, delay_s: float = 0.0) -> None:
+    """Give a job back without counting an attempt (shutdown, or waiting on something else)."""
+    with write_session(engine) as session:
+        record = _owned(session, job, for_update=True)
+        record.status = READY
+        record.attempts = max(0, record.attempts - 1)
+        record.lease_until = None
+        record.run_at = db_now(session) + delay_s
+        session.add(record)
+
+
+def retry_dead(engine: Engine, job_id: int) -> bool:
+    """Operator action: give a dead job a fresh set of attempts."""
+    with write_session(engine) as session:
+        result = session.execute(
+            update(JobRecord)
+            .where(col(JobRecord.id) == job_id, col(JobRecord.status) == DEAD)
+            .values(status=READY, attempts=0, run_at=db_now(session), last_error="")
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]

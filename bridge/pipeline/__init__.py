@@ -1,0 +1,1 @@
+"""The stages after intake: submit, sync, push-back, cancel, returns."""

@@ -1,0 +1,124 @@
+"""Process settings from the environment (12-factor).
+
+Only this module and `channels.py` read `os.environ`. Secrets are wrapped in `Secret` so they
+never show up in a `repr`, a log line or an error body by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///fba-bridge.sqlite3"
+DEFAULT_CONFIG_PATH = "config/channels.yaml"
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A setting is present but unusable; the message names the variable and the fix."""
+
+
+class Secret:
+    """A string that refuses to reveal itself in reprs and f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept Heroku's `postgres://` and plain `postgresql://`, and pick the psycopg 3 driver."""
+    url = url.strip()
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if not (url.startswith("postgresql+") or url.startswith("sqlite")):
+        raise SettingsError(
+            f"DATABASE_URL uses an unsupported scheme {url.split(':', 1)[0]!r}; "
+            "use postgres://, postgresql:// or sqlite:///path.sqlite3"
+        )
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by `***`, safe to log."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} is below the minimum {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = normalise_database_url(DEFAULT_DATABASE_URL)
+    config_path: Path = Path(DEFAULT_CONFIG_PATH)
+    port: int = 5000
+    log_level: str = "INFO"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    notifications_token: Secret = field(default_factory=lambda: Secret(""))
+    admin_token: Secret = field(default_factory=lambda: Secret(""))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        level = env.get("LOG_LEVEL", "INFO").upper()
+        if level not in logging.getLevelNamesMapping():
+            raise SettingsError(f"LOG_LEVEL={level!r} is not a log level; use DEBUG, INFO, WARNING or ERROR")
+        return cls(
+            database_url=normalise_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+            config_path=Path(env.get("BRIDGE_CONFIG") or DEFAULT_CONFIG_PATH),
+            port=_int_env(env, "PORT", 5000),
+            log_level=level,
+            max_body_bytes=_int_env(env, "BRIDGE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            notifications_token=Secret(env.get("BRIDGE_NOTIFICATIONS_TOKEN", "")),
+            admin_token=Secret(env.get("BRIDGE_ADMIN_TOKEN", "")),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(database_url={mask_url(self.database_url)!r}, config_path={str(self.config_path)!r}, "
+            f"port={self.port}, log_level={self.log_level!r}, max_body_bytes={self.max_body_bytes})"
+        )

@@ -1,0 +1,209 @@
+"""Database tables, engine set-up and the two kinds of session the bridge uses.
+
+Write transactions on SQLite start with `BEGIN IMMEDIATE`: they take the write lock up front and
+wait (busy timeout) instead of failing halfway through on a lock upgrade. Readers start deferred
+so they never queue behind writers (WAL lets them read alongside). PostgreSQL needs none of this.
+
+Lease and retry times are kept as epoch seconds taken from the database's own clock
+(`db_now`), so several worker machines agree on who holds a lease even if their clocks drift.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, UniqueConstraint, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+from .orders import CanonicalOrder, OrderState
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+class OrderRecord(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    external_id: str = Field(sa_column=Column(String(128), nullable=False))
+    display_id: str = Field(default="", sa_column=Column(String(128), nullable=False, default=""))
+    state: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    seller_fulfillment_order_id: str | None = Field(
+        default=None, sa_column=Column(String(40), unique=True, nullable=True)
+    )
+    attention_reason: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
+    amazon_status: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    created_at: datetime
+    updated_at: datetime
+    pii_purged_at: datetime | None = None
+
+    @property
+    def order_state(self) -> OrderState:
+        return OrderState(self.state)
+
+    def canonical(self) -> CanonicalOrder:
+        return CanonicalOrder.from_json(self.data)
+
+
+class OrderEventRecord(SQLModel, table=True):
+    """The audit trail: one row per state change or notable decision, never personal data."""
+
+    __tablename__ = "order_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    at: datetime
+    event: str = Field(sa_column=Column(String(64), nullable=False))
+    from_state: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    to_state: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    reason: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
+    delivery_id: int | None = Field(default=None, foreign_key="deliveries.id")
+
+
+class DeliveryRecord(SQLModel, table=True):
+    """The inbox: every accepted webhook delivery, byte for byte, before any interpretation."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("channel_id", "delivery_key", name="uq_deliveries_channel_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(sa_column=Column(String(64), nullable=False))
+    delivery_key: str = Field(sa_column=Column(String(200), nullable=False))
+    event_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True, index=True))
+    topic: str = Field(sa_column=Column(String(64), nullable=False))
+    received_at: datetime
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    outcome: str = Field(default="", sa_column=Column(String(40), nullable=False, default=""))
+    order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+
+
+class JobRecord(SQLModel, table=True):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_ready", "status", "run_at"),
+        Index(
+            "uq_jobs_active_dedupe",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text("status IN ('ready', 'running')"),
+            postgresql_where=text("status IN ('ready', 'running')"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(sa_column=Column(String(40), nullable=False))
+    order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dedupe_key: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    run_at: float
+    attempts: int = 0
+    max_attempts: int = 8
+    lease_until: float | None = None
+    claim_token: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    last_error: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
+    created_at: float
+    updated_at: float
+
+
+class RateBucketRecord(SQLModel, table=True):
+    """A token bucket shared by every worker process (per seller account and SP-API operation)."""
+
+    __tablename__ = "rate_buckets"
+
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    tokens: float
+    updated: float
+    rate: float
+    burst: float
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        cur = dbapi_conn.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction holds the write lock from its first statement (SQLite)."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    bind = engine.execution_options(sqlite_begin="DEFERRED") if is_sqlite(engine) else engine
+    with Session(bind, expire_on_commit=False) as session:
+        yield session
+        session.rollback()
+
+
+def db_now(session: Session) -> float:
+    """Current epoch seconds by the database's clock."""
+    if session.get_bind().dialect.name == "sqlite":
+        sql = "SELECT (julianday('now') - 2440587.5) * 86400.0"
+    else:
+        sql = "SELECT EXTRACT(EPOCH FROM clock_timestamp())"
+    return float(session.execute(text(sql)).scalar_one())
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean 'the database cannot take the write right now' (retry later)."""
+    if isinstance(exc, OperationalError):
+        return True
+    return type(exc).__name__ in {"DatabaseError", "InterfaceError"} and "closed" in str(exc).lower()
+
+
+def ping(engine: Engine) -> bool:
+    try:
+        with read_session(engine) as session:
+            session.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True, default=str)

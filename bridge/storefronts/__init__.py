@@ -1,0 +1,1 @@
+"""Storefront webhook intake and push-back, one module per platform."""

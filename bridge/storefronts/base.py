@@ -1,0 +1,243 @@
+"""What every storefront adapter shares: the delivery it produces, how it rejects, and the
+mechanisms (HMAC check, strict JSON, schema problems) that must behave the same on every platform.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from jsonschema import ValidationError
+
+from ..channels import Channel
+from ..clock import Clock
+from ..orders import CanonicalOrder, DeliveryKind
+from ..schemas import validator
+from ..settings import Secret
+
+MAX_JSON_DEPTH = 32
+
+
+class Rejection(Exception):
+    """A delivery we refuse, with the HTTP status and a body safe to return (no personal data)."""
+
+    def __init__(self, status: int, code: str, message: str, problems: list[dict[str, str]] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = problems or []
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.problems:
+            out["problems"] = self.problems
+        return out
+
+
+def unauthorized(message: str = "signature missing or invalid") -> Rejection:
+    return Rejection(401, "invalid_signature", message + "; check the channel's webhook_secrets")
+
+
+class PrivacyScope(enum.StrEnum):
+    DATA_REQUEST = "data_request"
+    CUSTOMER_REDACT = "customer_redact"
+    SHOP_REDACT = "shop_redact"
+
+
+@dataclass(frozen=True)
+class PrivacyRequest:
+    scope: PrivacyScope
+    order_external_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified, parsed delivery. `kind is None` means: acknowledge and store, nothing to apply."""
+
+    topic: str
+    delivery_key: str
+    event_id: str | None = None
+    kind: DeliveryKind | None = None
+    order: CanonicalOrder | None = None
+    external_id: str | None = None
+    privacy: PrivacyRequest | None = None
+    store: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+
+class StorefrontAdapter(Protocol):
+    platform: str
+
+    def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> None:
+        """Raise a 401 `Rejection` unless the body was signed with one of the channel's secrets."""
+        ...
+
+    def parse(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> Delivery:
+        """Turn a verified body into a `Delivery`; raise a 400/415/422 `Rejection` if it is unusable."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Signatures
+
+
+def hmac_sha256_b64(secret: bytes, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode("ascii")
+
+
+def verify_hmac_b64(secrets: Iterable[Secret], body: bytes, signature: str | None) -> None:
+    """Shopify and WooCommerce: base64 HMAC-SHA256 of the raw body, any configured secret.
+
+    Every secret is tried (no early exit) and compared in constant time, so timing does not tell
+    which secret matched or how much of the signature was right.
+    """
+    if not signature:
+        raise unauthorized("signature header missing")
+    try:
+        given = base64.b64decode(signature.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise unauthorized() from None
+    ok = False
+    for secret in secrets:
+        expected = hmac.new(secret.reveal().encode("utf-8"), body, hashlib.sha256).digest()
+        ok |= hmac.compare_digest(expected, given)
+    if not ok:
+        raise unauthorized()
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Strict JSON
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise Rejection(400, "duplicate_key", f"the JSON object key {key!r} appears twice; send each key once")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise Rejection(400, "invalid_json", f"{name} is not valid JSON; send finite numbers only")
+
+
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a request body as JSON, refusing what a lenient parser would quietly accept."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejection(400, "invalid_encoding", "the body is not UTF-8; send UTF-8 encoded JSON") from None
+    if _depth(text) > max_depth:
+        raise Rejection(400, "too_deep", f"the JSON nests deeper than {max_depth} levels; flatten it")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise Rejection(
+            400, "invalid_json", f"the body is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise Rejection(400, "too_deep", f"the JSON nests deeper than {max_depth} levels; flatten it") from None
+
+
+def require_json_content_type(headers: Mapping[str, str]) -> None:
+    ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
+        raise Rejection(415, "unsupported_media_type",
+                        "send the body as application/json (Content-Type header)")
+
+
+# --------------------------------------------------------------------------------------------
+# Schema validation without echoing values
+
+
+def json_path(path: Iterable[Any]) -> str:
+    out = "$"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _problem(error: ValidationError) -> dict[str, str]:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    rule = str(error.validator)
+    value = error.validator_value
+    where = json_path(error.absolute_path)
+    if rule == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "a field"
+        return {"path": json_path([*error.absolute_path, missing]), "rule": "required",
+                "fix": f"include `{missing}`"}
+    fixes = {
+        "type": f"send a value of type {value}",
+        "enum": "use one of: " + ", ".join(map(str, value)) if isinstance(value, list) else "use an allowed value",
+        "const": f"send {value!r}",
+        "minLength": f"send at least {value} character(s)",
+        "maxLength": f"send at most {value} characters",
+        "minimum": f"send a number >= {value}",
+        "maximum": f"send a number <= {value}",
+        "exclusiveMinimum": f"send a number > {value}",
+        "minItems": f"send at least {value} item(s)",
+        "maxItems": f"send at most {value} items",
+        "pattern": schema.get("description") or f"match the pattern {value}",
+        "format": f"send a valid {value}",
+        "additionalProperties": "remove fields that are not part of the format",
+    }
+    return {"path": where, "rule": rule, "fix": str(fixes.get(rule, schema.get("description", "see the schema")))}
+
+
+def schema_problems(schema_name: str, document: Any) -> list[dict[str, str]]:
+    errors = validator(schema_name).iter_errors(document)
+    return [_problem(e) for e in sorted(errors, key=lambda e: json_path(e.absolute_path))]
+
+
+def validate_or_reject(schema_name: str, document: Any, what: str) -> None:
+    problems = schema_problems(schema_name, document)
+    if problems:
+        raise Rejection(422, "schema_violation",
+                        f"the {what} does not match the expected format ({len(problems)} problem(s))", problems)
+
+
+def parse_timestamp(value: str | None, default: datetime | None = None) -> datetime:
+    """ISO 8601 with or without offset; a missing offset means UTC (WooCommerce's `*_gmt` fields)."""
+    if not value:
+        if default is None:
+            raise ValueError("timestamp missing")
+        return default
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
