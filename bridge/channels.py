@@ -339,8 +339,11 @@ def parse_channels(text: str, source: str = "<channels>", env: Mapping[str, str]
     raw = _interpolate(raw, (), doc, env, defaulted)
     if not isinstance(raw, dict):
         raise ConfigError(source, [ConfigProblem("", "the top level must be a mapping", "start with `version: 1`", 1)])
+    reported = {p.path for p in doc.problems}
     for error in sorted(validator("channels").iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
         path = tuple(error.absolute_path)
+        if _render_path(path) in reported:
+            continue  # already explained by a missing environment variable
         message = error.message
         if any(part in _SECRET_KEYS for part in path if isinstance(part, str)):
             message = f"invalid value ({error.validator} rule)"

@@ -77,9 +77,8 @@ def enqueue(
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(JobRecord).values(**values).on_conflict_do_nothing()
-    result = session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    stmt = dialect_insert(JobRecord).values(**values).on_conflict_do_nothing().returning(JobRecord.id)
+    return session.execute(stmt).scalar_one_or_none() is not None
 
 
 def claim(engine: Engine, kinds: list[str] | None = None, lease_s: float = DEFAULT_LEASE_S) -> ClaimedJob | None:

@@ -241,6 +241,7 @@ class IntakeDecision:
     order: CanonicalOrder | None = None
     enqueue_submit: bool = False
     enqueue_cancel: bool = False
+    enqueue_release: bool = False
     reason: str = ""
     events: tuple[Event, ...] = field(default=())
 
@@ -327,5 +328,5 @@ def decide_intake(
         Outcome.RECORDED_AFTER_SUBMISSION,
         existing.state,
         reason="payment arrived for an order held at Amazon" if release else "update after submission",
-        enqueue_submit=release,
+        enqueue_release=release,
     )

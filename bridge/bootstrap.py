@@ -1,0 +1,46 @@
+"""The composition root: builds settings, channels, engine and clock once, for every entry point."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from .channels import ChannelsConfig, load_channels
+from .clock import Clock, SystemClock
+from .settings import Settings, mask_url
+from .store import make_engine
+
+log = logging.getLogger("bridge")
+
+
+@dataclass
+class Bridge:
+    settings: Settings
+    config: ChannelsConfig
+    engine: Engine
+    clock: Clock = field(default_factory=SystemClock)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    config: ChannelsConfig | None = None,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+) -> Bridge:
+    """Load everything or fail before serving anything (a bad channels file never half-starts)."""
+    settings = settings or Settings.from_env()
+    config = config or load_channels(settings.config_path)
+    for warning in config.warnings:
+        log.warning("channels file: %s; set the variable before going live", warning)
+    engine = engine or make_engine(settings.database_url)
+    log.info("bridge ready database=%s channels=%d", mask_url(settings.database_url), len(config.channels))
+    return Bridge(settings=settings, config=config, engine=engine, clock=clock or SystemClock())

@@ -1,0 +1,167 @@
+"""Storing a verified delivery: one short transaction, then the caller answers 2xx.
+
+The transaction writes the raw delivery (the inbox row), applies `orders.decide_intake` to the
+order it concerns, records the decision in the audit trail, and enqueues the next stage's job.
+Nothing is sent to another system here, so the storefront gets its answer in milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from . import jobs
+from .channels import Channel
+from .clock import Clock
+from .orders import CanonicalOrder, DeliveryKind, IntakeDecision, Outcome, PaymentState, StoredOrder, decide_intake
+from .store import DeliveryRecord, OrderEventRecord, OrderRecord, write_session
+from .storefronts.base import Delivery
+
+log = logging.getLogger("bridge.intake")
+
+JOB_SUBMIT = "submit"
+JOB_CANCEL = "cancel"
+JOB_RELEASE = "release"
+JOB_PRIVACY = "privacy"
+_CONFLICT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    duplicate: bool
+    outcome: str
+    order_id: int | None = None
+
+
+def _insert_delivery(session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> int | None:
+    """The inbox row, or None if this delivery was stored before (a replay)."""
+    existing = session.execute(
+        select(DeliveryRecord.id).where(
+            col(DeliveryRecord.channel_id) == channel.id, col(DeliveryRecord.delivery_key) == delivery.delivery_key
+        )
+    ).first()
+    if existing is not None:
+        return None
+    record = DeliveryRecord(
+        channel_id=channel.id,
+        delivery_key=delivery.delivery_key[:200],
+        event_id=(delivery.event_id or None) and delivery.event_id[:200],  # type: ignore[index]
+        topic=delivery.topic[:64],
+        received_at=clock.now(),
+        body=body,
+    )
+    session.add(record)
+    session.flush()
+    return record.id
+
+
+def _tombstone(channel: Channel, external_id: str, clock: Clock) -> CanonicalOrder:
+    now = clock.now()
+    return CanonicalOrder(
+        channel_id=channel.id, external_id=external_id, display_id=external_id, currency="",
+        payment_state=PaymentState.UNKNOWN, created_at=now, updated_at=now, cancelled=True,
+    )
+
+
+def _apply(
+    session: Session, channel: Channel, delivery: Delivery, delivery_id: int, clock: Clock
+) -> tuple[IntakeDecision, int]:
+    external_id = delivery.order.external_id if delivery.order else delivery.external_id
+    assert external_id and delivery.kind is not None
+    query = select(OrderRecord).where(
+        col(OrderRecord.channel_id) == channel.id, col(OrderRecord.external_id) == external_id
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = session.execute(query).scalars().first()
+    stored = StoredOrder(row.order_state, row.canonical()) if row else None
+
+    incoming = delivery.order
+    if incoming is None:
+        incoming = replace(stored.order, cancelled=True) if stored else _tombstone(channel, external_id, clock)
+    decision = decide_intake(stored, incoming, delivery.kind, channel.intake_policy())
+
+    now = clock.now()
+    if row is None:
+        assert decision.state is not None and decision.order is not None
+        row = OrderRecord(
+            channel_id=channel.id, external_id=external_id, display_id=decision.order.display_id[:128],
+            state=decision.state.value, data=decision.order.to_json(), created_at=now, updated_at=now,
+        )
+        session.add(row)
+        session.flush()  # raises IntegrityError when a concurrent delivery created the order first
+        from_state = None
+    else:
+        from_state = row.state
+        if decision.order is not None:
+            row.data = decision.order.to_json()
+            row.display_id = decision.order.display_id[:128]
+        if decision.state is not None:
+            row.state = decision.state.value
+        row.updated_at = now
+        session.add(row)
+        session.flush()
+    assert row.id is not None
+    session.add(
+        OrderEventRecord(
+            order_id=row.id, at=now, event=f"intake:{decision.outcome.value}", from_state=from_state,
+            to_state=row.state, reason=decision.reason, delivery_id=delivery_id,
+        )
+    )
+    for wanted, kind in (
+        (decision.enqueue_submit, JOB_SUBMIT),
+        (decision.enqueue_cancel, JOB_CANCEL),
+        (decision.enqueue_release, JOB_RELEASE),
+    ):
+        if wanted:
+            jobs.enqueue(session, kind, order_id=row.id, dedupe_key=f"{kind}:{row.id}")
+    return decision, row.id
+
+
+def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> IngestResult:
+    """Store one delivery and its effect atomically. Database errors propagate (caller: 503)."""
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            with write_session(engine) as session:
+                delivery_id = _insert_delivery(session, channel, delivery, body, clock)
+                if delivery_id is None:
+                    return IngestResult(duplicate=True, outcome="duplicate")
+                outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
+                record = session.get(DeliveryRecord, delivery_id)
+                assert record is not None
+                record.outcome = outcome
+                record.order_id = order_id
+                session.add(record)
+                return IngestResult(duplicate=False, outcome=outcome, order_id=order_id)
+        except IntegrityError:
+            # Two first deliveries for the same delivery id or order raced (PostgreSQL); the
+            # loser retries and now sees the winner's row, so both converge on one order.
+            if attempt == _CONFLICT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_effect(
+    session: Session, channel: Channel, delivery: Delivery, delivery_id: int, clock: Clock
+) -> tuple[str, int | None]:
+    if delivery.privacy is not None:
+        jobs.enqueue(
+            session, JOB_PRIVACY,
+            payload={"channel_id": channel.id, "scope": delivery.privacy.scope.value,
+                     "order_external_ids": list(delivery.privacy.order_external_ids), "delivery_id": delivery_id},
+        )
+        return "privacy_queued", None
+    if delivery.kind is None or not (delivery.order or delivery.external_id):
+        return "ignored", None
+    decision, order_id = _apply(session, channel, delivery, delivery_id, clock)
+    if decision.outcome is Outcome.STALE:
+        log.info("stale delivery ignored channel=%s order_id=%s", channel.id, order_id)
+    return decision.outcome.value, order_id
+
+
+__all__ = ["IngestResult", "ingest", "DeliveryKind"]

@@ -1,0 +1,133 @@
+"""The durable queue on a real database (SQLite file, or PostgreSQL when configured)."""
+
+import threading
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from bridge import jobs
+from bridge.store import JobRecord, read_session, write_session
+
+
+def enqueue(db: Engine, kind: str = "submit", **kwargs: object) -> bool:
+    with write_session(db) as session:
+        return jobs.enqueue(session, kind, **kwargs)  # type: ignore[arg-type]
+
+
+def statuses(db: Engine) -> list[str]:
+    with read_session(db) as session:
+        return [j.status for j in session.execute(select(JobRecord).order_by(JobRecord.id)).scalars()]
+
+
+def test_active_jobs_with_the_same_key_are_enqueued_once(db: Engine) -> None:
+    assert enqueue(db, dedupe_key="submit:1")
+    assert not enqueue(db, dedupe_key="submit:1")
+    job = jobs.claim(db)
+    assert job is not None
+    with write_session(db) as session:
+        jobs.complete(session, job)
+    assert enqueue(db, dedupe_key="submit:1"), "a finished job no longer blocks its key"
+
+
+def test_claim_takes_due_jobs_in_order_and_skips_future_ones(db: Engine) -> None:
+    enqueue(db, payload={"n": 1})
+    enqueue(db, payload={"n": 2})
+    enqueue(db, payload={"n": 3}, delay_s=3600)
+    first, second = jobs.claim(db), jobs.claim(db)
+    assert first is not None and second is not None
+    assert (first.payload["n"], second.payload["n"]) == (1, 2)
+    assert jobs.claim(db) is None
+
+
+def test_claim_filters_by_kind(db: Engine) -> None:
+    enqueue(db, kind="sync")
+    assert jobs.claim(db, kinds=["submit"]) is None
+    claimed = jobs.claim(db, kinds=["sync"])
+    assert claimed is not None and claimed.kind == "sync"
+
+
+def test_a_worker_past_its_lease_cannot_complete_a_job_taken_over(db: Engine) -> None:
+    enqueue(db)
+    stale = jobs.claim(db, lease_s=-1)  # its lease is already over
+    assert stale is not None
+    fresh = jobs.claim(db)
+    assert fresh is not None and fresh.id == stale.id and fresh.claim_token != stale.claim_token
+    with pytest.raises(jobs.LostLease), write_session(db) as session:
+        jobs.complete(session, stale)
+    with pytest.raises(jobs.LostLease):
+        jobs.heartbeat(db, stale)
+    with write_session(db) as session:
+        jobs.complete(session, fresh)
+    assert statuses(db) == ["done"]
+
+
+def test_heartbeat_keeps_the_lease(db: Engine) -> None:
+    enqueue(db)
+    job = jobs.claim(db, lease_s=-1)
+    assert job is not None
+    with pytest.raises(jobs.LostLease):
+        jobs.heartbeat(db, job)
+    enqueue(db, kind="other")
+    held = jobs.claim(db, kinds=["other"], lease_s=30)
+    assert held is not None
+    jobs.heartbeat(db, held, lease_s=60)
+    assert jobs.claim(db, kinds=["other"]) is None
+
+
+def test_failures_back_off_then_dead_letter_and_an_operator_can_retry(db: Engine) -> None:
+    enqueue(db, max_attempts=2)
+    job = jobs.claim(db)
+    assert job is not None
+    assert jobs.fail(db, job, "boom", retry_after_s=0) == "ready"
+    job = jobs.claim(db)
+    assert job is not None and job.attempts == 2
+    assert jobs.fail(db, job, "boom again") == "dead"
+    assert jobs.claim(db) is None
+    assert jobs.retry_dead(db, job.id)
+    again = jobs.claim(db)
+    assert again is not None and again.attempts == 1
+
+
+def test_failed_job_waits_for_its_retry_after(db: Engine) -> None:
+    enqueue(db)
+    job = jobs.claim(db)
+    assert job is not None
+    jobs.fail(db, job, "throttled", retry_after_s=600)
+    assert jobs.claim(db) is None
+
+
+def test_release_returns_a_job_without_spending_an_attempt(db: Engine) -> None:
+    enqueue(db)
+    job = jobs.claim(db)
+    assert job is not None
+    jobs.release(db, job)
+    again = jobs.claim(db)
+    assert again is not None and again.attempts == 1
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    samples = [jobs.backoff_s(n, base=1, cap=10) for n in range(1, 30) for _ in range(5)]
+    assert all(0 <= s <= 10 for s in samples)
+    assert len({round(s, 3) for s in samples}) > 10
+
+
+def test_concurrent_claimers_take_each_job_exactly_once(db: Engine) -> None:
+    for n in range(60):
+        enqueue(db, payload={"n": n})
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while (job := jobs.claim(db)) is not None:
+            with write_session(db) as session:
+                jobs.complete(session, job)
+            with lock:
+                taken.append(job.payload["n"])
+
+    threads = [threading.Thread(target=drain) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(60))

@@ -1,0 +1,118 @@
+from pathlib import Path
+
+import pytest
+
+from bridge.channels import ConfigError, load_channels, parse_channels, unsafe_url_reason
+from bridge.orders import PaymentState
+from tests.conftest import EXAMPLE_CONFIG, TEST_ENV
+
+MINIMAL = """\
+version: 1
+amazon:
+  accounts:
+    - id: main
+      region: na
+      embedded_simulator: true
+channels:
+  - id: shop-a
+    platform: shopify
+    webhook_secrets: ["${SECRET}"]
+    storefront: {base_url: "https://shop-a.myshopify.com", access_token: "${TOKEN}"}
+    amazon: {marketplace_id: ATVPDKIKX0DER}
+    skus: {map: {A: FBA-A}}
+"""
+ENV = {"SECRET": "s3cret-value-1", "TOKEN": "shpat_x"}
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_channels(text, "channels.yaml", env if env is not None else ENV)
+    return str(info.value).splitlines()
+
+
+def test_example_file_is_valid_and_typed() -> None:
+    config = load_channels(EXAMPLE_CONFIG, env=TEST_ENV)
+    shop = config.channels["shop-a"]
+    assert shop.platform == "shopify"
+    assert shop.webhook_secrets[0].reveal() == TEST_ENV["SHOP_A_WEBHOOK_SECRET"]
+    assert shop.amazon_sku("TSHIRT-RED-M") == "FBA-TSHIRT-RED-M"
+    assert shop.shipping_speed("express  shipping") == "Expedited"
+    assert shop.shipping_speed("unknown method") == "Standard"
+    assert shop.ship_on == frozenset({PaymentState.PAID})
+    assert config.channels["woo-main"].account_id == "main"
+    assert config.channels["own-shop"].intake_policy().submit_unpaid_on_hold
+
+
+def test_example_defaults_for_secrets_are_reported_as_warnings() -> None:
+    config = load_channels(EXAMPLE_CONFIG, env={})
+    assert any("SHOP_A_WEBHOOK_SECRET" in w for w in config.warnings)
+
+
+def test_missing_env_var_names_the_variable_the_path_and_the_line() -> None:
+    lines = problems(MINIMAL, {"TOKEN": "x"})
+    assert len(lines) == 1
+    assert lines[0].startswith("channels.yaml:10: channels[0].webhook_secrets[0]: environment variable SECRET")
+    assert "export SECRET=" in lines[0]
+
+
+def test_every_schema_problem_is_listed_with_line_and_fix() -> None:
+    bad = MINIMAL.replace("platform: shopify", "platform: shopfy").replace("ATVPDKIKX0DER", "us")
+    bad = bad.replace("skus: {map: {A: FBA-A}}", "skus: {map: {A: FBA-A}, unmaped: skip}")
+    lines = problems(bad)
+    assert len(lines) == 3
+    assert any("channels.yaml:9: channels[0].platform" in line and "use one of: shopify" in line for line in lines)
+    assert any("channels[0].amazon.marketplace_id" in line and ":12:" in line for line in lines)
+    assert any("channels[0].skus" in line and "unmaped" in line and "allowed: map, unmapped" in line for line in lines)
+
+
+def test_secret_values_never_appear_in_problems() -> None:
+    bad = MINIMAL.replace('webhook_secrets: ["${SECRET}"]', 'webhook_secrets: ["short"]')
+    text = "\n".join(problems(bad))
+    assert "webhook_secrets[0]" in text
+    assert "short" not in text
+
+
+def test_duplicate_yaml_keys_are_reported() -> None:
+    lines = problems(MINIMAL.replace("    platform: shopify\n", "    platform: shopify\n    platform: generic\n"))
+    assert any("appears twice" in line and ":10:" in line for line in lines)
+
+
+def test_yaml_syntax_error_has_a_line() -> None:
+    lines = problems("version: 1\nchannels:\n  - id: [unclosed\n")
+    assert lines[0].startswith("channels.yaml:")
+    assert "YAML syntax error" in lines[0]
+
+
+def test_semantic_problems_unknown_account_and_duplicate_ids() -> None:
+    bad = MINIMAL.replace("amazon: {marketplace_id: ATVPDKIKX0DER}", "amazon: {account: other, marketplace_id: ATVPDKIKX0DER}")
+    assert any("unknown Amazon account 'other'" in line for line in problems(bad))
+    doubled = MINIMAL + MINIMAL[MINIMAL.index("  - id: shop-a") :]
+    assert any("used twice" in line for line in problems(doubled))
+
+
+def test_storefront_urls_must_be_public_https_unless_marked_local() -> None:
+    bad = MINIMAL.replace("https://shop-a.myshopify.com", "http://169.254.169.254")
+    assert any("must use https" in line for line in problems(bad))
+    assert unsafe_url_reason("https://10.0.0.5/x", allow_local=False) is not None
+    assert unsafe_url_reason("https://169.254.169.254/latest", allow_local=False) is not None
+    assert unsafe_url_reason("https://shop.example.com", allow_local=False) is None
+    assert unsafe_url_reason("http://127.0.0.1:8701", allow_local=True) is None
+
+
+def test_push_back_credentials_are_required_per_platform() -> None:
+    bad = MINIMAL.replace(', access_token: "${TOKEN}"', "")
+    assert any("storefront.access_token is missing" in line for line in problems(bad))
+
+
+def test_generic_channel_needs_a_standard_webhooks_secret() -> None:
+    generic = MINIMAL.replace("platform: shopify", "platform: generic").replace(
+        'storefront: {base_url: "https://shop-a.myshopify.com", access_token: "${TOKEN}"}',
+        'storefront: {callback_url: "https://shop.example.com/hook"}',
+    )
+    assert any("Standard Webhooks secret" in line for line in problems(generic))
+
+
+def test_missing_file_tells_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_channels(tmp_path / "nope.yaml")
+    assert "BRIDGE_CONFIG" in str(info.value)
