@@ -176,8 +176,7 @@ def write_session(engine: Engine) -> Iterator[Session]:
 def read_session(engine: Engine) -> Iterator[Session]:
     bind = engine.execution_options(sqlite_begin="DEFERRED") if is_sqlite(engine) else engine
     with Session(bind, expire_on_commit=False) as session:
-        yield session
-        session.rollback()
+        yield session  # closing ends the transaction and leaves loaded objects readable
 
 
 def db_now(session: Session) -> float:

@@ -1,0 +1,179 @@
+"""Runs queued jobs: claim, heartbeat while working, finish together with the job's own writes.
+
+A handler gets a `JobContext`. Its last write goes through `ctx.finish()`, which marks the job
+done in the same transaction and first checks that this worker still holds the claim; a worker
+that was paused past its lease therefore cannot record anything for a job another worker took
+over. Handlers signal "try again later" by raising `RetryLater`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session
+
+from . import jobs
+from .bootstrap import Bridge
+from .store import write_session
+
+log = logging.getLogger("bridge.worker")
+
+SHUTDOWN_GRACE_S = 25.0
+
+
+class RetryLater(Exception):
+    """The job could not run now (rate limit, outage, storefront throttling); retry after a delay."""
+
+    def __init__(self, reason: str, after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after_s = after_s
+
+
+@dataclass
+class JobContext:
+    bridge: Bridge
+    job: jobs.ClaimedJob
+    services: Mapping[str, Any] = field(default_factory=dict)
+    finished: bool = False
+
+    @contextmanager
+    def finish(self) -> Iterator[Session]:
+        """The job's final write transaction; raises `jobs.LostLease` if the claim was lost."""
+        with write_session(self.bridge.engine) as session:
+            jobs.assert_held(session, self.job)
+            yield session
+            jobs.complete(session, self.job)
+        self.finished = True
+
+
+Handler = Callable[[JobContext], None]
+
+
+def safe_error(exc: BaseException) -> str:
+    """An error text safe to store and log: our own exceptions carry a code and a PII-free message."""
+    code = getattr(exc, "code", None)
+    if code and isinstance(exc, Exception) and type(exc).__module__.startswith("bridge"):
+        return f"{type(exc).__name__}[{code}]: {exc}"[:2000]
+    if isinstance(exc, RetryLater):
+        return exc.reason[:2000]
+    return type(exc).__name__
+
+
+class _Heartbeat:
+    """Keeps a claim's lease alive while its handler runs."""
+
+    def __init__(self, bridge: Bridge, job: jobs.ClaimedJob, lease_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(bridge, job, lease_s), daemon=True)
+
+    def _run(self, bridge: Bridge, job: jobs.ClaimedJob, lease_s: float) -> None:
+        while not self._stop.wait(lease_s / 3):
+            try:
+                jobs.heartbeat(bridge.engine, job, lease_s)
+            except jobs.LostLease:
+                log.warning("job %s lost its lease while running", job.id)
+                return
+            except Exception as exc:
+                log.warning("heartbeat for job %s failed: %s", job.id, type(exc).__name__)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class Worker:
+    def __init__(
+        self,
+        bridge: Bridge,
+        handlers: Mapping[str, Handler],
+        *,
+        services: Mapping[str, Any] | None = None,
+        lease_s: float = jobs.DEFAULT_LEASE_S,
+        poll_interval_s: float = 0.5,
+    ) -> None:
+        self.bridge = bridge
+        self.handlers = dict(handlers)
+        self.services = dict(services or {})
+        self.lease_s = lease_s
+        self.poll_interval_s = poll_interval_s
+        self.stopping = threading.Event()
+
+    def run_once(self) -> bool:
+        """Claim and run one due job. Returns False when there was nothing to do."""
+        job = jobs.claim(self.bridge.engine, list(self.handlers), self.lease_s)
+        if job is None:
+            return False
+        self._run(job)
+        return True
+
+    def drain(self, limit: int = 10_000) -> int:
+        """Run due jobs until none is left (tests and the demo)."""
+        done = 0
+        while done < limit and self.run_once():
+            done += 1
+        return done
+
+    def _run(self, job: jobs.ClaimedJob) -> None:
+        ctx = JobContext(self.bridge, job, self.services)
+        started = time.perf_counter()
+        try:
+            with _Heartbeat(self.bridge, job, self.lease_s):
+                self.handlers[job.kind](ctx)
+            if not ctx.finished:
+                with ctx.finish():
+                    pass
+            log.info("job %s kind=%s done ms=%.0f", job.id, job.kind, (time.perf_counter() - started) * 1000)
+        except jobs.LostLease:
+            log.warning("job %s kind=%s was taken over by another worker; its result was discarded", job.id, job.kind)
+        except RetryLater as exc:
+            self._fail(job, exc, exc.after_s)
+        except Exception as exc:
+            self._fail(job, exc, None)
+
+    def _fail(self, job: jobs.ClaimedJob, exc: BaseException, after_s: float | None) -> None:
+        error = safe_error(exc)
+        try:
+            status = jobs.fail(self.bridge.engine, job, error, retry_after_s=after_s)
+        except jobs.LostLease:
+            return
+        level = logging.ERROR if status == jobs.DEAD else logging.WARNING
+        log.log(level, "job %s kind=%s attempt=%d failed (%s): %s", job.id, job.kind, job.attempts, status, error)
+
+    def run_forever(self) -> None:
+        """Poll until `stop()`; an in-flight job is finished before returning."""
+        log.info("worker started kinds=%s", ",".join(sorted(self.handlers)))
+        while not self.stopping.is_set():
+            try:
+                worked = self.run_once()
+            except Exception as exc:
+                log.warning("worker could not claim a job: %s", type(exc).__name__)
+                worked = False
+            if not worked:
+                self.stopping.wait(self.poll_interval_s)
+        log.info("worker stopped")
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def install_signal_handlers(stop: Callable[[], None]) -> None:
+    """SIGTERM/SIGINT stop claiming; the current job finishes (Heroku allows 30 s)."""
+
+    def _handler(signum: int, _frame: Any) -> None:
+        log.info("signal %s: finishing the current job, then exiting", signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)

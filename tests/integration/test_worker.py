@@ -1,0 +1,118 @@
+"""The worker runtime and the privacy stage on a real database."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from bridge import jobs
+from bridge.bootstrap import Bridge
+from bridge.intake import ingest
+from bridge.pipeline.privacy import REDACTED_BODY, handle_privacy_job, purge_expired
+from bridge.store import DeliveryRecord, JobRecord, OrderEventRecord, OrderRecord, read_session, write_session
+from bridge.storefronts.base import Delivery, PrivacyRequest, PrivacyScope
+from bridge.worker import JobContext, RetryLater, Worker
+from tests.integration.test_intake_service import delivery, make_order
+
+
+def add_job(bridge: Bridge, kind: str = "t", **payload: object) -> None:
+    with write_session(bridge.engine) as session:
+        jobs.enqueue(session, kind, payload=dict(payload), max_attempts=2)
+
+
+def job_rows(bridge: Bridge) -> list[JobRecord]:
+    with read_session(bridge.engine) as session:
+        return list(session.execute(select(JobRecord).order_by(JobRecord.id)).scalars())
+
+
+def test_handler_writes_and_job_completion_commit_together(bridge: Bridge) -> None:
+    ingest(bridge.engine, bridge.config.channels["shop-a"], delivery("d1", make_order()), b"{}", bridge.clock)
+
+    def handler(ctx: JobContext) -> None:
+        with ctx.finish() as session:
+            row = session.execute(select(OrderRecord)).scalars().one()
+            row.attention_reason = "touched"
+            session.add(row)
+
+    add_job(bridge)
+    assert Worker(bridge, {"t": handler}).run_once()
+    assert [j.status for j in job_rows(bridge) if j.kind == "t"] == ["done"]
+    with read_session(bridge.engine) as session:
+        assert session.execute(select(OrderRecord)).scalars().one().attention_reason == "touched"
+
+
+def test_retry_later_then_dead_letter_with_a_safe_error(bridge: Bridge) -> None:
+    def handler(ctx: JobContext) -> None:
+        raise RetryLater("storefront throttled", after_s=0)
+
+    add_job(bridge)
+    worker = Worker(bridge, {"t": handler})
+    assert worker.run_once() and worker.run_once()
+    [job] = job_rows(bridge)
+    assert (job.status, job.attempts, job.last_error) == ("dead", 2, "storefront throttled")
+
+
+def test_unexpected_exception_text_is_not_stored(bridge: Bridge) -> None:
+    def handler(ctx: JobContext) -> None:
+        raise ValueError("jane.canary@example.com")
+
+    add_job(bridge)
+    Worker(bridge, {"t": handler}).run_once()
+    [job] = job_rows(bridge)
+    assert job.last_error == "ValueError"
+
+
+def test_a_worker_paused_past_its_lease_records_nothing(bridge: Bridge) -> None:
+    """Worker A stalls beyond its lease; B takes the job over; A's late result is discarded."""
+    results: list[str] = []
+
+    def slow_handler(ctx: JobContext) -> None:
+        takeover = jobs.claim(bridge.engine, ["t"])  # another worker, after A's lease ran out
+        assert takeover is not None
+        with write_session(bridge.engine) as session:
+            jobs.complete(session, takeover)
+        results.append("B done")
+        with ctx.finish():
+            results.append("A recorded")  # must not happen
+
+    add_job(bridge)
+    Worker(bridge, {"t": slow_handler}, lease_s=-1).run_once()
+    assert results == ["B done"]
+    [job] = job_rows(bridge)
+    assert job.status == "done" and job.attempts == 2
+
+
+def test_customer_redact_removes_personal_data_of_listed_orders_only(bridge: Bridge) -> None:
+    channel = bridge.config.channels["shop-a"]
+    ingest(bridge.engine, channel, delivery("d1", make_order("1")), b'{"email": "canary@example.com"}', bridge.clock)
+    ingest(bridge.engine, channel, delivery("d2", make_order("2")), b'{"email": "keep@example.com"}', bridge.clock)
+    request = PrivacyRequest(PrivacyScope.CUSTOMER_REDACT, ("1",))
+    ingest(bridge.engine, channel, Delivery("customers/redact", "r1", privacy=request), b'{"x": 1}', bridge.clock)
+    Worker(bridge, {"privacy": handle_privacy_job}).drain()
+    with read_session(bridge.engine) as session:
+        rows = {r.external_id: r for r in session.execute(select(OrderRecord)).scalars()}
+        bodies = {d.delivery_key: d.body for d in session.execute(select(DeliveryRecord)).scalars()}
+        events = [e.event for e in session.execute(select(OrderEventRecord)).scalars()]
+    assert rows["1"].canonical().destination is None and rows["1"].pii_purged_at is not None
+    assert rows["1"].canonical().lines == make_order("1").lines, "operational data is kept"
+    assert rows["2"].canonical().destination is not None
+    assert bodies["d1"] == REDACTED_BODY and bodies["r1"] == REDACTED_BODY and b"keep@" in bodies["d2"]
+    assert "privacy:purged" in events
+
+
+def test_retention_purges_only_finished_orders_past_the_cutoff(bridge: Bridge) -> None:
+    channel = bridge.config.channels["shop-a"]
+    ingest(bridge.engine, channel, delivery("d1", make_order("1")), b"{}", bridge.clock)
+    ingest(bridge.engine, channel, delivery("d2", make_order("2")), b"{}", bridge.clock)
+    with write_session(bridge.engine) as session:
+        row = session.execute(select(OrderRecord).where(OrderRecord.external_id == "1")).scalars().one()
+        row.state = "shipped"
+        session.add(row)
+    bridge.clock.advance(31 * 86400)  # type: ignore[attr-defined]
+    purged: list[int] = []
+    add_job(bridge, "purge")
+    Worker(bridge, {"purge": lambda ctx: purged.append(purge_expired(ctx, timedelta(days=30)))}).run_once()
+    assert purged == [1]
+    with read_session(bridge.engine) as session:
+        rows = {r.external_id: r for r in session.execute(select(OrderRecord)).scalars()}
+    assert rows["1"].pii_purged_at is not None and rows["2"].pii_purged_at is None
