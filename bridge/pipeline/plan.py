@@ -1,0 +1,195 @@
+"""From a canonical order and its channel to an MCF request, or a precise reason not to send one.
+
+Pure functions: everything Amazon would reject (missing address fields, lengths, unmapped SKUs,
+countries the channel does not ship to) is found here, before a request is spent, and becomes
+an operator-readable reason. Reasons name fields and SKUs, never the customer's data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..amazon.models import (
+    Address,
+    CreateFulfillmentOrderItem,
+    CreateFulfillmentOrderRequest,
+    FulfillmentAction,
+    FulfillmentPolicy,
+    FulfillmentPreview,
+    GetFulfillmentPreviewItem,
+    GetFulfillmentPreviewRequest,
+    ShippingSpeedCategory,
+)
+from ..channels import Channel
+from ..orders import CanonicalOrder
+from ..storefronts.base import schema_problems
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_ORDER_ID = 40
+MAX_ITEM_ID = 50
+DEFAULT_COMMENT = "Thank you for your order {display_id}!"
+
+
+def seller_fulfillment_order_id(channel_id: str, external_id: str) -> str:
+    """Deterministic and stable across retries: `<channel>-<order id>` when that is short and safe
+    (readable in Seller Central), otherwise a hash of both. Amazon mangles `+` and spaces."""
+    readable = f"{channel_id}-{external_id}"
+    if len(readable) <= MAX_ORDER_ID and _SAFE_ID.match(readable):
+        return readable
+    digest = hashlib.sha256(f"{channel_id}\0{external_id}".encode()).hexdigest()
+    return f"fbb-{digest[: MAX_ORDER_ID - 4]}"
+
+
+def _item_id(line_id: str) -> str:
+    if len(line_id) <= MAX_ITEM_ID and _SAFE_ID.match(line_id):
+        return line_id
+    return hashlib.sha256(line_id.encode()).hexdigest()[:MAX_ITEM_ID]
+
+
+@dataclass(frozen=True)
+class Park:
+    """The order needs an operator (or a fix in the storefront); `reason` says what and how."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Nothing in the order is for Amazon to ship."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    seller_fulfillment_order_id: str
+    speed: ShippingSpeedCategory
+    preview: GetFulfillmentPreviewRequest
+    create: CreateFulfillmentOrderRequest
+    skipped_skus: tuple[str, ...] = ()
+
+
+def _comment(channel: Channel, order: CanonicalOrder) -> str:
+    template = channel.packing_slip_comment or DEFAULT_COMMENT
+    return template.replace("{display_id}", order.display_id).strip()[:750] or "Thank you for your order!"
+
+
+def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = False) -> Plan | Park | Skip:
+    shippable = [line for line in order.lines if line.requires_shipping]
+    if not shippable:
+        return Skip("no line requires shipping")
+    mapped: list[tuple[str, str, int]] = []
+    unmapped: list[str] = []
+    for line in shippable:
+        amazon_sku = channel.amazon_sku(line.sku)
+        if amazon_sku is None:
+            unmapped.append(line.sku or f"(line {line.line_id} has no SKU)")
+        else:
+            mapped.append((_item_id(line.line_id), amazon_sku, line.quantity))
+    if unmapped and channel.unmapped_policy == "hold":
+        return Park(
+            f"SKU(s) not mapped to Amazon: {', '.join(unmapped)}; add them to skus.map of channel "
+            f"{channel.id} or set skus.unmapped: skip"
+        )
+    if not mapped:
+        return Skip(f"no SKU is mapped to Amazon (unmapped: {', '.join(unmapped)})")
+    if order.destination is None:
+        return Park("the order has no shipping address; add one in the storefront")
+    dest = order.destination
+    if channel.countries is not None and dest.country_code not in channel.countries:
+        return Park(
+            f"destination country {dest.country_code or '(none)'} is not in channel {channel.id}'s "
+            f"countries ({', '.join(sorted(channel.countries))})"
+        )
+    speed = ShippingSpeedCategory(channel.shipping_speed(order.shipping_method))
+    if hold and speed is ShippingSpeedCategory.SCHEDULED_DELIVERY:
+        return Park("an unpaid order cannot be held at Amazon with ScheduledDelivery; wait for payment")
+
+    address = Address(
+        name=dest.name,
+        address_line1=dest.line1,
+        address_line2=dest.line2 or None,
+        address_line3=dest.line3 or None,
+        city=dest.city or None,
+        district_or_county=dest.district or None,
+        state_or_region=dest.state or None,
+        postal_code=dest.postal_code,
+        country_code=dest.country_code,
+        phone=dest.phone or None,
+    )
+    sfo_id = seller_fulfillment_order_id(channel.id, order.external_id)
+    gift = order.gift_message[:512] or None
+    items = [
+        CreateFulfillmentOrderItem(
+            seller_sku=sku,
+            seller_fulfillment_order_item_id=item_id,
+            quantity=qty,
+            gift_message=gift if i == 0 else None,
+        )
+        for i, (item_id, sku, qty) in enumerate(mapped)
+    ]
+    create = CreateFulfillmentOrderRequest(
+        seller_fulfillment_order_id=sfo_id,
+        displayable_order_id=order.display_id[:MAX_ORDER_ID] or order.external_id[:MAX_ORDER_ID],
+        displayable_order_date=order.created_at,
+        displayable_order_comment=_comment(channel, order),
+        shipping_speed_category=speed,
+        destination_address=address,
+        items=items,
+        marketplace_id=channel.marketplace_id,
+        fulfillment_action=FulfillmentAction.HOLD if hold else FulfillmentAction.SHIP,
+        fulfillment_policy=FulfillmentPolicy(channel.fulfillment_policy),
+        notification_emails=channel.notification_emails,
+    )
+    problems = schema_problems("spapi/create_fulfillment_order", create.to_api())
+    if problems:
+        details = "; ".join(f"{p['path'].removeprefix('$.')}: {p['fix']}" for p in problems)
+        return Park(f"Amazon would reject this order: {details}")
+    preview = GetFulfillmentPreviewRequest(
+        address=address,
+        items=[
+            GetFulfillmentPreviewItem(
+                seller_sku=i.seller_sku,
+                seller_fulfillment_order_item_id=i.seller_fulfillment_order_item_id,
+                quantity=i.quantity,
+            )
+            for i in items
+        ],
+        marketplace_id=channel.marketplace_id,
+        shipping_speed_categories=[speed],
+    )
+    return Plan(sfo_id, speed, preview, create, tuple(unmapped))
+
+
+def judge_preview(previews: Sequence[FulfillmentPreview], plan: Plan, channel: Channel) -> Park | None:
+    """None when the preview allows creating the order under the channel's rules."""
+    chosen = next((p for p in previews if p.shipping_speed_category == plan.speed), None)
+    if chosen is None:
+        return Park(f"Amazon returned no preview for shipping speed {plan.speed}")
+    if not chosen.is_fulfillable:
+        reasons = [
+            f"{item.seller_sku}: {', '.join(item.reasons) or 'unfulfillable'}"
+            for item in chosen.unfulfillable_items
+        ]
+        reasons += list(chosen.order_unfulfillable_reasons)
+        return Park("Amazon cannot fulfil this order: " + ("; ".join(reasons) or "no reason given"))
+    cap = channel.fee_cap
+    try:
+        fees = chosen.estimated_fees_total
+    except ValueError:
+        return Park("Amazon quoted fees in more than one currency; review the order before creating it")
+    if cap is not None and fees is not None:
+        if fees.currency_code != cap.currency:
+            return Park(
+                f"estimated fees are in {fees.currency_code} but the fee cap is in {cap.currency}; "
+                "adjust fee_cap"
+            )
+        if fees.value > cap.amount:
+            return Park(
+                f"held for an operator: estimated fees {fees.value} {fees.currency_code} exceed the "
+                f"channel's cap {cap.amount} {cap.currency}"
+            )
+    return None
