@@ -29,8 +29,16 @@ from .settings import Secret
 Path_ = tuple[str | int, ...]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_KEYS = {"webhook_secrets", "access_token", "consumer_key", "consumer_secret", "callback_secret",
-                "client_id", "client_secret", "refresh_token"}
+_SECRET_KEYS = {
+    "webhook_secrets",
+    "access_token",
+    "consumer_key",
+    "consumer_secret",
+    "callback_secret",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+}
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,9 @@ class Channel:
     storefront: StorefrontConfig = field(default_factory=StorefrontConfig)
 
     def intake_policy(self) -> IntakePolicy:
-        return IntakePolicy(ship_on=self.ship_on, submit_unpaid_on_hold=self.unpaid_policy == "hold_at_amazon")
+        return IntakePolicy(
+            ship_on=self.ship_on, submit_unpaid_on_hold=self.unpaid_policy == "hold_at_amazon"
+        )
 
     def amazon_sku(self, storefront_sku: str) -> str | None:
         return self.sku_map.get(storefront_sku.strip()) if storefront_sku else None
@@ -169,8 +179,12 @@ class _Doc:
                 key = str(key)
                 if key in out:
                     self.problems.append(
-                        ConfigProblem(_render_path((*path, key)), f"key {key!r} appears twice",
-                                      "keep one of the two entries", key_node.start_mark.line + 1)
+                        ConfigProblem(
+                            _render_path((*path, key)),
+                            f"key {key!r} appears twice",
+                            "keep one of the two entries",
+                            key_node.start_mark.line + 1,
+                        )
                     )
                 out[key] = self.build(value_node, (*path, key))
             return out
@@ -199,9 +213,12 @@ def _interpolate(value: Any, path: Path_, doc: _Doc, env: Mapping[str, str], def
                 defaulted.add(f"{_render_path(path)} uses the example default for ${{{name}}}")
             return default
         doc.problems.append(
-            ConfigProblem(_render_path(path), f"environment variable {name} is not set",
-                          f"export {name}=..., or write ${{{name}:-value}} to give a default",
-                          doc.line_of(path))
+            ConfigProblem(
+                _render_path(path),
+                f"environment variable {name} is not set",
+                f"export {name}=..., or write ${{{name}:-value}} to give a default",
+                doc.line_of(path),
+            )
         )
         return ""
 
@@ -228,7 +245,9 @@ def _fix_for(error: ValidationError) -> str:
     if kind == "type":
         return f"write a value of type {error.validator_value}"
     if kind in ("pattern", "format"):
-        return f"write {schema['description']}" if "description" in schema else f"match {error.validator_value}"
+        return (
+            f"write {schema['description']}" if "description" in schema else f"match {error.validator_value}"
+        )
     if kind in ("minItems", "minLength"):
         return "it must not be empty"
     if kind in ("maxItems", "maxLength"):
@@ -251,21 +270,32 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
     for i, ch in enumerate(raw.get("channels", [])):
         cid = ch.get("id")
         if cid in seen:
-            problem(("channels", i, "id"), f"channel id {cid!r} is used twice", "give every channel its own id")
+            problem(
+                ("channels", i, "id"), f"channel id {cid!r} is used twice", "give every channel its own id"
+            )
         seen[cid] = i
         account = ch.get("amazon", {}).get("account")
         if account is None and len(accounts) != 1:
-            problem(("channels", i, "amazon"), "no Amazon account named",
-                    "add `account: <id>` naming one of amazon.accounts" if accounts else "add amazon.accounts")
+            problem(
+                ("channels", i, "amazon"),
+                "no Amazon account named",
+                "add `account: <id>` naming one of amazon.accounts" if accounts else "add amazon.accounts",
+            )
         elif account is not None and account not in accounts:
-            problem(("channels", i, "amazon", "account"), f"unknown Amazon account {account!r}",
-                    "use an id listed under amazon.accounts: " + (", ".join(sorted(accounts)) or "(none)"))
+            problem(
+                ("channels", i, "amazon", "account"),
+                f"unknown Amazon account {account!r}",
+                "use an id listed under amazon.accounts: " + (", ".join(sorted(accounts)) or "(none)"),
+            )
         _check_storefront(ch, ("channels", i), problem)
         if ch.get("platform") == "generic":
             for j, secret in enumerate(ch.get("webhook_secrets", [])):
                 if not _is_standard_webhooks_secret(secret):
-                    problem(("channels", i, "webhook_secrets", j), "not a Standard Webhooks secret",
-                            "write whsec_ followed by base64 of at least 24 random bytes")
+                    problem(
+                        ("channels", i, "webhook_secrets", j),
+                        "not a Standard Webhooks secret",
+                        "write whsec_ followed by base64 of at least 24 random bytes",
+                    )
 
 
 def _check_storefront(ch: dict[str, Any], path: Path_, problem: Any) -> None:
@@ -277,15 +307,21 @@ def _check_storefront(ch: dict[str, Any], path: Path_, problem: Any) -> None:
     }.get(ch.get("platform", ""), ())
     for key in needed:
         if not sf.get(key):
-            problem((*path, "storefront"), f"storefront.{key} is missing (needed to push shipments back)",
-                    f"add storefront.{key}")
+            problem(
+                (*path, "storefront"),
+                f"storefront.{key} is missing (needed to push shipments back)",
+                f"add storefront.{key}",
+            )
     for key in ("base_url", "callback_url"):
         url = sf.get(key)
         if url:
             reason = unsafe_url_reason(url, allow_local=bool(sf.get("local")))
             if reason:
-                problem((*path, "storefront", key), reason,
-                        "use the shop's public https:// address (set `local: true` only for test servers)")
+                problem(
+                    (*path, "storefront", key),
+                    reason,
+                    "use the shop's public https:// address (set `local: true` only for test servers)",
+                )
 
 
 def unsafe_url_reason(url: str, *, allow_local: bool) -> str | None:
@@ -321,7 +357,9 @@ def _is_standard_webhooks_secret(secret: str) -> bool:
 # Public entry points
 
 
-def parse_channels(text: str, source: str = "<channels>", env: Mapping[str, str] | None = None) -> ChannelsConfig:
+def parse_channels(
+    text: str, source: str = "<channels>", env: Mapping[str, str] | None = None
+) -> ChannelsConfig:
     env = os.environ if env is None else env
     doc = _Doc()
     try:
@@ -330,17 +368,27 @@ def parse_channels(text: str, source: str = "<channels>", env: Mapping[str, str]
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         reason = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(source, [ConfigProblem("", f"YAML syntax error: {reason}",
-                                                 "fix the indentation or quoting on that line", line)]) from None
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    "", f"YAML syntax error: {reason}", "fix the indentation or quoting on that line", line
+                )
+            ],
+        ) from None
     if node is None:
         raise ConfigError(source, [ConfigProblem("", "the file is empty", "start from config/channels.yaml")])
     raw = doc.build(node, ())
     defaulted: set[str] = set()
     raw = _interpolate(raw, (), doc, env, defaulted)
     if not isinstance(raw, dict):
-        raise ConfigError(source, [ConfigProblem("", "the top level must be a mapping", "start with `version: 1`", 1)])
+        raise ConfigError(
+            source, [ConfigProblem("", "the top level must be a mapping", "start with `version: 1`", 1)]
+        )
     reported = {p.path for p in doc.problems}
-    for error in sorted(validator("channels").iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(
+        validator("channels").iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))
+    ):
         path = tuple(error.absolute_path)
         if _render_path(path) in reported:
             continue  # already explained by a missing environment variable
@@ -359,10 +407,16 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
     accounts = {}
     for a in raw.get("amazon", {}).get("accounts", []):
         accounts[a["id"]] = AmazonAccount(
-            id=a["id"], region=a["region"], sandbox=a.get("sandbox", False), endpoint=a.get("endpoint"),
-            token_endpoint=a.get("token_endpoint"), local_simulator=a.get("local_simulator", False),
-            embedded_simulator=a.get("embedded_simulator", False), seller_id=a.get("seller_id", ""),
-            client_id=_secret(a.get("client_id")), client_secret=_secret(a.get("client_secret")),
+            id=a["id"],
+            region=a["region"],
+            sandbox=a.get("sandbox", False),
+            endpoint=a.get("endpoint"),
+            token_endpoint=a.get("token_endpoint"),
+            local_simulator=a.get("local_simulator", False),
+            embedded_simulator=a.get("embedded_simulator", False),
+            seller_id=a.get("seller_id", ""),
+            client_id=_secret(a.get("client_id")),
+            client_secret=_secret(a.get("client_secret")),
             refresh_token=_secret(a.get("refresh_token")),
         )
     only_account = next(iter(accounts)) if len(accounts) == 1 else ""
@@ -388,7 +442,9 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
             fee_cap=Money(Decimal(fee_cap["amount"]), fee_cap["currency"]) if fee_cap else None,
             packing_slip_comment=ch.get("packing_slip_comment", ""),
             notification_emails=tuple(ch.get("notification_emails", ())),
-            ship_on=frozenset(PaymentState(p) for p in payment.get("ship_on", ["paid", "partially_refunded"])),
+            ship_on=frozenset(
+                PaymentState(p) for p in payment.get("ship_on", ["paid", "partially_refunded"])
+            ),
             unpaid_policy=payment.get("unpaid", "wait"),
             storefront=StorefrontConfig(
                 base_url=sf.get("base_url", "").rstrip("/"),
@@ -411,10 +467,25 @@ def load_channels(path: Path | str, env: Mapping[str, str] | None = None) -> Cha
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(path), [ConfigProblem("", "file not found",
-                                                    "set BRIDGE_CONFIG to your channels file, or copy "
-                                                    "config/channels.yaml")]) from None
+        raise ConfigError(
+            str(path),
+            [
+                ConfigProblem(
+                    "",
+                    "file not found",
+                    "set BRIDGE_CONFIG to your channels file, or copy config/channels.yaml",
+                )
+            ],
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [ConfigProblem("", f"cannot read the file ({type(exc).__name__})",
-                                                    "check the path and that it is UTF-8 text")]) from None
+        raise ConfigError(
+            str(path),
+            [
+                ConfigProblem(
+                    "",
+                    f"cannot read the file ({type(exc).__name__})",
+                    "check the path and that it is UTF-8 text",
+                )
+            ],
+        ) from None
     return parse_channels(text, str(path), env)

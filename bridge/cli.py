@@ -26,7 +26,9 @@ def _bootstrap() -> Any:
     try:
         return bootstrap(settings)
     except ConfigError as exc:
-        raise click.ClickException(f"the channels file has problems; the bridge will not start:\n{exc}") from None
+        raise click.ClickException(
+            f"the channels file has problems; the bridge will not start:\n{exc}"
+        ) from None
 
 
 @click.group()

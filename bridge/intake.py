@@ -18,7 +18,14 @@ from sqlmodel import Session, col
 from . import jobs
 from .channels import Channel
 from .clock import Clock
-from .orders import CanonicalOrder, DeliveryKind, IntakeDecision, Outcome, PaymentState, StoredOrder, decide_intake
+from .orders import (
+    CanonicalOrder,
+    IntakeDecision,
+    Outcome,
+    PaymentState,
+    StoredOrder,
+    decide_intake,
+)
 from .store import DeliveryRecord, OrderEventRecord, OrderRecord, write_session
 from .storefronts.base import Delivery
 
@@ -38,11 +45,14 @@ class IngestResult:
     order_id: int | None = None
 
 
-def _insert_delivery(session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> int | None:
+def _insert_delivery(
+    session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock
+) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
     existing = session.execute(
         select(DeliveryRecord.id).where(
-            col(DeliveryRecord.channel_id) == channel.id, col(DeliveryRecord.delivery_key) == delivery.delivery_key
+            col(DeliveryRecord.channel_id) == channel.id,
+            col(DeliveryRecord.delivery_key) == delivery.delivery_key,
         )
     ).first()
     if existing is not None:
@@ -63,8 +73,14 @@ def _insert_delivery(session: Session, channel: Channel, delivery: Delivery, bod
 def _tombstone(channel: Channel, external_id: str, clock: Clock) -> CanonicalOrder:
     now = clock.now()
     return CanonicalOrder(
-        channel_id=channel.id, external_id=external_id, display_id=external_id, currency="",
-        payment_state=PaymentState.UNKNOWN, created_at=now, updated_at=now, cancelled=True,
+        channel_id=channel.id,
+        external_id=external_id,
+        display_id=external_id,
+        currency="",
+        payment_state=PaymentState.UNKNOWN,
+        created_at=now,
+        updated_at=now,
+        cancelled=True,
     )
 
 
@@ -83,15 +99,22 @@ def _apply(
 
     incoming = delivery.order
     if incoming is None:
-        incoming = replace(stored.order, cancelled=True) if stored else _tombstone(channel, external_id, clock)
+        incoming = (
+            replace(stored.order, cancelled=True) if stored else _tombstone(channel, external_id, clock)
+        )
     decision = decide_intake(stored, incoming, delivery.kind, channel.intake_policy())
 
     now = clock.now()
     if row is None:
         assert decision.state is not None and decision.order is not None
         row = OrderRecord(
-            channel_id=channel.id, external_id=external_id, display_id=decision.order.display_id[:128],
-            state=decision.state.value, data=decision.order.to_json(), created_at=now, updated_at=now,
+            channel_id=channel.id,
+            external_id=external_id,
+            display_id=decision.order.display_id[:128],
+            state=decision.state.value,
+            data=decision.order.to_json(),
+            created_at=now,
+            updated_at=now,
         )
         session.add(row)
         session.flush()  # raises IntegrityError when a concurrent delivery created the order first
@@ -109,8 +132,13 @@ def _apply(
     assert row.id is not None
     session.add(
         OrderEventRecord(
-            order_id=row.id, at=now, event=f"intake:{decision.outcome.value}", from_state=from_state,
-            to_state=row.state, reason=decision.reason, delivery_id=delivery_id,
+            order_id=row.id,
+            at=now,
+            event=f"intake:{decision.outcome.value}",
+            from_state=from_state,
+            to_state=row.state,
+            reason=decision.reason,
+            delivery_id=delivery_id,
         )
     )
     for wanted, kind in (
@@ -151,9 +179,14 @@ def _record_effect(
 ) -> tuple[str, int | None]:
     if delivery.privacy is not None:
         jobs.enqueue(
-            session, JOB_PRIVACY,
-            payload={"channel_id": channel.id, "scope": delivery.privacy.scope.value,
-                     "order_external_ids": list(delivery.privacy.order_external_ids), "delivery_id": delivery_id},
+            session,
+            JOB_PRIVACY,
+            payload={
+                "channel_id": channel.id,
+                "scope": delivery.privacy.scope.value,
+                "order_external_ids": list(delivery.privacy.order_external_ids),
+                "delivery_id": delivery_id,
+            },
         )
         return "privacy_queued", None
     if delivery.kind is None or not (delivery.order or delivery.external_id):
@@ -162,6 +195,3 @@ def _record_effect(
     if decision.outcome is Outcome.STALE:
         log.info("stale delivery ignored channel=%s order_id=%s", channel.id, order_id)
     return decision.outcome.value, order_id
-
-
-__all__ = ["IngestResult", "ingest", "DeliveryKind"]

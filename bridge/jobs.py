@@ -81,7 +81,9 @@ def enqueue(
     return session.execute(stmt).scalar_one_or_none() is not None
 
 
-def claim(engine: Engine, kinds: list[str] | None = None, lease_s: float = DEFAULT_LEASE_S) -> ClaimedJob | None:
+def claim(
+    engine: Engine, kinds: list[str] | None = None, lease_s: float = DEFAULT_LEASE_S
+) -> ClaimedJob | None:
     """Take the oldest due job (or one whose lease ran out), in one short transaction."""
     token = secrets.token_hex(16)
     with write_session(engine) as session:
@@ -178,11 +180,13 @@ def fail(engine: Engine, job: ClaimedJob, error: str, *, retry_after_s: float | 
         return record.status
 
 
-def release(engine: Engine, job: ClaimedJob, delay_s: float = 0.0) -> None:
+def release(engine: Engine, job: ClaimedJob, delay_s: float = 0.0, note: str = "") -> None:
     """Give a job back without counting an attempt (shutdown, or waiting on something else)."""
     with write_session(engine) as session:
         record = _owned(session, job, for_update=True)
         record.status = READY
+        if note:
+            record.last_error = note[:2000]
         record.attempts = max(0, record.attempts - 1)
         record.lease_until = None
         record.run_at = db_now(session) + delay_s

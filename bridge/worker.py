@@ -31,10 +31,11 @@ SHUTDOWN_GRACE_S = 25.0
 class RetryLater(Exception):
     """The job could not run now (rate limit, outage, storefront throttling); retry after a delay."""
 
-    def __init__(self, reason: str, after_s: float | None = None) -> None:
+    def __init__(self, reason: str, after_s: float | None = None, *, count_attempt: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.after_s = after_s
+        self.count_attempt = count_attempt
 
 
 @dataclass
@@ -136,9 +137,14 @@ class Worker:
                     pass
             log.info("job %s kind=%s done ms=%.0f", job.id, job.kind, (time.perf_counter() - started) * 1000)
         except jobs.LostLease:
-            log.warning("job %s kind=%s was taken over by another worker; its result was discarded", job.id, job.kind)
+            log.warning(
+                "job %s kind=%s was taken over by another worker; its result was discarded", job.id, job.kind
+            )
         except RetryLater as exc:
-            self._fail(job, exc, exc.after_s)
+            if exc.count_attempt:
+                self._fail(job, exc, exc.after_s)
+            else:
+                self._postpone(job, exc)
         except Exception as exc:
             self._fail(job, exc, None)
 
@@ -149,7 +155,17 @@ class Worker:
         except jobs.LostLease:
             return
         level = logging.ERROR if status == jobs.DEAD else logging.WARNING
-        log.log(level, "job %s kind=%s attempt=%d failed (%s): %s", job.id, job.kind, job.attempts, status, error)
+        log.log(
+            level, "job %s kind=%s attempt=%d failed (%s): %s", job.id, job.kind, job.attempts, status, error
+        )
+
+    def _postpone(self, job: jobs.ClaimedJob, exc: RetryLater) -> None:
+        delay = exc.after_s if exc.after_s is not None else jobs.BACKOFF_BASE_S
+        try:
+            jobs.release(self.bridge.engine, job, delay_s=delay, note=exc.reason)
+        except jobs.LostLease:
+            return
+        log.warning("job %s kind=%s postponed %.0fs: %s", job.id, job.kind, delay, exc.reason)
 
     def run_forever(self) -> None:
         """Poll until `stop()`; an in-flight job is finished before returning."""

@@ -29,8 +29,14 @@ MAX_JSON_DEPTH = 32
 class Rejection(Exception):
     """A delivery we refuse, with the HTTP status and a body safe to return (no personal data)."""
 
-    def __init__(self, status: int, code: str, message: str, problems: list[dict[str, str]] | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        problems: list[dict[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -128,7 +134,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise Rejection(400, "duplicate_key", f"the JSON object key {key!r} appears twice; send each key once")
+            raise Rejection(
+                400, "duplicate_key", f"the JSON object key {key!r} appears twice; send each key once"
+            )
         out[key] = value
     return out
 
@@ -170,17 +178,22 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise Rejection(
-            400, "invalid_json", f"the body is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+            400,
+            "invalid_json",
+            f"the body is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
         ) from None
     except RecursionError:
-        raise Rejection(400, "too_deep", f"the JSON nests deeper than {max_depth} levels; flatten it") from None
+        raise Rejection(
+            400, "too_deep", f"the JSON nests deeper than {max_depth} levels; flatten it"
+        ) from None
 
 
 def require_json_content_type(headers: Mapping[str, str]) -> None:
     ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
     if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
-        raise Rejection(415, "unsupported_media_type",
-                        "send the body as application/json (Content-Type header)")
+        raise Rejection(
+            415, "unsupported_media_type", "send the body as application/json (Content-Type header)"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,11 +214,16 @@ def _problem(error: ValidationError) -> dict[str, str]:
     where = json_path(error.absolute_path)
     if rule == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "a field"
-        return {"path": json_path([*error.absolute_path, missing]), "rule": "required",
-                "fix": f"include `{missing}`"}
+        return {
+            "path": json_path([*error.absolute_path, missing]),
+            "rule": "required",
+            "fix": f"include `{missing}`",
+        }
     fixes = {
         "type": f"send a value of type {value}",
-        "enum": "use one of: " + ", ".join(map(str, value)) if isinstance(value, list) else "use an allowed value",
+        "enum": "use one of: " + ", ".join(map(str, value))
+        if isinstance(value, list)
+        else "use an allowed value",
         "const": f"send {value!r}",
         "minLength": f"send at least {value} character(s)",
         "maxLength": f"send at most {value} characters",
@@ -218,7 +236,11 @@ def _problem(error: ValidationError) -> dict[str, str]:
         "format": f"send a valid {value}",
         "additionalProperties": "remove fields that are not part of the format",
     }
-    return {"path": where, "rule": rule, "fix": str(fixes.get(rule, schema.get("description", "see the schema")))}
+    return {
+        "path": where,
+        "rule": rule,
+        "fix": str(fixes.get(rule, schema.get("description", "see the schema"))),
+    }
 
 
 def schema_problems(schema_name: str, document: Any) -> list[dict[str, str]]:
@@ -229,8 +251,12 @@ def schema_problems(schema_name: str, document: Any) -> list[dict[str, str]]:
 def validate_or_reject(schema_name: str, document: Any, what: str) -> None:
     problems = schema_problems(schema_name, document)
     if problems:
-        raise Rejection(422, "schema_violation",
-                        f"the {what} does not match the expected format ({len(problems)} problem(s))", problems)
+        raise Rejection(
+            422,
+            "schema_violation",
+            f"the {what} does not match the expected format ({len(problems)} problem(s))",
+            problems,
+        )
 
 
 def parse_timestamp(value: str | None, default: datetime | None = None) -> datetime:

@@ -10,8 +10,8 @@ from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from ..storefronts.base import Rejection
 from ..store import is_unavailable
+from ..storefronts.base import Rejection
 
 log = logging.getLogger("bridge.web")
 RETRY_AFTER_S = "5"
@@ -35,13 +35,17 @@ def register(app: Flask) -> None:
             405: "method not allowed; webhooks are POSTed",
             413: "the body is larger than the limit (BRIDGE_MAX_BODY_BYTES)",
         }
-        return jsonify(error=exc.name.lower().replace(" ", "_"), message=messages.get(code, exc.description)), code
+        return jsonify(
+            error=exc.name.lower().replace(" ", "_"), message=messages.get(code, exc.description)
+        ), code
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> ResponseReturnValue:
         if is_unavailable(exc):
             log.warning("database unavailable: %s", type(exc).__name__)
-            response = jsonify(error="unavailable", message="the database cannot take the write now; retry later")
+            response = jsonify(
+                error="unavailable", message="the database cannot take the write now; retry later"
+            )
             response.status_code = 503
             response.headers["Retry-After"] = RETRY_AFTER_S
             return response

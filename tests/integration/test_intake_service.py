@@ -19,15 +19,24 @@ T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
 def make_order(external_id: str = "5001", minutes: int = 0, **changes: object) -> CanonicalOrder:
     order = CanonicalOrder(
-        channel_id="shop-a", external_id=external_id, display_id=f"#{external_id}", currency="USD",
-        payment_state=PaymentState.PAID, created_at=T0, updated_at=T0 + timedelta(minutes=minutes),
+        channel_id="shop-a",
+        external_id=external_id,
+        display_id=f"#{external_id}",
+        currency="USD",
+        payment_state=PaymentState.PAID,
+        created_at=T0,
+        updated_at=T0 + timedelta(minutes=minutes),
         lines=(OrderLine("11", "TSHIRT-RED-M", 1, "20.00"),),
-        destination=Address(name="Canary Person", line1="1 Canary Rd", country_code="US", postal_code="10001"),
+        destination=Address(
+            name="Canary Person", line1="1 Canary Rd", country_code="US", postal_code="10001"
+        ),
     )
     return replace(order, **changes)  # type: ignore[arg-type]
 
 
-def delivery(key: str, order: CanonicalOrder | None, kind: DeliveryKind = DeliveryKind.UPSERT, **kw: object) -> Delivery:
+def delivery(
+    key: str, order: CanonicalOrder | None, kind: DeliveryKind = DeliveryKind.UPSERT, **kw: object
+) -> Delivery:
     return Delivery(topic="orders/updated", delivery_key=key, kind=kind, order=order, **kw)  # type: ignore[arg-type]
 
 
@@ -41,7 +50,9 @@ def orders(db: Engine) -> list[OrderRecord]:
         return list(session.execute(select(OrderRecord)).scalars())
 
 
-def test_same_delivery_replayed_is_a_no_op(db: Engine, channels_config: ChannelsConfig, clock: ManualClock) -> None:
+def test_same_delivery_replayed_is_a_no_op(
+    db: Engine, channels_config: ChannelsConfig, clock: ManualClock
+) -> None:
     channel = channels_config.channels["shop-a"]
     first = ingest(db, channel, delivery("d-1", make_order()), b"{}", clock)
     again = ingest(db, channel, delivery("d-1", make_order()), b"{}", clock)
@@ -51,8 +62,9 @@ def test_same_delivery_replayed_is_a_no_op(db: Engine, channels_config: Channels
     assert count(db, JobRecord) == 1
 
 
-def test_different_deliveries_for_one_order_converge(db: Engine, channels_config: ChannelsConfig,
-                                                     clock: ManualClock) -> None:
+def test_different_deliveries_for_one_order_converge(
+    db: Engine, channels_config: ChannelsConfig, clock: ManualClock
+) -> None:
     channel = channels_config.channels["shop-a"]
     results = [ingest(db, channel, delivery(f"d-{n}", make_order()), b"{}", clock).outcome for n in range(3)]
     assert results == ["created", "unchanged", "unchanged"]
@@ -91,8 +103,9 @@ def test_duplicate_storm_from_many_threads_stores_one_order_and_one_job(
     assert count(db, JobRecord) == 1
 
 
-def test_out_of_order_deliveries_keep_the_freshest_state(db: Engine, channels_config: ChannelsConfig,
-                                                         clock: ManualClock) -> None:
+def test_out_of_order_deliveries_keep_the_freshest_state(
+    db: Engine, channels_config: ChannelsConfig, clock: ManualClock
+) -> None:
     channel = channels_config.channels["shop-a"]
     ingest(db, channel, delivery("d-new", make_order(minutes=10, notes="newest")), b"{}", clock)
     stale = ingest(db, channel, delivery("d-old", make_order(minutes=5, notes="older")), b"{}", clock)
@@ -100,23 +113,29 @@ def test_out_of_order_deliveries_keep_the_freshest_state(db: Engine, channels_co
     [row] = orders(db)
     assert row.canonical().notes == "newest"
     with read_session(db) as session:
-        events = [e.event for e in session.execute(select(OrderEventRecord).order_by(OrderEventRecord.id)).scalars()]
+        events = [
+            e.event for e in session.execute(select(OrderEventRecord).order_by(OrderEventRecord.id)).scalars()
+        ]
     assert events == ["intake:created", "intake:stale"]
 
 
-def test_cancellation_before_the_order_is_honoured(db: Engine, channels_config: ChannelsConfig,
-                                                   clock: ManualClock) -> None:
+def test_cancellation_before_the_order_is_honoured(
+    db: Engine, channels_config: ChannelsConfig, clock: ManualClock
+) -> None:
     channel = channels_config.channels["woo-main"]
     ingest(db, channel, delivery("del-1", None, DeliveryKind.CANCEL, external_id="900"), b"{}", clock)
-    late_create = ingest(db, channel, delivery("cre-1", make_order("900", channel_id="woo-main")), b"{}", clock)
+    late_create = ingest(
+        db, channel, delivery("cre-1", make_order("900", channel_id="woo-main")), b"{}", clock
+    )
     assert late_create.outcome in ("stale", "unchanged")
     [row] = orders(db)
     assert row.state == "cancelled"
     assert count(db, JobRecord) == 0, "a cancelled order is never queued for Amazon"
 
 
-def test_update_after_submission_is_recorded_not_applied(db: Engine, channels_config: ChannelsConfig,
-                                                         clock: ManualClock) -> None:
+def test_update_after_submission_is_recorded_not_applied(
+    db: Engine, channels_config: ChannelsConfig, clock: ManualClock
+) -> None:
     from bridge.store import write_session
 
     channel = channels_config.channels["shop-a"]
@@ -131,7 +150,9 @@ def test_update_after_submission_is_recorded_not_applied(db: Engine, channels_co
     assert row.canonical().notes == ""
 
 
-def test_unknown_topics_are_stored_and_ignored(db: Engine, channels_config: ChannelsConfig, clock: ManualClock) -> None:
+def test_unknown_topics_are_stored_and_ignored(
+    db: Engine, channels_config: ChannelsConfig, clock: ManualClock
+) -> None:
     channel = channels_config.channels["shop-a"]
     result = ingest(db, channel, Delivery(topic="products/update", delivery_key="p-1"), b"{}", clock)
     assert result.outcome == "ignored"
@@ -141,7 +162,9 @@ def test_unknown_topics_are_stored_and_ignored(db: Engine, channels_config: Chan
 def test_privacy_requests_are_queued(db: Engine, channels_config: ChannelsConfig, clock: ManualClock) -> None:
     channel = channels_config.channels["shop-a"]
     request = PrivacyRequest(PrivacyScope.CUSTOMER_REDACT, ("5001",))
-    result = ingest(db, channel, Delivery(topic="customers/redact", delivery_key="r-1", privacy=request), b"{}", clock)
+    result = ingest(
+        db, channel, Delivery(topic="customers/redact", delivery_key="r-1", privacy=request), b"{}", clock
+    )
     assert result.outcome == "privacy_queued"
     with read_session(db) as session:
         job = session.execute(select(JobRecord)).scalars().one()

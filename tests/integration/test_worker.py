@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
 from bridge import jobs
 from bridge.bootstrap import Bridge
@@ -84,10 +83,24 @@ def test_a_worker_paused_past_its_lease_records_nothing(bridge: Bridge) -> None:
 
 def test_customer_redact_removes_personal_data_of_listed_orders_only(bridge: Bridge) -> None:
     channel = bridge.config.channels["shop-a"]
-    ingest(bridge.engine, channel, delivery("d1", make_order("1")), b'{"email": "canary@example.com"}', bridge.clock)
-    ingest(bridge.engine, channel, delivery("d2", make_order("2")), b'{"email": "keep@example.com"}', bridge.clock)
+    ingest(
+        bridge.engine,
+        channel,
+        delivery("d1", make_order("1")),
+        b'{"email": "canary@example.com"}',
+        bridge.clock,
+    )
+    ingest(
+        bridge.engine,
+        channel,
+        delivery("d2", make_order("2")),
+        b'{"email": "keep@example.com"}',
+        bridge.clock,
+    )
     request = PrivacyRequest(PrivacyScope.CUSTOMER_REDACT, ("1",))
-    ingest(bridge.engine, channel, Delivery("customers/redact", "r1", privacy=request), b'{"x": 1}', bridge.clock)
+    ingest(
+        bridge.engine, channel, Delivery("customers/redact", "r1", privacy=request), b'{"x": 1}', bridge.clock
+    )
     Worker(bridge, {"privacy": handle_privacy_job}).drain()
     with read_session(bridge.engine) as session:
         rows = {r.external_id: r for r in session.execute(select(OrderRecord)).scalars()}

@@ -51,7 +51,9 @@ def test_example_defaults_for_secrets_are_reported_as_warnings() -> None:
 def test_missing_env_var_names_the_variable_the_path_and_the_line() -> None:
     lines = problems(MINIMAL, {"TOKEN": "x"})
     assert len(lines) == 1
-    assert lines[0].startswith("channels.yaml:10: channels[0].webhook_secrets[0]: environment variable SECRET")
+    assert lines[0].startswith(
+        "channels.yaml:10: channels[0].webhook_secrets[0]: environment variable SECRET"
+    )
     assert "export SECRET=" in lines[0]
 
 
@@ -60,9 +62,14 @@ def test_every_schema_problem_is_listed_with_line_and_fix() -> None:
     bad = bad.replace("skus: {map: {A: FBA-A}}", "skus: {map: {A: FBA-A}, unmaped: skip}")
     lines = problems(bad)
     assert len(lines) == 3
-    assert any("channels.yaml:9: channels[0].platform" in line and "use one of: shopify" in line for line in lines)
+    assert any(
+        "channels.yaml:9: channels[0].platform" in line and "use one of: shopify" in line for line in lines
+    )
     assert any("channels[0].amazon.marketplace_id" in line and ":12:" in line for line in lines)
-    assert any("channels[0].skus" in line and "unmaped" in line and "allowed: map, unmapped" in line for line in lines)
+    assert any(
+        "channels[0].skus" in line and "unmaped" in line and "allowed: map, unmapped" in line
+        for line in lines
+    )
 
 
 def test_secret_values_never_appear_in_problems() -> None:
@@ -73,7 +80,9 @@ def test_secret_values_never_appear_in_problems() -> None:
 
 
 def test_duplicate_yaml_keys_are_reported() -> None:
-    lines = problems(MINIMAL.replace("    platform: shopify\n", "    platform: shopify\n    platform: generic\n"))
+    lines = problems(
+        MINIMAL.replace("    platform: shopify\n", "    platform: shopify\n    platform: generic\n")
+    )
     assert any("appears twice" in line and ":10:" in line for line in lines)
 
 
@@ -84,7 +93,9 @@ def test_yaml_syntax_error_has_a_line() -> None:
 
 
 def test_semantic_problems_unknown_account_and_duplicate_ids() -> None:
-    bad = MINIMAL.replace("amazon: {marketplace_id: ATVPDKIKX0DER}", "amazon: {account: other, marketplace_id: ATVPDKIKX0DER}")
+    bad = MINIMAL.replace(
+        "amazon: {marketplace_id: ATVPDKIKX0DER}", "amazon: {account: other, marketplace_id: ATVPDKIKX0DER}"
+    )
     assert any("unknown Amazon account 'other'" in line for line in problems(bad))
     doubled = MINIMAL + MINIMAL[MINIMAL.index("  - id: shop-a") :]
     assert any("used twice" in line for line in problems(doubled))

@@ -82,7 +82,9 @@ def test_identical_redelivery_changes_nothing() -> None:
 def test_stale_delivery_never_overwrites_fresher_state() -> None:
     fresh = order(updated_at=later(120), notes="new note")
     stored = StoredOrder(OrderState.RECEIVED, fresh)
-    decision = decide_intake(stored, order(updated_at=later(60), notes="old note"), DeliveryKind.UPSERT, POLICY)
+    decision = decide_intake(
+        stored, order(updated_at=later(60), notes="old note"), DeliveryKind.UPSERT, POLICY
+    )
     assert decision.outcome is Outcome.STALE
     assert decision.order is None
 

@@ -1,0 +1,81 @@
+"""Signed deliveries as each platform sends them, built from the documentation-shaped fixtures."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from bridge.storefronts.base import hmac_sha256_b64
+from bridge.storefronts.generic import sign_standard_webhook
+from tests.conftest import FIXTURES, TEST_ENV
+
+
+def fixture(path: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / path).read_text())
+    return data
+
+
+def shopify_order(order_id: int = 1001, *, name: str = "Jon Canary", email: str = "jon.canary@example.com",
+                  updated_at: str = "2026-11-01T10:00:00-05:00", financial_status: str = "paid",
+                  sku: str = "TSHIRT-RED-M", quantity: int = 1) -> dict[str, Any]:
+    order = copy.deepcopy(fixture("shopify/orders_create.json"))
+    first, last = name.split(" ", 1)
+    order.update(id=order_id, admin_graphql_api_id=f"gid://shopify/Order/{order_id}", name=f"#{order_id}",
+                 email=email, contact_email=email, updated_at=updated_at, financial_status=financial_status)
+    order["line_items"] = [dict(order["line_items"][0], sku=sku, quantity=quantity, requires_shipping=True,
+                                gift_card=False)]
+    order["shipping_address"] = dict(order.get("shipping_address") or {}, first_name=first, last_name=last,
+                                     name=name, address1="42 Canary Wharf Lane", city="Springfield",
+                                     zip="10001", country_code="US", province_code="NY", phone="+1 555 0100 777")
+    return order
+
+
+def shopify_delivery(body: dict[str, Any] | bytes, topic: str = "orders/create", *, webhook_id: str | None = None,
+                     secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": hmac_sha256_b64((secret or TEST_ENV["SHOP_A_WEBHOOK_SECRET"]).encode(), raw),
+        "X-Shopify-Shop-Domain": "shop-a.myshopify.com",
+        "X-Shopify-API-Version": "2026-07",
+        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": "2026-11-01T15:00:00Z",
+    }
+    return raw, headers
+
+
+def woo_order(order_id: int = 700, *, status: str = "processing", modified: str = "2026-11-01T10:00:00",
+              email: str = "woo.canary@example.com") -> dict[str, Any]:
+    order = copy.deepcopy(fixture("woocommerce/order.json"))
+    order.update(id=order_id, number=str(order_id), status=status, date_modified_gmt=modified)
+    order["billing"] = dict(order["billing"], email=email)
+    order["line_items"] = [dict(order["line_items"][0], sku="MUG-WHITE", quantity=1)]
+    order["shipping"] = dict(order["shipping"], country="US")
+    return order
+
+
+def woo_delivery(body: dict[str, Any] | bytes, topic: str = "order.created", *,
+                 delivery_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return raw, {
+        "Content-Type": "application/json",
+        "X-WC-Webhook-Source": "https://woo.example.com/",
+        "X-WC-Webhook-Topic": topic,
+        "X-WC-Webhook-Resource": topic.split(".")[0],
+        "X-WC-Webhook-Event": topic.split(".")[1],
+        "X-WC-Webhook-Signature": hmac_sha256_b64(TEST_ENV["WOO_WEBHOOK_SECRET"].encode(), raw),
+        "X-WC-Webhook-ID": "12",
+        "X-WC-Webhook-Delivery-ID": delivery_id or uuid.uuid4().hex,
+    }
+
+
+def generic_delivery(body: dict[str, Any], now: datetime, *, msg_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    headers = sign_standard_webhook(TEST_ENV["OWN_SHOP_SECRET"], msg_id or f"msg_{uuid.uuid4().hex}",
+                                    int(now.timestamp()), raw)
+    return raw, {"Content-Type": "application/json", **headers}
