@@ -26,7 +26,7 @@ from .orders import (
     StoredOrder,
     decide_intake,
 )
-from .store import DeliveryRecord, OrderEventRecord, OrderRecord, write_session
+from .store import REDACTED_BODY, DeliveryRecord, OrderEventRecord, OrderRecord, write_session
 from .storefronts.base import Delivery
 
 log = logging.getLogger("bridge.intake")
@@ -50,7 +50,7 @@ def _insert_delivery(
 ) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
     existing = session.execute(
-        select(DeliveryRecord.id).where(
+        select(col(DeliveryRecord.id)).where(
             col(DeliveryRecord.channel_id) == channel.id,
             col(DeliveryRecord.delivery_key) == delivery.delivery_key,
         )
@@ -63,7 +63,8 @@ def _insert_delivery(
         event_id=(delivery.event_id or None) and delivery.event_id[:200],  # type: ignore[index]
         topic=delivery.topic[:64],
         received_at=clock.now(),
-        body=body,
+        # A privacy request names the customer it is about; keeping it would defeat its purpose.
+        body=REDACTED_BODY if delivery.privacy is not None else body,
     )
     session.add(record)
     session.flush()

@@ -77,7 +77,7 @@ def enqueue(
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(JobRecord).values(**values).on_conflict_do_nothing().returning(JobRecord.id)
+    stmt = dialect_insert(JobRecord).values(**values).on_conflict_do_nothing().returning(col(JobRecord.id))
     return session.execute(stmt).scalar_one_or_none() is not None
 
 

@@ -24,6 +24,7 @@ from sqlmodel import Field, Session, SQLModel, create_engine
 from .orders import CanonicalOrder, OrderState
 
 SQLITE_BUSY_TIMEOUT_S = 30
+REDACTED_BODY = b'{"redacted": true}'
 
 
 class OrderRecord(SQLModel, table=True):

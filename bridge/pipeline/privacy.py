@@ -15,12 +15,11 @@ from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 from ..orders import CanonicalOrder
-from ..store import DeliveryRecord, OrderEventRecord, OrderRecord
+from ..store import REDACTED_BODY, DeliveryRecord, OrderEventRecord, OrderRecord
 from ..worker import JobContext
 
 log = logging.getLogger("bridge.privacy")
 
-REDACTED_BODY = b'{"redacted": true}'
 FINISHED_STATES = ("shipped", "cancelled", "unfulfillable", "not_for_amazon")
 
 
@@ -36,8 +35,12 @@ def purge_order(session: Session, row: OrderRecord, now: datetime, reason: str) 
     row.data = scrub(row.canonical()).to_json()
     row.pii_purged_at = now
     session.add(row)
-    session.execute(update(DeliveryRecord).where(col(DeliveryRecord.order_id) == row.id).values(body=REDACTED_BODY))
-    session.add(OrderEventRecord(order_id=row.id, at=now, event="privacy:purged", to_state=row.state, reason=reason))
+    session.execute(
+        update(DeliveryRecord).where(col(DeliveryRecord.order_id) == row.id).values(body=REDACTED_BODY)
+    )
+    session.add(
+        OrderEventRecord(order_id=row.id, at=now, event="privacy:purged", to_state=row.state, reason=reason)
+    )
 
 
 def handle_privacy_job(ctx: JobContext) -> None:
@@ -50,18 +53,25 @@ def handle_privacy_job(ctx: JobContext) -> None:
         if scope == "customer_redact":
             query = query.where(col(OrderRecord.external_id).in_(payload.get("order_external_ids", [])))
         elif scope != "shop_redact":
-            log.info("privacy data request recorded channel=%s orders=%d", channel_id,
-                     len(payload.get("order_external_ids", [])))
+            log.info(
+                "privacy data request recorded channel=%s orders=%d",
+                channel_id,
+                len(payload.get("order_external_ids", [])),
+            )
             return
         rows = list(session.execute(query).scalars())
         for row in rows:
             purge_order(session, row, now, f"storefront privacy request ({scope})")
         if scope == "shop_redact":
             session.execute(
-                update(DeliveryRecord).where(col(DeliveryRecord.channel_id) == channel_id).values(body=REDACTED_BODY)
+                update(DeliveryRecord)
+                .where(col(DeliveryRecord.channel_id) == channel_id)
+                .values(body=REDACTED_BODY)
             )
         session.execute(
-            update(DeliveryRecord).where(col(DeliveryRecord.id) == payload.get("delivery_id")).values(body=REDACTED_BODY)
+            update(DeliveryRecord)
+            .where(col(DeliveryRecord.id) == payload.get("delivery_id"))
+            .values(body=REDACTED_BODY)
         )
     log.info("privacy request carried out channel=%s scope=%s orders=%d", channel_id, scope, len(rows))
 

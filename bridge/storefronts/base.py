@@ -10,6 +10,8 @@ import enum
 import hashlib
 import hmac
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,8 +168,20 @@ def _depth(text: str) -> int:
     return deepest
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise Rejection(400, "invalid_json", "a number is too large to represent; send finite numbers only")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]", re.ASCII)
+
+
 def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse a request body as JSON, refusing what a lenient parser would quietly accept."""
+    """Parse a request body as JSON, refusing what a lenient parser would quietly accept:
+    invalid UTF-8, duplicate keys, deep nesting, NaN/Infinity, numbers too large to represent
+    and escaped lone surrogates (strings that could not be stored or logged as UTF-8)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -175,7 +189,9 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if _depth(text) > max_depth:
         raise Rejection(400, "too_deep", f"the JSON nests deeper than {max_depth} levels; flatten it")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+        )
     except json.JSONDecodeError as exc:
         raise Rejection(
             400,
@@ -186,10 +202,29 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise Rejection(
             400, "too_deep", f"the JSON nests deeper than {max_depth} levels; flatten it"
         ) from None
+    except ValueError:  # int() refuses integers of more than 4300 digits
+        raise Rejection(400, "invalid_json", "the body holds a number too long to read") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise Rejection(
+                400, "invalid_encoding", "the body escapes an unpaired UTF-16 surrogate"
+            ) from None
+    return value
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """Case-insensitive header lookup for werkzeug headers and plain dicts alike, stripped."""
+    value = headers.get(name)
+    if value is None:
+        wanted = name.lower()
+        value = next((v for k, v in headers.items() if isinstance(k, str) and k.lower() == wanted), None)
+    return value.strip() if isinstance(value, str) else ""
 
 
 def require_json_content_type(headers: Mapping[str, str]) -> None:
-    ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    ctype = header(headers, "Content-Type").split(";", 1)[0].strip().lower()
     if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
         raise Rejection(
             415, "unsupported_media_type", "send the body as application/json (Content-Type header)"

@@ -15,4 +15,6 @@ def healthz() -> ResponseReturnValue:
     from ..app import current_bridge
 
     ok = ping(current_bridge().engine)
-    return jsonify(status="ok" if ok else "degraded", database="ok" if ok else "unreachable"), 200 if ok else 503
+    return jsonify(
+        status="ok" if ok else "degraded", database="ok" if ok else "unreachable"
+    ), 200 if ok else 503

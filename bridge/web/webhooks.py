@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from typing import cast
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -21,7 +23,9 @@ def _read_body(limit: int) -> bytes:
     """The raw body, refusing more than `limit` bytes whether or not Content-Length was sent."""
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise Rejection(413, "too_large", f"the body is over {limit} bytes; the limit is BRIDGE_MAX_BODY_BYTES")
+        raise Rejection(
+            413, "too_large", f"the body is over {limit} bytes; the limit is BRIDGE_MAX_BODY_BYTES"
+        )
     stream = request.environ.get("wsgi.input")
     chunks: list[bytes] = []
     size = 0
@@ -34,7 +38,9 @@ def _read_body(limit: int) -> bytes:
             break
         size += len(chunk)
         if size > limit:
-            raise Rejection(413, "too_large", f"the body is over {limit} bytes; the limit is BRIDGE_MAX_BODY_BYTES")
+            raise Rejection(
+                413, "too_large", f"the body is over {limit} bytes; the limit is BRIDGE_MAX_BODY_BYTES"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -47,16 +53,23 @@ def receive(channel_id: str) -> ResponseReturnValue:
     bridge = current_bridge()
     channel = bridge.config.channel(channel_id)
     if channel is None or not channel.enabled:
-        raise Rejection(404, "unknown_channel", "no enabled channel with this id; check the URL against the channels file")
+        raise Rejection(
+            404, "unknown_channel", "no enabled channel with this id; check the URL against the channels file"
+        )
     body = _read_body(bridge.settings.max_body_bytes)
     adapter = adapter_for(channel.platform)
-    adapter.verify(channel, request.headers, body, bridge.clock)
-    delivery = adapter.parse(channel, request.headers, body, bridge.clock)
+    headers = cast(Mapping[str, str], request.headers)  # werkzeug's Headers: a case-insensitive mapping
+    adapter.verify(channel, headers, body, bridge.clock)
+    delivery = adapter.parse(channel, headers, body, bridge.clock)
     if not delivery.store:
         return jsonify(status="ok", topic=delivery.topic), 200
     result = ingest(bridge.engine, channel, delivery, body, bridge.clock)
     log.info(
         "webhook channel=%s topic=%s outcome=%s order_id=%s ms=%.1f",
-        channel.id, delivery.topic, result.outcome, result.order_id, (time.perf_counter() - started) * 1000,
+        channel.id,
+        delivery.topic,
+        result.outcome,
+        result.order_id,
+        (time.perf_counter() - started) * 1000,
     )
     return jsonify(status="duplicate" if result.duplicate else "accepted", outcome=result.outcome), 200

@@ -104,6 +104,9 @@ def test_wrong_content_type_is_415(client: FlaskClient) -> None:
         (b"[" * 100 + b"]" * 100, "too_deep"),
         (b"\xff\xfe{}", "invalid_encoding"),
         (b'{"total_price": NaN}', "invalid_json"),
+        (b'{"total_price": 1e400}', "invalid_json"),
+        (b'{"id": ' + b"9" * 5000 + b"}", "invalid_json"),
+        (b'{"note": "\\ud800"}', "invalid_encoding"),
     ],
 )
 def test_malformed_json_is_400(client: FlaskClient, body: bytes, code: str) -> None:
@@ -170,6 +173,9 @@ def test_shopify_privacy_topics_are_accepted(client: FlaskClient, db: Engine) ->
         response = post(client, SHOP, shopify_delivery(fixture(f"shopify/{name}.json"), topic=topic))
         assert response.status_code == 200, (topic, response.json)
     assert rows(db, JobRecord) == 3
+    with read_session(db) as session:
+        bodies = list(session.execute(select(DeliveryRecord.body)).scalars())
+    assert bodies == [b'{"redacted": true}'] * 3, "a privacy request is not kept with the data it names"
 
 
 def test_shopify_cancellation_before_create_wins(client: FlaskClient, db: Engine) -> None:

@@ -1,0 +1,247 @@
+"""Shopify intake: check `X-Shopify-Hmac-Sha256`, then turn a webhook into a `Delivery`.
+
+What a caller may rely on:
+
+- `verify` looks only at the raw bytes and the HMAC header; every secret in
+  `channel.webhook_secrets` is tried, so a rotated secret keeps working while Shopify still signs
+  with the old one.
+- `parse` raises nothing but `Rejection`: 415 for a non-JSON content type, 400 for a missing
+  `X-Shopify-Topic` or a body that is not strict JSON, 422 (with problems, never values) when an
+  order or privacy payload does not match `schemas/shopify/*.json`.
+- Topics: `orders/create`, `orders/paid`, `orders/updated` are upserts and `orders/cancelled`
+  a cancellation, each with the canonical order; `customers/data_request`, `customers/redact` and
+  `shop/redact` carry a `PrivacyRequest` and no kind; any other topic is acknowledged, stored and
+  ignored.
+- `delivery_key` is `X-Shopify-Webhook-Id` (the same on every retry of one delivery) and
+  `event_id` is `X-Shopify-Event-Id`; Shopify names both as dedupe keys, so both are kept.
+
+Merchant conventions (the bridge's own, not Shopify's):
+
+- Gift message: a note attribute (cart attribute) whose name, ignoring case and reading spaces and
+  hyphens as underscores, is `gift_message` -- so "Gift message", "gift-message" and
+  "gift_message" all work. The first non-empty one wins.
+- Lines that need no shipping (`requires_shipping: false`) and gift cards never reach Amazon:
+  they are left out of the canonical order, and the delivery's notes name the skipped line ids
+  (ids only, nothing personal).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ..channels import Channel
+from ..clock import Clock
+from ..orders import Address, CanonicalOrder, DeliveryKind, OrderLine, PaymentState
+from .base import (
+    Delivery,
+    PrivacyRequest,
+    PrivacyScope,
+    Rejection,
+    body_digest,
+    header,
+    parse_json,
+    parse_timestamp,
+    require_json_content_type,
+    validate_or_reject,
+    verify_hmac_b64,
+)
+
+PLATFORM = "shopify"
+
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+TOPIC_HEADER = "X-Shopify-Topic"
+WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+EVENT_ID_HEADER = "X-Shopify-Event-Id"
+
+ORDER_TOPICS: Mapping[str, DeliveryKind] = {
+    "orders/create": DeliveryKind.UPSERT,
+    "orders/paid": DeliveryKind.UPSERT,
+    "orders/updated": DeliveryKind.UPSERT,
+    "orders/cancelled": DeliveryKind.CANCEL,
+}
+
+# topic -> (scope, schema, field listing the order ids concerned)
+PRIVACY_TOPICS: Mapping[str, tuple[PrivacyScope, str, str | None]] = {
+    "customers/data_request": (
+        PrivacyScope.DATA_REQUEST,
+        "shopify/customers_data_request",
+        "orders_requested",
+    ),
+    "customers/redact": (PrivacyScope.CUSTOMER_REDACT, "shopify/customers_redact", "orders_to_redact"),
+    "shop/redact": (PrivacyScope.SHOP_REDACT, "shopify/shop_redact", None),
+}
+
+PAYMENT_STATES: Mapping[str, PaymentState] = {
+    "pending": PaymentState.PENDING,
+    "authorized": PaymentState.AUTHORIZED,
+    "partially_paid": PaymentState.PARTIALLY_PAID,
+    "paid": PaymentState.PAID,
+    "partially_refunded": PaymentState.PARTIALLY_REFUNDED,
+    "refunded": PaymentState.REFUNDED,
+    "voided": PaymentState.VOIDED,
+}
+
+GIFT_MESSAGE_ATTRIBUTE = "gift_message"
+
+
+class ShopifyAdapter:
+    """Intake side of the Shopify adapter (push-back lives with the pipeline's push-back stage)."""
+
+    platform = PLATFORM
+
+    def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> None:
+        verify_hmac_b64(channel.webhook_secrets, body, header(headers, HMAC_HEADER) or None)
+
+    def parse(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> Delivery:
+        require_json_content_type(headers)
+        topic = header(headers, TOPIC_HEADER)
+        if not topic:
+            raise Rejection(
+                400,
+                "missing_topic",
+                f"the {TOPIC_HEADER} header is missing; Shopify always sends it, so check that "
+                "no proxy strips it",
+            )
+        delivery_key = header(headers, WEBHOOK_ID_HEADER) or "sha256:" + body_digest(body)
+        event_id = header(headers, EVENT_ID_HEADER) or None
+        data = parse_json(body)
+
+        if topic in ORDER_TOPICS:
+            validate_or_reject("shopify/order", data, "Shopify order")
+            order, notes = _canonical_order(channel, data)
+            return Delivery(
+                topic=topic,
+                delivery_key=delivery_key,
+                event_id=event_id,
+                kind=ORDER_TOPICS[topic],
+                order=order,
+                external_id=order.external_id,
+                notes=notes,
+            )
+        if topic in PRIVACY_TOPICS:
+            scope, schema, ids_field = PRIVACY_TOPICS[topic]
+            validate_or_reject(schema, data, f"Shopify {topic} request")
+            ids = tuple(_id(value) for value in data[ids_field]) if ids_field else ()
+            return Delivery(
+                topic=topic, delivery_key=delivery_key, event_id=event_id, privacy=PrivacyRequest(scope, ids)
+            )
+        return Delivery(topic=topic, delivery_key=delivery_key, event_id=event_id)
+
+
+adapter = ShopifyAdapter()
+
+
+# --------------------------------------------------------------------------------------------
+# Mapping. Runs only on a body that passed schemas/shopify/order.json, so types are known; the
+# helpers still never assume presence.
+
+
+def _canonical_order(channel: Channel, data: dict[str, Any]) -> tuple[CanonicalOrder, tuple[str, ...]]:
+    external_id = _id(data["id"])
+    lines, notes = _lines(data["line_items"])
+    customer = data.get("customer") or {}
+    email = _text(data.get("email")) or _text(data.get("contact_email")) or _text(customer.get("email"))
+    order_number = data.get("order_number")
+    fallback_display_id = f"#{int(order_number)}" if order_number else external_id
+    order = CanonicalOrder(
+        channel_id=channel.id,
+        external_id=external_id,
+        display_id=_text(data.get("name")) or fallback_display_id,
+        currency=data["currency"],
+        payment_state=PAYMENT_STATES.get(_text(data.get("financial_status")), PaymentState.UNKNOWN),
+        created_at=_timestamp(data, "created_at"),
+        updated_at=_timestamp(data, "updated_at"),
+        lines=lines,
+        destination=_destination(data.get("shipping_address")),
+        shipping_method=_shipping_method(data.get("shipping_lines")),
+        buyer_email=email,
+        buyer_phone=_text(data.get("phone")) or _text(customer.get("phone")),
+        gift_message=_gift_message(data.get("note_attributes")),
+        notes=_text(data.get("note")),
+        cancelled=data.get("cancelled_at") is not None,
+    )
+    return order, notes
+
+
+def _lines(items: list[dict[str, Any]]) -> tuple[tuple[OrderLine, ...], tuple[str, ...]]:
+    lines: list[OrderLine] = []
+    notes: list[str] = []
+    for item in items:
+        line_id = _id(item["id"])
+        if item.get("gift_card") is True:
+            notes.append(f"line {line_id} skipped: gift card")
+            continue
+        if item.get("requires_shipping") is False:
+            notes.append(f"line {line_id} skipped: needs no shipping")
+            continue
+        lines.append(
+            OrderLine(
+                line_id=line_id,
+                sku=_text(item.get("sku")),
+                quantity=int(item["quantity"]),
+                unit_price=item["price"],
+                title=_text(item.get("title")) or _text(item.get("name")),
+                requires_shipping=True,
+            )
+        )
+    return tuple(lines), tuple(notes)
+
+
+def _destination(address: dict[str, Any] | None) -> Address | None:
+    if not address:
+        return None
+    name = _text(address.get("name")) or " ".join(
+        part for part in (_text(address.get("first_name")), _text(address.get("last_name"))) if part
+    )
+    return Address(
+        name=name,
+        line1=_text(address.get("address1")),
+        line2=_text(address.get("address2")),
+        company=_text(address.get("company")),
+        city=_text(address.get("city")),
+        state=_text(address.get("province_code")) or _text(address.get("province")),
+        postal_code=_text(address.get("zip")),
+        country_code=_text(address.get("country_code")).upper(),
+        phone=_text(address.get("phone")),
+    )
+
+
+def _shipping_method(shipping_lines: list[dict[str, Any]] | None) -> str:
+    for line in shipping_lines or ():
+        return _text(line.get("title")) or _text(line.get("code"))
+    return ""
+
+
+def _gift_message(attributes: list[dict[str, Any]] | None) -> str:
+    for attribute in attributes or ():
+        name = re.sub(r"[\s\-]+", "_", _text(attribute.get("name")).lower())
+        message = _text(attribute.get("value"))
+        if name == GIFT_MESSAGE_ATTRIBUTE and message:
+            return message
+    return ""
+
+
+def _timestamp(data: dict[str, Any], field: str) -> datetime:
+    """The schema checked the shape; a well-shaped but impossible date (month 13) is a 422 too."""
+    try:
+        return parse_timestamp(data[field])
+    except ValueError:
+        problem = {
+            "path": f"$.{field}",
+            "rule": "format",
+            "fix": "send a real calendar date-time with offset, such as 2021-12-31T19:00:00-05:00",
+        }
+        message = "the Shopify order does not match the expected format (1 problem(s))"
+        raise Rejection(422, "schema_violation", message, [problem]) from None
+
+
+def _id(value: Any) -> str:
+    # JSON Schema's "integer" also admits 7.0, which must still read as "7".
+    return str(int(value)) if isinstance(value, float) else str(value).strip()
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""

@@ -1,0 +1,270 @@
+"""WooCommerce intake: check `X-WC-Webhook-Signature`, then turn a webhook into a `Delivery`.
+
+What a caller may rely on:
+
+- `verify` looks only at the raw bytes and headers. Every body must carry a valid signature from
+  one of `channel.webhook_secrets`, with one exception: the ping WooCommerce sends, unsigned,
+  when a webhook is saved -- a body that is exactly `webhook_id=<digits>`, form-encoded (or with no
+  content type). Letting it through is harmless because `parse` turns it into a delivery with
+  nothing to apply and nothing to store.
+- `parse` raises nothing but `Rejection`: 415 unless the body is JSON, 400 for a missing
+  `X-WC-Webhook-Topic` or a body that is not strict JSON, 422 (with problems, never values) when
+  an order does not match `schemas/woocommerce/*.json`.
+- Topics: `order.created`, `order.updated`, `order.restored` carry the REST v3 order; the order's
+  status decides the kind (see `STATUSES`): a cancelled or trashed order is a cancellation, a
+  `checkout-draft` (a cart the block checkout keeps as an order) is acknowledged and ignored,
+  everything else an upsert. `order.deleted` carries only `{"id": n}`: a cancellation with no
+  order, only `external_id`. Other topics are acknowledged, stored and ignored.
+- `delivery_key` is `X-WC-Webhook-Delivery-ID`. `event_id` is always None: WooCommerce has no
+  event id. `X-WC-Webhook-ID` names the webhook subscription, the same for every delivery, and
+  pairing it with the order id would make every later update of an order look like a duplicate
+  of the first. WooCommerce signs no timestamp either, so replays are only stopped by the
+  delivery key and by intake refusing deliveries older than the order it holds (`updated_at`).
+
+Merchant conventions (the bridge's own, not WooCommerce's):
+
+- Gift message: an order meta entry with key `gift_message` (what most gift-message plugins
+  can be told to write, or a custom checkout field named so). The first non-empty one wins.
+- The destination is the `shipping` block; `billing` is used only when every address field of
+  `shipping` is empty (orders WooCommerce created without a shipping address). The phone falls
+  back to the billing phone when the shipping block has none (older WooCommerce has no
+  `shipping.phone`).
+- Line names are HTML-unescaped (WooCommerce sends "Size &ndash; M").
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ..channels import Channel
+from ..clock import Clock
+from ..orders import Address, CanonicalOrder, DeliveryKind, OrderLine, PaymentState
+from .base import (
+    Delivery,
+    Rejection,
+    body_digest,
+    header,
+    parse_json,
+    parse_timestamp,
+    require_json_content_type,
+    unauthorized,
+    validate_or_reject,
+    verify_hmac_b64,
+)
+
+PLATFORM = "woocommerce"
+
+SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+TOPIC_HEADER = "X-WC-Webhook-Topic"
+DELIVERY_ID_HEADER = "X-WC-Webhook-Delivery-ID"
+
+PING_TOPIC = "ping"
+UPSERT_TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
+DELETED_TOPIC = "order.deleted"
+
+_PING_BODY = re.compile(rb"webhook_id=[0-9]{1,20}")
+_PING_CONTENT_TYPES = frozenset({"", "application/x-www-form-urlencoded"})
+
+# status -> (delivery kind, payment state); a status not listed (plugins add their own, such as
+# "shipped") is an upsert with an unknown payment state.
+STATUSES: Mapping[str, tuple[DeliveryKind | None, PaymentState]] = {
+    "pending": (DeliveryKind.UPSERT, PaymentState.PENDING),
+    "on-hold": (DeliveryKind.UPSERT, PaymentState.PENDING),
+    "failed": (DeliveryKind.UPSERT, PaymentState.PENDING),
+    "processing": (DeliveryKind.UPSERT, PaymentState.PAID),
+    "completed": (DeliveryKind.UPSERT, PaymentState.PAID),
+    "refunded": (DeliveryKind.UPSERT, PaymentState.REFUNDED),
+    "cancelled": (DeliveryKind.CANCEL, PaymentState.UNKNOWN),
+    "trash": (DeliveryKind.CANCEL, PaymentState.UNKNOWN),
+    "checkout-draft": (None, PaymentState.PENDING),
+}
+CANCELLED_STATUSES = frozenset(
+    status for status, (kind, _) in STATUSES.items() if kind is DeliveryKind.CANCEL
+)
+
+GIFT_MESSAGE_META_KEY = "gift_message"
+_ADDRESS_FIELDS = (
+    "first_name",
+    "last_name",
+    "company",
+    "address_1",
+    "address_2",
+    "city",
+    "state",
+    "postcode",
+    "country",
+)
+
+
+class WooCommerceAdapter:
+    """Intake side of the WooCommerce adapter (push-back lives with the pipeline's push-back stage)."""
+
+    platform = PLATFORM
+
+    def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> None:
+        signature = header(headers, SIGNATURE_HEADER)
+        if signature:
+            verify_hmac_b64(channel.webhook_secrets, body, signature)
+        elif not _is_ping(headers, body):
+            raise unauthorized("signature header missing")
+
+    def parse(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> Delivery:
+        delivery_key = header(headers, DELIVERY_ID_HEADER) or "sha256:" + body_digest(body)
+        if _is_ping(headers, body):
+            return Delivery(topic=PING_TOPIC, delivery_key=delivery_key, store=False)
+        require_json_content_type(headers)
+        topic = header(headers, TOPIC_HEADER)
+        if not topic:
+            raise Rejection(
+                400,
+                "missing_topic",
+                f"the {TOPIC_HEADER} header is missing; WooCommerce always sends it, so check "
+                "that no proxy strips it",
+            )
+        data = parse_json(body)
+
+        if topic in UPSERT_TOPICS:
+            validate_or_reject("woocommerce/order", data, "WooCommerce order")
+            external_id = _id(data["id"])
+            status = data["status"].strip().lower().removeprefix("wc-")
+            kind, payment_state = STATUSES.get(status, (DeliveryKind.UPSERT, PaymentState.UNKNOWN))
+            if kind is None:
+                return Delivery(
+                    topic=topic,
+                    delivery_key=delivery_key,
+                    external_id=external_id,
+                    notes=(f"status {status} ignored",),
+                )
+            order = _canonical_order(
+                channel, data, external_id, payment_state, cancelled=status in CANCELLED_STATUSES
+            )
+            return Delivery(
+                topic=topic, delivery_key=delivery_key, kind=kind, order=order, external_id=external_id
+            )
+        if topic == DELETED_TOPIC:
+            validate_or_reject("woocommerce/order_deleted", data, "WooCommerce order.deleted body")
+            return Delivery(
+                topic=topic, delivery_key=delivery_key, kind=DeliveryKind.CANCEL, external_id=_id(data["id"])
+            )
+        return Delivery(topic=topic, delivery_key=delivery_key)
+
+
+adapter = WooCommerceAdapter()
+
+
+def _is_ping(headers: Mapping[str, str], body: bytes) -> bool:
+    content_type = header(headers, "Content-Type").split(";", 1)[0].strip().lower()
+    return content_type in _PING_CONTENT_TYPES and _PING_BODY.fullmatch(body) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Mapping. Runs only on a body that passed schemas/woocommerce/order.json, so types are known;
+# the helpers still never assume presence.
+
+
+def _canonical_order(
+    channel: Channel, data: dict[str, Any], external_id: str, payment_state: PaymentState, *, cancelled: bool
+) -> CanonicalOrder:
+    billing = data.get("billing") or {}
+    created_at = _timestamp(data, "date_created_gmt")
+    updated_at = _timestamp(data, "date_modified_gmt") if data.get("date_modified_gmt") else created_at
+    number = data.get("number")
+    return CanonicalOrder(
+        channel_id=channel.id,
+        external_id=external_id,
+        display_id=(_id(number) if number is not None else "") or external_id,
+        currency=data["currency"],
+        payment_state=payment_state,
+        created_at=created_at,
+        updated_at=updated_at,
+        lines=tuple(_line(item) for item in data["line_items"]),
+        destination=_destination(data.get("shipping") or {}, billing),
+        shipping_method=_shipping_method(data.get("shipping_lines")),
+        buyer_email=_text(billing.get("email")),
+        buyer_phone=_text(billing.get("phone")),
+        gift_message=_gift_message(data.get("meta_data")),
+        notes=_text(data.get("customer_note")),
+        cancelled=cancelled,
+    )
+
+
+def _line(item: dict[str, Any]) -> OrderLine:
+    return OrderLine(
+        line_id=_id(item["id"]),
+        sku=_text(item.get("sku")),
+        quantity=int(item["quantity"]),
+        unit_price=_decimal(item["price"]),
+        title=html.unescape(_text(item.get("name"))),
+        requires_shipping=True,
+    )
+
+
+def _destination(shipping: dict[str, Any], billing: dict[str, Any]) -> Address | None:
+    block = shipping if _has_address(shipping) else billing if _has_address(billing) else None
+    if block is None:
+        return None
+    name = " ".join(part for part in (_text(block.get("first_name")), _text(block.get("last_name"))) if part)
+    return Address(
+        name=name,
+        line1=_text(block.get("address_1")),
+        line2=_text(block.get("address_2")),
+        company=_text(block.get("company")),
+        city=_text(block.get("city")),
+        state=_text(block.get("state")),
+        postal_code=_text(block.get("postcode")),
+        country_code=_text(block.get("country")).upper(),
+        phone=_text(block.get("phone")) or _text(billing.get("phone")),
+    )
+
+
+def _has_address(block: dict[str, Any]) -> bool:
+    return any(_text(block.get(field)) for field in _ADDRESS_FIELDS)
+
+
+def _shipping_method(shipping_lines: list[dict[str, Any]] | None) -> str:
+    for line in shipping_lines or ():
+        return _text(line.get("method_title"))
+    return ""
+
+
+def _gift_message(meta_data: list[dict[str, Any]] | None) -> str:
+    for entry in meta_data or ():
+        message = _text(entry.get("value"))
+        if entry.get("key") == GIFT_MESSAGE_META_KEY and message:
+            return message
+    return ""
+
+
+def _decimal(value: Any) -> str:
+    """WooCommerce sends line prices as JSON numbers (3, 12.5); keep them as exact decimal strings."""
+    if isinstance(value, str):
+        return value.strip()
+    return format(Decimal(str(value)), "f")
+
+
+def _timestamp(data: dict[str, Any], field: str) -> datetime:
+    """The schema checked the shape; a well-shaped but impossible date (month 13) is a 422 too."""
+    try:
+        return parse_timestamp(data[field])
+    except ValueError:
+        problem = {
+            "path": f"$.{field}",
+            "rule": "format",
+            "fix": "send a real calendar date-time in GMT, such as 2017-03-22T19:28:02",
+        }
+        message = "the WooCommerce order does not match the expected format (1 problem(s))"
+        raise Rejection(422, "schema_violation", message, [problem]) from None
+
+
+def _id(value: Any) -> str:
+    # JSON Schema's "integer" also admits 7.0, which must still read as "7".
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
