@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ class SchemaNotFound(FileNotFoundError):
 
 def schema_dir() -> Path:
     override = os.environ.get("BRIDGE_SCHEMAS_DIR")
-    candidates = [Path(override)] if override else []
-    candidates += [Path(__file__).resolve().parents[1] / "schemas", Path.cwd() / "schemas"]
-    for candidate in candidates:
+    if override:
+        return Path(override)
+    for candidate in (Path(__file__).resolve().parents[1] / "schemas", Path.cwd() / "schemas"):
         if (candidate / "channels.json").is_file():
             return candidate
     raise SchemaNotFound(
@@ -31,18 +32,38 @@ def schema_dir() -> Path:
     )
 
 
-@cache
 def load_schema(name: str) -> dict[str, Any]:
     """`name` is a path below schemas/, without `.json` (e.g. `shopify/order`)."""
-    path = schema_dir() / f"{name}.json"
+    return _load(str(schema_dir()), name)
+
+
+@cache
+def _load(folder: str, name: str) -> dict[str, Any]:
+    path = Path(folder) / f"{name}.json"
     if not path.is_file():
-        raise SchemaNotFound(f"schema {name!r} not found at {path}")
+        raise SchemaNotFound(f"schema {name!r} not found at {path}; check BRIDGE_SCHEMAS_DIR")
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 
-@cache
+FORMAT_CHECKER = FormatChecker()
+
+
+@FORMAT_CHECKER.checks("date-time", raises=ValueError)
+def _is_datetime(value: object) -> bool:
+    """RFC 3339 date-time with an explicit offset (jsonschema skips the format without an extra
+    package, and Amazon refuses timestamps without one)."""
+    if not isinstance(value, str):
+        return True  # type errors are the `type` keyword's business
+    return "T" in value.upper() and datetime.fromisoformat(value).tzinfo is not None
+
+
 def validator(name: str) -> Draft202012Validator:
-    schema = load_schema(name)
+    return _validator(str(schema_dir()), name)
+
+
+@cache
+def _validator(folder: str, name: str) -> Draft202012Validator:
+    schema = _load(folder, name)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)

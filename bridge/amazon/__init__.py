@@ -1,0 +1,1 @@
+"""Amazon Multi-Channel Fulfillment: the SP-API client side and the embedded simulator."""

@@ -1,0 +1,93 @@
+"""The simulator's Login with Amazon: refresh-token grant and access-token checks.
+
+Access tokens expire on the *rate* (real-time) clock, like rate limits: both are protocol
+concerns of the client, and a 60x demo must not force a token refresh every minute. Errors on
+the token endpoint use LWA's OAuth shape (`error`, `error_description`), not SP-API's envelope.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.clock import Clock
+
+from .config import Credentials
+from .envelope import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING, unauthorized
+
+
+@dataclass
+class _Issued:
+    refresh_token: str
+    expires_at: float
+
+
+class LwaAuthority:
+    def __init__(self, credentials: Credentials, clock: Clock) -> None:
+        self._credentials = credentials
+        self._clock = clock
+        self._revoked: set[str] = set()
+        self._issued: dict[str, _Issued] = {}
+        self._lock = threading.Lock()
+
+    def grant(self, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        """Answer a token request: (HTTP status, JSON body)."""
+        creds = self._credentials
+        grant_type = form.get("grant_type", "")
+        if not grant_type or not form.get("client_id"):
+            return 400, _oauth_error("invalid_request", "The request is missing a required parameter.")
+        if grant_type != "refresh_token":
+            return 400, _oauth_error(
+                "unsupported_grant_type", "The authorization grant type is not supported."
+            )
+        if form.get("client_id") != creds.client_id or form.get("client_secret") != creds.client_secret:
+            return 401, _oauth_error("invalid_client", "Client authentication failed")
+        refresh = form.get("refresh_token", "")
+        with self._lock:
+            if refresh not in creds.refresh_tokens or refresh in self._revoked:
+                return 400, _oauth_error(
+                    "invalid_grant", "The request has an invalid grant parameter : refresh_token"
+                )
+            token = "Atza|" + secrets.token_urlsafe(32)
+            ttl = creds.access_token_ttl
+            self._issued[token] = _Issued(refresh, self._clock.monotonic() + ttl)
+        body = {"access_token": token, "refresh_token": refresh, "token_type": "bearer", "expires_in": ttl}
+        return 200, body
+
+    def authenticate(self, access_token: str | None) -> str:
+        """Return the seller key (its refresh token) for a valid token; raise a 403 ApiError otherwise."""
+        if not access_token:
+            raise unauthorized(TOKEN_MISSING)
+        with self._lock:
+            issued = self._issued.get(access_token)
+            if issued is None:
+                raise unauthorized(TOKEN_INVALID)
+            if self._clock.monotonic() >= issued.expires_at:
+                raise unauthorized(TOKEN_EXPIRED)
+            return issued.refresh_token
+
+    def revoke(self, refresh_token: str | None = None) -> None:
+        """Revoke one refresh token (or all): the next grant answers `invalid_grant`."""
+        with self._lock:
+            if refresh_token is None:
+                self._revoked.update(self._credentials.refresh_tokens)
+            else:
+                self._revoked.add(refresh_token)
+
+    def restore(self) -> None:
+        with self._lock:
+            self._revoked.clear()
+
+    def expire_all(self) -> None:
+        """Every access token issued so far is expired from now on (new grants still work)."""
+        with self._lock:
+            now = self._clock.monotonic()
+            for issued in self._issued.values():
+                issued.expires_at = min(issued.expires_at, now)
+
+
+def _oauth_error(error: str, description: str) -> dict[str, str]:
+    return {"error": error, "error_description": description}
