@@ -28,6 +28,8 @@ def configure_logging(level: str) -> None:
         level=level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # httpx logs every request URL at INFO; our SP-API client logs each call itself, without ids.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def bootstrap(

@@ -85,5 +85,29 @@ def serve(host: str, port: int | None, workers: int) -> None:
     run_gunicorn(host, port or bridge.settings.port, workers)
 
 
+@main.command()
+def worker() -> None:
+    """Run queued jobs until SIGTERM (the Procfile's `worker`)."""
+    from .runtime import run_worker
+
+    run_worker(_bootstrap())
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8700, show_default=True)
+@click.option(
+    "--speed", type=float, default=60.0, show_default=True, help="virtual fulfilment seconds per second"
+)
+@click.option(
+    "--config", "config_path", default=None, help="simulator inventory file (default config/simulator.yaml)"
+)
+def simulator(host: str, port: int, speed: float, config_path: str | None) -> None:
+    """Serve the bundled Amazon MCF simulator over HTTP."""
+    from .amazon.simulator import run_simulator
+
+    run_simulator(host, port, speed, config_path or (str(_settings().simulator_config or "") or None))
+
+
 if __name__ == "__main__":
     main()

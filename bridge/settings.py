@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 DEFAULT_DATABASE_URL = "sqlite:///fba-bridge.sqlite3"
 DEFAULT_CONFIG_PATH = "config/channels.yaml"
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+DEFAULT_SIMULATOR_CONFIG = "config/simulator.yaml"
 
 
 class SettingsError(ValueError):
@@ -91,6 +92,23 @@ def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int = 1) 
     return value
 
 
+def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive")
+    return value
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = normalise_database_url(DEFAULT_DATABASE_URL)
@@ -100,6 +118,9 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     notifications_token: Secret = field(default_factory=lambda: Secret(""))
     admin_token: Secret = field(default_factory=lambda: Secret(""))
+    simulator_url: str = ""
+    simulator_speed: float = 60.0
+    simulator_config: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +136,11 @@ class Settings:
             max_body_bytes=_int_env(env, "BRIDGE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             notifications_token=Secret(env.get("BRIDGE_NOTIFICATIONS_TOKEN", "")),
             admin_token=Secret(env.get("BRIDGE_ADMIN_TOKEN", "")),
+            simulator_url=env.get("BRIDGE_SIMULATOR_URL", ""),
+            simulator_speed=_float_env(env, "BRIDGE_SIMULATOR_SPEED", 60.0),
+            simulator_config=Path(env["BRIDGE_SIMULATOR_CONFIG"])
+            if env.get("BRIDGE_SIMULATOR_CONFIG")
+            else _existing(Path(DEFAULT_SIMULATOR_CONFIG)),
         )
 
     def __repr__(self) -> str:

@@ -34,16 +34,6 @@ SUBMITTABLE = (OrderState.RECEIVED, OrderState.AWAITING_PAYMENT, OrderState.SUBM
 PARKED_ACCOUNT_RETRY_S = 900.0
 
 
-class AmazonAccounts:
-    """Which SP-API client serves which configured Amazon account (the pipeline's only view of Amazon)."""
-
-    def __init__(self, clients: dict[str, FulfillmentOutbound]) -> None:
-        self._clients = clients
-
-    def for_channel(self, channel: Channel) -> FulfillmentOutbound:
-        return self._clients[channel.account_id]
-
-
 def _load(bridge: Bridge, order_id: int) -> OrderRecord | None:
     with read_session(bridge.engine) as session:
         return session.execute(select(OrderRecord).where(col(OrderRecord.id) == order_id)).scalars().first()

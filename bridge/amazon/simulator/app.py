@@ -136,6 +136,8 @@ def _dispatch(sim: Simulator, operation: str, handler: Callable[[], dict[str, An
         headers.update(err.headers)
     if permit is not None and permit.drop_after:
         return _drop(sim, operation)
+    if permit is not None and permit.delay_after > 0:
+        sim.delay_clock.sleep(permit.delay_after)
     if permit is not None and status in _RATE_LIMIT_STATUSES:
         headers["x-amzn-RateLimit-Limit"] = permit.rate_limit
     sim.finish_call(operation, status)

@@ -28,6 +28,7 @@ ANY_OPERATION = "*"
 class FaultKind(StrEnum):
     STATUS = "status"
     ACCEPT_THEN_DROP = "accept_then_drop"
+    ACCEPT_THEN_DELAY = "accept_then_delay"
     DROP = "drop"
     EXPIRE_TOKENS = "expire_tokens"
 

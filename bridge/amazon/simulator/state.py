@@ -120,6 +120,7 @@ class CallPermit:
     rate_limit: str
     drop_before: bool = False
     drop_after: bool = False
+    delay_after: float = 0.0  # the operation runs, then the answer waits (a slow network back)
 
 
 class Simulator:
@@ -162,7 +163,10 @@ class Simulator:
         self.ledger.record_call(operation, self.rate_clock.monotonic())
         rate_limit = str(float(self.config.limit_for(operation).rate))
         fault = self.faults.take(operation)
-        if fault is not None:
+        delay_after = 0.0
+        if fault is not None and fault.kind is FaultKind.ACCEPT_THEN_DELAY:
+            delay_after = min(fault.delay_seconds, self.config.max_fault_delay)
+        elif fault is not None:
             if fault.delay_seconds > 0:
                 self.delay_clock.sleep(min(fault.delay_seconds, self.config.max_fault_delay))
             if fault.kind is FaultKind.EXPIRE_TOKENS:
@@ -175,7 +179,7 @@ class Simulator:
         if not self.buckets.try_acquire(seller, operation):
             raise quota_exceeded()
         drop_after = fault is not None and fault.kind is FaultKind.ACCEPT_THEN_DROP
-        return CallPermit(operation, rate_limit, drop_after=drop_after)
+        return CallPermit(operation, rate_limit, drop_after=drop_after, delay_after=delay_after)
 
     def finish_call(self, operation: str, status: int) -> None:
         """Record how a call was answered (`DROPPED` when the connection was dropped)."""

@@ -1,0 +1,66 @@
+"""One SP-API client per configured Amazon account: the pipeline's only way to reach Amazon.
+
+An account marked `embedded_simulator` talks to the bundled simulator instead: in-process
+through httpx's WSGI transport, or, when `BRIDGE_SIMULATOR_URL` names a simulator that another
+process serves on loopback (what `bridge run` does), over HTTP so every process shares it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+
+from ..bootstrap import Bridge
+from ..channels import AmazonAccount, Channel
+from ..clock import ScaledClock
+from .limiter import DatabaseBuckets
+from .outbound import FulfillmentOutbound, outbound_client
+from .simulator import Simulator, create_simulator_app, load_config
+
+IN_PROCESS_SIMULATOR = "http://simulator.local"
+
+
+class AmazonAccounts:
+    def __init__(self, clients: dict[str, FulfillmentOutbound], simulator: Simulator | None = None) -> None:
+        self._clients = clients
+        self.simulator = simulator
+
+    def for_channel(self, channel: Channel) -> FulfillmentOutbound:
+        return self._clients[channel.account_id]
+
+    def for_account(self, account_id: str) -> FulfillmentOutbound:
+        return self._clients[account_id]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+def simulator_for(bridge: Bridge) -> Simulator:
+    """The simulator an in-process embedded account uses, configured from the settings."""
+    settings = bridge.settings
+    config = load_config(settings.simulator_config) if settings.simulator_config else None
+    return Simulator(config, clock=ScaledClock(settings.simulator_speed))
+
+
+def _simulated(account: AmazonAccount, base_url: str) -> AmazonAccount:
+    return replace(
+        account, endpoint=base_url, token_endpoint=f"{base_url}/auth/o2/token", local_simulator=True
+    )
+
+
+def build_amazon(bridge: Bridge, *, simulator: Simulator | None = None) -> AmazonAccounts:
+    buckets = DatabaseBuckets(bridge.engine, bridge.clock)
+    clients: dict[str, FulfillmentOutbound] = {}
+    for account in bridge.config.accounts.values():
+        transport: httpx.BaseTransport | None = None
+        if account.embedded_simulator:
+            if bridge.settings.simulator_url and simulator is None:
+                account = _simulated(account, bridge.settings.simulator_url.rstrip("/"))
+            else:
+                simulator = simulator or simulator_for(bridge)
+                transport = httpx.WSGITransport(app=create_simulator_app(simulator))
+                account = _simulated(account, IN_PROCESS_SIMULATOR)
+        clients[account.id] = outbound_client(account, bridge.clock, buckets, transport)
+    return AmazonAccounts(clients, simulator)

@@ -1,0 +1,276 @@
+"""Client-side token buckets that mirror Amazon's SP-API usage plans.
+
+Amazon meters every operation per selling partner + application with a token bucket (refill at
+`rate` per second, capped at `burst`). Keeping a copy of that bucket on our side means a burst of
+work waits here instead of collecting 429s there. One bucket exists per (account id, operation).
+
+Buckets use *reservations*: `acquire()` always takes a token, possibly driving the balance below
+zero, and then sleeps for as long as the debt takes to refill. Waiters are therefore served in
+arrival order, and the shared (database) variant needs exactly one short transaction per call,
+never one held across the sleep.
+
+Two implementations share the `Buckets` protocol:
+
+- `MemoryBuckets`: one process, thread-safe.
+- `DatabaseBuckets`: the `rate_buckets` table, so several worker processes (or machines) spend one
+  budget. Time comes from the database's clock (`db_now`) so processes with drifting clocks agree.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bridge.clock import Clock
+from bridge.store import RateBucketRecord, db_now, write_session
+
+from .errors import LocalThrottle
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A usage plan: `rate` requests per second, at most `burst` in a row after a quiet spell."""
+
+    rate: float
+    burst: float
+
+
+FULFILLMENT_OUTBOUND_LIMIT = Limit(rate=2.0, burst=30.0)
+
+#: Documented usage plans (Fulfillment Outbound 2020-07-01). Unknown operations get the default.
+DEFAULT_LIMITS: Mapping[str, Limit] = {
+    "getFulfillmentPreview": FULFILLMENT_OUTBOUND_LIMIT,
+    "createFulfillmentOrder": FULFILLMENT_OUTBOUND_LIMIT,
+    "getFulfillmentOrder": FULFILLMENT_OUTBOUND_LIMIT,
+    "listAllFulfillmentOrders": FULFILLMENT_OUTBOUND_LIMIT,
+    "updateFulfillmentOrder": FULFILLMENT_OUTBOUND_LIMIT,
+    "cancelFulfillmentOrder": FULFILLMENT_OUTBOUND_LIMIT,
+    "getPackageTrackingDetails": FULFILLMENT_OUTBOUND_LIMIT,
+    "listReturnReasonCodes": FULFILLMENT_OUTBOUND_LIMIT,
+    "createFulfillmentReturn": FULFILLMENT_OUTBOUND_LIMIT,
+    "getFeatures": FULFILLMENT_OUTBOUND_LIMIT,
+    "deliveryOffers": Limit(rate=5.0, burst=30.0),
+}
+
+_MAX_RATE = 1000.0
+_KEY_MAX = 200
+
+
+@dataclass(frozen=True)
+class BucketState:
+    tokens: float
+    rate: float
+    burst: float
+
+
+class Buckets(Protocol):
+    """What the SP-API client needs from a rate limiter."""
+
+    def acquire(self, account_id: str, operation: str, *, max_wait: float | None = None) -> float:
+        """Take one token, sleeping (on the injected clock) until it is ours; return seconds waited.
+
+        With `max_wait`, raise `LocalThrottle` (taking nothing) instead of waiting longer.
+        """
+        ...
+
+    def observe_rate(self, account_id: str, operation: str, rate: float) -> None:
+        """Adopt the rate Amazon reported in `x-amzn-RateLimit-Limit` (ignored if not a sane number)."""
+        ...
+
+    def drain(self, account_id: str, operation: str) -> None:
+        """Amazon said 429: its bucket is empty, so ours is too (outstanding reservations stay)."""
+        ...
+
+
+def bucket_key(account_id: str, operation: str) -> str:
+    key = f"{account_id}:{operation}"
+    if len(key) > _KEY_MAX:
+        raise ValueError(f"rate bucket key longer than {_KEY_MAX} characters; shorten the account id")
+    return key
+
+
+def sane_rate(rate: float) -> bool:
+    return math.isfinite(rate) and 0 < rate <= _MAX_RATE
+
+
+def _refill(tokens: float, updated: float, rate: float, burst: float, now: float) -> float:
+    return min(burst, tokens + max(0.0, now - updated) * rate)
+
+
+def _reserve(tokens: float, rate: float, max_wait: float | None) -> tuple[float, float]:
+    """(balance after taking one token, seconds until that token is covered)."""
+    after = tokens - 1.0
+    wait = 0.0 if after >= 0 else -after / rate
+    if max_wait is not None and wait > max_wait:
+        raise LocalThrottle(
+            message=f"the local rate budget needs {wait:.1f}s, more than the {max_wait:.1f}s allowed; "
+            "nothing was sent, try again later",
+            retry_after=wait,
+        )
+    return after, wait
+
+
+class _LimitTable:
+    def __init__(self, limits: Mapping[str, Limit] | None, default: Limit) -> None:
+        self._limits = dict(DEFAULT_LIMITS if limits is None else limits)
+        self._default = default
+
+    def __call__(self, operation: str) -> Limit:
+        return self._limits.get(operation, self._default)
+
+
+class MemoryBuckets:
+    """Token buckets in this process's memory; safe to share between threads."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        limits: Mapping[str, Limit] | None = None,
+        default: Limit = FULFILLMENT_OUTBOUND_LIMIT,
+    ) -> None:
+        self._clock = clock
+        self._limit = _LimitTable(limits, default)
+        self._lock = threading.Lock()
+        self._state: dict[str, list[float]] = {}  # key -> [tokens, updated, rate, burst]
+
+    def _current(self, key: str, operation: str) -> list[float]:
+        now = self._clock.monotonic()
+        state = self._state.get(key)
+        if state is None:
+            limit = self._limit(operation)
+            state = self._state[key] = [limit.burst, now, limit.rate, limit.burst]
+        state[0] = _refill(state[0], state[1], state[2], state[3], now)
+        state[1] = now
+        return state
+
+    def acquire(self, account_id: str, operation: str, *, max_wait: float | None = None) -> float:
+        key = bucket_key(account_id, operation)
+        with self._lock:
+            state = self._current(key, operation)
+            state[0], wait = _reserve(state[0], state[2], max_wait)
+        self._clock.sleep(wait)
+        return wait
+
+    def observe_rate(self, account_id: str, operation: str, rate: float) -> None:
+        if not sane_rate(rate):
+            return
+        with self._lock:
+            self._current(bucket_key(account_id, operation), operation)[2] = rate
+
+    def drain(self, account_id: str, operation: str) -> None:
+        with self._lock:
+            state = self._current(bucket_key(account_id, operation), operation)
+            state[0] = min(state[0], 0.0)
+
+    def peek(self, account_id: str, operation: str) -> BucketState:
+        with self._lock:
+            tokens, _, rate, burst = self._current(bucket_key(account_id, operation), operation)
+        return BucketState(tokens, rate, burst)
+
+
+class DatabaseBuckets:
+    """Token buckets in the `rate_buckets` table, shared by every process using the database.
+
+    Each operation is one short write transaction: lock the row (`SELECT ... FOR UPDATE` on
+    PostgreSQL; on SQLite the write session's `BEGIN IMMEDIATE` already serialises writers),
+    refill it by the database clock, take a token, write it back, commit. Any sleeping happens
+    after the commit. A row that does not exist yet is created with a full bucket by an
+    `INSERT ... ON CONFLICT DO NOTHING`, so two processes racing to create it cannot collide.
+
+    `use_db_clock=False` takes time from the injected clock instead (for tests on a ManualClock).
+    Database errors propagate: the caller's job fails and is retried like any other outage.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        *,
+        limits: Mapping[str, Limit] | None = None,
+        default: Limit = FULFILLMENT_OUTBOUND_LIMIT,
+        use_db_clock: bool = True,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._limit = _LimitTable(limits, default)
+        self._use_db_clock = use_db_clock
+        self._table: Table = RateBucketRecord.metadata.tables[RateBucketRecord.__tablename__]
+        self._seen_rates: dict[str, float] = {}
+        self._seen_lock = threading.Lock()
+
+    def _now(self, session: Session) -> float:
+        return db_now(session) if self._use_db_clock else self._clock.now().timestamp()
+
+    def _locked(self, session: Session, key: str, operation: str, now: float) -> BucketState:
+        """The bucket's row, locked for this transaction and refilled up to `now`."""
+        t = self._table
+        query = select(t.c.tokens, t.c.updated, t.c.rate, t.c.burst).where(t.c.key == key).with_for_update()
+        row = session.execute(query).first()
+        if row is None:
+            limit = self._limit(operation)
+            insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            session.execute(
+                insert(t)
+                .values(key=key, tokens=limit.burst, updated=now, rate=limit.rate, burst=limit.burst)
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+            row = session.execute(query).one()
+        tokens, updated, rate, burst = (float(v) for v in row)
+        return BucketState(_refill(tokens, updated, rate, burst, now), rate, burst)
+
+    def _write(
+        self, session: Session, key: str, now: float, tokens: float, rate: float | None = None
+    ) -> None:
+        values: dict[str, float] = {"tokens": tokens, "updated": now}
+        if rate is not None:
+            values["rate"] = rate
+        session.execute(update(self._table).where(self._table.c.key == key).values(**values))
+
+    def acquire(self, account_id: str, operation: str, *, max_wait: float | None = None) -> float:
+        key = bucket_key(account_id, operation)
+        with write_session(self._engine) as session:
+            now = self._now(session)
+            state = self._locked(session, key, operation, now)
+            tokens, wait = _reserve(state.tokens, state.rate, max_wait)
+            self._write(session, key, now, tokens)
+        self._clock.sleep(wait)
+        return wait
+
+    def observe_rate(self, account_id: str, operation: str, rate: float) -> None:
+        if not sane_rate(rate):
+            return
+        key = bucket_key(account_id, operation)
+        with self._seen_lock:
+            # Most responses repeat the rate we already stored: skip the write transaction then.
+            if self._seen_rates.get(key) == rate:
+                return
+        with write_session(self._engine) as session:
+            now = self._now(session)
+            state = self._locked(session, key, operation, now)
+            if state.rate != rate:
+                self._write(session, key, now, state.tokens, rate)
+        with self._seen_lock:
+            self._seen_rates[key] = rate
+
+    def drain(self, account_id: str, operation: str) -> None:
+        key = bucket_key(account_id, operation)
+        with write_session(self._engine) as session:
+            now = self._now(session)
+            state = self._locked(session, key, operation, now)
+            self._write(session, key, now, min(state.tokens, 0.0))
+
+    def peek(self, account_id: str, operation: str) -> BucketState:
+        key = bucket_key(account_id, operation)
+        with write_session(self._engine) as session:
+            now = self._now(session)
+            return self._locked(session, key, operation, now)
