@@ -23,7 +23,7 @@ HANDLERS: dict[str, Handler] = {
 
 def make_worker(bridge: Bridge, **services: Any) -> Worker:
     services.setdefault("amazon", build_amazon(bridge))
-    return Worker(bridge, HANDLERS, services=services)
+    return Worker(bridge, HANDLERS, services=services, lease_s=bridge.settings.job_lease_s)
 
 
 def run_worker(bridge: Bridge) -> None:

@@ -119,6 +119,7 @@ class Settings:
     notifications_token: Secret = field(default_factory=lambda: Secret(""))
     admin_token: Secret = field(default_factory=lambda: Secret(""))
     simulator_url: str = ""
+    job_lease_s: float = 60.0
     simulator_speed: float = 60.0
     simulator_config: Path | None = None
 
@@ -137,6 +138,7 @@ class Settings:
             notifications_token=Secret(env.get("BRIDGE_NOTIFICATIONS_TOKEN", "")),
             admin_token=Secret(env.get("BRIDGE_ADMIN_TOKEN", "")),
             simulator_url=env.get("BRIDGE_SIMULATOR_URL", ""),
+            job_lease_s=_float_env(env, "BRIDGE_JOB_LEASE_S", 60.0),
             simulator_speed=_float_env(env, "BRIDGE_SIMULATOR_SPEED", 60.0),
             simulator_config=Path(env["BRIDGE_SIMULATOR_CONFIG"])
             if env.get("BRIDGE_SIMULATOR_CONFIG")

@@ -105,3 +105,38 @@ def app(bridge: Bridge):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
+
+
+@pytest.fixture
+def simulator(clock: ManualClock):  # type: ignore[no-untyped-def]
+    """The bundled simulator with the demo inventory, on the test's clock for everything."""
+    from bridge.amazon.simulator import Simulator, load_config
+
+    return Simulator(
+        load_config(ROOT / "config" / "simulator.yaml"), clock=clock, rate_clock=clock, delay_clock=clock
+    )
+
+
+@pytest.fixture
+def amazon(bridge: Bridge, simulator):  # type: ignore[no-untyped-def]
+    from bridge.amazon.accounts import build_amazon
+    from bridge.amazon.limiter import DatabaseBuckets
+
+    accounts = build_amazon(
+        bridge, simulator=simulator, buckets=DatabaseBuckets(bridge.engine, bridge.clock, use_db_clock=False)
+    )
+    yield accounts
+    accounts.close()
+
+
+@pytest.fixture
+def worker(bridge: Bridge, amazon):  # type: ignore[no-untyped-def]
+    from bridge.runtime import make_worker
+
+    return make_worker(bridge, amazon=amazon)
+
+
+def due_now(engine: Engine) -> None:
+    """Let every waiting job run now: the queue's retry delays are in database time."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET run_at = 0 WHERE status = 'ready'"))

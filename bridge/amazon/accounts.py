@@ -14,7 +14,7 @@ import httpx
 from ..bootstrap import Bridge
 from ..channels import AmazonAccount, Channel
 from ..clock import ScaledClock
-from .limiter import DatabaseBuckets
+from .limiter import Buckets, DatabaseBuckets
 from .outbound import FulfillmentOutbound, outbound_client
 from .simulator import Simulator, create_simulator_app, load_config
 
@@ -50,8 +50,12 @@ def _simulated(account: AmazonAccount, base_url: str) -> AmazonAccount:
     )
 
 
-def build_amazon(bridge: Bridge, *, simulator: Simulator | None = None) -> AmazonAccounts:
-    buckets = DatabaseBuckets(bridge.engine, bridge.clock)
+def build_amazon(
+    bridge: Bridge, *, simulator: Simulator | None = None, buckets: Buckets | None = None
+) -> AmazonAccounts:
+    """Clients for every configured account. Rate budgets default to the database (shared by all
+    processes, timed by the database clock)."""
+    buckets = buckets or DatabaseBuckets(bridge.engine, bridge.clock)
     clients: dict[str, FulfillmentOutbound] = {}
     for account in bridge.config.accounts.values():
         transport: httpx.BaseTransport | None = None
