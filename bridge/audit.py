@@ -14,12 +14,20 @@ from .orders import Event, OrderState, next_state
 from .store import OrderEventRecord, OrderRecord
 
 
-def transition(session: Session, row: OrderRecord, event: Event, now: datetime, reason: str = "") -> OrderState:
+def transition(
+    session: Session, row: OrderRecord, event: Event, now: datetime, reason: str = ""
+) -> OrderState:
     new_state = next_state(row.order_state, event)
     assert row.id is not None
     session.add(
-        OrderEventRecord(order_id=row.id, at=now, event=event.value, from_state=row.state,
-                         to_state=new_state.value, reason=reason[:2000])
+        OrderEventRecord(
+            order_id=row.id,
+            at=now,
+            event=event.value,
+            from_state=row.state,
+            to_state=new_state.value,
+            reason=reason[:2000],
+        )
     )
     row.state = new_state.value
     row.updated_at = now
@@ -35,6 +43,12 @@ def note(session: Session, row: OrderRecord, event: str, now: datetime, reason: 
     """An audit entry that does not change the state (e.g. a preview result, a push-back)."""
     assert row.id is not None
     session.add(
-        OrderEventRecord(order_id=row.id, at=now, event=event, from_state=row.state, to_state=row.state,
-                         reason=reason[:2000])
+        OrderEventRecord(
+            order_id=row.id,
+            at=now,
+            event=event,
+            from_state=row.state,
+            to_state=row.state,
+            reason=reason[:2000],
+        )
     )

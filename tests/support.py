@@ -18,23 +18,52 @@ def fixture(path: str) -> dict[str, Any]:
     return data
 
 
-def shopify_order(order_id: int = 1001, *, name: str = "Jon Canary", email: str = "jon.canary@example.com",
-                  updated_at: str = "2026-11-01T10:00:00-05:00", financial_status: str = "paid",
-                  sku: str = "TSHIRT-RED-M", quantity: int = 1) -> dict[str, Any]:
+def shopify_order(
+    order_id: int = 1001,
+    *,
+    name: str = "Jon Canary",
+    email: str = "jon.canary@example.com",
+    updated_at: str = "2026-11-01T10:00:00-05:00",
+    financial_status: str = "paid",
+    sku: str = "TSHIRT-RED-M",
+    quantity: int = 1,
+) -> dict[str, Any]:
     order = copy.deepcopy(fixture("shopify/orders_create.json"))
     first, last = name.split(" ", 1)
-    order.update(id=order_id, admin_graphql_api_id=f"gid://shopify/Order/{order_id}", name=f"#{order_id}",
-                 email=email, contact_email=email, updated_at=updated_at, financial_status=financial_status)
-    order["line_items"] = [dict(order["line_items"][0], sku=sku, quantity=quantity, requires_shipping=True,
-                                gift_card=False)]
-    order["shipping_address"] = dict(order.get("shipping_address") or {}, first_name=first, last_name=last,
-                                     name=name, address1="42 Canary Wharf Lane", city="Springfield",
-                                     zip="10001", country_code="US", province_code="NY", phone="+1 555 0100 777")
+    order.update(
+        id=order_id,
+        admin_graphql_api_id=f"gid://shopify/Order/{order_id}",
+        name=f"#{order_id}",
+        email=email,
+        contact_email=email,
+        updated_at=updated_at,
+        financial_status=financial_status,
+    )
+    order["line_items"] = [
+        dict(order["line_items"][0], sku=sku, quantity=quantity, requires_shipping=True, gift_card=False)
+    ]
+    order["shipping_address"] = dict(
+        order.get("shipping_address") or {},
+        first_name=first,
+        last_name=last,
+        name=name,
+        address1="42 Canary Wharf Lane",
+        city="Springfield",
+        zip="10001",
+        country_code="US",
+        province_code="NY",
+        phone="+1 555 0100 777",
+    )
     return order
 
 
-def shopify_delivery(body: dict[str, Any] | bytes, topic: str = "orders/create", *, webhook_id: str | None = None,
-                     secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+def shopify_delivery(
+    body: dict[str, Any] | bytes,
+    topic: str = "orders/create",
+    *,
+    webhook_id: str | None = None,
+    secret: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {
         "Content-Type": "application/json",
@@ -49,8 +78,13 @@ def shopify_delivery(body: dict[str, Any] | bytes, topic: str = "orders/create",
     return raw, headers
 
 
-def woo_order(order_id: int = 700, *, status: str = "processing", modified: str = "2026-11-01T10:00:00",
-              email: str = "woo.canary@example.com") -> dict[str, Any]:
+def woo_order(
+    order_id: int = 700,
+    *,
+    status: str = "processing",
+    modified: str = "2026-11-01T10:00:00",
+    email: str = "woo.canary@example.com",
+) -> dict[str, Any]:
     order = copy.deepcopy(fixture("woocommerce/order.json"))
     order.update(id=order_id, number=str(order_id), status=status, date_modified_gmt=modified)
     order["billing"] = dict(order["billing"], email=email)
@@ -59,8 +93,9 @@ def woo_order(order_id: int = 700, *, status: str = "processing", modified: str 
     return order
 
 
-def woo_delivery(body: dict[str, Any] | bytes, topic: str = "order.created", *,
-                 delivery_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+def woo_delivery(
+    body: dict[str, Any] | bytes, topic: str = "order.created", *, delivery_id: str | None = None
+) -> tuple[bytes, dict[str, str]]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return raw, {
         "Content-Type": "application/json",
@@ -74,8 +109,11 @@ def woo_delivery(body: dict[str, Any] | bytes, topic: str = "order.created", *,
     }
 
 
-def generic_delivery(body: dict[str, Any], now: datetime, *, msg_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+def generic_delivery(
+    body: dict[str, Any], now: datetime, *, msg_id: str | None = None
+) -> tuple[bytes, dict[str, str]]:
     raw = json.dumps(body).encode()
-    headers = sign_standard_webhook(TEST_ENV["OWN_SHOP_SECRET"], msg_id or f"msg_{uuid.uuid4().hex}",
-                                    int(now.timestamp()), raw)
+    headers = sign_standard_webhook(
+        TEST_ENV["OWN_SHOP_SECRET"], msg_id or f"msg_{uuid.uuid4().hex}", int(now.timestamp()), raw
+    )
     return raw, {"Content-Type": "application/json", **headers}

@@ -16,11 +16,23 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=25,
 )
-SHOPIFY_TOPICS = st.sampled_from(["orders/create", "orders/paid", "orders/updated", "orders/cancelled",
-                                  "customers/redact", "shop/redact", "customers/data_request", "app/uninstalled"])
+SHOPIFY_TOPICS = st.sampled_from(
+    [
+        "orders/create",
+        "orders/paid",
+        "orders/updated",
+        "orders/cancelled",
+        "customers/redact",
+        "shop/redact",
+        "customers/data_request",
+        "app/uninstalled",
+    ]
+)
 WOO_TOPICS = st.sampled_from(["order.created", "order.updated", "order.deleted", "order.restored"])
 
 
@@ -29,7 +41,9 @@ def mutate(document: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
     for _ in range(data.draw(st.integers(1, 4))):
         target: Any = document
         for _depth in range(data.draw(st.integers(0, 2))):
-            children = [k for k, v in target.items() if isinstance(v, dict)] if isinstance(target, dict) else []
+            children = (
+                [k for k, v in target.items() if isinstance(v, dict)] if isinstance(target, dict) else []
+            )
             if not children:
                 break
             target = target[data.draw(st.sampled_from(children))]
@@ -72,7 +86,9 @@ def test_mutated_woocommerce_orders_never_5xx(client: FlaskClient, data: st.Data
 
 @FUZZ
 @given(data=st.data(), kind=st.sampled_from(["order.upsert", "order.cancel", "order.other"]))
-def test_mutated_generic_orders_never_5xx(client: FlaskClient, bridge: Bridge, data: st.DataObject, kind: str) -> None:
+def test_mutated_generic_orders_never_5xx(
+    client: FlaskClient, bridge: Bridge, data: st.DataObject, kind: str
+) -> None:
     from tests.support import fixture
 
     body = fixture("generic/order_upsert.json")
@@ -82,10 +98,26 @@ def test_mutated_generic_orders_never_5xx(client: FlaskClient, bridge: Bridge, d
 
 
 @FUZZ
-@given(headers=st.dictionaries(st.sampled_from(["Content-Type", "X-Shopify-Topic", "X-Shopify-Hmac-Sha256",
-                                                 "X-Shopify-Webhook-Id", "webhook-id", "webhook-timestamp",
-                                                 "webhook-signature", "X-WC-Webhook-Signature"]),
-                               st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40)),
-       body=st.binary(max_size=256), channel=st.sampled_from(["shop-a", "woo-main", "own-shop"]))
-def test_arbitrary_headers_never_5xx(client: FlaskClient, headers: dict[str, str], body: bytes, channel: str) -> None:
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(
+            [
+                "Content-Type",
+                "X-Shopify-Topic",
+                "X-Shopify-Hmac-Sha256",
+                "X-Shopify-Webhook-Id",
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature",
+                "X-WC-Webhook-Signature",
+            ]
+        ),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+    ),
+    body=st.binary(max_size=256),
+    channel=st.sampled_from(["shop-a", "woo-main", "own-shop"]),
+)
+def test_arbitrary_headers_never_5xx(
+    client: FlaskClient, headers: dict[str, str], body: bytes, channel: str
+) -> None:
     assert client.post(f"/webhooks/{channel}", data=body, headers=headers).status_code < 500

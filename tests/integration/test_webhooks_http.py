@@ -74,7 +74,11 @@ def test_rotated_secret_still_verifies(client: FlaskClient, bridge: Bridge) -> N
     ("mutate", "status", "code"),
     [
         (lambda b, h: (b, {**h, "X-Shopify-Hmac-Sha256": "AAAA"}), 401, "invalid_signature"),
-        (lambda b, h: (b, {k: v for k, v in h.items() if k != "X-Shopify-Hmac-Sha256"}), 401, "invalid_signature"),
+        (
+            lambda b, h: (b, {k: v for k, v in h.items() if k != "X-Shopify-Hmac-Sha256"}),
+            401,
+            "invalid_signature",
+        ),
         (lambda b, h: (b + b" ", h), 401, "invalid_signature"),
     ],
 )
@@ -168,8 +172,11 @@ def test_unknown_topic_is_acknowledged_and_ignored(client: FlaskClient, db: Engi
 
 
 def test_shopify_privacy_topics_are_accepted(client: FlaskClient, db: Engine) -> None:
-    for topic, name in (("customers/redact", "customers_redact"), ("shop/redact", "shop_redact"),
-                        ("customers/data_request", "customers_data_request")):
+    for topic, name in (
+        ("customers/redact", "customers_redact"),
+        ("shop/redact", "shop_redact"),
+        ("customers/data_request", "customers_data_request"),
+    ):
         response = post(client, SHOP, shopify_delivery(fixture(f"shopify/{name}.json"), topic=topic))
         assert response.status_code == 200, (topic, response.json)
     assert rows(db, JobRecord) == 3
@@ -197,7 +204,9 @@ def test_woocommerce_created_and_updated_converge_and_delete_cancels(client: Fla
 
 
 def test_woocommerce_ping_is_answered_without_storing(client: FlaskClient, db: Engine) -> None:
-    response = client.post(WOO, data=b"webhook_id=12", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        WOO, data=b"webhook_id=12", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 200
     assert rows(db, DeliveryRecord) == 0
 
@@ -215,8 +224,12 @@ def test_generic_channel_rejects_a_stale_timestamp(client: FlaskClient, bridge: 
 
 
 def test_database_unavailable_is_503_with_retry_after(bridge: Bridge, tmp_path: Any) -> None:
-    broken = Bridge(settings=Settings(), config=bridge.config,
-                    engine=make_engine(f"sqlite:///{tmp_path}/missing-dir/x.sqlite3"), clock=bridge.clock)
+    broken = Bridge(
+        settings=Settings(),
+        config=bridge.config,
+        engine=make_engine(f"sqlite:///{tmp_path}/missing-dir/x.sqlite3"),
+        clock=bridge.clock,
+    )
     client = create_app(broken).test_client()
     response = post(client, SHOP, shopify_delivery(shopify_order()))
     assert response.status_code == 503 and response.headers["Retry-After"]
@@ -249,8 +262,9 @@ def test_concurrent_duplicate_storm_over_http_stores_one_order(app: Any, db: Eng
     assert (rows(db, DeliveryRecord), rows(db, OrderRecord), rows(db, JobRecord)) == (4, 1, 1)
 
 
-def test_no_personal_data_reaches_logs_or_error_bodies(client: FlaskClient, bridge: Bridge,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_no_personal_data_reaches_logs_or_error_bodies(
+    client: FlaskClient, bridge: Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
     canaries = ["Zebulon Quixotic", "zq.canary@example.org", "42 Canary Wharf Lane", "+1 555 0100 777"]
     caplog.set_level(logging.DEBUG)
     bodies = []

@@ -28,8 +28,12 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "generic"
 CURRENT_SECRET = "whsec_" + base64.b64encode(b"current-secret-of-32-bytes-long!").decode()
 PREVIOUS_SECRET = "whsec_" + base64.b64encode(b"previous-secret-32-bytes-long!!!").decode()
 CHANNEL = Channel(
-    id="generic-shop", platform="generic", webhook_secrets=(Secret(CURRENT_SECRET), Secret(PREVIOUS_SECRET)),
-    account_id="na", marketplace_id="A1PA6795UKMFR9", sku_map={},
+    id="generic-shop",
+    platform="generic",
+    webhook_secrets=(Secret(CURRENT_SECRET), Secret(PREVIOUS_SECRET)),
+    account_id="na",
+    marketplace_id="A1PA6795UKMFR9",
+    sku_map={},
 )
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 NOW = int(START.timestamp())
@@ -53,8 +57,9 @@ def manual_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> s
     return "v1," + base64.b64encode(digest).decode()
 
 
-def headers(body: bytes, secret: str = CURRENT_SECRET, timestamp: int = NOW, msg_id: str = MSG_ID,
-            **extra: str) -> dict[str, str]:
+def headers(
+    body: bytes, secret: str = CURRENT_SECRET, timestamp: int = NOW, msg_id: str = MSG_ID, **extra: str
+) -> dict[str, str]:
     out = {"Content-Type": "application/json", **sign_standard_webhook(secret, msg_id, timestamp, body)}
     out.update(extra)
     return out
@@ -98,8 +103,9 @@ def test_sign_standard_webhook_matches_the_spec_and_the_reference_library() -> N
     }
     # The reference verifier reads the real clock, so check it against a timestamp of now.
     now = int(datetime.now(UTC).timestamp())
-    assert Webhook(CURRENT_SECRET).verify(body, sign_standard_webhook(CURRENT_SECRET, MSG_ID, now, body)) == \
-        json.loads(body)
+    assert Webhook(CURRENT_SECRET).verify(
+        body, sign_standard_webhook(CURRENT_SECRET, MSG_ID, now, body)
+    ) == json.loads(body)
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,8 +120,11 @@ def test_a_body_signed_with_any_configured_secret_is_accepted(secret: str) -> No
 
 def test_a_signature_computed_by_hand_from_the_spec_is_accepted() -> None:
     body = encode(fixture("order_upsert.json"))
-    hdrs = {"webhook-id": MSG_ID, "webhook-timestamp": str(NOW),
-            "webhook-signature": manual_signature(PREVIOUS_SECRET, MSG_ID, NOW, body)}
+    hdrs = {
+        "webhook-id": MSG_ID,
+        "webhook-timestamp": str(NOW),
+        "webhook-signature": manual_signature(PREVIOUS_SECRET, MSG_ID, NOW, body),
+    }
     adapter.verify(CHANNEL, hdrs, body, ManualClock(START))
 
 
@@ -142,13 +151,23 @@ def test_a_missing_header_is_401(name: str) -> None:
     assert verify_rejection(hdrs, body).status == 401
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("webhook-signature", "v1"), ("webhook-signature", "v1,"), ("webhook-signature", "v1,not base64!"),
-    ("webhook-signature", ",,,"), ("webhook-signature", "v1,AAAA"),
-    ("webhook-timestamp", "soon"), ("webhook-timestamp", "-1"), ("webhook-timestamp", "1.7e9"),
-    ("webhook-timestamp", "\u0661\u0667"), ("webhook-timestamp", "9" * 40),
-    ("webhook-id", "other-id"), ("webhook-id", "x" * 300),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("webhook-signature", "v1"),
+        ("webhook-signature", "v1,"),
+        ("webhook-signature", "v1,not base64!"),
+        ("webhook-signature", ",,,"),
+        ("webhook-signature", "v1,AAAA"),
+        ("webhook-timestamp", "soon"),
+        ("webhook-timestamp", "-1"),
+        ("webhook-timestamp", "1.7e9"),
+        ("webhook-timestamp", "\u0661\u0667"),
+        ("webhook-timestamp", "9" * 40),
+        ("webhook-id", "other-id"),
+        ("webhook-id", "x" * 300),
+    ],
+)
 def test_garbled_or_mismatched_headers_are_401(name: str, value: str) -> None:
     body = encode(fixture("order_upsert.json"))
     assert verify_rejection(headers(body, **{name: value}), body).status == 401
@@ -167,8 +186,14 @@ def test_a_body_that_is_not_utf8_is_401_not_a_crash() -> None:
 
 def test_an_unusable_configured_secret_never_matches_and_never_crashes() -> None:
     body = encode(fixture("order_upsert.json"))
-    broken = Channel(id="g", platform="generic", webhook_secrets=(Secret("whsec_a"), Secret("")),
-                     account_id="na", marketplace_id="x", sku_map={})
+    broken = Channel(
+        id="g",
+        platform="generic",
+        webhook_secrets=(Secret("whsec_a"), Secret("")),
+        account_id="na",
+        marketplace_id="x",
+        sku_map={},
+    )
     with pytest.raises(Rejection) as caught:
         adapter.verify(broken, headers(body), body, ManualClock(START))
     assert caught.value.status == 401
@@ -213,10 +238,16 @@ def test_a_body_that_is_not_declared_json_is_415(content_type: str) -> None:
     assert parse_rejection(fixture("order_upsert.json"), **{"Content-Type": content_type}).status == 415
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b'{"type": "order.cancel", "type": "order.upsert"}', b"[" * 33 + b"]" * 33,
-    b'{"type": "x", "n": ' + b"7" * 5000 + b"}", b'{"type": NaN}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"type": "order.cancel", "type": "order.upsert"}',
+        b"[" * 33 + b"]" * 33,
+        b'{"type": "x", "n": ' + b"7" * 5000 + b"}",
+        b'{"type": NaN}',
+    ],
+)
 def test_bodies_that_are_not_strict_json_are_400(body: bytes) -> None:
     assert parse_rejection(body).status == 400
 
@@ -265,7 +296,11 @@ def test_a_calendar_impossible_date_is_422_not_a_crash(path: str) -> None:
 def test_an_upsert_maps_every_canonical_field() -> None:
     delivery = deliver(fixture("order_upsert.json"))
     assert (delivery.topic, delivery.kind, delivery.delivery_key, delivery.event_id) == (
-        "order.upsert", DeliveryKind.UPSERT, MSG_ID, None)
+        "order.upsert",
+        DeliveryKind.UPSERT,
+        MSG_ID,
+        None,
+    )
     assert delivery.external_id == "A-1001"
     order = delivery.order
     assert order == CanonicalOrder(
@@ -281,9 +316,17 @@ def test_an_upsert_maps_every_canonical_field() -> None:
             OrderLine("2", "TEA-500", 1, "7.90", "", True),
         ),
         destination=Address(
-            name="Erika Example", line1="Musterstrasse 1", line2="Hinterhaus", line3="3. OG",
-            company="Example GmbH", city="Berlin", district="Mitte", state="BE", postal_code="10115",
-            country_code="DE", phone="+49 30 000000",
+            name="Erika Example",
+            line1="Musterstrasse 1",
+            line2="Hinterhaus",
+            line3="3. OG",
+            company="Example GmbH",
+            city="Berlin",
+            district="Mitte",
+            state="BE",
+            postal_code="10115",
+            country_code="DE",
+            phone="+49 30 000000",
         ),
         shipping_method="Express",
         buyer_email="erika@example.com",
@@ -304,10 +347,17 @@ def test_canonical_json_from_the_bridge_is_accepted_back() -> None:
 
 
 def test_a_minimal_upsert_gets_defaults() -> None:
-    payload = {"type": "order.upsert", "order": {
-        "external_id": "9", "currency": "USD", "payment_state": "pending",
-        "created_at": "2026-11-23T11:00:00Z", "updated_at": "2026-11-23T11:00:00Z",
-        "lines": [{"line_id": "a", "sku": "", "quantity": 1, "unit_price": "0"}]}}
+    payload = {
+        "type": "order.upsert",
+        "order": {
+            "external_id": "9",
+            "currency": "USD",
+            "payment_state": "pending",
+            "created_at": "2026-11-23T11:00:00Z",
+            "updated_at": "2026-11-23T11:00:00Z",
+            "lines": [{"line_id": "a", "sku": "", "quantity": 1, "unit_price": "0"}],
+        },
+    }
     order = deliver(payload).order
     assert (order.display_id, order.destination, order.shipping_method, order.notes) == ("9", None, "", "")
 
@@ -315,7 +365,11 @@ def test_a_minimal_upsert_gets_defaults() -> None:
 def test_a_cancel_carries_only_the_external_id() -> None:
     delivery = deliver(fixture("order_cancel.json"))
     assert (delivery.topic, delivery.kind, delivery.order, delivery.external_id) == (
-        "order.cancel", DeliveryKind.CANCEL, None, "A-1001")
+        "order.cancel",
+        DeliveryKind.CANCEL,
+        None,
+        "A-1001",
+    )
 
 
 @pytest.mark.parametrize("event_type", ["order.shipped", "customer.created", "ping"])
@@ -344,16 +398,30 @@ def test_wsgi_title_cased_header_names_are_understood() -> None:
 TEXT = st.text(st.characters(exclude_categories=()), max_size=30)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 PATHS = [
-    ("type",), ("order",), ("order", "external_id"), ("order", "display_id"), ("order", "currency"),
-    ("order", "payment_state"), ("order", "created_at"), ("order", "updated_at"), ("order", "lines"),
-    ("order", "lines", 0), ("order", "lines", 0, "quantity"), ("order", "lines", 0, "unit_price"),
-    ("order", "lines", 0, "sku"), ("order", "lines", 1, "requires_shipping"), ("order", "destination"),
-    ("order", "destination", "name"), ("order", "destination", "country_code"), ("order", "notes"),
+    ("type",),
+    ("order",),
+    ("order", "external_id"),
+    ("order", "display_id"),
+    ("order", "currency"),
+    ("order", "payment_state"),
+    ("order", "created_at"),
+    ("order", "updated_at"),
+    ("order", "lines"),
+    ("order", "lines", 0),
+    ("order", "lines", 0, "quantity"),
+    ("order", "lines", 0, "unit_price"),
+    ("order", "lines", 0, "sku"),
+    ("order", "lines", 1, "requires_shipping"),
+    ("order", "destination"),
+    ("order", "destination", "name"),
+    ("order", "destination", "country_code"),
+    ("order", "notes"),
 ]
 UPSERT = fixture("order_upsert.json")
 
@@ -370,9 +438,14 @@ def _only_rejects(hdrs: dict[str, str], body: bytes) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=st.binary(max_size=300), msg_id=TEXT, timestamp=TEXT, signature=TEXT, sign_it=st.booleans())
 def test_arbitrary_headers_and_bytes_never_raise_anything_but_rejection(
-        body: bytes, msg_id: str, timestamp: str, signature: str, sign_it: bool) -> None:
-    hdrs = {"Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": timestamp,
-            "webhook-signature": signature}
+    body: bytes, msg_id: str, timestamp: str, signature: str, sign_it: bool
+) -> None:
+    hdrs = {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": signature,
+    }
     if sign_it:
         hdrs["webhook-timestamp"] = str(NOW)
         try:
@@ -392,7 +465,8 @@ def test_arbitrary_signed_json_never_raises_anything_but_rejection(payload: Any)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(PATHS), value=JSON, cancel=st.booleans())
 def test_a_valid_delivery_with_any_field_replaced_never_raises_anything_but_rejection(
-        path: tuple[Any, ...], value: Any, cancel: bool) -> None:
+    path: tuple[Any, ...], value: Any, cancel: bool
+) -> None:
     payload = copy.deepcopy(UPSERT)
     if cancel:
         payload["type"] = "order.cancel"

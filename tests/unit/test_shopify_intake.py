@@ -27,13 +27,25 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 CURRENT_SECRET = "shpss_current_0123456789abcdef"
 PREVIOUS_SECRET = "shpss_previous_fedcba9876543210"
 CHANNEL = Channel(
-    id="shop-main", platform="shopify", webhook_secrets=(Secret(CURRENT_SECRET), Secret(PREVIOUS_SECRET)),
-    account_id="na", marketplace_id="ATVPDKIKX0DER", sku_map={},
+    id="shop-main",
+    platform="shopify",
+    webhook_secrets=(Secret(CURRENT_SECRET), Secret(PREVIOUS_SECRET)),
+    account_id="na",
+    marketplace_id="ATVPDKIKX0DER",
+    sku_map={},
 )
 CLOCK = ManualClock()
 # Personal data in the fixtures that must never come back in a rejection.
-PERSONAL = ("Steve", "Shipper", "123 Shipping Street", "Shippington", "555-555-SHIP", "jon@example.com",
-            "john@example.com", "Happy birthday")
+PERSONAL = (
+    "Steve",
+    "Shipper",
+    "123 Shipping Street",
+    "Shippington",
+    "555-555-SHIP",
+    "jon@example.com",
+    "john@example.com",
+    "Happy birthday",
+)
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -49,8 +61,9 @@ def sign(body: bytes, secret: str = CURRENT_SECRET) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def headers(body: bytes, topic: str | None = "orders/create", secret: str = CURRENT_SECRET,
-            **extra: str) -> dict[str, str]:
+def headers(
+    body: bytes, topic: str | None = "orders/create", secret: str = CURRENT_SECRET, **extra: str
+) -> dict[str, str]:
     out = {
         "Content-Type": "application/json",
         "X-Shopify-Hmac-Sha256": sign(body, secret),
@@ -93,10 +106,18 @@ def test_a_body_signed_with_any_configured_secret_is_accepted(secret: str) -> No
     adapter.verify(CHANNEL, headers(body, secret=secret), body, CLOCK)
 
 
-@pytest.mark.parametrize("signature", [
-    None, "", "not base64!", sign(b"other body"), sign(b"x", "shpss_unknown_secret"),
-    base64.b64encode(b"short").decode(), sign(encode(fixture("orders_create.json")))[:-4],
-])
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "",
+        "not base64!",
+        sign(b"other body"),
+        sign(b"x", "shpss_unknown_secret"),
+        base64.b64encode(b"short").decode(),
+        sign(encode(fixture("orders_create.json")))[:-4],
+    ],
+)
 def test_missing_wrong_or_garbled_signatures_are_401(signature: str | None) -> None:
     body = encode(fixture("orders_create.json"))
     hdrs = headers(body)
@@ -144,10 +165,16 @@ def test_a_missing_topic_header_is_400_and_says_which_header() -> None:
     assert "X-Shopify-Topic" in caught.message
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b"\xff\xfe{}", b'{"id": 1, "id": 2}', b"[" * 40 + b"]" * 40,
-    b'{"id": ' + b"9" * 5000 + b"}",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"\xff\xfe{}",
+        b'{"id": 1, "id": 2}',
+        b"[" * 40 + b"]" * 40,
+        b'{"id": ' + b"9" * 5000 + b"}",
+    ],
+)
 def test_bodies_that_are_not_strict_json_are_400(body: bytes) -> None:
     assert rejection(body).status == 400
 
@@ -220,8 +247,15 @@ def test_the_documented_order_maps_to_every_canonical_field() -> None:
         OrderLine("890123456789012345", "", 1, "24.99", "Premium Leather Case", True),
     )
     assert order.destination == Address(
-        name="Steve Shipper", line1="123 Shipping Street", line2="", company="Shipping Company",
-        city="Shippington", state="KY", postal_code="40003", country_code="US", phone="555-555-SHIP",
+        name="Steve Shipper",
+        line1="123 Shipping Street",
+        line2="",
+        company="Shipping Company",
+        city="Shippington",
+        state="KY",
+        postal_code="40003",
+        country_code="US",
+        phone="555-555-SHIP",
     )
     assert order.shipping_method == "Generic Shipping"
     assert order.buyer_email == "jon@example.com"
@@ -278,12 +312,20 @@ def test_string_ids_read_the_same_as_integer_ids() -> None:
     assert result.lines[0].line_id == "487817672276298554"
 
 
-@pytest.mark.parametrize(("status", "state"), [
-    ("pending", PaymentState.PENDING), ("authorized", PaymentState.AUTHORIZED),
-    ("partially_paid", PaymentState.PARTIALLY_PAID), ("paid", PaymentState.PAID),
-    ("partially_refunded", PaymentState.PARTIALLY_REFUNDED), ("refunded", PaymentState.REFUNDED),
-    ("voided", PaymentState.VOIDED), ("expired", PaymentState.UNKNOWN), (None, PaymentState.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("pending", PaymentState.PENDING),
+        ("authorized", PaymentState.AUTHORIZED),
+        ("partially_paid", PaymentState.PARTIALLY_PAID),
+        ("paid", PaymentState.PAID),
+        ("partially_refunded", PaymentState.PARTIALLY_REFUNDED),
+        ("refunded", PaymentState.REFUNDED),
+        ("voided", PaymentState.VOIDED),
+        ("expired", PaymentState.UNKNOWN),
+        (None, PaymentState.UNKNOWN),
+    ],
+)
 def test_financial_status_maps_to_payment_state(status: str | None, state: PaymentState) -> None:
     order = fixture("orders_create.json")
     order["financial_status"] = status
@@ -321,15 +363,27 @@ def test_other_topics_are_acknowledged_stored_and_ignored(topic: str) -> None:
     assert delivery.store is True
 
 
-@pytest.mark.parametrize(("topic", "name", "scope", "ids"), [
-    ("customers/data_request", "customers_data_request.json", PrivacyScope.DATA_REQUEST,
-     ("299938", "280263", "220458")),
-    ("customers/redact", "customers_redact.json", PrivacyScope.CUSTOMER_REDACT,
-     ("299938", "280263", "220458")),
-    ("shop/redact", "shop_redact.json", PrivacyScope.SHOP_REDACT, ()),
-])
-def test_privacy_topics_carry_a_privacy_request(topic: str, name: str, scope: PrivacyScope,
-                                                ids: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("topic", "name", "scope", "ids"),
+    [
+        (
+            "customers/data_request",
+            "customers_data_request.json",
+            PrivacyScope.DATA_REQUEST,
+            ("299938", "280263", "220458"),
+        ),
+        (
+            "customers/redact",
+            "customers_redact.json",
+            PrivacyScope.CUSTOMER_REDACT,
+            ("299938", "280263", "220458"),
+        ),
+        ("shop/redact", "shop_redact.json", PrivacyScope.SHOP_REDACT, ()),
+    ],
+)
+def test_privacy_topics_carry_a_privacy_request(
+    topic: str, name: str, scope: PrivacyScope, ids: tuple[str, ...]
+) -> None:
     delivery = deliver(fixture(name), topic)
     assert delivery.kind is None
     assert delivery.order is None
@@ -366,25 +420,61 @@ def test_the_order_survives_a_round_trip_through_canonical_json() -> None:
 # --------------------------------------------------------------------------------------------
 # Fuzzing: whatever arrives, correctly signed, only a Rejection may come out.
 
-TOPICS = st.sampled_from(["orders/create", "orders/updated", "orders/cancelled", "customers/redact",
-                          "customers/data_request", "shop/redact", "orders/fulfilled"])
+TOPICS = st.sampled_from(
+    [
+        "orders/create",
+        "orders/updated",
+        "orders/cancelled",
+        "customers/redact",
+        "customers/data_request",
+        "shop/redact",
+        "orders/fulfilled",
+    ]
+)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(exclude_categories=()), max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 PATHS = [
-    ("id",), ("name",), ("email",), ("currency",), ("created_at",), ("updated_at",), ("cancelled_at",),
-    ("financial_status",), ("note",), ("note_attributes",), ("note_attributes", 1),
+    ("id",),
+    ("name",),
+    ("email",),
+    ("currency",),
+    ("created_at",),
+    ("updated_at",),
+    ("cancelled_at",),
+    ("financial_status",),
+    ("note",),
+    ("note_attributes",),
+    ("note_attributes", 1),
     ("note_attributes", 1, "name"),
-    ("note_attributes", 1, "value"), ("line_items",), ("line_items", 0), ("line_items", 0, "id"),
-    ("line_items", 0, "sku"), ("line_items", 0, "quantity"), ("line_items", 0, "price"),
-    ("line_items", 0, "requires_shipping"), ("line_items", 0, "gift_card"), ("line_items", 0, "title"),
-    ("shipping_address",), ("shipping_address", "name"), ("shipping_address", "country_code"),
-    ("shipping_address", "zip"), ("shipping_lines",), ("shipping_lines", 0), ("shipping_lines", 0, "title"),
-    ("customer",), ("customer", "email"), ("order_number",),
+    ("note_attributes", 1, "value"),
+    ("line_items",),
+    ("line_items", 0),
+    ("line_items", 0, "id"),
+    ("line_items", 0, "sku"),
+    ("line_items", 0, "quantity"),
+    ("line_items", 0, "price"),
+    ("line_items", 0, "requires_shipping"),
+    ("line_items", 0, "gift_card"),
+    ("line_items", 0, "title"),
+    ("shipping_address",),
+    ("shipping_address", "name"),
+    ("shipping_address", "country_code"),
+    ("shipping_address", "zip"),
+    ("shipping_lines",),
+    ("shipping_lines", 0),
+    ("shipping_lines", 0, "title"),
+    ("customer",),
+    ("customer", "email"),
+    ("order_number",),
 ]
 fixture_cache = fixture("orders_create.json")
 
@@ -413,7 +503,8 @@ def test_arbitrary_signed_json_never_raises_anything_but_rejection(payload: Any,
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(PATHS), value=JSON, topic=TOPICS)
 def test_a_documented_order_with_any_field_replaced_never_raises_anything_but_rejection(
-        path: tuple[Any, ...], value: Any, topic: str) -> None:
+    path: tuple[Any, ...], value: Any, topic: str
+) -> None:
     order = copy.deepcopy(fixture_cache)
     target = order
     for step in path[:-1]:

@@ -27,12 +27,25 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "woocommerce"
 CURRENT_SECRET = "wc-secret-current-7f3a9b"
 PREVIOUS_SECRET = "wc-secret-previous-1c2d3e"
 CHANNEL = Channel(
-    id="woo-main", platform="woocommerce", webhook_secrets=(Secret(CURRENT_SECRET), Secret(PREVIOUS_SECRET)),
-    account_id="na", marketplace_id="ATVPDKIKX0DER", sku_map={},
+    id="woo-main",
+    platform="woocommerce",
+    webhook_secrets=(Secret(CURRENT_SECRET), Secret(PREVIOUS_SECRET)),
+    account_id="na",
+    marketplace_id="ATVPDKIKX0DER",
+    sku_map={},
 )
 CLOCK = ManualClock()
-PERSONAL = ("John", "Doe", "969 Market", "San Francisco", "94103", "john.doe@example.com", "(555) 555-5555",
-            "Congratulations", "Ring the bell")
+PERSONAL = (
+    "John",
+    "Doe",
+    "969 Market",
+    "San Francisco",
+    "94103",
+    "john.doe@example.com",
+    "(555) 555-5555",
+    "Congratulations",
+    "Ring the bell",
+)
 PING = b"webhook_id=42"
 
 
@@ -49,8 +62,9 @@ def sign(body: bytes, secret: str = CURRENT_SECRET) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def headers(body: bytes, topic: str | None = "order.created", secret: str = CURRENT_SECRET,
-            **extra: str) -> dict[str, str]:
+def headers(
+    body: bytes, topic: str | None = "order.created", secret: str = CURRENT_SECRET, **extra: str
+) -> dict[str, str]:
     out = {
         "Content-Type": "application/json",
         "X-WC-Webhook-Source": "https://example.com/",
@@ -99,9 +113,17 @@ def test_a_body_signed_with_any_configured_secret_is_accepted(secret: str) -> No
     adapter.verify(CHANNEL, headers(body, secret=secret), body, CLOCK)
 
 
-@pytest.mark.parametrize("signature", [
-    None, "", "%%%", sign(b"other"), sign(encode(fixture("order.json")), "wrong-secret"), "AAAA",
-])
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "",
+        "%%%",
+        sign(b"other"),
+        sign(encode(fixture("order.json")), "wrong-secret"),
+        "AAAA",
+    ],
+)
 def test_missing_wrong_or_garbled_signatures_are_401(signature: str | None) -> None:
     body = encode(fixture("order.json"))
     hdrs = headers(body)
@@ -116,15 +138,19 @@ def test_missing_wrong_or_garbled_signatures_are_401(signature: str | None) -> N
 
 def test_wsgi_title_cased_header_names_are_understood() -> None:
     body = encode(fixture("order.json"))
-    hdrs = {name.replace("X-WC-", "X-Wc-").replace("Delivery-ID", "Delivery-Id").replace("-ID", "-Id"): value
-            for name, value in headers(body).items()}
+    hdrs = {
+        name.replace("X-WC-", "X-Wc-").replace("Delivery-ID", "Delivery-Id").replace("-ID", "-Id"): value
+        for name, value in headers(body).items()
+    }
     adapter.verify(CHANNEL, hdrs, body, CLOCK)
     delivery = adapter.parse(CHANNEL, hdrs, body, CLOCK)
     assert delivery.delivery_key == "2f0e3b2a6b5c4f0c9d8e7f6a5b4c3d2e"
 
 
-@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded",
-                                          "application/x-www-form-urlencoded; charset=UTF-8", None])
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8", None],
+)
 def test_the_unsigned_ping_is_let_through_and_neither_applied_nor_stored(content_type: str | None) -> None:
     hdrs = {"User-Agent": "WooCommerce/9.4.0 Hookshot (WordPress/6.7)"}
     if content_type is not None:
@@ -135,16 +161,19 @@ def test_the_unsigned_ping_is_let_through_and_neither_applied_nor_stored(content
     assert delivery.delivery_key == "sha256:" + hashlib.sha256(PING).hexdigest()
 
 
-@pytest.mark.parametrize(("body", "content_type"), [
-    (b"webhook_id=42&x=1", "application/x-www-form-urlencoded"),
-    (b"webhook_id=", "application/x-www-form-urlencoded"),
-    (b"webhook_id=4a", "application/x-www-form-urlencoded"),
-    (b" webhook_id=42", "application/x-www-form-urlencoded"),
-    (b"webhook_id=42\n", "application/x-www-form-urlencoded"),
-    (PING, "application/json"),
-    (b'{"id": 727}', "application/json"),
-    (b"", "application/x-www-form-urlencoded"),
-])
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"webhook_id=42&x=1", "application/x-www-form-urlencoded"),
+        (b"webhook_id=", "application/x-www-form-urlencoded"),
+        (b"webhook_id=4a", "application/x-www-form-urlencoded"),
+        (b" webhook_id=42", "application/x-www-form-urlencoded"),
+        (b"webhook_id=42\n", "application/x-www-form-urlencoded"),
+        (PING, "application/json"),
+        (b'{"id": 727}', "application/json"),
+        (b"", "application/x-www-form-urlencoded"),
+    ],
+)
 def test_anything_else_unsigned_is_401(body: bytes, content_type: str) -> None:
     with pytest.raises(Rejection) as caught:
         unsigned = {"Content-Type": content_type, "X-WC-Webhook-Topic": "order.created"}
@@ -167,10 +196,16 @@ def test_a_missing_topic_header_is_400_and_says_which_header() -> None:
     assert "X-WC-Webhook-Topic" in caught.message
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b"\xc3\x28", b'{"id": 727, "id": 728}', b"{" + b'"a":{' * 40 + b"}" * 41,
-    b'{"id": ' + b"1" * 5000 + b"}",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"\xc3\x28",
+        b'{"id": 727, "id": 728}',
+        b"{" + b'"a":{' * 40 + b"}" * 41,
+        b'{"id": ' + b"1" * 5000 + b"}",
+    ],
+)
 def test_bodies_that_are_not_strict_json_are_400(body: bytes) -> None:
     assert rejection(body).status == 400
 
@@ -241,8 +276,15 @@ def test_the_documented_order_maps_to_every_canonical_field() -> None:
         OrderLine("316", "Bar3", 1, "12", "Ship Your Idea \u2013 Color: Black, Size: M Test", True),
     )
     assert order.destination == Address(
-        name="John Doe", line1="969 Market", line2="", company="", city="San Francisco", state="CA",
-        postal_code="94103", country_code="US", phone="(555) 555-5555",
+        name="John Doe",
+        line1="969 Market",
+        line2="",
+        company="",
+        city="San Francisco",
+        state="CA",
+        postal_code="94103",
+        country_code="US",
+        phone="(555) 555-5555",
     )
     assert order.shipping_method == "Flat Rate"
     assert order.buyer_email == "john.doe@example.com"
@@ -267,7 +309,10 @@ def test_billing_is_the_destination_only_when_shipping_is_empty() -> None:
     order["billing"].update(first_name="Jane", address_1="1 Billing Way", company="Doe Corp")
     destination = deliver(order).order.destination
     assert (destination.name, destination.line1, destination.company) == (
-        "Jane Doe", "1 Billing Way", "Doe Corp")
+        "Jane Doe",
+        "1 Billing Way",
+        "Doe Corp",
+    )
 
     order["shipping"] = None
     assert deliver(order).order.destination.line1 == "1 Billing Way"
@@ -305,14 +350,22 @@ def test_numeric_order_numbers_and_string_ids_are_read_as_text() -> None:
 # Topics and statuses
 
 
-@pytest.mark.parametrize(("status", "state"), [
-    ("pending", PaymentState.PENDING), ("on-hold", PaymentState.PENDING), ("failed", PaymentState.PENDING),
-    ("processing", PaymentState.PAID), ("completed", PaymentState.PAID), ("refunded", PaymentState.REFUNDED),
-    ("awaiting-shipment", PaymentState.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("pending", PaymentState.PENDING),
+        ("on-hold", PaymentState.PENDING),
+        ("failed", PaymentState.PENDING),
+        ("processing", PaymentState.PAID),
+        ("completed", PaymentState.PAID),
+        ("refunded", PaymentState.REFUNDED),
+        ("awaiting-shipment", PaymentState.UNKNOWN),
+    ],
+)
 @pytest.mark.parametrize("topic", ["order.created", "order.updated", "order.restored"])
-def test_order_topics_are_upserts_with_the_status_as_payment_state(topic: str, status: str,
-                                                                   state: PaymentState) -> None:
+def test_order_topics_are_upserts_with_the_status_as_payment_state(
+    topic: str, status: str, state: PaymentState
+) -> None:
     delivery = deliver(with_status(status), topic)
     assert delivery.kind is DeliveryKind.UPSERT
     assert delivery.order.payment_state is state
@@ -356,28 +409,55 @@ def test_without_a_delivery_id_the_delivery_key_is_the_body_digest() -> None:
 # Fuzzing: whatever arrives, correctly signed, only a Rejection may come out.
 
 TOPICS = st.sampled_from(
-    ["order.created", "order.updated", "order.restored", "order.deleted", "product.created"])
+    ["order.created", "order.updated", "order.restored", "order.deleted", "product.created"]
+)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
     | st.text(st.characters(exclude_categories=()), max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 PATHS = [
-    ("id",), ("number",), ("status",), ("currency",), ("date_created_gmt",), ("date_modified_gmt",),
-    ("customer_note",), ("billing",), ("billing", "email"), ("billing", "phone"), ("shipping",),
-    ("shipping", "first_name"), ("shipping", "country"), ("shipping", "address_1"), ("line_items",),
-    ("line_items", 0), ("line_items", 0, "id"), ("line_items", 0, "sku"), ("line_items", 0, "quantity"),
-    ("line_items", 0, "price"), ("line_items", 1, "name"), ("shipping_lines",), ("shipping_lines", 0),
-    ("shipping_lines", 0, "method_title"), ("meta_data",), ("meta_data", 1), ("meta_data", 1, "key"),
+    ("id",),
+    ("number",),
+    ("status",),
+    ("currency",),
+    ("date_created_gmt",),
+    ("date_modified_gmt",),
+    ("customer_note",),
+    ("billing",),
+    ("billing", "email"),
+    ("billing", "phone"),
+    ("shipping",),
+    ("shipping", "first_name"),
+    ("shipping", "country"),
+    ("shipping", "address_1"),
+    ("line_items",),
+    ("line_items", 0),
+    ("line_items", 0, "id"),
+    ("line_items", 0, "sku"),
+    ("line_items", 0, "quantity"),
+    ("line_items", 0, "price"),
+    ("line_items", 1, "name"),
+    ("shipping_lines",),
+    ("shipping_lines", 0),
+    ("shipping_lines", 0, "method_title"),
+    ("meta_data",),
+    ("meta_data", 1),
+    ("meta_data", 1, "key"),
     ("meta_data", 1, "value"),
 ]
 FIXTURE = fixture("order.json")
 
 
-def _only_rejects(body: bytes, topic: str, content_type: str = "application/json",
-                  signed: bool = True) -> None:
+def _only_rejects(
+    body: bytes, topic: str, content_type: str = "application/json", signed: bool = True
+) -> None:
     hdrs = headers(body, topic, **{"Content-Type": content_type})
     if not signed:
         del hdrs["X-WC-Webhook-Signature"]
@@ -389,10 +469,15 @@ def _only_rejects(body: bytes, topic: str, content_type: str = "application/json
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=st.binary(max_size=300), topic=TOPICS, signed=st.booleans(),
-       content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded", ""]))
-def test_arbitrary_bytes_never_raise_anything_but_rejection(body: bytes, topic: str, signed: bool,
-                                                           content_type: str) -> None:
+@given(
+    body=st.binary(max_size=300),
+    topic=TOPICS,
+    signed=st.booleans(),
+    content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded", ""]),
+)
+def test_arbitrary_bytes_never_raise_anything_but_rejection(
+    body: bytes, topic: str, signed: bool, content_type: str
+) -> None:
     _only_rejects(body, topic, content_type, signed)
 
 
@@ -405,7 +490,8 @@ def test_arbitrary_signed_json_never_raises_anything_but_rejection(payload: Any,
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(PATHS), value=JSON, topic=TOPICS)
 def test_a_documented_order_with_any_field_replaced_never_raises_anything_but_rejection(
-        path: tuple[Any, ...], value: Any, topic: str) -> None:
+    path: tuple[Any, ...], value: Any, topic: str
+) -> None:
     order = copy.deepcopy(FIXTURE)
     target = order
     for step in path[:-1]:
