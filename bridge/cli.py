@@ -94,6 +94,27 @@ def worker() -> None:
 
 
 @main.command()
+def clock() -> None:
+    """Enqueue periodic work (sync, stale-order sync, retention purge) while holding the lease."""
+    from .runtime import run_clock
+
+    run_clock(_bootstrap())
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="default: $PORT or 5000")
+def run(host: str, port: int | None) -> None:
+    """Everything on one machine: migrations, web, worker, clock (and the simulator if configured)."""
+    from .migrate import upgrade
+    from .runtime import run_all
+
+    bridge = _bootstrap()
+    upgrade(bridge.engine)
+    run_all(bridge, host, port or bridge.settings.port)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8700, show_default=True)
 @click.option(

@@ -162,15 +162,23 @@ def backoff_s(attempts: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_
     return random.uniform(0, min(cap, base * (2 ** max(0, attempts - 1))))
 
 
-def fail(engine: Engine, job: ClaimedJob, error: str, *, retry_after_s: float | None = None) -> str:
-    """Record a failed attempt: back to `ready` later, or `dead` once attempts are used up."""
+def fail(
+    engine: Engine,
+    job: ClaimedJob,
+    error: str,
+    *,
+    retry_after_s: float | None = None,
+    permanent: bool = False,
+) -> str:
+    """Record a failed attempt: back to `ready` later, or `dead` once attempts are used up
+    (or at once when `permanent`)."""
     with write_session(engine) as session:
         record = _owned(session, job, for_update=True)
         now = db_now(session)
         record.last_error = error[:2000]
         record.lease_until = None
         record.updated_at = now
-        if record.attempts >= record.max_attempts:
+        if permanent or record.attempts >= record.max_attempts:
             record.status = DEAD
         else:
             record.status = READY

@@ -120,6 +120,9 @@ class Settings:
     admin_token: Secret = field(default_factory=lambda: Secret(""))
     simulator_url: str = ""
     job_lease_s: float = 60.0
+    leader_lease_s: float = 30.0
+    sync_interval_s: float = 300.0
+    retention_days: int = 30
     simulator_speed: float = 60.0
     simulator_config: Path | None = None
 
@@ -139,6 +142,9 @@ class Settings:
             admin_token=Secret(env.get("BRIDGE_ADMIN_TOKEN", "")),
             simulator_url=env.get("BRIDGE_SIMULATOR_URL", ""),
             job_lease_s=_float_env(env, "BRIDGE_JOB_LEASE_S", 60.0),
+            leader_lease_s=_float_env(env, "BRIDGE_LEADER_LEASE_S", 30.0),
+            sync_interval_s=_float_env(env, "BRIDGE_SYNC_INTERVAL_S", 300.0),
+            retention_days=_int_env(env, "BRIDGE_RETENTION_DAYS", 30),
             simulator_speed=_float_env(env, "BRIDGE_SIMULATOR_SPEED", 60.0),
             simulator_config=Path(env["BRIDGE_SIMULATOR_CONFIG"])
             if env.get("BRIDGE_SIMULATOR_CONFIG")

@@ -42,6 +42,8 @@ class OrderRecord(SQLModel, table=True):
     )
     attention_reason: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
     amazon_status: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    amazon_status_updated_at: datetime | None = None
+    last_synced_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
     pii_purged_at: datetime | None = None
@@ -113,6 +115,77 @@ class JobRecord(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
     created_at: float
     updated_at: float
+
+
+class ShipmentRecord(SQLModel, table=True):
+    __tablename__ = "shipments"
+    __table_args__ = (UniqueConstraint("order_id", "amazon_shipment_id", name="uq_shipments_order_shipment"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    amazon_shipment_id: str = Field(sa_column=Column(String(64), nullable=False))
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    shipped_at: datetime | None = None
+    updated_at: datetime
+
+
+class PackageRecord(SQLModel, table=True):
+    """One Amazon package: what gets pushed to the storefront, exactly once."""
+
+    __tablename__ = "packages"
+    __table_args__ = (UniqueConstraint("order_id", "package_number", name="uq_packages_order_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    shipment_id: int = Field(foreign_key="shipments.id")
+    package_number: int
+    carrier_code: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    carrier_name: str = Field(default="", sa_column=Column(String(128), nullable=False, default=""))
+    tracking_number: str = Field(default="", sa_column=Column(String(128), nullable=False, default=""))
+    tracking_url: str | None = Field(default=None, sa_column=Column(String(1000), nullable=True))
+    estimated_arrival: datetime | None = None
+    tracking_status: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    delivered_at: datetime | None = None
+    lines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime
+
+
+class PushRecord(SQLModel, table=True):
+    """Something owed to a storefront (a shipment or a note), keyed so it is owed only once."""
+
+    __tablename__ = "pushes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    package_id: int | None = Field(default=None, foreign_key="packages.id")
+    note: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
+    status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    storefront_ref: str = Field(default="", sa_column=Column(String(200), nullable=False, default=""))
+    created_at: datetime
+    done_at: datetime | None = None
+
+
+class SyncCursorRecord(SQLModel, table=True):
+    """Per Amazon account: up to when the change listing has been read completely."""
+
+    __tablename__ = "sync_cursors"
+
+    account_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    synced_until: datetime
+    updated_at: datetime
+
+
+class LeaderLeaseRecord(SQLModel, table=True):
+    """Who may run the periodic schedule; held in database time, renewed by its holder."""
+
+    __tablename__ = "leader_leases"
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    holder: str = Field(sa_column=Column(String(128), nullable=False))
+    lease_until: float
+    term: int = 0
 
 
 class RateBucketRecord(SQLModel, table=True):

@@ -38,6 +38,14 @@ class RetryLater(Exception):
         self.count_attempt = count_attempt
 
 
+class GiveUp(Exception):
+    """Retrying cannot help (the storefront refused the request as invalid): dead-letter it now."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class JobContext:
     bridge: Bridge
@@ -63,7 +71,7 @@ def safe_error(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
     if code and isinstance(exc, Exception) and type(exc).__module__.startswith("bridge"):
         return f"{type(exc).__name__}[{code}]: {exc}"[:2000]
-    if isinstance(exc, RetryLater):
+    if isinstance(exc, RetryLater | GiveUp):
         return exc.reason[:2000]
     return type(exc).__name__
 
@@ -140,6 +148,8 @@ class Worker:
             log.warning(
                 "job %s kind=%s was taken over by another worker; its result was discarded", job.id, job.kind
             )
+        except GiveUp as exc:
+            self._fail(job, exc, None, permanent=True)
         except RetryLater as exc:
             if exc.count_attempt:
                 self._fail(job, exc, exc.after_s)
@@ -148,10 +158,12 @@ class Worker:
         except Exception as exc:
             self._fail(job, exc, None)
 
-    def _fail(self, job: jobs.ClaimedJob, exc: BaseException, after_s: float | None) -> None:
+    def _fail(
+        self, job: jobs.ClaimedJob, exc: BaseException, after_s: float | None, permanent: bool = False
+    ) -> None:
         error = safe_error(exc)
         try:
-            status = jobs.fail(self.bridge.engine, job, error, retry_after_s=after_s)
+            status = jobs.fail(self.bridge.engine, job, error, retry_after_s=after_s, permanent=permanent)
         except jobs.LostLease:
             return
         level = logging.ERROR if status == jobs.DEAD else logging.WARNING

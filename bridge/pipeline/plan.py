@@ -43,7 +43,8 @@ def seller_fulfillment_order_id(channel_id: str, external_id: str) -> str:
     return f"fbb-{digest[: MAX_ORDER_ID - 4]}"
 
 
-def _item_id(line_id: str) -> str:
+def item_id_for(line_id: str) -> str:
+    """Our `sellerFulfillmentOrderItemId` for a storefront line (sync maps it back)."""
     if len(line_id) <= MAX_ITEM_ID and _SAFE_ID.match(line_id):
         return line_id
     return hashlib.sha256(line_id.encode()).hexdigest()[:MAX_ITEM_ID]
@@ -88,7 +89,7 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
         if amazon_sku is None:
             unmapped.append(line.sku or f"(line {line.line_id} has no SKU)")
         else:
-            mapped.append((_item_id(line.line_id), amazon_sku, line.quantity))
+            mapped.append((item_id_for(line.line_id), amazon_sku, line.quantity))
     if unmapped and channel.unmapped_policy == "hold":
         return Park(
             f"SKU(s) not mapped to Amazon: {', '.join(unmapped)}; add them to skus.map of channel "

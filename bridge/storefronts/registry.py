@@ -6,11 +6,17 @@ The web layer asks `adapter_for(channel.platform)`; the channels schema already 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from types import MappingProxyType
 
+import httpx
+
+from ..channels import Channel
+from ..clock import Clock
 from . import generic, shopify, woocommerce
 from .base import StorefrontAdapter
+from .push import StorefrontPusher
 
 
 class UnknownPlatform(LookupError):
@@ -31,3 +37,43 @@ def adapter_for(platform: str) -> StorefrontAdapter:
         return ADAPTERS[platform]
     except KeyError:
         raise UnknownPlatform(platform) from None
+
+
+def make_pusher(
+    channel: Channel, clock: Clock, transport: httpx.BaseTransport | None = None
+) -> StorefrontPusher:
+    """The push-back side of a channel's platform (one instance per channel and process)."""
+    from .generic_push import GenericPusher
+    from .shopify_push import ShopifyPusher
+    from .woocommerce_push import WooCommercePusher
+
+    pushers: dict[str, type[ShopifyPusher] | type[WooCommercePusher] | type[GenericPusher]] = {
+        "shopify": ShopifyPusher,
+        "woocommerce": WooCommercePusher,
+        "generic": GenericPusher,
+    }
+    if channel.platform not in pushers:
+        raise UnknownPlatform(channel.platform)
+    return pushers[channel.platform](channel, clock, transport)
+
+
+class Storefronts:
+    """Pushers by channel, created on first use and reused (they hold HTTP connection pools)."""
+
+    def __init__(self, clock: Clock, transports: Mapping[str, httpx.BaseTransport] | None = None) -> None:
+        self._clock = clock
+        self._transports = dict(transports or {})
+        self._pushers: dict[str, StorefrontPusher] = {}
+        self._lock = threading.Lock()
+
+    def for_channel(self, channel: Channel) -> StorefrontPusher:
+        with self._lock:
+            if channel.id not in self._pushers:
+                self._pushers[channel.id] = make_pusher(
+                    channel, self._clock, self._transports.get(channel.id)
+                )
+            return self._pushers[channel.id]
+
+    def close(self) -> None:
+        for pusher in self._pushers.values():
+            pusher.close()

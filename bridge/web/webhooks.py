@@ -19,7 +19,7 @@ bp = Blueprint("webhooks", __name__)
 _READ_CHUNK = 64 * 1024
 
 
-def _read_body(limit: int) -> bytes:
+def read_body(limit: int) -> bytes:
     """The raw body, refusing more than `limit` bytes whether or not Content-Length was sent."""
     declared = request.content_length
     if declared is not None and declared > limit:
@@ -56,7 +56,7 @@ def receive(channel_id: str) -> ResponseReturnValue:
         raise Rejection(
             404, "unknown_channel", "no enabled channel with this id; check the URL against the channels file"
         )
-    body = _read_body(bridge.settings.max_body_bytes)
+    body = read_body(bridge.settings.max_body_bytes)
     adapter = adapter_for(channel.platform)
     headers = cast(Mapping[str, str], request.headers)  # werkzeug's Headers: a case-insensitive mapping
     adapter.verify(channel, headers, body, bridge.clock)

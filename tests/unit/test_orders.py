@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bridge.orders import (
+    FINAL,
     TRANSITIONS,
     Address,
     CanonicalOrder,
@@ -173,7 +174,7 @@ def test_transition_table_rejects_undefined_events() -> None:
 
 
 def test_final_states_have_no_way_out() -> None:
-    for state in (OrderState.CANCELLED, OrderState.SHIPPED, OrderState.UNFULFILLABLE):
+    for state in FINAL:
         assert not [key for key in TRANSITIONS if key[0] is state]
 
 

@@ -1,0 +1,135 @@
+"""Push-back: each owed push (a package's tracking, or a note) reaches the storefront once.
+
+A push row is created exactly once per package (unique key) in the transaction that recorded
+the package. Its job sends it; when an earlier attempt may have landed (any retry), the pusher
+is first asked what the storefront already has. Pushes of one order run one at a time, so the
+last package of an order knows it is the last, and storefronts never see two concurrent
+fulfilments of the same order.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from .. import jobs
+from ..audit import note
+from ..bootstrap import Bridge
+from ..store import JobRecord, OrderRecord, PackageRecord, PushRecord, read_session
+from ..storefronts.push import OrderNote, PushError, PushLine, PushResult, ShipmentPush, StorefrontRejected
+from ..worker import GiveUp, JobContext, RetryLater
+
+log = logging.getLogger("bridge.pushback")
+
+REJECTED_RETRY_S = 900.0
+SIBLING_WAIT_S = 2.0
+
+
+def _sibling_running(session: Session, job: jobs.ClaimedJob) -> bool:
+    return (
+        session.execute(
+            select(col(JobRecord.id)).where(
+                col(JobRecord.kind) == job.kind,
+                col(JobRecord.order_id) == job.order_id,
+                col(JobRecord.status) == jobs.RUNNING,
+                col(JobRecord.id) != job.id,
+            )
+        ).first()
+        is not None
+    )
+
+
+def _all_shipped_after(session: Session, row: OrderRecord, push: PushRecord) -> bool:
+    if row.state != "shipped":
+        return False
+    others = session.execute(
+        select(col(PushRecord.id)).where(
+            col(PushRecord.order_id) == row.id,
+            col(PushRecord.kind) == "shipment",
+            col(PushRecord.status) != "done",
+            col(PushRecord.id) != push.id,
+        )
+    ).first()
+    return others is None
+
+
+def build_shipment_push(
+    bridge: Bridge, row: OrderRecord, package: PackageRecord, all_shipped: bool
+) -> ShipmentPush:
+    channel = bridge.config.channel(row.channel_id)
+    assert channel is not None
+    return ShipmentPush(
+        order_external_id=row.external_id,
+        display_id=row.display_id,
+        package_key=f"{row.seller_fulfillment_order_id}:{package.package_number}",
+        carrier=package.carrier_name or package.carrier_code,
+        tracking_number=package.tracking_number,
+        tracking_url=package.tracking_url,
+        lines=tuple(
+            PushLine(str(line["line_id"]), str(line["sku"]), int(line["quantity"])) for line in package.lines
+        ),
+        shipped_at=package.updated_at,
+        notify_customer=channel.storefront.notify_customer,
+        all_shipped=all_shipped,
+    )
+
+
+def handle_push(ctx: JobContext) -> None:
+    bridge = ctx.bridge
+    push_id = int(ctx.job.payload["push_id"])
+    with read_session(bridge.engine) as session:
+        push = session.get(PushRecord, push_id)
+        if push is None or push.status == "done":
+            return
+        if _sibling_running(session, ctx.job):
+            raise RetryLater(
+                "another push for this order is running", after_s=SIBLING_WAIT_S, count_attempt=False
+            )
+        row = session.get(OrderRecord, push.order_id)
+        assert row is not None
+        package = session.get(PackageRecord, push.package_id) if push.package_id else None
+        all_shipped = _all_shipped_after(session, row, push)
+    channel = bridge.config.channel(row.channel_id)
+    if channel is None:
+        raise GiveUp(f"channel {row.channel_id} is no longer configured")
+    pusher = ctx.services["storefronts"].for_channel(channel)
+    try:
+        if package is not None:
+            shipment = build_shipment_push(bridge, row, package, all_shipped)
+            result = pusher.find_existing(shipment) if ctx.job.attempts > 1 else None
+            result = result or pusher.push_shipment(shipment)
+        else:
+            result = pusher.add_note(OrderNote(row.external_id, push.key, push.note))
+    except StorefrontRejected as exc:
+        raise RetryLater(
+            f"storefront rejected our credentials: {exc.message}", after_s=REJECTED_RETRY_S
+        ) from None
+    except PushError as exc:
+        if not exc.retryable:
+            raise GiveUp(exc.message) from None
+        raise RetryLater(exc.message, after_s=exc.retry_after) from None
+    _record_done(ctx, push_id, result, package)
+
+
+def _record_done(ctx: JobContext, push_id: int, result: PushResult, package: PackageRecord | None) -> None:
+    now = ctx.bridge.clock.now()
+    with ctx.finish() as session:
+        push = session.get(PushRecord, push_id)
+        assert push is not None
+        push.status = "done"
+        push.storefront_ref = result.storefront_ref[:200]
+        push.done_at = now
+        session.add(push)
+        row = session.get(OrderRecord, push.order_id)
+        assert row is not None
+        what = f"package {package.package_number} tracking" if package else "note"
+        note(
+            session,
+            row,
+            f"pushed:{push.kind}",
+            now,
+            f"{what} pushed to the storefront ({push.storefront_ref})",
+        )
+    log.info("push done push_id=%s kind=%s order_id=%s", push_id, push.kind, push.order_id)
