@@ -126,15 +126,15 @@ class Clock:
         self.scheduler.add_listener(self._on_event, EVENT_JOB_EXECUTED | EVENT_JOB_MISSED)
         interval = settings.sync_interval_s
         for account_id in bridge.config.accounts:
-            self._every(interval, f"sync:{account_id}", self._enqueue(JOB_SYNC, {"account_id": account_id}))
-        self._every(max(interval * 3, 60.0), "sync-stale", self._enqueue(JOB_SYNC_STALE, {}))
-        self._every(3600.0, "purge", self._enqueue(JOB_PURGE, {"retention_days": settings.retention_days}))
+            self._every(interval, f"sync:{account_id}", JOB_SYNC, {"account_id": account_id})
+        self._every(max(interval * 3, 60.0), "sync-stale", JOB_SYNC_STALE, {})
+        self._every(3600.0, "purge", JOB_PURGE, {"retention_days": settings.retention_days})
 
-    def _every(self, seconds: float, name: str, func: Callable[[], None]) -> None:
+    def _every(self, seconds: float, name: str, kind: str, payload: dict[str, object]) -> None:
         # A run that is late by less than one interval still happens (once: coalesce); a later one
         # is dropped and logged, the next regular run covers it.
         self.scheduler.add_job(
-            func,
+            self._enqueue(kind, payload, seconds),
             IntervalTrigger(seconds=seconds),
             id=name,
             name=name,
@@ -144,10 +144,20 @@ class Clock:
             next_run_time=datetime.now(UTC),
         )
 
-    def _enqueue(self, kind: str, payload: dict[str, object]) -> Callable[[], None]:
+    def _enqueue(self, kind: str, payload: dict[str, object], interval: float) -> Callable[[], None]:
         key = f"{kind}:{payload.get('account_id', '')}"
+        last_run: list[float] = []
 
         def run() -> None:
+            now = time.monotonic()
+            if last_run and now - last_run[0] > interval * 1.5:
+                # apscheduler reports a coalesced run as on time; the gap tells how late it really is.
+                log.warning(
+                    "periodic %s ran %.1fs late; the missed runs were coalesced into this one",
+                    key,
+                    now - last_run[0] - interval,
+                )
+            last_run[:] = [now]
             try:
                 with write_session(self.bridge.engine) as session:
                     self.lease.check(session)
