@@ -130,5 +130,103 @@ def simulator(host: str, port: int, speed: float, config_path: str | None) -> No
     run_simulator(host, port, speed, config_path or (str(_settings().simulator_config or "") or None))
 
 
+def _engine_and_clock() -> tuple[Any, Any]:
+    from .clock import SystemClock
+    from .store import make_engine
+
+    return make_engine(_settings().database_url), SystemClock()
+
+
+@main.command()
+@click.option("--state", default=None, help="only orders in this state (e.g. needs_attention)")
+@click.option("--attention", is_flag=True, help="only orders an operator should look at")
+@click.option("--limit", type=int, default=50, show_default=True)
+def orders(state: str | None, attention: bool, limit: int) -> None:
+    """List orders, newest first."""
+    from .admin import list_orders
+
+    engine, _ = _engine_and_clock()
+    for o in list_orders(engine, state=state, attention=attention, limit=limit):
+        flag = f"  ! {o.attention}" if o.attention else ""
+        click.echo(
+            f"{o.id:>6} {o.channel_id:<14} {o.display_id:<12} {o.state:<20} amazon={o.amazon_status}{flag}"
+        )
+
+
+@main.command()
+@click.argument("channel_id")
+@click.argument("external_id")
+def order(channel_id: str, external_id: str) -> None:
+    """Show one order and its audit trail."""
+    from .admin import AdminError, audit_trail, find_order
+
+    engine, _ = _engine_and_clock()
+    try:
+        row = find_order(engine, channel_id, external_id)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{row.display_id} ({row.channel_id}/{row.external_id}) state={row.state} "
+        f"amazon={row.amazon_status or '-'} sellerFulfillmentOrderId={row.seller_fulfillment_order_id or '-'}"
+    )
+    if row.attention_reason:
+        click.echo(f"attention: {row.attention_reason}")
+    for e in audit_trail(engine, row.id or 0):
+        click.echo(
+            f"  {e.at:%Y-%m-%d %H:%M:%S} {e.event:<28} "
+            f"{e.from_state or '':>18} -> {e.to_state or '':<18} {e.reason}"
+        )
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def jobs(ctx: click.Context) -> None:
+    """Queue overview; `bridge jobs retry ID` gives a dead-lettered job new attempts."""
+    if ctx.invoked_subcommand:
+        return
+    from .admin import dead_jobs, job_counts
+
+    engine, _ = _engine_and_clock()
+    for (kind, status), n in sorted(job_counts(engine).items()):
+        click.echo(f"{kind:<12} {status:<8} {n}")
+    for job in dead_jobs(engine):
+        click.echo(
+            f"dead job {job.id} kind={job.kind} order_id={job.order_id} "
+            f"attempts={job.attempts}: {job.last_error}"
+        )
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int)
+def jobs_retry(job_id: int) -> None:
+    from .admin import AdminError, retry_job
+
+    engine, _ = _engine_and_clock()
+    try:
+        retry_job(engine, job_id)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"job {job_id} queued again")
+
+
+@main.command("return")
+@click.argument("channel_id")
+@click.argument("external_id")
+@click.option(
+    "--item", "items", multiple=True, required=True, help="LINE_ID:QUANTITY[:REASON_CODE], repeatable"
+)
+@click.option("--comment", default="", help="return comment for Amazon")
+def return_(channel_id: str, external_id: str, items: tuple[str, ...], comment: str) -> None:
+    """Ask Amazon to authorise a customer return for shipped units."""
+    from .admin import AdminError, request_return
+
+    engine, clock = _engine_and_clock()
+    try:
+        request_return(engine, clock, channel_id, external_id, list(items), comment)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("return queued; `bridge order` shows Amazon's authorisation once the worker ran it")
+
+
 if __name__ == "__main__":
     main()

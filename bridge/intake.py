@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -27,7 +28,7 @@ from .orders import (
     decide_intake,
 )
 from .store import REDACTED_BODY, DeliveryRecord, OrderEventRecord, OrderRecord, write_session
-from .storefronts.base import Delivery
+from .storefronts.base import Delivery, Rejection, ReturnRequest
 
 log = logging.getLogger("bridge.intake")
 
@@ -35,6 +36,7 @@ JOB_SUBMIT = "submit"
 JOB_CANCEL = "cancel"
 JOB_RELEASE = "release"
 JOB_PRIVACY = "privacy"
+JOB_RETURN = "return"
 _CONFLICT_RETRIES = 3
 
 
@@ -175,6 +177,26 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
     raise AssertionError("unreachable")
 
 
+def queue_return(session: Session, row: OrderRecord, request: ReturnRequest, now: datetime) -> None:
+    """Queue a customer return in the caller's transaction (generic channel and CLI)."""
+    assert row.id is not None
+    items = [
+        {"line_id": i.line_id, "quantity": i.quantity, "reason_code": i.reason_code, "comment": i.comment}
+        for i in request.items
+    ]
+    jobs.enqueue(session, JOB_RETURN, order_id=row.id, payload={"items": items})
+    session.add(
+        OrderEventRecord(
+            order_id=row.id,
+            at=now,
+            event="return:requested",
+            from_state=row.state,
+            to_state=row.state,
+            reason=f"{sum(i.quantity for i in request.items)} unit(s)",
+        )
+    )
+
+
 def _record_effect(
     session: Session, channel: Channel, delivery: Delivery, delivery_id: int, clock: Clock
 ) -> tuple[str, int | None]:
@@ -190,6 +212,25 @@ def _record_effect(
             },
         )
         return "privacy_queued", None
+    if delivery.return_request is not None:
+        row = (
+            session.execute(
+                select(OrderRecord).where(
+                    col(OrderRecord.channel_id) == channel.id,
+                    col(OrderRecord.external_id) == delivery.return_request.external_id,
+                )
+            )
+            .scalars()
+            .first()
+        )
+        if row is None:
+            raise Rejection(
+                422,
+                "unknown_order",
+                "no order with this external_id; send the return for an order the bridge received",
+            )
+        queue_return(session, row, delivery.return_request, clock.now())
+        return "return_queued", row.id
     if delivery.kind is None or not (delivery.order or delivery.external_id):
         return "ignored", None
     decision, order_id = _apply(session, channel, delivery, delivery_id, clock)

@@ -13,10 +13,11 @@ from typing import Any
 
 from .amazon.accounts import build_amazon
 from .bootstrap import Bridge
-from .intake import JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_SUBMIT
+from .intake import JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
 from .pipeline.cancel import handle_cancel
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
+from .pipeline.returns import handle_return
 from .pipeline.submit import handle_release, handle_submit
 from .pipeline.sync import (
     JOB_PUSH,
@@ -50,6 +51,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_SYNC_STALE: handle_sync_stale,
     JOB_PUSH: handle_push,
     JOB_PURGE: _handle_purge,
+    JOB_RETURN: handle_return,
 }
 
 

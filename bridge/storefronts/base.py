@@ -70,6 +70,22 @@ class PrivacyRequest:
 
 
 @dataclass(frozen=True)
+class ReturnItemRequest:
+    line_id: str
+    quantity: int
+    reason_code: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class ReturnRequest:
+    """A customer return the storefront asks Amazon to authorise (generic channel or CLI)."""
+
+    external_id: str
+    items: tuple[ReturnItemRequest, ...]
+
+
+@dataclass(frozen=True)
 class Delivery:
     """A verified, parsed delivery. `kind is None` means: acknowledge and store, nothing to apply."""
 
@@ -80,6 +96,7 @@ class Delivery:
     order: CanonicalOrder | None = None
     external_id: str | None = None
     privacy: PrivacyRequest | None = None
+    return_request: ReturnRequest | None = None
     store: bool = True
     notes: tuple[str, ...] = field(default=())
 

@@ -48,6 +48,8 @@ from ..orders import Address, CanonicalOrder, DeliveryKind, OrderLine, PaymentSt
 from .base import (
     Delivery,
     Rejection,
+    ReturnItemRequest,
+    ReturnRequest,
     body_digest,
     header,
     parse_json,
@@ -64,6 +66,7 @@ TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 
 TOLERANCE_SECONDS = 5 * 60
+RETURN_TYPE = "return.request"
 MAX_ID_LENGTH = 255
 
 TYPES: Mapping[str, DeliveryKind] = {
@@ -138,6 +141,20 @@ class GenericAdapter:
             _timestamp(data["order"], "updated_at")  # a cancel must still carry a real date
             return Delivery(
                 topic=topic, delivery_key=delivery_key, kind=kind, external_id=data["order"]["external_id"]
+            )
+        if topic == RETURN_TYPE:
+            request = data["return"]
+            items = tuple(
+                ReturnItemRequest(
+                    str(i["line_id"]), int(i["quantity"]), i.get("reason_code", ""), i.get("comment", "")
+                )
+                for i in request["items"]
+            )
+            return Delivery(
+                topic=topic,
+                delivery_key=delivery_key,
+                external_id=request["external_id"],
+                return_request=ReturnRequest(request["external_id"], items),
             )
         return Delivery(topic=topic, delivery_key=delivery_key)
 

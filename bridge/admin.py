@@ -1,0 +1,123 @@
+"""Operator queries and actions behind `bridge orders`, `bridge jobs` and `bridge return`.
+
+Everything here shows ids, states, SKUs and reasons, never addresses, names or contact data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from . import jobs
+from .clock import Clock
+from .intake import queue_return
+from .store import JobRecord, OrderEventRecord, OrderRecord, read_session, write_session
+from .storefronts.base import ReturnItemRequest, ReturnRequest
+
+
+class AdminError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    id: int
+    channel_id: str
+    external_id: str
+    display_id: str
+    state: str
+    amazon_status: str
+    attention: str
+
+
+def list_orders(
+    engine: Engine, *, state: str | None = None, attention: bool = False, limit: int = 50
+) -> list[OrderLine]:
+    query = select(OrderRecord).order_by(col(OrderRecord.id).desc()).limit(limit)
+    if state:
+        query = query.where(col(OrderRecord.state) == state)
+    if attention:
+        query = query.where(
+            or_(col(OrderRecord.state) == "needs_attention", col(OrderRecord.attention_reason) != "")
+        )
+    with read_session(engine) as session:
+        return [
+            OrderLine(
+                r.id or 0,
+                r.channel_id,
+                r.external_id,
+                r.display_id,
+                r.state,
+                r.amazon_status or "-",
+                r.attention_reason,
+            )
+            for r in session.execute(query).scalars()
+        ]
+
+
+def find_order(engine: Engine, channel_id: str, external_id: str) -> OrderRecord:
+    with read_session(engine) as session:
+        row = (
+            session.execute(
+                select(OrderRecord).where(
+                    col(OrderRecord.channel_id) == channel_id, col(OrderRecord.external_id) == external_id
+                )
+            )
+            .scalars()
+            .first()
+        )
+    if row is None:
+        raise AdminError(f"no order {external_id!r} on channel {channel_id!r}")
+    return row
+
+
+def audit_trail(engine: Engine, order_id: int) -> list[OrderEventRecord]:
+    with read_session(engine) as session:
+        query = (
+            select(OrderEventRecord)
+            .where(col(OrderEventRecord.order_id) == order_id)
+            .order_by(col(OrderEventRecord.id))
+        )
+        return list(session.execute(query).scalars())
+
+
+def job_counts(engine: Engine) -> dict[tuple[str, str], int]:
+    with read_session(engine) as session:
+        rows = session.execute(
+            select(col(JobRecord.kind), col(JobRecord.status), func.count()).group_by(
+                col(JobRecord.kind), col(JobRecord.status)
+            )
+        ).all()
+    return {(kind, status): int(n) for kind, status, n in rows}
+
+
+def dead_jobs(engine: Engine) -> list[JobRecord]:
+    with read_session(engine) as session:
+        return list(session.execute(select(JobRecord).where(col(JobRecord.status) == jobs.DEAD)).scalars())
+
+
+def retry_job(engine: Engine, job_id: int) -> None:
+    if not jobs.retry_dead(engine, job_id):
+        raise AdminError(f"job {job_id} is not dead-lettered (see `bridge jobs`)")
+
+
+def request_return(
+    engine: Engine, clock: Clock, channel_id: str, external_id: str, items: list[str], comment: str = ""
+) -> None:
+    """`items` are `LINE:QTY` or `LINE:QTY:REASON` (storefront line id, units, Amazon reason code)."""
+    parsed = []
+    for item in items:
+        parts = item.split(":")
+        if len(parts) not in (2, 3) or not parts[1].isdigit() or int(parts[1]) < 1:
+            raise AdminError(f"--item {item!r}: write LINE_ID:QUANTITY or LINE_ID:QUANTITY:REASON_CODE")
+        parsed.append(
+            ReturnItemRequest(parts[0], int(parts[1]), parts[2] if len(parts) == 3 else "", comment)
+        )
+    row = find_order(engine, channel_id, external_id)
+    with write_session(engine) as session:
+        locked = session.get(OrderRecord, row.id)
+        assert locked is not None
+        queue_return(session, locked, ReturnRequest(external_id, tuple(parsed)), clock.now())
