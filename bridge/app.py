@@ -11,7 +11,7 @@ from .web import errors, health, notifications, webhooks
 def create_app(bridge: Bridge | None = None) -> Flask:
     bridge = bridge or bootstrap()
     configure_logging(bridge.settings.log_level)
-    app = Flask("bridge")
+    app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = bridge.settings.max_body_bytes
     app.extensions["bridge"] = bridge
     app.register_blueprint(webhooks.bp)

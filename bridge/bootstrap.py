@@ -30,6 +30,8 @@ def configure_logging(level: str) -> None:
     )
     # httpx logs every request URL at INFO; our SP-API client logs each call itself, without ids.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # werkzeug only serves the simulator and fake storefronts (gunicorn serves the bridge).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def bootstrap(

@@ -130,6 +130,19 @@ def simulator(host: str, port: int, speed: float, config_path: str | None) -> No
     run_simulator(host, port, speed, config_path or (str(_settings().simulator_config or "") or None))
 
 
+@main.command()
+@click.option(
+    "--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for the orders"
+)
+def demo(timeout: float) -> None:
+    """Run the whole loop with no credentials: SQLite, the MCF simulator, fake storefronts."""
+    from .bootstrap import configure_logging
+    from .demo import run_demo
+
+    configure_logging("WARNING")
+    sys.exit(run_demo(click.echo, timeout))
+
+
 def _engine_and_clock() -> tuple[Any, Any]:
     from .clock import SystemClock
     from .store import make_engine

@@ -28,6 +28,13 @@ SIBLING_WAIT_S = 2.0
 
 
 def _sibling_running(session: Session, job: jobs.ClaimedJob) -> bool:
+    """True when another push of the same order was claimed before this one and still runs.
+
+    Ordering by claim time (then id) means that of two pushes claimed together exactly one goes
+    ahead, and one claimed while another runs always waits: no overlap and no livelock.
+    """
+    mine = session.get(JobRecord, job.id)
+    assert mine is not None
     return (
         session.execute(
             select(col(JobRecord.id)).where(
@@ -35,6 +42,8 @@ def _sibling_running(session: Session, job: jobs.ClaimedJob) -> bool:
                 col(JobRecord.order_id) == job.order_id,
                 col(JobRecord.status) == jobs.RUNNING,
                 col(JobRecord.id) != job.id,
+                (col(JobRecord.updated_at) < mine.updated_at)
+                | ((col(JobRecord.updated_at) == mine.updated_at) & (col(JobRecord.id) < job.id)),
             )
         ).first()
         is not None

@@ -1,0 +1,370 @@
+"""`bridge demo`: the whole loop on a fresh machine, with no account and no credentials.
+
+Everything real but the outside world: the bridge's own web app, worker and clock on a SQLite
+file, the bundled MCF simulator on a sped-up clock, and fake Shopify, WooCommerce and generic
+storefronts on loopback. It sends a few orders through signed webhooks and prints each order's
+way: accepted -> previewed -> created -> shipped -> tracking pushed.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlmodel import col
+
+from .amazon.accounts import build_amazon
+from .amazon.simulator import Simulator, create_simulator_app, load_config, serve_in_thread
+from .app import create_app
+from .bootstrap import Bridge
+from .channels import load_channels
+from .clock import ScaledClock, SystemClock
+from .fakes.generic import FakeGenericReceiver, create_fake_generic_app
+from .fakes.shopify import FakeShopify, create_fake_shopify_app
+from .fakes.woocommerce import FakeWooCommerce, create_fake_woocommerce_app
+from .migrate import upgrade
+from .runtime import make_worker
+from .scheduler import Clock
+from .settings import Settings
+from .store import OrderEventRecord, OrderRecord, PushRecord, make_engine, read_session
+from .storefronts.base import hmac_sha256_b64
+from .storefronts.generic import sign_standard_webhook
+from .storefronts.registry import Storefronts
+
+SPEED = 1800.0  # Amazon's ~4 h from order to shipment takes 8 s
+EXAMPLE_CONFIG = Path("config/channels.yaml")
+SIMULATOR_CONFIG = Path("config/simulator.yaml")
+SHOPIFY_SECRET = "demo-shopify-secret"  # noqa: S105 - the example config's demo default
+WOO_SECRET = "demo-woo-secret"  # noqa: S105
+GENERIC_SECRET = "whsec_ZGVtby1nZW5lcmljLXNlY3JldC0xMjM0NTY3ODkw"  # noqa: S105
+
+LABELS = {
+    "intake:created": "accepted",
+    "submit_started": "previewed (fulfillable, fees within the cap)",
+    "created": "created at Amazon",
+    "created_on_hold": "created at Amazon on hold",
+    "park": "needs attention",
+    "amazon:shipped": "shipped",
+    "pushed:shipment": "tracking pushed to the storefront",
+    "pushed:note": "note pushed to the storefront",
+    "intake:cancel_requested": "cancellation received",
+    "intake:cancelled": "cancelled before reaching Amazon",
+    "amazon_cancelled": "cancelled at Amazon",
+    "shipped_all": "everything shipped",
+}
+
+
+@dataclass
+class DemoOrder:
+    title: str
+    channel_id: str
+    external_id: str
+    expect: str  # the state the demo waits for
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _shopify_order(
+    order_id: int, lines: list[tuple[int, str, int]], cancelled: bool = False
+) -> dict[str, Any]:
+    now = _now_iso()
+    return {
+        "id": order_id,
+        "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+        "name": f"#{order_id}",
+        "email": "demo.buyer@example.com",
+        "created_at": now,
+        "updated_at": now,
+        "currency": "USD",
+        "financial_status": "paid",
+        "cancelled_at": now if cancelled else None,
+        "line_items": [
+            {
+                "id": lid,
+                "sku": sku,
+                "quantity": qty,
+                "price": "19.99",
+                "title": sku,
+                "requires_shipping": True,
+                "gift_card": False,
+            }
+            for lid, sku, qty in lines
+        ],
+        "shipping_address": {
+            "name": "Demo Buyer",
+            "address1": "1 Demo Street",
+            "city": "Seattle",
+            "province_code": "WA",
+            "zip": "98109",
+            "country_code": "US",
+        },
+        "shipping_lines": [{"title": "Standard Shipping", "code": "standard", "price": "0.00"}],
+    }
+
+
+def _woo_order(order_id: int, sku: str) -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    address = {
+        "first_name": "Demo",
+        "last_name": "Buyer",
+        "address_1": "2 Demo Avenue",
+        "city": "Portland",
+        "state": "OR",
+        "postcode": "97201",
+        "country": "US",
+    }
+    return {
+        "id": order_id,
+        "number": str(order_id),
+        "status": "processing",
+        "currency": "USD",
+        "date_created_gmt": now,
+        "date_modified_gmt": now,
+        "billing": {**address, "email": "demo.buyer@example.com"},
+        "shipping": address,
+        "line_items": [{"id": 1, "sku": sku, "quantity": 1, "price": 12.0, "name": sku}],
+        "shipping_lines": [{"id": 1, "method_title": "Flat rate", "method_id": "flat_rate", "total": "0.00"}],
+    }
+
+
+def _generic_order(external_id: str) -> dict[str, Any]:
+    now = _now_iso()
+    return {
+        "type": "order.upsert",
+        "order": {
+            "external_id": external_id,
+            "display_id": external_id,
+            "currency": "USD",
+            "payment_state": "paid",
+            "created_at": now,
+            "updated_at": now,
+            "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1, "unit_price": "9.00"}],
+            "destination": {
+                "name": "Demo Buyer",
+                "line1": "3 Demo Road",
+                "city": "Austin",
+                "state": "TX",
+                "postal_code": "73301",
+                "country_code": "US",
+            },
+        },
+    }
+
+
+class _Sender:
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=10)
+
+    def shopify(self, body: dict[str, Any], topic: str = "orders/create") -> None:
+        raw = json.dumps(body).encode()
+        self._post(
+            "/webhooks/shop-a",
+            raw,
+            {
+                "X-Shopify-Topic": topic,
+                "X-Shopify-Hmac-Sha256": hmac_sha256_b64(SHOPIFY_SECRET.encode(), raw),
+                "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+                "X-Shopify-Shop-Domain": "shop-a.myshopify.com",
+            },
+        )
+
+    def woo(self, body: dict[str, Any]) -> None:
+        raw = json.dumps(body).encode()
+        self._post(
+            "/webhooks/woo-main",
+            raw,
+            {
+                "X-WC-Webhook-Topic": "order.created",
+                "X-WC-Webhook-Signature": hmac_sha256_b64(WOO_SECRET.encode(), raw),
+                "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex,
+            },
+        )
+
+    def generic(self, body: dict[str, Any]) -> None:
+        raw = json.dumps(body).encode()
+        self._post(
+            "/webhooks/own-shop",
+            raw,
+            sign_standard_webhook(GENERIC_SECRET, f"msg_{uuid.uuid4().hex}", int(time.time()), raw),
+        )
+
+    def _post(self, path: str, raw: bytes, headers: dict[str, str]) -> None:
+        response = self.http.post(path, content=raw, headers={"Content-Type": "application/json", **headers})
+        response.raise_for_status()
+
+
+def run_demo(
+    out: Callable[[str], None] = print, timeout_s: float = 120.0, workdir: Path | None = None
+) -> int:
+    """Run the loop; returns 0 when every order reached its expected end, 1 otherwise."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="fba-bridge-demo-"))
+    stoppers: list[Callable[[], None]] = []
+    try:
+        return _run(out, timeout_s, workdir, stoppers)
+    finally:
+        for stop in reversed(stoppers):
+            stop()
+
+
+def _run(
+    out: Callable[[str], None], timeout_s: float, workdir: Path, stoppers: list[Callable[[], None]]
+) -> int:
+    shopify = FakeShopify("demo-shopify-token")
+    woo = FakeWooCommerce(auto_create_orders=True)
+    receiver = FakeGenericReceiver(GENERIC_SECRET)
+    servers = {
+        name: serve_in_thread(app)
+        for name, app in (
+            ("shopify", create_fake_shopify_app(shopify)),
+            ("woo", create_fake_woocommerce_app(woo)),
+            ("generic", create_fake_generic_app(receiver)),
+        )
+    }
+    stoppers.extend(server.stop for server in servers.values())
+    env = {
+        "SHOP_A_URL": servers["shopify"].base_url,
+        "WOO_URL": servers["woo"].base_url,
+        "OWN_SHOP_CALLBACK_URL": servers["generic"].base_url + "/fba-bridge/events",
+    }
+    config = load_channels(EXAMPLE_CONFIG, env=env)
+    database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
+    settings = Settings(
+        database_url=database_url, sync_interval_s=2.0, leader_lease_s=10.0, simulator_speed=SPEED
+    )
+    engine = make_engine(database_url)
+    upgrade(engine)
+    bridge = Bridge(settings=settings, config=config, engine=engine, clock=SystemClock())
+    simulator = Simulator(load_config(SIMULATOR_CONFIG), clock=ScaledClock(SPEED))
+    amazon_server = serve_in_thread(create_simulator_app(simulator))
+    stoppers.append(amazon_server.stop)
+    bridge.settings = replace(settings, simulator_url=amazon_server.base_url)
+    worker = make_worker(bridge, amazon=build_amazon(bridge), storefronts=Storefronts(bridge.clock))
+    worker.poll_interval_s = 0.2
+    clock = Clock(bridge)
+    for name, target, stop in (
+        ("worker", worker.run_forever, worker.stop),
+        ("clock", clock.run_forever, clock.stop),
+    ):
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        stoppers.append(_stopper(stop, thread))
+    web = serve_in_thread(create_app(bridge))
+    stoppers.append(web.stop)
+
+    out(f"fba-bridge demo: MCF simulator x{SPEED:g} at {amazon_server.base_url}, webhooks at {web.base_url}")
+    out(
+        f"fake storefronts: Shopify {servers['shopify'].base_url}, WooCommerce {servers['woo'].base_url}, "
+        f"generic {servers['generic'].base_url}\n"
+    )
+    orders = [
+        DemoOrder("Shopify #1001: 2 blue + 1 red T-shirt (several packages)", "shop-a", "1001", "shipped"),
+        DemoOrder("Shopify #1002: a mug, cancelled by the shop", "shop-a", "1002", "cancelled"),
+        DemoOrder(
+            "WooCommerce #702: a poster that is out of stock at Amazon", "woo-main", "702", "needs_attention"
+        ),
+        DemoOrder("Own shop A-1001: generic signed webhook", "own-shop", "A-1001", "shipped"),
+    ]
+    shopify.add_order("1001", [("11", "TSHIRT-BLUE-L", 2), ("12", "TSHIRT-RED-M", 1)])
+    shopify.add_order("1002", [("21", "MUG-WHITE", 1)])
+    send = _Sender(web.base_url)
+    send.shopify(_shopify_order(1001, [(11, "TSHIRT-BLUE-L", 2), (12, "TSHIRT-RED-M", 1)]))
+    send.shopify(_shopify_order(1002, [(21, "MUG-WHITE", 1)]))
+    send.woo(_woo_order(702, "POSTER-A2"))
+    send.generic(_generic_order("A-1001"))
+    time.sleep(0.3)
+    cancelled = _shopify_order(1002, [(21, "MUG-WHITE", 1)], cancelled=True)
+    send.shopify(cancelled, topic="orders/cancelled")
+    ok = _follow(bridge, orders, out, timeout_s)
+    out("")
+    for fulfillment in shopify.fulfillments("1001"):
+        out(
+            f"Shopify order #1001 fulfillment {fulfillment.gid}: "
+            f"tracking {', '.join(fulfillment.tracking_numbers)}"
+        )
+    out(
+        f"generic shop received {len(receiver.events)} signed event(s): "
+        + ", ".join(sorted({e.type or "?" for e in receiver.events}))
+    )
+    out(
+        f"\nWhere to look: the database is {workdir / 'demo.sqlite3'}; for an order's audit trail run\n"
+        f"  DATABASE_URL={database_url} bridge order shop-a 1001\n"
+        f"  DATABASE_URL={database_url} bridge orders --attention"
+    )
+    return 0 if ok else 1
+
+
+def _stopper(stop: Callable[[], None], thread: threading.Thread) -> Callable[[], None]:
+    def run() -> None:
+        stop()
+        thread.join(10)
+
+    return run
+
+
+def _detail(event: OrderEventRecord, row: OrderRecord) -> str:
+    if event.event in ("created", "created_on_hold"):
+        return f" as {row.seller_fulfillment_order_id}"
+    if event.event in ("park", "amazon:shipped", "pushed:shipment"):
+        return f": {event.reason}"
+    return ""
+
+
+def _follow(bridge: Bridge, orders: list[DemoOrder], out: Callable[[str], None], timeout_s: float) -> bool:
+    seen: dict[str, int] = {}
+    deadline = time.monotonic() + timeout_s
+    width = max(len(o.title) for o in orders)
+    while time.monotonic() < deadline:
+        done = True
+        with read_session(bridge.engine) as session:
+            for demo in orders:
+                row = (
+                    session.execute(
+                        select(OrderRecord).where(
+                            col(OrderRecord.channel_id) == demo.channel_id,
+                            col(OrderRecord.external_id) == demo.external_id,
+                        )
+                    )
+                    .scalars()
+                    .first()
+                )
+                if row is None:
+                    done = False
+                    continue
+                events = list(
+                    session.execute(
+                        select(OrderEventRecord)
+                        .where(
+                            col(OrderEventRecord.order_id) == row.id,
+                            col(OrderEventRecord.id) > seen.get(demo.external_id, 0),
+                        )
+                        .order_by(col(OrderEventRecord.id))
+                    ).scalars()
+                )
+                for event in events:
+                    label = LABELS.get(event.event)
+                    if label:
+                        out(f"{demo.title:<{width}}  {label}{_detail(event, row)}")
+                    seen[demo.external_id] = event.id or 0
+                pending = session.execute(
+                    select(col(PushRecord.id)).where(
+                        col(PushRecord.order_id) == row.id, col(PushRecord.status) != "done"
+                    )
+                ).first()
+                done &= row.state == demo.expect and pending is None
+        if done:
+            return True
+        time.sleep(0.3)
+    out("the demo timed out; see `bridge jobs` and `bridge orders` with the DATABASE_URL below")
+    return False

@@ -1,0 +1,21 @@
+"""`bridge demo` runs the whole loop on this machine and tells the story order by order."""
+
+from pathlib import Path
+
+import pytest
+
+from bridge.demo import run_demo
+from tests.conftest import ROOT
+
+
+def test_demo_runs_the_whole_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    lines: list[str] = []
+    assert run_demo(lines.append, timeout_s=90, workdir=tmp_path) == 0, "\n".join(lines)
+    story = "\n".join(lines)
+    assert "created at Amazon as shop-a-1001" in story
+    assert story.count("Shopify #1001: 2 blue + 1 red T-shirt (several packages)   tracking pushed") >= 2
+    assert "Shopify #1002: a mug, cancelled by the shop" in story and "cancelled" in story
+    assert "needs attention: Amazon cannot fulfil this order: FBA-POSTER-A2: InventoryUnavailable" in story
+    assert "generic shop received 1 signed event(s): shipment.created" in story
+    assert "Demo Buyer" not in story and "demo.buyer@example.com" not in story
