@@ -1,0 +1,853 @@
+"""Intake benchmark: how fast does fba-bridge acknowledge signed storefront webhooks?
+
+Starts the app under gunicorn (gthread, 2 workers x 4 threads) on 127.0.0.1, sends signed
+Shopify `orders/create` webhooks on an open-loop schedule and reports acknowledgement latency:
+
+1. warm-up (a couple of seconds, reported but not part of the figures);
+2. the steady phase: `--rate` webhooks/s for `--duration` s -> p50/p99/max and error counts;
+3. the knee search: 50, 75, 100, 150, 200, 300, 400 ... webhooks/s (up to `--max-rate`), each
+   for `--step-duration` s, stopping after the first step that fails. The knee is the highest
+   rate whose step had p99 <= 500 ms and no 5xx or transport error;
+4. the durability check: every webhook id that got a 2xx must have its row in `deliveries`.
+
+Open loop: request i is due at `start + i / rate` whatever happened to the earlier ones, and its
+latency is measured from that due time, so a slow server (or a busy load generator) shows up as
+latency instead of silently lowering the offered rate (no coordinated omission). `--senders`
+bounds the concurrent requests; a request waiting for a free sender is still on the clock.
+
+Each webhook goes on a new connection by default (`--requests-per-connection 1`), as deliveries
+from a storefront's many senders would. With long-lived keep-alive connections gunicorn's
+workers do not share the load: every connection stays with the worker that accepted it, and
+the first worker accepts nearly all of them, so one worker would do all the work.
+
+Every webhook carries a fresh order id and a fresh webhook id (a real insert); about 5% are exact
+replays of an earlier delivery (same body, same headers) and must be answered `duplicate`.
+
+    python bench/intake.py                                  # fresh SQLite file in a temp dir
+    python bench/intake.py --database-url postgresql://postgres@127.0.0.1:5432/test
+    python bench/intake.py --quick                          # smoke test, ~30 s
+
+The last line printed is one JSON object with the figures. The exit status is 0 whatever the
+latencies were (there are no timing asserts); it is 1 if an acknowledged webhook was not stored
+and 2 if the benchmark itself could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "config" / "channels.yaml"
+DEFAULT_SECRET = "demo-shopify-secret"
+KNEE_LADDER = (50, 75, 100, 150, 200, 300, 400, 600, 800, 1200, 1600)
+KNEE_P99_MS = 500.0
+TARGET_P99_MS = 150.0
+TARGET_KNEE_RATE = 100
+REPLAY_SHARE = 0.05
+REQUEST_TIMEOUT_S = 10.0
+PHASE_GRACE_S = 15.0
+MAX_RATE_CAP = 2000
+SKUS = (("TSHIRT-RED-M", "T-Shirt", "Red / M", "19.99"), ("TSHIRT-BLUE-L", "T-Shirt", "Blue / L", "21.50"),
+        ("MUG-WHITE", "Mug", "White", "9.00"))
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (server did not start, database unreachable...)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Webhooks
+
+
+@dataclass(frozen=True)
+class Webhook:
+    webhook_id: str
+    event_id: str
+    body: bytes
+    headers: dict[str, str]
+    replay: bool = False
+
+
+class WebhookFactory:
+    """Signed Shopify `orders/create` deliveries, each with a fresh order id and webhook id."""
+
+    def __init__(self, secret: str, shop_domain: str, seed: int) -> None:
+        self.secret = secret.encode("utf-8")
+        self.shop_domain = shop_domain
+        self.rng = random.Random(seed)
+        # Shopify order ids are ~13 digits; start each run somewhere new so reruns on a kept
+        # database still insert new orders.
+        self.next_order_id = 5_000_000_000_000 + self.rng.randrange(10**11) * 1000
+        self.count = 0
+
+    def _order(self, order_id: int, number: int, now: str) -> dict[str, Any]:
+        lines: list[dict[str, Any]] = []
+        total = 4.99  # shipping
+        for k in range(1 + self.rng.randrange(2)):
+            sku, title, variant, price = SKUS[self.rng.randrange(len(SKUS))]
+            line_id = order_id * 10 + k
+            quantity = 1 + self.rng.randrange(3)
+            total += float(price) * quantity
+            lines.append({
+                "id": line_id, "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
+                "sku": sku, "quantity": quantity, "price": price, "requires_shipping": True,
+                "name": f"{title} - {variant}", "title": title, "variant_title": variant,
+                "variant_id": 40_000_000_000 + k, "product_id": 7_000_000_000 + k, "gift_card": False,
+            })
+        return {
+            "id": order_id,
+            "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+            "name": f"#{number}",
+            "order_number": number,
+            "email": f"buyer{number}@example.com",
+            "created_at": now,
+            "updated_at": now,
+            "cancelled_at": None,
+            "currency": "USD",
+            "financial_status": "paid",
+            "fulfillment_status": None,
+            "total_price": f"{total:.2f}",
+            "line_items": lines,
+            "shipping_address": {
+                "first_name": "Bench", "last_name": f"Buyer {number}", "name": f"Bench Buyer {number}",
+                "address1": f"{100 + number % 900} Market St", "address2": None, "city": "San Francisco",
+                "province": "California", "province_code": "CA", "country": "United States",
+                "country_code": "US", "zip": "94103", "phone": "+14155550100", "company": None,
+            },
+            "shipping_lines": [{"title": "Standard Shipping", "code": "STANDARD", "price": "4.99"}],
+        }
+
+    def make(self) -> Webhook:
+        self.count += 1
+        order_id = self.next_order_id
+        self.next_order_id += 1
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        body = json.dumps(self._order(order_id, 1000 + self.count, now), separators=(",", ":")).encode()
+        webhook_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        event_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": "orders/create",
+            "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(self.secret, body, hashlib.sha256).digest())
+            .decode(),
+            "X-Shopify-Webhook-Id": webhook_id,
+            "X-Shopify-Event-Id": event_id,
+            "X-Shopify-Shop-Domain": self.shop_domain,
+            "X-Shopify-API-Version": "2026-07",
+            "X-Shopify-Triggered-At": now,
+        }
+        return Webhook(webhook_id, event_id, body, headers)
+
+    def schedule(self, count: int, rate: float) -> list[Webhook]:
+        """`count` deliveries for one phase; ~5% are exact replays of one sent >= 0.5 s earlier."""
+        out: list[Webhook] = []
+        originals: list[int] = []
+        lag = max(1, int(rate * 0.5))
+        for i in range(count):
+            if originals and self.rng.random() < REPLAY_SHARE:
+                eligible = [j for j in originals if j <= i - lag] or originals
+                first = out[self.rng.choice(eligible)]
+                out.append(Webhook(first.webhook_id, first.event_id, first.body, first.headers, replay=True))
+            else:
+                originals.append(i)
+                out.append(self.make())
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement
+
+
+@dataclass
+class Sample:
+    due: float
+    sent: float
+    done: float
+    status: int  # 0: transport error
+    outcome: str  # "accepted" | "duplicate" | error text
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    rate: float
+    duration: float
+    samples: list[Sample]
+    wall_s: float
+    cpu: CpuUsage
+    error_examples: list[str] = field(default_factory=list)
+
+    def latencies_ms(self) -> list[float]:
+        return sorted((s.done - s.due) * 1000.0 for s in self.samples)
+
+    def count(self, lo: int, hi: int) -> int:
+        return sum(1 for s in self.samples if lo <= s.status < hi)
+
+    @property
+    def ok(self) -> int:
+        return self.count(200, 300)
+
+    @property
+    def errors_4xx(self) -> int:
+        return self.count(400, 500)
+
+    @property
+    def errors_5xx(self) -> int:
+        return self.count(500, 600)
+
+    @property
+    def errors_other(self) -> int:
+        """Transport errors (status 0), timeouts, and any answer that is not 2xx, 4xx or 5xx."""
+        return sum(1 for s in self.samples if not (200 <= s.status < 300 or 400 <= s.status < 600))
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for s in self.samples if 200 <= s.status < 300 and s.outcome == "duplicate")
+
+    def pct(self, p: float) -> float:
+        return percentile(self.latencies_ms(), p)
+
+    @property
+    def achieved_rate(self) -> float:
+        """2xx answers per second, from the first due time to the last answer."""
+        if not self.samples:
+            return 0.0
+        span = max(s.done for s in self.samples) - min(s.due for s in self.samples)
+        return self.ok / span if span > 0 else 0.0
+
+    def send_lag_ms(self, p: float) -> float:
+        """How late the load generator put requests on the wire (its own CPU contention)."""
+        return percentile(sorted((s.sent - s.due) * 1000.0 for s in self.samples), p)
+
+    @property
+    def passes_knee(self) -> bool:
+        return (bool(self.samples) and self.pct(99) <= KNEE_P99_MS
+                and self.errors_5xx == 0 and self.errors_other == 0)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rate": _num(self.rate), "sent": len(self.samples), "ok_2xx": self.ok,
+            "duplicates": self.duplicates,
+            "errors_4xx": self.errors_4xx, "errors_5xx": self.errors_5xx, "errors_other": self.errors_other,
+            "p50_ms": round(self.pct(50), 1), "p99_ms": round(self.pct(99), 1),
+            "max_ms": round(self.pct(100), 1),
+            "achieved_rate": round(self.achieved_rate, 1),
+            "send_lag_p99_ms": round(self.send_lag_ms(99), 1),
+            "client_cpu": round(self.cpu.client, 2),
+            "server_cpu": None if self.cpu.server is None else round(self.cpu.server, 2),
+            "worker_cpu": [round(w, 2) for w in self.cpu.workers],
+            "system_busy": None if self.cpu.busy is None else round(self.cpu.busy, 2),
+        }
+
+
+def _num(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of an already sorted list (p=100 is the maximum)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, math.ceil(p / 100.0 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def _proc_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])  # utime + stime, all threads
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def machine_busy(seconds: float = 1.0) -> float | None:
+    """Share of the machine's CPU busy over `seconds` (before the bench starts: other load)."""
+    before = _system_ticks()
+    time.sleep(seconds)
+    after = _system_ticks()
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return 1.0 - (after[1] - before[1]) / (after[0] - before[0])
+
+
+def _system_ticks() -> tuple[int, int] | None:
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values), idle
+
+
+@dataclass(frozen=True)
+class CpuUsage:
+    """CPU over one phase, in cores (1.0 = one core fully busy); None where /proc is missing."""
+
+    client: float  # this process: the load generator
+    server: float | None = None  # gunicorn master + workers
+    workers: tuple[float, ...] = ()  # each gunicorn worker, busiest first
+    busy: float | None = None  # share of the whole machine that was busy (0..1)
+
+
+@dataclass(frozen=True)
+class _CpuSnapshot:
+    wall: float
+    client: float
+    procs: dict[int, int]
+    system: tuple[int, int] | None
+
+
+class CpuMeter:
+    """CPU used by the load generator, the server processes and the machine (Linux /proc)."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.available = Path("/proc/stat").exists()
+        self.hz = os.sysconf("SC_CLK_TCK") if self.available else 100
+
+    def snapshot(self) -> _CpuSnapshot:
+        procs: dict[int, int] = {}
+        if self.available and self.server_pid is not None:
+            for pid in [self.server_pid, *_children(self.server_pid)]:
+                ticks = _proc_ticks(pid)
+                if ticks is not None:
+                    procs[pid] = ticks
+        system = _system_ticks() if self.available else None
+        return _CpuSnapshot(time.monotonic(), time.process_time(), procs, system)
+
+    def since(self, before: _CpuSnapshot) -> tuple[float, CpuUsage]:
+        after = self.snapshot()
+        wall = max(after.wall - before.wall, 1e-9)
+        used = {pid: (ticks - before.procs.get(pid, 0)) / self.hz / wall
+                for pid, ticks in after.procs.items()}
+        busy = None
+        if before.system is not None and after.system is not None:
+            total = after.system[0] - before.system[0]
+            idle = after.system[1] - before.system[1]
+            busy = (total - idle) / total if total > 0 else None
+        workers = tuple(sorted((v for pid, v in used.items() if pid != self.server_pid), reverse=True))
+        server = sum(used.values()) if used else None
+        return wall, CpuUsage((after.client - before.client) / wall, server, workers, busy)
+
+
+async def _send(client: httpx.AsyncClient, path: str, hook: Webhook, due: float, slot: int,
+                samples: list[Sample | None], errors: list[str], close: bool) -> None:
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    try:
+        headers = {**hook.headers, "Connection": "close"} if close else hook.headers
+        response = await client.post(path, content=hook.body, headers=headers)
+    except httpx.HTTPError as exc:
+        samples[slot] = Sample(due, sent, loop.time(), 0, type(exc).__name__)
+        if len(errors) < 5:
+            errors.append(f"transport: {type(exc).__name__}: {exc}"[:300])
+        return
+    done = loop.time()
+    outcome = ""
+    if 200 <= response.status_code < 300:
+        with contextlib.suppress(ValueError, AttributeError):
+            outcome = str(response.json().get("status", ""))
+    elif len(errors) < 5:
+        errors.append(f"HTTP {response.status_code}: {response.text[:250]}")
+    samples[slot] = Sample(due, sent, done, response.status_code, outcome)
+
+
+async def run_phase(base_url: str, path: str, name: str, hooks: list[Webhook], rate: float, senders: int,
+                    per_connection: int, meter: CpuMeter) -> tuple[PhaseResult, list[Sample]]:
+    """Send `hooks` at `rate`/s on a fixed schedule from `senders` concurrent senders.
+
+    Request i is due at start + i/rate. A free sender takes the next request, waits for its due
+    time if it is early and sends it; if every sender is busy the request goes out late and the
+    wait counts in its latency. The phase is bounded: nothing is sent later than
+    PHASE_GRACE_S after the schedule's end (such requests count as transport errors), and each
+    request gives up after REQUEST_TIMEOUT_S.
+
+    Returns the phase's figures and one sample per hook, in the order of `hooks`.
+    """
+    slots: list[Sample | None] = [None] * len(hooks)
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders, keepalive_expiry=1.0)
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S, pool=None)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+        if per_connection != 1:
+            # Open connections before the clock starts, as a long-lived sender pool would have them.
+            warm = [client.get("/healthz") for _ in range(min(senders, 8))]
+            await asyncio.gather(*warm, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+        dues = [start + i / rate for i in range(len(hooks))]
+        deadline = start + len(hooks) / rate + PHASE_GRACE_S
+        cursor = iter(range(len(hooks)))
+        skipped = 0
+
+        async def sender() -> None:
+            nonlocal skipped
+            sent = 0
+            for i in cursor:  # shared iterator: each index is taken by exactly one sender
+                now = loop.time()
+                if now > deadline:
+                    slots[i] = Sample(dues[i], now, now, 0, "not sent")
+                    skipped += 1
+                    continue
+                if dues[i] > now:
+                    await asyncio.sleep(dues[i] - now)
+                sent += 1
+                close = per_connection > 0 and sent % per_connection == 0
+                await _send(client, path, hooks[i], dues[i], i, slots, errors, close)
+
+        before = meter.snapshot()
+        await asyncio.gather(*(sender() for _ in range(senders)))
+        wall, cpu = meter.since(before)
+    if skipped:
+        errors.append(f"{skipped} request(s) not sent: still queued {PHASE_GRACE_S:g} s after the schedule")
+    samples = [x or Sample(dues[i], dues[i], dues[i], 0, "missing") for i, x in enumerate(slots)]
+    result = PhaseResult(name, rate, len(hooks) / rate, samples, wall, cpu, errors)
+    return result, samples
+
+
+# --------------------------------------------------------------------------------------------
+# Database and server
+
+
+@dataclass
+class Database:
+    url: str  # what the server gets as DATABASE_URL
+    kind: str  # sqlite | postgresql
+    cleanup: list[Any] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def prepared_database(requested: str | None, workdir: Path) -> Iterator[Database]:
+    """A migrated database: a fresh SQLite file, or a fresh `bench_<random>` database dropped after."""
+    from sqlalchemy import text
+
+    from bridge.migrate import upgrade
+    from bridge.settings import normalise_database_url
+    from bridge.store import make_engine
+
+    if not requested:
+        url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        yield Database(url, "sqlite")
+        return
+
+    url = normalise_database_url(requested)
+    if url.startswith("sqlite"):
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        yield Database(url, "sqlite")
+        return
+
+    admin = make_engine(url)
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        raise BenchError(f"cannot create a database on {admin.url.render_as_string()}: {exc}") from exc
+    bench_url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = make_engine(bench_url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        yield Database(bench_url, "postgresql")
+    finally:
+        try:
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        except Exception as exc:
+            print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
+        admin.dispose()
+
+
+def stored_deliveries(url: str, channel_id: str) -> tuple[int, set[str]]:
+    """Rows in `deliveries`, and the delivery keys stored for the channel."""
+    from sqlalchemy import func, select
+    from sqlmodel import col
+
+    from bridge.store import DeliveryRecord, make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = int(conn.execute(select(func.count()).select_from(DeliveryRecord)).scalar_one())
+            key, channel = col(DeliveryRecord.delivery_key), col(DeliveryRecord.channel_id)
+            query = select(key).where(channel == channel_id)
+            return rows, {str(row[0]) for row in conn.execute(query)}
+    finally:
+        engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """gunicorn running `bridge.app:create_app()` in its own process group, stopped without fail."""
+
+    def __init__(self, database_url: str, config: Path, secret: str, log_path: Path, workers: int,
+                 threads: int) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        launcher = [str(gunicorn)] if gunicorn.exists() else [sys.executable, "-m", "gunicorn"]
+        self.command = [
+            *launcher, "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+            "--bind", f"127.0.0.1:{self.port}", "bridge.app:create_app()",
+        ]
+        self.env = {
+            **os.environ, "DATABASE_URL": database_url, "BRIDGE_CONFIG": str(config), "LOG_LEVEL": "WARNING",
+            "SHOP_A_WEBHOOK_SECRET": secret, "PYTHONUNBUFFERED": "1",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"gunicorn exited with status {self.proc.returncode} during start-up:\n"
+                                 + self.log_tail())
+            try:
+                response = httpx.get(self.base_url + "/healthz", timeout=2.0)
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}"
+            time.sleep(0.2)
+        raise BenchError(f"gunicorn did not answer /healthz within {timeout:.0f} s (last: {last}):\n"
+                         + self.log_tail())
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join("    " + line for line in text[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM to the master (graceful), then SIGKILL to the whole process group."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only gunicorn and its workers
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        self.proc = None
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}"
+
+
+def print_table(results: Sequence[PhaseResult]) -> None:
+    header = (f"{'phase':<8}{'rate/s':>7}{'sent':>7}{'2xx':>7}{'dup':>5}{'4xx':>5}{'5xx':>5}{'other':>6}"
+              f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'got/s':>8}{'lag99':>7}{'cli%':>6}{'srv%':>6}"
+              f"{'workers%':>10}{'sys%':>6}  knee")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        verdict = "" if not r.name.startswith("step") else ("ok" if r.passes_knee else "FAIL")
+        workers = "/".join(_pct(w) for w in r.cpu.workers) or "-"
+        print(f"{r.name:<8}{r.rate:>7g}{len(r.samples):>7}{r.ok:>7}{r.duplicates:>5}{r.errors_4xx:>5}"
+              f"{r.errors_5xx:>5}{r.errors_other:>6}{_fmt(r.pct(50)):>9}{_fmt(r.pct(99)):>9}{_fmt(r.pct(100)):>9}"
+              f"{r.achieved_rate:>8.1f}{_fmt(r.send_lag_ms(99)):>7}{_pct(r.cpu.client):>6}{_pct(r.cpu.server):>6}"
+              f"{workers:>10}{_pct(r.cpu.busy):>6}  {verdict}")
+    print("  Latency runs from each request's scheduled send time. lag99: p99 of how late requests went out")
+    print("  (all senders busy, or the load generator short of CPU), ms. cli% / srv% / workers%: CPU of")
+    print("  the load generator / gunicorn in all / each gunicorn worker, % of one core. sys%: machine busy,")
+    print("  % of all cores (includes the database server and anything else running).")
+
+
+def limit_hint(failed: PhaseResult | None, ncpu: int, kind: str) -> str:
+    if failed is None:
+        return "no step failed up to --max-rate"
+    if failed.errors_5xx or failed.errors_other:
+        cause = "errors (see the examples above)"
+    else:
+        cause = f"p99 {failed.pct(99):.0f} ms > {KNEE_P99_MS:.0f} ms"
+    cpu = failed.cpu
+    text = (f"gunicorn used {_pct(cpu.server)}% (workers {'/'.join(_pct(w) for w in cpu.workers) or '-'}) "
+            f"and the load generator {_pct(cpu.client)}% of one core")
+    if cpu.busy is not None:
+        others = cpu.busy * ncpu - cpu.client - (cpu.server or 0)
+        if others > 0.25:
+            text += f"; everything else (database server, other processes) ~{others * 100:.0f}%"
+    if cpu.busy is not None and cpu.busy >= 0.9:
+        where = f"the machine's CPU was saturated ({cpu.busy * 100:.0f}% of {ncpu} cores busy: {text})"
+    elif cpu.client >= 0.9:
+        where = f"the load generator ran out of CPU ({text})"
+    elif cpu.workers and max(cpu.workers) >= 0.9:
+        where = f"one gunicorn worker was CPU-bound (GIL) while the machine had CPU left ({text})"
+    elif kind == "sqlite":
+        where = f"CPU was not saturated ({text}): likely the SQLite write lock (one writer at a time)"
+    else:
+        where = f"CPU was not saturated ({text}): likely database waits (locks, commits) or server threads"
+    return f"{cause} at {failed.rate:g}/s; {where}"
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+
+
+def knee_rates(max_rate: float, explicit: str | None) -> list[float]:
+    if explicit:
+        chosen = sorted({float(x) for x in explicit.split(",") if x.strip()})
+        return [r for r in chosen if 0 < r <= max_rate]
+    rates = [float(r) for r in KNEE_LADDER if r <= max_rate]
+    if not rates or rates[-1] < max_rate:
+        rates.append(float(max_rate))
+    return rates
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=None,
+                        help="default: a fresh SQLite file in a temp dir; a postgresql:// URL gets a fresh "
+                             "bench_<random> database on that server, dropped afterwards")
+    parser.add_argument("--duration", type=float, default=None, help="steady phase in s (default 60)")
+    parser.add_argument("--rate", type=float, default=50.0, help="steady phase webhooks/s (default 50)")
+    parser.add_argument("--step-duration", type=float, default=None, help="s per knee step (default 10)")
+    parser.add_argument("--max-rate", type=float, default=400.0, help="highest knee step /s (default 400)")
+    parser.add_argument("--knee-rates", default=None, help="comma-separated knee steps instead of the ladder")
+    parser.add_argument("--senders", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument("--requests-per-connection", type=int, default=1,
+                        help="webhooks sent on one connection before it is closed (default 1: a new "
+                             "connection per webhook; 0: keep connections open)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 5 s steady phase, 3 s knee steps")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s at 20/s, not in figures (2)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="channels file for the server")
+    parser.add_argument("--channel", default="shop-a", help="a Shopify channel of the channels file")
+    parser.add_argument("--secret", default=os.environ.get("SHOP_A_WEBHOOK_SECRET") or DEFAULT_SECRET,
+                        help="webhook secret to sign with; the server gets it as SHOP_A_WEBHOOK_SECRET")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for the payloads")
+    parser.add_argument("--json-out", type=Path, default=None, help="also append the JSON line to this file")
+    args = parser.parse_args(argv)
+    args.duration = args.duration if args.duration is not None else (5.0 if args.quick else 60.0)
+    if args.step_duration is None:
+        args.step_duration = 3.0 if args.quick else 10.0
+    if not 0 < args.rate <= MAX_RATE_CAP or not 0 < args.max_rate <= MAX_RATE_CAP:
+        parser.error(f"--rate and --max-rate must be between 0 and {MAX_RATE_CAP}")
+    if not 0 < args.duration <= 3600 or not 0 < args.step_duration <= 600 or not 0 <= args.warmup <= 60:
+        parser.error("--duration must be in (0, 3600], --step-duration in (0, 600], --warmup in [0, 60]")
+    if not 1 <= args.senders <= 256:
+        parser.error("--senders must be between 1 and 256")
+    if args.requests_per_connection < 0 or args.workers < 1 or args.threads < 1:
+        parser.error("--requests-per-connection must be >= 0, --workers and --threads >= 1")
+    return args
+
+
+async def _bench(args: argparse.Namespace, server: Server, factory: WebhookFactory
+                 ) -> tuple[PhaseResult | None, PhaseResult, list[PhaseResult], set[str], dict[str, str]]:
+    path = f"/webhooks/{args.channel}"
+    meter = CpuMeter(server.proc.pid if server.proc else None)
+    acked: set[str] = set()
+    sent: dict[str, str] = {}  # webhook id -> event id
+
+    async def phase(name: str, rate: float, seconds: float) -> PhaseResult:
+        hooks = factory.schedule(max(1, round(rate * seconds)), rate)
+        result, samples = await run_phase(server.base_url, path, name, hooks, rate, args.senders,
+                                          args.requests_per_connection, meter)
+        for hook, sample in zip(hooks, samples, strict=True):
+            sent[hook.webhook_id] = hook.event_id
+            if 200 <= sample.status < 300:
+                acked.add(hook.webhook_id)
+        s = result.summary()
+        print(f"  {name:<8} {rate:>6g}/s  sent {s['sent']:>5}  2xx {s['ok_2xx']:>5}  5xx {s['errors_5xx']}  "
+              f"other {s['errors_other']}  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  max {s['max_ms']} ms",
+              flush=True)
+        for example in result.error_examples:
+            print(f"      e.g. {example}", flush=True)
+        return result
+
+    warm = await phase("warmup", 20.0, args.warmup) if args.warmup > 0 else None
+    steady = await phase("steady", args.rate, args.duration)
+    steps: list[PhaseResult] = []
+    for rate in knee_rates(args.max_rate, args.knee_rates):
+        step = await phase(f"step{len(steps) + 1}", rate, args.step_duration)
+        steps.append(step)
+        if not step.passes_knee:
+            break
+    return warm, steady, steps, acked, sent
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
+    baseline = machine_busy()
+    if baseline is not None and baseline > 0.15:
+        print(f"warning: the machine is already {baseline * 100:.0f}% busy before the bench starts; "
+              "other load competes with the server and the figures will be noisy", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="fba-bench-"))
+    server: Server | None = None
+    try:
+        with prepared_database(args.database_url, workdir) as db:
+            from bridge.settings import mask_url
+
+            print(f"intake bench: database={db.kind} ({mask_url(db.url)}) steady={args.rate:g}/s x "
+                  f"{args.duration:g} s, knee steps {args.step_duration:g} s up to {args.max_rate:g}/s, "
+                  f"senders={args.senders}, seed={seed}", flush=True)
+            server = Server(db.url, args.config.resolve(), args.secret, workdir / "gunicorn.log",
+                            args.workers, args.threads)
+            started = time.monotonic()
+            server.start()
+            print(f"gunicorn up on {server.base_url} in {time.monotonic() - started:.1f} s "
+                  f"({args.workers} workers x {args.threads} threads)", flush=True)
+            factory = WebhookFactory(args.secret, f"{args.channel}.myshopify.com", seed)
+            warm, steady, steps, acked, sent = asyncio.run(_bench(args, server, factory))
+            server.stop()
+            if any(r.errors_5xx for r in [steady, *steps]):
+                print("gunicorn log (tail):\n" + server.log_tail(), flush=True)
+            rows, stored = stored_deliveries(db.url, args.channel)
+    except BenchError as exc:
+        print(f"intake bench could not run: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    # The adapter keys deliveries by webhook id; should it key them by event id, compare those.
+    if not stored & sent.keys() and stored & set(sent.values()):
+        stored = {wid for wid, eid in sent.items() if eid in stored}
+    stored_ours = stored & sent.keys()
+    lost = len(acked - stored)
+    unacked_stored = len(stored_ours - acked)
+
+    print()
+    print_table([r for r in [warm, steady, *steps] if r is not None])
+    passing = [s for s in steps if s.passes_knee]
+    knee = max((s.rate for s in passing), default=0.0)
+    failed = next((s for s in steps if not s.passes_knee), None)
+    print(f"\nknee: {knee:g}/s (highest step with p99 <= {KNEE_P99_MS:.0f} ms and no 5xx/transport error)")
+    print(f"limit: {limit_hint(failed, os.cpu_count() or 1, db.kind)}")
+    print(f"durability: {len(acked)} distinct webhook ids acknowledged (2xx), {len(stored_ours)} of this "
+          f"run's stored in deliveries ({rows} rows in all), {lost} acknowledged but missing, "
+          f"{unacked_stored} stored without a 2xx")
+
+    p99 = steady.pct(99)
+    meets = (p99 <= TARGET_P99_MS and knee >= TARGET_KNEE_RATE and steady.errors_5xx == 0
+             and steady.errors_4xx == 0 and steady.errors_other == 0 and lost == 0)
+    line = {
+        "bench": "intake",
+        "database": db.kind,
+        "rate": _num(args.rate),
+        "duration_s": _num(args.duration),
+        "sent": len(steady.samples),
+        "achieved_rate": round(steady.achieved_rate, 1),
+        "p50_ms": round(steady.pct(50), 1),
+        "p99_ms": round(p99, 1),
+        "max_ms": round(steady.pct(100), 1),
+        "errors_4xx": steady.errors_4xx,
+        "errors_5xx": steady.errors_5xx,
+        "errors_other": steady.errors_other,
+        "duplicates": steady.duplicates,
+        "server_cpu": steady.summary()["server_cpu"],
+        "system_busy": steady.summary()["system_busy"],
+        "knee_rate": _num(knee),
+        "knee_steps": [s.summary() for s in steps],
+        "acknowledged": len(acked),
+        "stored": len(stored_ours),
+        "deliveries_rows": rows,
+        "lost_acknowledged": lost,
+        "workers": args.workers,
+        "threads": args.threads,
+        "senders": args.senders,
+        "requests_per_connection": args.requests_per_connection,
+        "cpus": os.cpu_count(),
+        "baseline_busy": None if baseline is None else round(baseline, 2),
+        "target_p99_ms": _num(TARGET_P99_MS),
+        "target_knee_rate": TARGET_KNEE_RATE,
+        "meets_targets": meets,
+    }
+    text = json.dumps(line, separators=(", ", ": "))
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        with args.json_out.open("a") as out:
+            out.write(text + "\n")
+    print(text, flush=True)
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: gunicorn stopped, bench database removed", file=sys.stderr)
+        sys.exit(130)
