@@ -319,3 +319,30 @@ def parse_timestamp(value: str | None, default: datetime | None = None) -> datet
         return default
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def payload_timestamp(data: Mapping[str, Any], field: str, *, path: str, example: str, what: str) -> datetime:
+    """A timestamp the schema already shaped; a well-shaped but impossible date (month 13) is a 422."""
+    try:
+        return parse_timestamp(data[field])
+    except ValueError:
+        problem = {
+            "path": f"{path}.{field}",
+            "rule": "format",
+            "fix": f"send a real calendar date-time, such as {example}",
+        }
+        raise Rejection(
+            422,
+            "schema_violation",
+            f"the {what} does not match the expected format (1 problem(s))",
+            [problem],
+        ) from None
+
+
+def payload_id(value: Any) -> str:
+    """A platform id as text; JSON Schema's "integer" also admits 7.0, which must still read as "7"."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
+
+
+def payload_text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""

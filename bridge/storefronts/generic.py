@@ -38,6 +38,7 @@ import binascii
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
@@ -47,16 +48,19 @@ from ..clock import Clock
 from ..orders import Address, CanonicalOrder, DeliveryKind, OrderLine, PaymentState
 from .base import (
     Delivery,
-    Rejection,
     ReturnItemRequest,
     ReturnRequest,
     body_digest,
     header,
     parse_json,
-    parse_timestamp,
+    payload_timestamp,
     require_json_content_type,
     unauthorized,
     validate_or_reject,
+)
+
+_timestamp = partial(
+    payload_timestamp, path="$.order", example="2026-11-23T12:00:00+00:00", what="generic order delivery"
 )
 
 PLATFORM = "generic"
@@ -138,7 +142,13 @@ class GenericAdapter:
                 topic=topic, delivery_key=delivery_key, kind=kind, order=order, external_id=order.external_id
             )
         if kind is DeliveryKind.CANCEL:
-            _timestamp(data["order"], "updated_at")  # a cancel must still carry a real date
+            _timestamp(
+                data["order"],
+                "updated_at",
+                path="$.order",
+                example="2026-11-23T12:00:00+00:00",
+                what="generic order delivery",
+            )  # a cancel must still carry a real date
             return Delivery(
                 topic=topic, delivery_key=delivery_key, kind=kind, external_id=data["order"]["external_id"]
             )
@@ -199,8 +209,20 @@ def _canonical_order(channel: Channel, order: dict[str, Any]) -> CanonicalOrder:
         display_id=order.get("display_id") or order["external_id"],
         currency=order["currency"],
         payment_state=PaymentState(order["payment_state"]),
-        created_at=_timestamp(order, "created_at"),
-        updated_at=_timestamp(order, "updated_at"),
+        created_at=_timestamp(
+            order,
+            "created_at",
+            path="$.order",
+            example="2026-11-23T12:00:00+00:00",
+            what="generic order delivery",
+        ),
+        updated_at=_timestamp(
+            order,
+            "updated_at",
+            path="$.order",
+            example="2026-11-23T12:00:00+00:00",
+            what="generic order delivery",
+        ),
         lines=tuple(
             OrderLine(
                 line_id=line["line_id"],
@@ -219,17 +241,3 @@ def _canonical_order(channel: Channel, order: dict[str, Any]) -> CanonicalOrder:
         gift_message=order.get("gift_message", ""),
         notes=order.get("notes", ""),
     )
-
-
-def _timestamp(order: dict[str, Any], field: str) -> datetime:
-    """The schema checked the shape; a well-shaped but impossible date (month 13) is a 422 too."""
-    try:
-        return parse_timestamp(order[field])
-    except ValueError:
-        problem = {
-            "path": f"$.order.{field}",
-            "rule": "format",
-            "fix": "send a real calendar date-time with offset, such as 2026-11-23T12:00:00+00:00",
-        }
-        message = "the generic order delivery does not match the expected format (1 problem(s))"
-        raise Rejection(422, "schema_violation", message, [problem]) from None

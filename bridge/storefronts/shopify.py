@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from functools import partial
 from typing import Any
 
 from ..channels import Channel
@@ -43,11 +43,15 @@ from .base import (
     body_digest,
     header,
     parse_json,
-    parse_timestamp,
+    payload_id,
+    payload_text,
+    payload_timestamp,
     require_json_content_type,
     validate_or_reject,
     verify_hmac_b64,
 )
+
+_timestamp = partial(payload_timestamp, path="$", example="2021-12-31T19:00:00-05:00", what="Shopify order")
 
 PLATFORM = "shopify"
 
@@ -124,7 +128,7 @@ class ShopifyAdapter:
         if topic in PRIVACY_TOPICS:
             scope, schema, ids_field = PRIVACY_TOPICS[topic]
             validate_or_reject(schema, data, f"Shopify {topic} request")
-            ids = tuple(_id(value) for value in data[ids_field]) if ids_field else ()
+            ids = tuple(payload_id(value) for value in data[ids_field]) if ids_field else ()
             return Delivery(
                 topic=topic, delivery_key=delivery_key, event_id=event_id, privacy=PrivacyRequest(scope, ids)
             )
@@ -140,27 +144,31 @@ adapter = ShopifyAdapter()
 
 
 def _canonical_order(channel: Channel, data: dict[str, Any]) -> tuple[CanonicalOrder, tuple[str, ...]]:
-    external_id = _id(data["id"])
+    external_id = payload_id(data["id"])
     lines, notes = _lines(data["line_items"])
     customer = data.get("customer") or {}
-    email = _text(data.get("email")) or _text(data.get("contact_email")) or _text(customer.get("email"))
+    email = (
+        payload_text(data.get("email"))
+        or payload_text(data.get("contact_email"))
+        or payload_text(customer.get("email"))
+    )
     order_number = data.get("order_number")
     fallback_display_id = f"#{int(order_number)}" if order_number else external_id
     order = CanonicalOrder(
         channel_id=channel.id,
         external_id=external_id,
-        display_id=_text(data.get("name")) or fallback_display_id,
+        display_id=payload_text(data.get("name")) or fallback_display_id,
         currency=data["currency"],
-        payment_state=PAYMENT_STATES.get(_text(data.get("financial_status")), PaymentState.UNKNOWN),
+        payment_state=PAYMENT_STATES.get(payload_text(data.get("financial_status")), PaymentState.UNKNOWN),
         created_at=_timestamp(data, "created_at"),
         updated_at=_timestamp(data, "updated_at"),
         lines=lines,
         destination=_destination(data.get("shipping_address")),
         shipping_method=_shipping_method(data.get("shipping_lines")),
         buyer_email=email,
-        buyer_phone=_text(data.get("phone")) or _text(customer.get("phone")),
+        buyer_phone=payload_text(data.get("phone")) or payload_text(customer.get("phone")),
         gift_message=_gift_message(data.get("note_attributes")),
-        notes=_text(data.get("note")),
+        notes=payload_text(data.get("note")),
         cancelled=data.get("cancelled_at") is not None,
     )
     return order, notes
@@ -170,7 +178,7 @@ def _lines(items: list[dict[str, Any]]) -> tuple[tuple[OrderLine, ...], tuple[st
     lines: list[OrderLine] = []
     notes: list[str] = []
     for item in items:
-        line_id = _id(item["id"])
+        line_id = payload_id(item["id"])
         if item.get("gift_card") is True:
             notes.append(f"line {line_id} skipped: gift card")
             continue
@@ -180,10 +188,10 @@ def _lines(items: list[dict[str, Any]]) -> tuple[tuple[OrderLine, ...], tuple[st
         lines.append(
             OrderLine(
                 line_id=line_id,
-                sku=_text(item.get("sku")),
+                sku=payload_text(item.get("sku")),
                 quantity=int(item["quantity"]),
                 unit_price=item["price"],
-                title=_text(item.get("title")) or _text(item.get("name")),
+                title=payload_text(item.get("title")) or payload_text(item.get("name")),
                 requires_shipping=True,
             )
         )
@@ -193,55 +201,34 @@ def _lines(items: list[dict[str, Any]]) -> tuple[tuple[OrderLine, ...], tuple[st
 def _destination(address: dict[str, Any] | None) -> Address | None:
     if not address:
         return None
-    name = _text(address.get("name")) or " ".join(
-        part for part in (_text(address.get("first_name")), _text(address.get("last_name"))) if part
+    name = payload_text(address.get("name")) or " ".join(
+        part
+        for part in (payload_text(address.get("first_name")), payload_text(address.get("last_name")))
+        if part
     )
     return Address(
         name=name,
-        line1=_text(address.get("address1")),
-        line2=_text(address.get("address2")),
-        company=_text(address.get("company")),
-        city=_text(address.get("city")),
-        state=_text(address.get("province_code")) or _text(address.get("province")),
-        postal_code=_text(address.get("zip")),
-        country_code=_text(address.get("country_code")).upper(),
-        phone=_text(address.get("phone")),
+        line1=payload_text(address.get("address1")),
+        line2=payload_text(address.get("address2")),
+        company=payload_text(address.get("company")),
+        city=payload_text(address.get("city")),
+        state=payload_text(address.get("province_code")) or payload_text(address.get("province")),
+        postal_code=payload_text(address.get("zip")),
+        country_code=payload_text(address.get("country_code")).upper(),
+        phone=payload_text(address.get("phone")),
     )
 
 
 def _shipping_method(shipping_lines: list[dict[str, Any]] | None) -> str:
     for line in shipping_lines or ():
-        return _text(line.get("title")) or _text(line.get("code"))
+        return payload_text(line.get("title")) or payload_text(line.get("code"))
     return ""
 
 
 def _gift_message(attributes: list[dict[str, Any]] | None) -> str:
     for attribute in attributes or ():
-        name = re.sub(r"[\s\-]+", "_", _text(attribute.get("name")).lower())
-        message = _text(attribute.get("value"))
+        name = re.sub(r"[\s\-]+", "_", payload_text(attribute.get("name")).lower())
+        message = payload_text(attribute.get("value"))
         if name == GIFT_MESSAGE_ATTRIBUTE and message:
             return message
     return ""
-
-
-def _timestamp(data: dict[str, Any], field: str) -> datetime:
-    """The schema checked the shape; a well-shaped but impossible date (month 13) is a 422 too."""
-    try:
-        return parse_timestamp(data[field])
-    except ValueError:
-        problem = {
-            "path": f"$.{field}",
-            "rule": "format",
-            "fix": "send a real calendar date-time with offset, such as 2021-12-31T19:00:00-05:00",
-        }
-        message = "the Shopify order does not match the expected format (1 problem(s))"
-        raise Rejection(422, "schema_violation", message, [problem]) from None
-
-
-def _id(value: Any) -> str:
-    # JSON Schema's "integer" also admits 7.0, which must still read as "7".
-    return str(int(value)) if isinstance(value, float) else str(value).strip()
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""

@@ -37,8 +37,8 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from ..channels import Channel
@@ -50,11 +50,17 @@ from .base import (
     body_digest,
     header,
     parse_json,
-    parse_timestamp,
+    payload_id,
+    payload_text,
+    payload_timestamp,
     require_json_content_type,
     unauthorized,
     validate_or_reject,
     verify_hmac_b64,
+)
+
+_timestamp = partial(
+    payload_timestamp, path="$", example="2017-03-22T19:28:02 (GMT)", what="WooCommerce order"
 )
 
 PLATFORM = "woocommerce"
@@ -130,7 +136,7 @@ class WooCommerceAdapter:
 
         if topic in UPSERT_TOPICS:
             validate_or_reject("woocommerce/order", data, "WooCommerce order")
-            external_id = _id(data["id"])
+            external_id = payload_id(data["id"])
             status = data["status"].strip().lower().removeprefix("wc-")
             kind, payment_state = STATUSES.get(status, (DeliveryKind.UPSERT, PaymentState.UNKNOWN))
             if kind is None:
@@ -149,7 +155,10 @@ class WooCommerceAdapter:
         if topic == DELETED_TOPIC:
             validate_or_reject("woocommerce/order_deleted", data, "WooCommerce order.deleted body")
             return Delivery(
-                topic=topic, delivery_key=delivery_key, kind=DeliveryKind.CANCEL, external_id=_id(data["id"])
+                topic=topic,
+                delivery_key=delivery_key,
+                kind=DeliveryKind.CANCEL,
+                external_id=payload_id(data["id"]),
             )
         return Delivery(topic=topic, delivery_key=delivery_key)
 
@@ -177,7 +186,7 @@ def _canonical_order(
     return CanonicalOrder(
         channel_id=channel.id,
         external_id=external_id,
-        display_id=(_id(number) if number is not None else "") or external_id,
+        display_id=(payload_id(number) if number is not None else "") or external_id,
         currency=data["currency"],
         payment_state=payment_state,
         created_at=created_at,
@@ -185,21 +194,21 @@ def _canonical_order(
         lines=tuple(_line(item) for item in data["line_items"]),
         destination=_destination(data.get("shipping") or {}, billing),
         shipping_method=_shipping_method(data.get("shipping_lines")),
-        buyer_email=_text(billing.get("email")),
-        buyer_phone=_text(billing.get("phone")),
+        buyer_email=payload_text(billing.get("email")),
+        buyer_phone=payload_text(billing.get("phone")),
         gift_message=_gift_message(data.get("meta_data")),
-        notes=_text(data.get("customer_note")),
+        notes=payload_text(data.get("customer_note")),
         cancelled=cancelled,
     )
 
 
 def _line(item: dict[str, Any]) -> OrderLine:
     return OrderLine(
-        line_id=_id(item["id"]),
-        sku=_text(item.get("sku")),
+        line_id=payload_id(item["id"]),
+        sku=payload_text(item.get("sku")),
         quantity=int(item["quantity"]),
         unit_price=_decimal(item["price"]),
-        title=html.unescape(_text(item.get("name"))),
+        title=html.unescape(payload_text(item.get("name"))),
         requires_shipping=True,
     )
 
@@ -208,33 +217,35 @@ def _destination(shipping: dict[str, Any], billing: dict[str, Any]) -> Address |
     block = shipping if _has_address(shipping) else billing if _has_address(billing) else None
     if block is None:
         return None
-    name = " ".join(part for part in (_text(block.get("first_name")), _text(block.get("last_name"))) if part)
+    name = " ".join(
+        part for part in (payload_text(block.get("first_name")), payload_text(block.get("last_name"))) if part
+    )
     return Address(
         name=name,
-        line1=_text(block.get("address_1")),
-        line2=_text(block.get("address_2")),
-        company=_text(block.get("company")),
-        city=_text(block.get("city")),
-        state=_text(block.get("state")),
-        postal_code=_text(block.get("postcode")),
-        country_code=_text(block.get("country")).upper(),
-        phone=_text(block.get("phone")) or _text(billing.get("phone")),
+        line1=payload_text(block.get("address_1")),
+        line2=payload_text(block.get("address_2")),
+        company=payload_text(block.get("company")),
+        city=payload_text(block.get("city")),
+        state=payload_text(block.get("state")),
+        postal_code=payload_text(block.get("postcode")),
+        country_code=payload_text(block.get("country")).upper(),
+        phone=payload_text(block.get("phone")) or payload_text(billing.get("phone")),
     )
 
 
 def _has_address(block: dict[str, Any]) -> bool:
-    return any(_text(block.get(field)) for field in _ADDRESS_FIELDS)
+    return any(payload_text(block.get(field)) for field in _ADDRESS_FIELDS)
 
 
 def _shipping_method(shipping_lines: list[dict[str, Any]] | None) -> str:
     for line in shipping_lines or ():
-        return _text(line.get("method_title"))
+        return payload_text(line.get("method_title"))
     return ""
 
 
 def _gift_message(meta_data: list[dict[str, Any]] | None) -> str:
     for entry in meta_data or ():
-        message = _text(entry.get("value"))
+        message = payload_text(entry.get("value"))
         if entry.get("key") == GIFT_MESSAGE_META_KEY and message:
             return message
     return ""
@@ -245,26 +256,3 @@ def _decimal(value: Any) -> str:
     if isinstance(value, str):
         return value.strip()
     return format(Decimal(str(value)), "f")
-
-
-def _timestamp(data: dict[str, Any], field: str) -> datetime:
-    """The schema checked the shape; a well-shaped but impossible date (month 13) is a 422 too."""
-    try:
-        return parse_timestamp(data[field])
-    except ValueError:
-        problem = {
-            "path": f"$.{field}",
-            "rule": "format",
-            "fix": "send a real calendar date-time in GMT, such as 2017-03-22T19:28:02",
-        }
-        message = "the WooCommerce order does not match the expected format (1 problem(s))"
-        raise Rejection(422, "schema_violation", message, [problem]) from None
-
-
-def _id(value: Any) -> str:
-    # JSON Schema's "integer" also admits 7.0, which must still read as "7".
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
