@@ -24,9 +24,11 @@ from .pipeline.sync import (
     JOB_SYNC,
     JOB_SYNC_ORDER,
     JOB_SYNC_STALE,
+    JOB_TRACK,
     handle_sync,
     handle_sync_order,
     handle_sync_stale,
+    handle_track,
 )
 from .scheduler import JOB_PURGE, Clock
 from .storefronts.registry import Storefronts
@@ -50,6 +52,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_SYNC_ORDER: handle_sync_order,
     JOB_SYNC_STALE: handle_sync_stale,
     JOB_PUSH: handle_push,
+    JOB_TRACK: handle_track,
     JOB_PURGE: _handle_purge,
     JOB_RETURN: handle_return,
 }

@@ -41,11 +41,13 @@ JOB_SYNC = "sync"
 JOB_SYNC_ORDER = "sync_order"
 JOB_SYNC_STALE = "sync_stale"
 JOB_PUSH = "push"
+JOB_TRACK = "track"
 
 SYNC_OVERLAP = timedelta(minutes=5)
 FIRST_SYNC_LOOKBACK = timedelta(days=2)
 STALE_AFTER = timedelta(hours=6)
 STALE_BATCH = 200
+TRACKED_STATES = ("shipped", "partially_shipped", "completed_partially", "cancel_requested", "submitted")
 
 FINAL_AMAZON_EVENTS = {
     "Cancelled": Event.AMAZON_CANCELLED,
@@ -132,7 +134,66 @@ def handle_sync_stale(ctx: JobContext) -> None:
         queued = sum(
             enqueue_order_sync(session, row.id, "not seen changing for a while") for row in rows if row.id
         )
-    log.info("stale-order sync queued=%d", queued)
+        # Delivery events: shipped packages past their estimated arrival and not yet delivered.
+        in_transit = session.execute(
+            select(col(PackageRecord.order_id))
+            .join(OrderRecord, col(OrderRecord.id) == col(PackageRecord.order_id))
+            .where(col(PackageRecord.delivered_at).is_(None))
+            .where(col(PackageRecord.estimated_arrival) < ctx.bridge.clock.now())
+            .where(col(PackageRecord.updated_at) < cutoff)
+            .where(col(OrderRecord.state).in_(TRACKED_STATES))
+            .distinct()
+            .limit(STALE_BATCH)
+        ).scalars()
+        tracked = sum(
+            jobs.enqueue(session, JOB_TRACK, order_id=order_id, dedupe_key=f"{JOB_TRACK}:{order_id}")
+            for order_id in in_transit
+        )
+    log.info("stale-order sync queued=%d tracking refresh queued=%d", queued, tracked)
+
+
+def handle_track(ctx: JobContext) -> None:
+    """Refresh carrier tracking (delivered, returned, undeliverable) of an order's packages in transit."""
+    bridge = ctx.bridge
+    assert ctx.job.order_id is not None
+    with read_session(bridge.engine) as session:
+        row = session.get(OrderRecord, ctx.job.order_id)
+        numbers = list(
+            session.execute(
+                select(col(PackageRecord.package_number)).where(
+                    col(PackageRecord.order_id) == ctx.job.order_id, col(PackageRecord.delivered_at).is_(None)
+                )
+            ).scalars()
+        )
+    channel = bridge.config.channel(row.channel_id) if row else None
+    if row is None or channel is None or not numbers:
+        return
+    outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
+    try:
+        details = {number: _tracking(outbound, number) for number in numbers}
+    except amz.SpApiError as exc:
+        raise amazon_retry(exc, channel) from None
+    now = bridge.clock.now()
+    with ctx.finish() as session:
+        locked = session.get(OrderRecord, row.id)
+        assert locked is not None
+        for number, detail in details.items():
+            package = (
+                session.execute(
+                    select(PackageRecord).where(
+                        col(PackageRecord.order_id) == row.id, col(PackageRecord.package_number) == number
+                    )
+                )
+                .scalars()
+                .one()
+            )
+            package.updated_at = now
+            if detail is not None and detail.current_status != package.tracking_status:
+                package.tracking_status = detail.current_status
+                if detail.current_status == "DELIVERED":
+                    package.delivered_at = now
+                note(session, locked, "amazon:tracking", now, f"package {number}: {detail.current_status}")
+            session.add(package)
 
 
 # --------------------------------------------------------------------------------------------

@@ -316,3 +316,30 @@ def test_unfulfillable_at_amazon_reaches_the_operator_and_the_storefront(
     assert (order.state, order.amazon_status) == ("unfulfillable", "Unfulfillable")
     assert ("note", "status:Unfulfillable") in pushes(bridge, order)
     assert "operator alert" in caplog.text
+
+
+def test_delivery_is_recorded_for_shipped_orders_whose_arrival_is_due(
+    client: FlaskClient, bridge: Bridge, amazon_worker: Worker, simulator: Simulator, clock: ManualClock
+) -> None:
+    send(client, 6500)
+    amazon_worker.drain()
+    clock.advance(5 * HOUR)
+    sync_cycle(bridge, amazon_worker)
+    assert row(bridge, "6500").state == "shipped"
+    clock.advance(4 * 24 * HOUR)  # past the estimated arrival; the carrier delivered
+    with write_session(bridge.engine) as session:
+        jobs.enqueue(session, JOB_SYNC_STALE)
+    amazon_worker.drain()
+    with read_session(bridge.engine) as session:
+        [package] = session.execute(select(PackageRecord)).scalars()
+    assert package.tracking_status == "DELIVERED" and package.delivered_at is not None
+    from tests.integration.test_submit import events
+
+    assert "amazon:tracking" in events(bridge, row(bridge, "6500"))
+    tracking_calls = simulator.ledger.calls("getPackageTrackingDetails")
+    with write_session(bridge.engine) as session:
+        jobs.enqueue(session, JOB_SYNC_STALE)
+    amazon_worker.drain()
+    assert simulator.ledger.calls("getPackageTrackingDetails") == tracking_calls, (
+        "delivered packages are done"
+    )
