@@ -119,13 +119,21 @@ def _reserve(tokens: float, rate: float, max_wait: float | None) -> tuple[float,
     return after, wait
 
 
+#: Tokens of Amazon's burst we never spend. Our bucket starts counting when a request leaves the
+#: limiter, Amazon's when it arrives a few milliseconds later; without headroom the first request
+#: after an exhausted burst can arrive just before Amazon's refill and draw a 429 (bench/submit.py
+#: showed exactly one per run). One token of headroom costs nothing in steady throughput.
+BURST_HEADROOM = 1.0
+
+
 class _LimitTable:
     def __init__(self, limits: Mapping[str, Limit] | None, default: Limit) -> None:
         self._limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self._default = default
 
     def __call__(self, operation: str) -> Limit:
-        return self._limits.get(operation, self._default)
+        limit = self._limits.get(operation, self._default)
+        return Limit(limit.rate, max(1.0, limit.burst - BURST_HEADROOM))
 
 
 class MemoryBuckets:

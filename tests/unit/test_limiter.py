@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import SQLModel
 
 from bridge.amazon.errors import LocalThrottle
-from bridge.amazon.limiter import Buckets, DatabaseBuckets, Limit, MemoryBuckets
+from bridge.amazon.limiter import BURST_HEADROOM, Buckets, DatabaseBuckets, Limit, MemoryBuckets
 from bridge.clock import ManualClock
 from bridge.store import make_engine
 
@@ -30,18 +30,30 @@ def buckets(request: pytest.FixtureRequest, clock: ManualClock, tmp_path) -> Ite
     engine.dispose()
 
 
+#: What we spend of Amazon's burst of 30 before waiting (one token stays unspent as headroom).
+SPENDABLE = int(30 - BURST_HEADROOM)
+
+
 def take(buckets: Buckets, n: int, op: str = "createFulfillmentOrder", account: str = "acct") -> list[float]:
     return [buckets.acquire(account, op) for _ in range(n)]
 
 
 def test_full_burst_is_granted_without_waiting(buckets: Buckets, clock: ManualClock) -> None:
     start = clock.monotonic()
-    assert take(buckets, 30) == [0.0] * 30
+    assert take(buckets, SPENDABLE) == [0.0] * SPENDABLE
     assert clock.monotonic() == start
 
 
+def test_one_token_of_amazons_burst_stays_unspent(buckets: Buckets) -> None:
+    """Our bucket starts when a request leaves, Amazon's when it arrives: the headroom keeps the
+    first request after an exhausted burst from arriving a few milliseconds too early (a 429)."""
+    assert BURST_HEADROOM == 1
+    waits = take(buckets, 30)
+    assert waits[:29] == [0.0] * 29 and waits[29] == pytest.approx(0.5, abs=0.01)
+
+
 def test_after_the_burst_tokens_come_at_the_documented_rate(buckets: Buckets, clock: ManualClock) -> None:
-    take(buckets, 30)
+    take(buckets, SPENDABLE)
     start = clock.monotonic()
     waits = take(buckets, 4)
     assert waits == pytest.approx([0.5, 0.5, 0.5, 0.5], abs=0.01)
@@ -49,28 +61,28 @@ def test_after_the_burst_tokens_come_at_the_documented_rate(buckets: Buckets, cl
 
 
 def test_idle_time_refills_up_to_the_burst_and_no_further(buckets: Buckets, clock: ManualClock) -> None:
-    take(buckets, 30)
+    take(buckets, SPENDABLE)
     clock.advance(3600)
-    assert take(buckets, 30) == [0.0] * 30
+    assert take(buckets, SPENDABLE) == [0.0] * SPENDABLE
     assert buckets.acquire("acct", "createFulfillmentOrder") == pytest.approx(0.5, abs=0.01)
 
 
 def test_buckets_are_separate_per_account_and_operation(buckets: Buckets) -> None:
-    take(buckets, 30, "createFulfillmentOrder", "a")
+    take(buckets, SPENDABLE, "createFulfillmentOrder", "a")
     assert buckets.acquire("a", "getFulfillmentOrder") == 0.0
     assert buckets.acquire("b", "createFulfillmentOrder") == 0.0
     assert buckets.acquire("a", "createFulfillmentOrder") > 0
 
 
 def test_rate_header_from_amazon_replaces_the_seeded_rate(buckets: Buckets) -> None:
-    take(buckets, 30)
+    take(buckets, SPENDABLE)
     buckets.observe_rate("acct", "createFulfillmentOrder", 10.0)
     assert buckets.acquire("acct", "createFulfillmentOrder") == pytest.approx(0.1, abs=0.01)
 
 
 @pytest.mark.parametrize("nonsense", [0.0, -1.0, float("nan"), float("inf"), 1e9])
 def test_nonsense_rate_headers_are_ignored(buckets: Buckets, nonsense: float) -> None:
-    take(buckets, 30)
+    take(buckets, SPENDABLE)
     buckets.observe_rate("acct", "createFulfillmentOrder", nonsense)
     assert buckets.acquire("acct", "createFulfillmentOrder") == pytest.approx(0.5, abs=0.01)
 
@@ -82,7 +94,7 @@ def test_a_429_drains_the_bucket(buckets: Buckets) -> None:
 
 
 def test_max_wait_refuses_without_taking_a_token(buckets: Buckets) -> None:
-    take(buckets, 30)
+    take(buckets, SPENDABLE)
     with pytest.raises(LocalThrottle) as info:
         buckets.acquire("acct", "createFulfillmentOrder", max_wait=0.1)
     assert info.value.retry_after == pytest.approx(0.5, abs=0.01)
@@ -94,7 +106,7 @@ def test_custom_limits_apply_per_operation(clock: ManualClock) -> None:
     buckets = MemoryBuckets(clock, limits={"slowOp": Limit(rate=0.5, burst=1)})
     assert buckets.acquire("acct", "slowOp") == 0.0
     assert buckets.acquire("acct", "slowOp") == pytest.approx(2.0)
-    assert buckets.peek("acct", "otherOp").burst == 30
+    assert buckets.peek("acct", "otherOp").burst == 30 - BURST_HEADROOM
 
 
 class FrozenClock(ManualClock):
@@ -120,9 +132,9 @@ def test_concurrent_takers_each_get_their_own_slot() -> None:
         t.start()
     for t in threads:
         t.join()
-    # 40 takers, burst 10, 1 token/s: ten go at once, the rest queue one second apart. A lost
-    # update between threads would show up as two takers sharing a slot.
-    assert sorted(waits) == [0.0] * 10 + [float(n) for n in range(1, 31)]
+    # 40 takers, burst 10 (9 spendable), 1 token/s: nine go at once, the rest queue one second
+    # apart. A lost update between threads would show up as two takers sharing a slot.
+    assert sorted(waits) == [0.0] * 9 + [float(n) for n in range(1, 32)]
 
 
 def test_database_buckets_keep_state_in_the_table(clock: ManualClock, tmp_path) -> None:
@@ -131,7 +143,7 @@ def test_database_buckets_keep_state_in_the_table(clock: ManualClock, tmp_path) 
     first = DatabaseBuckets(engine, clock, use_db_clock=False)
     second = DatabaseBuckets(engine, clock, use_db_clock=False)  # another worker, same database
     take(first, 20)
-    take(second, 10)
+    take(second, SPENDABLE - 20)
     assert first.acquire("acct", "createFulfillmentOrder") == pytest.approx(0.5, abs=0.01)
     second.observe_rate("acct", "createFulfillmentOrder", 4.0)
     assert first.peek("acct", "createFulfillmentOrder").rate == 4.0
@@ -142,7 +154,7 @@ def test_database_buckets_on_the_database_clock(tmp_path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'b.sqlite3'}")
     SQLModel.metadata.create_all(engine)
     buckets = DatabaseBuckets(engine, ManualClock())
-    assert take(buckets, 30) == [0.0] * 30
+    assert take(buckets, SPENDABLE) == [0.0] * SPENDABLE
     wait = buckets.acquire("acct", "createFulfillmentOrder")
     assert 0.4 < wait <= 0.5
     engine.dispose()
