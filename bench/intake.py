@@ -46,19 +46,19 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from common import BenchError, free_port, percentile, prepared_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "config" / "channels.yaml"
@@ -71,12 +71,11 @@ REPLAY_SHARE = 0.05
 REQUEST_TIMEOUT_S = 10.0
 PHASE_GRACE_S = 15.0
 MAX_RATE_CAP = 2000
-SKUS = (("TSHIRT-RED-M", "T-Shirt", "Red / M", "19.99"), ("TSHIRT-BLUE-L", "T-Shirt", "Blue / L", "21.50"),
-        ("MUG-WHITE", "Mug", "White", "9.00"))
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run (server did not start, database unreachable...)."""
+SKUS = (
+    ("TSHIRT-RED-M", "T-Shirt", "Red / M", "19.99"),
+    ("TSHIRT-BLUE-L", "T-Shirt", "Blue / L", "21.50"),
+    ("MUG-WHITE", "Mug", "White", "9.00"),
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,12 +111,22 @@ class WebhookFactory:
             line_id = order_id * 10 + k
             quantity = 1 + self.rng.randrange(3)
             total += float(price) * quantity
-            lines.append({
-                "id": line_id, "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
-                "sku": sku, "quantity": quantity, "price": price, "requires_shipping": True,
-                "name": f"{title} - {variant}", "title": title, "variant_title": variant,
-                "variant_id": 40_000_000_000 + k, "product_id": 7_000_000_000 + k, "gift_card": False,
-            })
+            lines.append(
+                {
+                    "id": line_id,
+                    "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
+                    "sku": sku,
+                    "quantity": quantity,
+                    "price": price,
+                    "requires_shipping": True,
+                    "name": f"{title} - {variant}",
+                    "title": title,
+                    "variant_title": variant,
+                    "variant_id": 40_000_000_000 + k,
+                    "product_id": 7_000_000_000 + k,
+                    "gift_card": False,
+                }
+            )
         return {
             "id": order_id,
             "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
@@ -133,10 +142,19 @@ class WebhookFactory:
             "total_price": f"{total:.2f}",
             "line_items": lines,
             "shipping_address": {
-                "first_name": "Bench", "last_name": f"Buyer {number}", "name": f"Bench Buyer {number}",
-                "address1": f"{100 + number % 900} Market St", "address2": None, "city": "San Francisco",
-                "province": "California", "province_code": "CA", "country": "United States",
-                "country_code": "US", "zip": "94103", "phone": "+14155550100", "company": None,
+                "first_name": "Bench",
+                "last_name": f"Buyer {number}",
+                "name": f"Bench Buyer {number}",
+                "address1": f"{100 + number % 900} Market St",
+                "address2": None,
+                "city": "San Francisco",
+                "province": "California",
+                "province_code": "CA",
+                "country": "United States",
+                "country_code": "US",
+                "zip": "94103",
+                "phone": "+14155550100",
+                "company": None,
             },
             "shipping_lines": [{"title": "Standard Shipping", "code": "STANDARD", "price": "4.99"}],
         }
@@ -152,8 +170,9 @@ class WebhookFactory:
         headers = {
             "Content-Type": "application/json",
             "X-Shopify-Topic": "orders/create",
-            "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(self.secret, body, hashlib.sha256).digest())
-            .decode(),
+            "X-Shopify-Hmac-Sha256": base64.b64encode(
+                hmac.new(self.secret, body, hashlib.sha256).digest()
+            ).decode(),
             "X-Shopify-Webhook-Id": webhook_id,
             "X-Shopify-Event-Id": event_id,
             "X-Shopify-Shop-Domain": self.shop_domain,
@@ -245,15 +264,24 @@ class PhaseResult:
 
     @property
     def passes_knee(self) -> bool:
-        return (bool(self.samples) and self.pct(99) <= KNEE_P99_MS
-                and self.errors_5xx == 0 and self.errors_other == 0)
+        return (
+            bool(self.samples)
+            and self.pct(99) <= KNEE_P99_MS
+            and self.errors_5xx == 0
+            and self.errors_other == 0
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
-            "rate": _num(self.rate), "sent": len(self.samples), "ok_2xx": self.ok,
+            "rate": _num(self.rate),
+            "sent": len(self.samples),
+            "ok_2xx": self.ok,
             "duplicates": self.duplicates,
-            "errors_4xx": self.errors_4xx, "errors_5xx": self.errors_5xx, "errors_other": self.errors_other,
-            "p50_ms": round(self.pct(50), 1), "p99_ms": round(self.pct(99), 1),
+            "errors_4xx": self.errors_4xx,
+            "errors_5xx": self.errors_5xx,
+            "errors_other": self.errors_other,
+            "p50_ms": round(self.pct(50), 1),
+            "p99_ms": round(self.pct(99), 1),
             "max_ms": round(self.pct(100), 1),
             "achieved_rate": round(self.achieved_rate, 1),
             "send_lag_p99_ms": round(self.send_lag_ms(99), 1),
@@ -266,14 +294,6 @@ class PhaseResult:
 
 def _num(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted list (p=100 is the maximum)."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, math.ceil(p / 100.0 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def _proc_ticks(pid: int) -> int | None:
@@ -355,8 +375,9 @@ class CpuMeter:
     def since(self, before: _CpuSnapshot) -> tuple[float, CpuUsage]:
         after = self.snapshot()
         wall = max(after.wall - before.wall, 1e-9)
-        used = {pid: (ticks - before.procs.get(pid, 0)) / self.hz / wall
-                for pid, ticks in after.procs.items()}
+        used = {
+            pid: (ticks - before.procs.get(pid, 0)) / self.hz / wall for pid, ticks in after.procs.items()
+        }
         busy = None
         if before.system is not None and after.system is not None:
             total = after.system[0] - before.system[0]
@@ -367,8 +388,16 @@ class CpuMeter:
         return wall, CpuUsage((after.client - before.client) / wall, server, workers, busy)
 
 
-async def _send(client: httpx.AsyncClient, path: str, hook: Webhook, due: float, slot: int,
-                samples: list[Sample | None], errors: list[str], close: bool) -> None:
+async def _send(
+    client: httpx.AsyncClient,
+    path: str,
+    hook: Webhook,
+    due: float,
+    slot: int,
+    samples: list[Sample | None],
+    errors: list[str],
+    close: bool,
+) -> None:
     loop = asyncio.get_running_loop()
     sent = loop.time()
     try:
@@ -389,8 +418,16 @@ async def _send(client: httpx.AsyncClient, path: str, hook: Webhook, due: float,
     samples[slot] = Sample(due, sent, done, response.status_code, outcome)
 
 
-async def run_phase(base_url: str, path: str, name: str, hooks: list[Webhook], rate: float, senders: int,
-                    per_connection: int, meter: CpuMeter) -> tuple[PhaseResult, list[Sample]]:
+async def run_phase(
+    base_url: str,
+    path: str,
+    name: str,
+    hooks: list[Webhook],
+    rate: float,
+    senders: int,
+    per_connection: int,
+    meter: CpuMeter,
+) -> tuple[PhaseResult, list[Sample]]:
     """Send `hooks` at `rate`/s on a fixed schedule from `senders` concurrent senders.
 
     Request i is due at start + i/rate. A free sender takes the next request, waits for its due
@@ -446,67 +483,6 @@ async def run_phase(base_url: str, path: str, name: str, hooks: list[Webhook], r
 # Database and server
 
 
-@dataclass
-class Database:
-    url: str  # what the server gets as DATABASE_URL
-    kind: str  # sqlite | postgresql
-    cleanup: list[Any] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def prepared_database(requested: str | None, workdir: Path) -> Iterator[Database]:
-    """A migrated database: a fresh SQLite file, or a fresh `bench_<random>` database dropped after."""
-    from sqlalchemy import text
-
-    from bridge.migrate import upgrade
-    from bridge.settings import normalise_database_url
-    from bridge.store import make_engine
-
-    if not requested:
-        url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-        engine = make_engine(url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        yield Database(url, "sqlite")
-        return
-
-    url = normalise_database_url(requested)
-    if url.startswith("sqlite"):
-        engine = make_engine(url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        yield Database(url, "sqlite")
-        return
-
-    admin = make_engine(url)
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        raise BenchError(f"cannot create a database on {admin.url.render_as_string()}: {exc}") from exc
-    bench_url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
-        engine = make_engine(bench_url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        yield Database(bench_url, "postgresql")
-    finally:
-        try:
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        except Exception as exc:
-            print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-        admin.dispose()
-
-
 def stored_deliveries(url: str, channel_id: str) -> tuple[int, set[str]]:
     """Rows in `deliveries`, and the delivery keys stored for the channel."""
     from sqlalchemy import func, select
@@ -525,42 +501,57 @@ def stored_deliveries(url: str, channel_id: str) -> tuple[int, set[str]]:
         engine.dispose()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
     """gunicorn running `bridge.app:create_app()` in its own process group, stopped without fail."""
 
-    def __init__(self, database_url: str, config: Path, secret: str, log_path: Path, workers: int,
-                 threads: int) -> None:
+    def __init__(
+        self, database_url: str, config: Path, secret: str, log_path: Path, workers: int, threads: int
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         gunicorn = Path(sys.executable).with_name("gunicorn")
         launcher = [str(gunicorn)] if gunicorn.exists() else [sys.executable, "-m", "gunicorn"]
         self.command = [
-            *launcher, "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
-            "--bind", f"127.0.0.1:{self.port}", "bridge.app:create_app()",
+            *launcher,
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "bridge.app:create_app()",
         ]
         self.env = {
-            **os.environ, "DATABASE_URL": database_url, "BRIDGE_CONFIG": str(config), "LOG_LEVEL": "WARNING",
-            "SHOP_A_WEBHOOK_SECRET": secret, "PYTHONUNBUFFERED": "1",
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "BRIDGE_CONFIG": str(config),
+            "LOG_LEVEL": "WARNING",
+            "SHOP_A_WEBHOOK_SECRET": secret,
+            "PYTHONUNBUFFERED": "1",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BenchError(f"gunicorn exited with status {self.proc.returncode} during start-up:\n"
-                                 + self.log_tail())
+                raise BenchError(
+                    f"gunicorn exited with status {self.proc.returncode} during start-up:\n" + self.log_tail()
+                )
             try:
                 response = httpx.get(self.base_url + "/healthz", timeout=2.0)
                 if response.status_code == 200:
@@ -569,8 +560,9 @@ class Server:
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}"
             time.sleep(0.2)
-        raise BenchError(f"gunicorn did not answer /healthz within {timeout:.0f} s (last: {last}):\n"
-                         + self.log_tail())
+        raise BenchError(
+            f"gunicorn did not answer /healthz within {timeout:.0f} s (last: {last}):\n" + self.log_tail()
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -613,18 +605,22 @@ def _pct(value: float | None) -> str:
 
 
 def print_table(results: Sequence[PhaseResult]) -> None:
-    header = (f"{'phase':<8}{'rate/s':>7}{'sent':>7}{'2xx':>7}{'dup':>5}{'4xx':>5}{'5xx':>5}{'other':>6}"
-              f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'got/s':>8}{'lag99':>7}{'cli%':>6}{'srv%':>6}"
-              f"{'workers%':>10}{'sys%':>6}  knee")
+    header = (
+        f"{'phase':<8}{'rate/s':>7}{'sent':>7}{'2xx':>7}{'dup':>5}{'4xx':>5}{'5xx':>5}{'other':>6}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'got/s':>8}{'lag99':>7}{'cli%':>6}{'srv%':>6}"
+        f"{'workers%':>10}{'sys%':>6}  knee"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         verdict = "" if not r.name.startswith("step") else ("ok" if r.passes_knee else "FAIL")
         workers = "/".join(_pct(w) for w in r.cpu.workers) or "-"
-        print(f"{r.name:<8}{r.rate:>7g}{len(r.samples):>7}{r.ok:>7}{r.duplicates:>5}{r.errors_4xx:>5}"
-              f"{r.errors_5xx:>5}{r.errors_other:>6}{_fmt(r.pct(50)):>9}{_fmt(r.pct(99)):>9}{_fmt(r.pct(100)):>9}"
-              f"{r.achieved_rate:>8.1f}{_fmt(r.send_lag_ms(99)):>7}{_pct(r.cpu.client):>6}{_pct(r.cpu.server):>6}"
-              f"{workers:>10}{_pct(r.cpu.busy):>6}  {verdict}")
+        print(
+            f"{r.name:<8}{r.rate:>7g}{len(r.samples):>7}{r.ok:>7}{r.duplicates:>5}{r.errors_4xx:>5}"
+            f"{r.errors_5xx:>5}{r.errors_other:>6}{_fmt(r.pct(50)):>9}{_fmt(r.pct(99)):>9}{_fmt(r.pct(100)):>9}"
+            f"{r.achieved_rate:>8.1f}{_fmt(r.send_lag_ms(99)):>7}{_pct(r.cpu.client):>6}{_pct(r.cpu.server):>6}"
+            f"{workers:>10}{_pct(r.cpu.busy):>6}  {verdict}"
+        )
     print("  Latency runs from each request's scheduled send time. lag99: p99 of how late requests went out")
     print("  (all senders busy, or the load generator short of CPU), ms. cli% / srv% / workers%: CPU of")
     print("  the load generator / gunicorn in all / each gunicorn worker, % of one core. sys%: machine busy,")
@@ -639,8 +635,10 @@ def limit_hint(failed: PhaseResult | None, ncpu: int, kind: str) -> str:
     else:
         cause = f"p99 {failed.pct(99):.0f} ms > {KNEE_P99_MS:.0f} ms"
     cpu = failed.cpu
-    text = (f"gunicorn used {_pct(cpu.server)}% (workers {'/'.join(_pct(w) for w in cpu.workers) or '-'}) "
-            f"and the load generator {_pct(cpu.client)}% of one core")
+    text = (
+        f"gunicorn used {_pct(cpu.server)}% (workers {'/'.join(_pct(w) for w in cpu.workers) or '-'}) "
+        f"and the load generator {_pct(cpu.client)}% of one core"
+    )
     if cpu.busy is not None:
         others = cpu.busy * ncpu - cpu.client - (cpu.server or 0)
         if others > 0.25:
@@ -673,28 +671,40 @@ def knee_rates(max_rate: float, explicit: str | None) -> list[float]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=None,
-                        help="default: a fresh SQLite file in a temp dir; a postgresql:// URL gets a fresh "
-                             "bench_<random> database on that server, dropped afterwards")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="default: a fresh SQLite file in a temp dir; a postgresql:// URL gets a fresh "
+        "bench_<random> database on that server, dropped afterwards",
+    )
     parser.add_argument("--duration", type=float, default=None, help="steady phase in s (default 60)")
     parser.add_argument("--rate", type=float, default=50.0, help="steady phase webhooks/s (default 50)")
     parser.add_argument("--step-duration", type=float, default=None, help="s per knee step (default 10)")
     parser.add_argument("--max-rate", type=float, default=400.0, help="highest knee step /s (default 400)")
     parser.add_argument("--knee-rates", default=None, help="comma-separated knee steps instead of the ladder")
     parser.add_argument("--senders", type=int, default=16, help="concurrent connections (default 16)")
-    parser.add_argument("--requests-per-connection", type=int, default=1,
-                        help="webhooks sent on one connection before it is closed (default 1: a new "
-                             "connection per webhook; 0: keep connections open)")
+    parser.add_argument(
+        "--requests-per-connection",
+        type=int,
+        default=1,
+        help="webhooks sent on one connection before it is closed (default 1: a new "
+        "connection per webhook; 0: keep connections open)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 5 s steady phase, 3 s knee steps")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s at 20/s, not in figures (2)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="channels file for the server")
     parser.add_argument("--channel", default="shop-a", help="a Shopify channel of the channels file")
-    parser.add_argument("--secret", default=os.environ.get("SHOP_A_WEBHOOK_SECRET") or DEFAULT_SECRET,
-                        help="webhook secret to sign with; the server gets it as SHOP_A_WEBHOOK_SECRET")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("SHOP_A_WEBHOOK_SECRET") or DEFAULT_SECRET,
+        help="webhook secret to sign with; the server gets it as SHOP_A_WEBHOOK_SECRET",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed for the payloads")
     parser.add_argument("--json-out", type=Path, default=None, help="also append the JSON line to this file")
     args = parser.parse_args(argv)
@@ -712,8 +722,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-async def _bench(args: argparse.Namespace, server: Server, factory: WebhookFactory
-                 ) -> tuple[PhaseResult | None, PhaseResult, list[PhaseResult], set[str], dict[str, str]]:
+async def _bench(
+    args: argparse.Namespace, server: Server, factory: WebhookFactory
+) -> tuple[PhaseResult | None, PhaseResult, list[PhaseResult], set[str], dict[str, str]]:
     path = f"/webhooks/{args.channel}"
     meter = CpuMeter(server.proc.pid if server.proc else None)
     acked: set[str] = set()
@@ -721,16 +732,19 @@ async def _bench(args: argparse.Namespace, server: Server, factory: WebhookFacto
 
     async def phase(name: str, rate: float, seconds: float) -> PhaseResult:
         hooks = factory.schedule(max(1, round(rate * seconds)), rate)
-        result, samples = await run_phase(server.base_url, path, name, hooks, rate, args.senders,
-                                          args.requests_per_connection, meter)
+        result, samples = await run_phase(
+            server.base_url, path, name, hooks, rate, args.senders, args.requests_per_connection, meter
+        )
         for hook, sample in zip(hooks, samples, strict=True):
             sent[hook.webhook_id] = hook.event_id
             if 200 <= sample.status < 300:
                 acked.add(hook.webhook_id)
         s = result.summary()
-        print(f"  {name:<8} {rate:>6g}/s  sent {s['sent']:>5}  2xx {s['ok_2xx']:>5}  5xx {s['errors_5xx']}  "
-              f"other {s['errors_other']}  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  max {s['max_ms']} ms",
-              flush=True)
+        print(
+            f"  {name:<8} {rate:>6g}/s  sent {s['sent']:>5}  2xx {s['ok_2xx']:>5}  5xx {s['errors_5xx']}  "
+            f"other {s['errors_other']}  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  max {s['max_ms']} ms",
+            flush=True,
+        )
         for example in result.error_examples:
             print(f"      e.g. {example}", flush=True)
         return result
@@ -751,23 +765,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     baseline = machine_busy()
     if baseline is not None and baseline > 0.15:
-        print(f"warning: the machine is already {baseline * 100:.0f}% busy before the bench starts; "
-              "other load competes with the server and the figures will be noisy", flush=True)
+        print(
+            f"warning: the machine is already {baseline * 100:.0f}% busy before the bench starts; "
+            "other load competes with the server and the figures will be noisy",
+            flush=True,
+        )
     workdir = Path(tempfile.mkdtemp(prefix="fba-bench-"))
     server: Server | None = None
     try:
         with prepared_database(args.database_url, workdir) as db:
             from bridge.settings import mask_url
 
-            print(f"intake bench: database={db.kind} ({mask_url(db.url)}) steady={args.rate:g}/s x "
-                  f"{args.duration:g} s, knee steps {args.step_duration:g} s up to {args.max_rate:g}/s, "
-                  f"senders={args.senders}, seed={seed}", flush=True)
-            server = Server(db.url, args.config.resolve(), args.secret, workdir / "gunicorn.log",
-                            args.workers, args.threads)
+            print(
+                f"intake bench: database={db.kind} ({mask_url(db.url)}) steady={args.rate:g}/s x "
+                f"{args.duration:g} s, knee steps {args.step_duration:g} s up to {args.max_rate:g}/s, "
+                f"senders={args.senders}, seed={seed}",
+                flush=True,
+            )
+            server = Server(
+                db.url,
+                args.config.resolve(),
+                args.secret,
+                workdir / "gunicorn.log",
+                args.workers,
+                args.threads,
+            )
             started = time.monotonic()
             server.start()
-            print(f"gunicorn up on {server.base_url} in {time.monotonic() - started:.1f} s "
-                  f"({args.workers} workers x {args.threads} threads)", flush=True)
+            print(
+                f"gunicorn up on {server.base_url} in {time.monotonic() - started:.1f} s "
+                f"({args.workers} workers x {args.threads} threads)",
+                flush=True,
+            )
             factory = WebhookFactory(args.secret, f"{args.channel}.myshopify.com", seed)
             warm, steady, steps, acked, sent = asyncio.run(_bench(args, server, factory))
             server.stop()
@@ -796,13 +825,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = next((s for s in steps if not s.passes_knee), None)
     print(f"\nknee: {knee:g}/s (highest step with p99 <= {KNEE_P99_MS:.0f} ms and no 5xx/transport error)")
     print(f"limit: {limit_hint(failed, os.cpu_count() or 1, db.kind)}")
-    print(f"durability: {len(acked)} distinct webhook ids acknowledged (2xx), {len(stored_ours)} of this "
-          f"run's stored in deliveries ({rows} rows in all), {lost} acknowledged but missing, "
-          f"{unacked_stored} stored without a 2xx")
+    print(
+        f"durability: {len(acked)} distinct webhook ids acknowledged (2xx), {len(stored_ours)} of this "
+        f"run's stored in deliveries ({rows} rows in all), {lost} acknowledged but missing, "
+        f"{unacked_stored} stored without a 2xx"
+    )
 
     p99 = steady.pct(99)
-    meets = (p99 <= TARGET_P99_MS and knee >= TARGET_KNEE_RATE and steady.errors_5xx == 0
-             and steady.errors_4xx == 0 and steady.errors_other == 0 and lost == 0)
+    meets = (
+        p99 <= TARGET_P99_MS
+        and knee >= TARGET_KNEE_RATE
+        and steady.errors_5xx == 0
+        and steady.errors_4xx == 0
+        and steady.errors_other == 0
+        and lost == 0
+    )
     line = {
         "bench": "intake",
         "database": db.kind,

@@ -66,14 +66,13 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +84,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from common import BenchError, Database, free_port, percentile, prepared_database  # noqa: E402
 
 from bridge.amazon.simulator import (  # noqa: E402
     ApiError,
@@ -118,10 +119,6 @@ STARTUP_TIMEOUT_S = 60.0
 IDLE_GRACE_S = 30.0
 POLL_S = 0.05
 PROGRESS_EVERY_S = 15.0
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run (a process did not start, the database is unreachable...)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,8 +162,14 @@ class TimedSimulator(Simulator):
             b[1] = at
             b[3] += 1
             if status == 429:
-                out.append({"operation": op, "call": int(b[3]), "after_first_call_s": round(at - b[2], 3),
-                            "early_ms": round(max(0.0, 1.0 - b[0]) / limit.rate * 1000, 1)})
+                out.append(
+                    {
+                        "operation": op,
+                        "call": int(b[3]),
+                        "after_first_call_s": round(at - b[2], 3),
+                        "early_ms": round(max(0.0, 1.0 - b[0]) / limit.rate * 1000, 1),
+                    }
+                )
             elif b[0] >= 1.0:
                 b[0] -= 1.0
         return out
@@ -240,17 +243,36 @@ class WebhookFactory:
             "financial_status": "paid",
             "fulfillment_status": None,
             "total_price": "24.98",
-            "line_items": [{
-                "id": line_id, "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
-                "sku": STOREFRONT_SKU, "quantity": 1, "price": "19.99", "requires_shipping": True,
-                "name": "T-Shirt - Red / M", "title": "T-Shirt", "variant_title": "Red / M",
-                "variant_id": 40_000_000_001, "product_id": 7_000_000_001, "gift_card": False,
-            }],
+            "line_items": [
+                {
+                    "id": line_id,
+                    "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
+                    "sku": STOREFRONT_SKU,
+                    "quantity": 1,
+                    "price": "19.99",
+                    "requires_shipping": True,
+                    "name": "T-Shirt - Red / M",
+                    "title": "T-Shirt",
+                    "variant_title": "Red / M",
+                    "variant_id": 40_000_000_001,
+                    "product_id": 7_000_000_001,
+                    "gift_card": False,
+                }
+            ],
             "shipping_address": {
-                "first_name": "Bench", "last_name": f"Buyer {number}", "name": f"Bench Buyer {number}",
-                "address1": f"{100 + number % 900} Market St", "address2": None, "city": "San Francisco",
-                "province": "California", "province_code": "CA", "country": "United States",
-                "country_code": "US", "zip": "94103", "phone": "+14155550100", "company": None,
+                "first_name": "Bench",
+                "last_name": f"Buyer {number}",
+                "name": f"Bench Buyer {number}",
+                "address1": f"{100 + number % 900} Market St",
+                "address2": None,
+                "city": "San Francisco",
+                "province": "California",
+                "province_code": "CA",
+                "country": "United States",
+                "country_code": "US",
+                "zip": "94103",
+                "phone": "+14155550100",
+                "company": None,
             },
             "shipping_lines": [{"title": "Standard Shipping", "code": "STANDARD", "price": "4.99"}],
         }
@@ -301,56 +323,6 @@ def check_accepted(results: Sequence[Sent], what: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Database
-
-
-@dataclass
-class Database:
-    url: str  # what the processes get as DATABASE_URL
-    kind: str  # sqlite | postgresql
-
-
-@contextlib.contextmanager
-def prepared_database(requested: str | None, workdir: Path) -> Iterator[Database]:
-    """A migrated database: a fresh SQLite file, or a fresh `bench_<random>` database dropped after."""
-    from sqlalchemy import text
-
-    from bridge.migrate import upgrade
-    from bridge.settings import normalise_database_url
-    from bridge.store import make_engine
-
-    url = normalise_database_url(requested) if requested else f"sqlite:///{workdir / 'bench.sqlite3'}"
-    if url.startswith("sqlite"):
-        engine = make_engine(url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        yield Database(url, "sqlite")
-        return
-
-    admin = make_engine(url)
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        raise BenchError(f"cannot create a database on {admin.url.render_as_string()}: {exc}") from exc
-    bench_url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
-        engine = make_engine(bench_url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        yield Database(bench_url, "postgresql")
-    finally:
-        try:
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        except Exception as exc:
-            print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-        admin.dispose()
 
 
 class Probe:
@@ -431,12 +403,6 @@ def _utc(value: datetime) -> datetime:
 # Processes
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _console_script(name: str, module: str) -> list[str]:
     script = Path(sys.executable).with_name(name)
     return [str(script)] if script.exists() else [sys.executable, "-m", module]
@@ -458,8 +424,15 @@ class Process:
 
     def start(self) -> None:
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def exited(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -494,8 +467,12 @@ class Process:
 def bridge_env(db: Database, args: argparse.Namespace, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "DATABASE_URL"))}
     env.update(
-        DATABASE_URL=db.url, BRIDGE_CONFIG=str(args.config.resolve()), LOG_LEVEL=args.log_level,
-        SHOP_A_WEBHOOK_SECRET=args.secret, PYTHONUNBUFFERED="1", **extra,
+        DATABASE_URL=db.url,
+        BRIDGE_CONFIG=str(args.config.resolve()),
+        LOG_LEVEL=args.log_level,
+        SHOP_A_WEBHOOK_SECRET=args.secret,
+        PYTHONUNBUFFERED="1",
+        **extra,
     )
     return env
 
@@ -504,9 +481,18 @@ def start_web(db: Database, args: argparse.Namespace, workdir: Path) -> tuple[Pr
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [
-        *_console_script("gunicorn", "gunicorn"), "--worker-class", "gthread",
-        "--workers", str(args.web_workers), "--threads", "4", "--timeout", "30",
-        "--bind", f"127.0.0.1:{port}", "bridge.app:create_app()",
+        *_console_script("gunicorn", "gunicorn"),
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(args.web_workers),
+        "--threads",
+        "4",
+        "--timeout",
+        "30",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "bridge.app:create_app()",
     ]
     web = Process("gunicorn", command, bridge_env(db, args), workdir / "gunicorn.log")
     web.start()
@@ -523,8 +509,10 @@ def start_web(db: Database, args: argparse.Namespace, workdir: Path) -> tuple[Pr
         except httpx.HTTPError as exc:
             last = type(exc).__name__
         time.sleep(0.2)
-    raise BenchError(f"gunicorn did not answer /healthz within {STARTUP_TIMEOUT_S:.0f} s (last: {last}):\n"
-                     + web.log_tail())
+    raise BenchError(
+        f"gunicorn did not answer /healthz within {STARTUP_TIMEOUT_S:.0f} s (last: {last}):\n"
+        + web.log_tail()
+    )
 
 
 def _proc_ticks(pid: int | None) -> int | None:
@@ -540,15 +528,6 @@ def _proc_ticks(pid: int | None) -> int | None:
 
 # --------------------------------------------------------------------------------------------
 # Figures
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p=100 is the maximum); NaN for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def max_in_window(times: Sequence[float], width: float = 1.0) -> int:
@@ -593,7 +572,7 @@ class Throughput:
     @property
     def rate_after_burst_window(self) -> float | None:
         """Creates burst+1..N over their own window (overstates when the burst took a while)."""
-        tail = self.times[self.burst:]
+        tail = self.times[self.burst :]
         if len(tail) < 2 or tail[-1] <= tail[0]:
             return None
         return (len(tail) - 1) / (tail[-1] - tail[0])
@@ -630,13 +609,21 @@ class IdleSample:
 
 def queue_orders(base_url: str, hooks: Sequence[Webhook], senders: int) -> list[Sent]:
     limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders)
-    with httpx.Client(base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT_S) as client, \
-            ThreadPoolExecutor(max_workers=senders, thread_name_prefix="sender") as pool:
+    with (
+        httpx.Client(base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT_S) as client,
+        ThreadPoolExecutor(max_workers=senders, thread_name_prefix="sender") as pool,
+    ):
         return list(pool.map(lambda hook: send(client, hook), hooks))
 
 
-def run_throughput(args: argparse.Namespace, sim: TimedSimulator, workers: list[Process],
-                   hooks: Sequence[Webhook], burst: int, rate: float) -> Throughput:
+def run_throughput(
+    args: argparse.Namespace,
+    sim: TimedSimulator,
+    workers: list[Process],
+    hooks: Sequence[Webhook],
+    burst: int,
+    rate: float,
+) -> Throughput:
     wanted = {h.sfo_id for h in hooks}
     n = len(hooks)
     timeout = args.timeout or (60.0 + 1.5 * max(0, n - burst) / rate)
@@ -656,15 +643,19 @@ def run_throughput(args: argparse.Namespace, sim: TimedSimulator, workers: list[
             break
         dead = [w for w in workers if w.exited() is not None]
         if dead:
-            raise BenchError(f"{dead[0].name} exited with status {dead[0].exited()} after "
-                             f"{len(accepted)} creates:\n{dead[0].log_tail()}")
+            raise BenchError(
+                f"{dead[0].name} exited with status {dead[0].exited()} after "
+                f"{len(accepted)} creates:\n{dead[0].log_tail()}"
+            )
         if now >= deadline:
             print(f"  timeout: only {len(accepted)} of {n} orders created after {timeout:.0f} s", flush=True)
             break
         if now >= next_report:
-            print(f"  t={now - started:5.0f} s  created {len(accepted):>5}/{n}  "
-                  f"last {PROGRESS_EVERY_S:.0f} s: {(len(accepted) - last_count) / (now - last_at):.2f}/s",
-                  flush=True)
+            print(
+                f"  t={now - started:5.0f} s  created {len(accepted):>5}/{n}  "
+                f"last {PROGRESS_EVERY_S:.0f} s: {(len(accepted) - last_count) / (now - last_at):.2f}/s",
+                flush=True,
+            )
             next_report += PROGRESS_EVERY_S
             last_count, last_at = len(accepted), now
         time.sleep(0.2)
@@ -675,14 +666,22 @@ def run_throughput(args: argparse.Namespace, sim: TimedSimulator, workers: list[
         cpu = sum((ticks_after[k] or 0) - ticks_before[k] for k in ticks_before) / hz / wall
     snapshot = sim.ledger.snapshot()
     return Throughput(
-        orders=n, created=len(accepted), burst=burst, allowed_rate=rate, times=sorted(accepted.values()),
-        worker_started=started, calls=dict(snapshot["calls"]), throttled=int(snapshot["throttledTotal"]),
-        throttled_by_op={op: n for op, n in snapshot["throttled"].items() if n}, worker_cpu=cpu,
+        orders=n,
+        created=len(accepted),
+        burst=burst,
+        allowed_rate=rate,
+        times=sorted(accepted.values()),
+        worker_started=started,
+        calls=dict(snapshot["calls"]),
+        throttled=int(snapshot["throttledTotal"]),
+        throttled_by_op={op: n for op, n in snapshot["throttled"].items() if n},
+        worker_cpu=cpu,
     )
 
 
-def run_idle(args: argparse.Namespace, sim: TimedSimulator, base_url: str,
-             hooks: Sequence[Webhook]) -> list[IdleSample]:
+def run_idle(
+    args: argparse.Namespace, sim: TimedSimulator, base_url: str, hooks: Sequence[Webhook]
+) -> list[IdleSample]:
     sent: list[Sent] = []
     with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as client:
         client.get("/healthz")  # an open connection, as a storefront's sender would have
@@ -717,8 +716,11 @@ def job_durations_ms(log_text: str) -> list[float]:
 
 def warning_lines(log_text: str) -> list[str]:
     """WARNING/ERROR lines of the worker log, without the start-up notes about demo secrets."""
-    return [line for line in log_text.splitlines()
-            if (" WARNING " in line or " ERROR " in line) and "channels file:" not in line]
+    return [
+        line
+        for line in log_text.splitlines()
+        if (" WARNING " in line or " ERROR " in line) and "channels file:" not in line
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -726,37 +728,72 @@ def warning_lines(log_text: str) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=DEFAULT_ORDERS,
-                        help=f"orders queued for the throughput phase (default {DEFAULT_ORDERS}; the issue's "
-                             f"figure is {ISSUE_ORDERS}, ~9.5 min)")
-    parser.add_argument("--database-url", default=None,
-                        help="default: a fresh SQLite file in a temp dir; a postgresql:// URL gets a fresh "
-                             "bench_<random> database on that server, dropped afterwards")
-    parser.add_argument("--speed", type=float, default=60.0,
-                        help="simulator fulfilment clock speed (virtual s per real s; default 60); rate "
-                             "limits always run on real time")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--orders",
+        type=int,
+        default=DEFAULT_ORDERS,
+        help=f"orders queued for the throughput phase (default {DEFAULT_ORDERS}; the issue's "
+        f"figure is {ISSUE_ORDERS}, ~9.5 min)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="default: a fresh SQLite file in a temp dir; a postgresql:// URL gets a fresh "
+        "bench_<random> database on that server, dropped afterwards",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulator fulfilment clock speed (virtual s per real s; default 60); rate "
+        "limits always run on real time",
+    )
     parser.add_argument("--idle-webhooks", type=int, default=20, help="idle-latency webhooks (default 20)")
-    parser.add_argument("--idle-interval", type=float, default=1.0,
-                        help="s between idle-latency webhooks (default 1)")
-    parser.add_argument("--idle-settle", type=float, default=5.0,
-                        help="s to wait with the queue empty before the idle phase (default 5; lets the "
-                             "2/s buckets refill after the throughput phase)")
-    parser.add_argument("--worker-processes", type=int, default=1,
-                        help="`bridge worker` processes sharing the queue and the rate budget (default 1)")
+    parser.add_argument(
+        "--idle-interval", type=float, default=1.0, help="s between idle-latency webhooks (default 1)"
+    )
+    parser.add_argument(
+        "--idle-settle",
+        type=float,
+        default=5.0,
+        help="s to wait with the queue empty before the idle phase (default 5; lets the "
+        "2/s buckets refill after the throughput phase)",
+    )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="`bridge worker` processes sharing the queue and the rate budget (default 1)",
+    )
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (default 2, x4 threads)")
-    parser.add_argument("--senders", type=int, default=4,
-                        help="concurrent connections while queueing the orders (default 4)")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="bound on the throughput phase in s (default 60 + 1.5 x the ideal duration)")
-    parser.add_argument("--log-level", default="INFO",
-                        help="LOG_LEVEL of the bridge processes (default INFO)")
+    parser.add_argument(
+        "--senders", type=int, default=4, help="concurrent connections while queueing the orders (default 4)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="bound on the throughput phase in s (default 60 + 1.5 x the ideal duration)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", help="LOG_LEVEL of the bridge processes (default INFO)"
+    )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="channels file (shop-a is used)")
-    parser.add_argument("--simulator-config", type=Path, default=DEFAULT_SIMULATOR_CONFIG,
-                        help="simulator inventory file (default config/simulator.yaml)")
-    parser.add_argument("--secret", default=os.environ.get("SHOP_A_WEBHOOK_SECRET") or DEFAULT_SECRET,
-                        help="webhook secret to sign with; the bridge gets it as SHOP_A_WEBHOOK_SECRET")
+    parser.add_argument(
+        "--simulator-config",
+        type=Path,
+        default=DEFAULT_SIMULATOR_CONFIG,
+        help="simulator inventory file (default config/simulator.yaml)",
+    )
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("SHOP_A_WEBHOOK_SECRET") or DEFAULT_SECRET,
+        help="webhook secret to sign with; the bridge gets it as SHOP_A_WEBHOOK_SECRET",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed for order and webhook ids")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the temp dir (logs, SQLite file)")
     parser.add_argument("--json-out", type=Path, default=None, help="also append the JSON line to this file")
@@ -778,37 +815,60 @@ def _fmt(value: float | None, spec: str = ".2f", unit: str = "") -> str:
     return "-" if _r(value, 6) is None else f"{format(value, spec)}{unit}"
 
 
-def report(args: argparse.Namespace, db: Database, tp: Throughput, idle: list[IdleSample],
-           idle_calls: dict[str, int], total_throttled: int, audit: list[float], worker_log: str,
-           states: dict[str, int], jobs: dict[str, int], queued_s: float,
-           errors: list[str], throttles: list[dict[str, Any]]) -> dict[str, Any]:
+def report(
+    args: argparse.Namespace,
+    db: Database,
+    tp: Throughput,
+    idle: list[IdleSample],
+    idle_calls: dict[str, int],
+    total_throttled: int,
+    audit: list[float],
+    worker_log: str,
+    states: dict[str, int],
+    jobs: dict[str, int],
+    queued_s: float,
+    errors: list[str],
+    throttles: list[dict[str, Any]],
+) -> dict[str, Any]:
     full = tp.orders >= ISSUE_ORDERS
     headline = tp.rate_beyond_burst
     fraction = None if headline is None else headline / tp.allowed_rate
     first_create = tp.times[0] - tp.worker_started if tp.times else None
-    steady = tp.times[tp.burst:]
+    steady = tp.times[tp.burst :]
     job_ms = job_durations_ms(worker_log)
-    steady_job_ms = job_ms[tp.burst:]  # the first jobs ride the burst and do not wait on the limiter
+    steady_job_ms = job_ms[tp.burst :]  # the first jobs ride the burst and do not wait on the limiter
     warnings = warning_lines(worker_log)
     print()
     scope = "the issue's figure" if full else f"shortened run; the issue's figure is --orders {ISSUE_ORDERS}"
     print(f"throughput: {tp.created} of {tp.orders} orders created ({scope})")
-    print(f"  queued in {queued_s:.1f} s; worker start -> first create {_fmt(first_create, '.1f', ' s')}; "
-          f"first -> last create {tp.window_s:.1f} s")
-    print(f"  create rate beyond the burst (N - {tp.burst}) / (last - first): {_fmt(headline)}/s = "
-          f"{_fmt(fraction, '.3f')} of the allowed {tp.allowed_rate:g}/s   <- headline")
-    print(f"  creates {tp.burst + 1}..N over their own window: {_fmt(tp.rate_after_burst_window)}/s "
-          f"(includes tokens refilled while the burst was being spent, so it can exceed {tp.allowed_rate:g})")
-    print(f"  all creates over first -> last: {_fmt(tp.raw_rate)}/s (includes the {tp.burst}-call burst); "
-          f"most creates in any 1 s after the burst: {max_in_window(steady)}")
+    print(
+        f"  queued in {queued_s:.1f} s; worker start -> first create {_fmt(first_create, '.1f', ' s')}; "
+        f"first -> last create {tp.window_s:.1f} s"
+    )
+    print(
+        f"  create rate beyond the burst (N - {tp.burst}) / (last - first): {_fmt(headline)}/s = "
+        f"{_fmt(fraction, '.3f')} of the allowed {tp.allowed_rate:g}/s   <- headline"
+    )
+    print(
+        f"  creates {tp.burst + 1}..N over their own window: {_fmt(tp.rate_after_burst_window)}/s "
+        f"(includes tokens refilled while the burst was being spent, so it can exceed {tp.allowed_rate:g})"
+    )
+    print(
+        f"  all creates over first -> last: {_fmt(tp.raw_rate)}/s (includes the {tp.burst}-call burst); "
+        f"most creates in any 1 s after the burst: {max_in_window(steady)}"
+    )
     calls = ", ".join(f"{op} {n}" for op, n in sorted(tp.calls.items()))
-    print(f"  SP-API calls seen by the simulator: {calls} -> {_fmt(tp.calls_per_order, '.3f')} "
-          "per created order")
+    print(
+        f"  SP-API calls seen by the simulator: {calls} -> {_fmt(tp.calls_per_order, '.3f')} "
+        "per created order"
+    )
     cpu = None if tp.worker_cpu is None else tp.worker_cpu * 100
-    print(f"  worker CPU {_fmt(cpu, '.0f', '%')} of one core; "
-          f"submit job p50 {_fmt(percentile(steady_job_ms, 50), '.0f', ' ms')} after the burst "
-          f"(p50 {_fmt(percentile(job_ms[:tp.burst], 50), '.0f', ' ms')} during it); "
-          f"worker warnings/errors: {len(warnings)}")
+    print(
+        f"  worker CPU {_fmt(cpu, '.0f', '%')} of one core; "
+        f"submit job p50 {_fmt(percentile(steady_job_ms, 50), '.0f', ' ms')} after the burst "
+        f"(p50 {_fmt(percentile(job_ms[: tp.burst], 50), '.0f', ' ms')} during it); "
+        f"worker warnings/errors: {len(warnings)}"
+    )
     for line in warnings[:6]:
         print(f"    {line[:220]}")
     latencies = [s.latency for s in idle if s.latency is not None]
@@ -817,28 +877,40 @@ def report(args: argparse.Namespace, db: Database, tp: Throughput, idle: list[Id
     submits = [s.created - s.preview for s in idle if s.created is not None and s.preview is not None]
     p50 = percentile(latencies, 50)
     if idle:
-        print(f"idle latency, webhook sent -> create accepted ({len(latencies)}/{len(idle)} created, "
-              f"{args.idle_interval:g} s apart): p50 {_fmt(p50)} s, p95 {_fmt(percentile(latencies, 95))} s, "
-              f"max {_fmt(percentile(latencies, 100))} s")
-        print(f"  ack p50 {_fmt(percentile(acks, 50) * 1000, '.0f')} ms; ack -> preview at Amazon (pick-up) "
-              f"p50 {_fmt(percentile(pickups, 50))} s, max {_fmt(percentile(pickups, 100))} s; "
-              f"preview -> create accepted p50 {_fmt(percentile(submits, 50))} s")
-        print("  cross-check, audit trail received_at -> 'created' event: "
-              f"p50 {_fmt(percentile(audit, 50))} s "
-              f"({len(audit)} orders); idle-phase calls: "
-              + ", ".join(f"{op} {n}" for op, n in sorted(idle_calls.items())))
-    print(f"429 answers over the whole run: {total_throttled} (throughput phase: {tp.throttled_by_op or 0}); "
-          f"orders by state: {states}; jobs: {jobs}")
+        print(
+            f"idle latency, webhook sent -> create accepted ({len(latencies)}/{len(idle)} created, "
+            f"{args.idle_interval:g} s apart): p50 {_fmt(p50)} s, p95 {_fmt(percentile(latencies, 95))} s, "
+            f"max {_fmt(percentile(latencies, 100))} s"
+        )
+        print(
+            f"  ack p50 {_fmt(percentile(acks, 50) * 1000, '.0f')} ms; ack -> preview at Amazon (pick-up) "
+            f"p50 {_fmt(percentile(pickups, 50))} s, max {_fmt(percentile(pickups, 100))} s; "
+            f"preview -> create accepted p50 {_fmt(percentile(submits, 50))} s"
+        )
+        print(
+            "  cross-check, audit trail received_at -> 'created' event: "
+            f"p50 {_fmt(percentile(audit, 50))} s "
+            f"({len(audit)} orders); idle-phase calls: "
+            + ", ".join(f"{op} {n}" for op, n in sorted(idle_calls.items()))
+        )
+    print(
+        f"429 answers over the whole run: {total_throttled} (throughput phase: {tp.throttled_by_op or 0}); "
+        f"orders by state: {states}; jobs: {jobs}"
+    )
     for detail in throttles:
-        print(f"  429: {detail['operation']} call #{detail['call']} at +{detail['after_first_call_s']:.3f} s "
-              f"after its first call, {detail['early_ms']:.1f} ms before the simulator's bucket had a token")
+        print(
+            f"  429: {detail['operation']} call #{detail['call']} at +{detail['after_first_call_s']:.3f} s "
+            f"after its first call, {detail['early_ms']:.1f} ms before the simulator's bucket had a token"
+        )
     for err in errors:
         print(f"  job error: {err}")
 
     meets = (
-        fraction is not None and fraction >= TARGET_RATE_FRACTION
+        fraction is not None
+        and fraction >= TARGET_RATE_FRACTION
         and total_throttled <= TARGET_429
-        and tp.calls_per_order is not None and tp.calls_per_order <= TARGET_CALLS_PER_ORDER
+        and tp.calls_per_order is not None
+        and tp.calls_per_order <= TARGET_CALLS_PER_ORDER
         and (not idle or (_r(p50) is not None and p50 <= TARGET_IDLE_P50_S))
         and tp.created == tp.orders
         and all(s.created is not None for s in idle)
@@ -923,14 +995,22 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
     rate, burst = float(create_limit.rate), int(create_limit.burst)
     res.sim_server = sim_server = serve_in_thread(create_simulator_app(sim))
     res.probe = probe = Probe(db.url)
-    scope = ("the issue's figure" if args.orders >= ISSUE_ORDERS
-             else f"shortened to fit 5 min; --orders {ISSUE_ORDERS} for the issue's figure")
-    print(f"submit bench: {args.orders} orders ({scope}); database={db.kind} ({mask_url(db.url)}); "
-          f"seed={seed}", flush=True)
-    print(f"simulator on {sim_server.base_url}: {CREATE_OP} {create_limit.rate:g}/s burst "
-          f"{create_limit.burst}, {PREVIEW_OP} {preview_limit.rate:g}/s burst {preview_limit.burst} "
-          f"(real time); fulfilment clock x{args.speed:g}; {AMAZON_SKU} stock "
-          f"{sim.available(AMAZON_SKU)}", flush=True)
+    scope = (
+        "the issue's figure"
+        if args.orders >= ISSUE_ORDERS
+        else f"shortened to fit 5 min; --orders {ISSUE_ORDERS} for the issue's figure"
+    )
+    print(
+        f"submit bench: {args.orders} orders ({scope}); database={db.kind} ({mask_url(db.url)}); seed={seed}",
+        flush=True,
+    )
+    print(
+        f"simulator on {sim_server.base_url}: {CREATE_OP} {create_limit.rate:g}/s burst "
+        f"{create_limit.burst}, {PREVIEW_OP} {preview_limit.rate:g}/s burst {preview_limit.burst} "
+        f"(real time); fulfilment clock x{args.speed:g}; {AMAZON_SKU} stock "
+        f"{sim.available(AMAZON_SKU)}",
+        flush=True,
+    )
 
     res.web, base_url = start_web(db, args, workdir)
     print(f"gunicorn up on {base_url} ({args.web_workers} workers x 4 threads)", flush=True)
@@ -942,15 +1022,27 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
     jobs = probe.jobs_by_status()
     if jobs.get("ready", 0) != args.orders:
         raise BenchError(f"expected {args.orders} ready jobs after queueing, found {jobs}")
-    print(f"queued {args.orders} orders through the webhook endpoint in {queued_s:.1f} s; "
-          f"{jobs.get('ready', 0)} submit jobs ready", flush=True)
+    print(
+        f"queued {args.orders} orders through the webhook endpoint in {queued_s:.1f} s; "
+        f"{jobs.get('ready', 0)} submit jobs ready",
+        flush=True,
+    )
 
     worker_env = bridge_env(db, args, BRIDGE_SIMULATOR_URL=sim_server.base_url)
-    res.workers = [Process(f"worker{i + 1}", [*_console_script("bridge", "bridge.cli"), "worker"],
-                           worker_env, workdir / f"worker{i + 1}.log")
-                   for i in range(args.worker_processes)]
-    print(f"starting {len(res.workers)} `bridge worker` process(es); throughput phase (~"
-          f"{max(0, args.orders - burst) / rate:.0f} s at {rate:g}/s after the burst)", flush=True)
+    res.workers = [
+        Process(
+            f"worker{i + 1}",
+            [*_console_script("bridge", "bridge.cli"), "worker"],
+            worker_env,
+            workdir / f"worker{i + 1}.log",
+        )
+        for i in range(args.worker_processes)
+    ]
+    print(
+        f"starting {len(res.workers)} `bridge worker` process(es); throughput phase (~"
+        f"{max(0, args.orders - burst) / rate:.0f} s at {rate:g}/s after the burst)",
+        flush=True,
+    )
     tp = run_throughput(args, sim, res.workers, backlog, burst, rate)
     print(f"throughput phase done: {tp.created}/{tp.orders} created", flush=True)
 
@@ -960,8 +1052,11 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
     before = dict(sim.ledger.snapshot()["calls"])
     if args.idle_webhooks and tp.created == tp.orders:
         time.sleep(args.idle_settle)
-        print(f"idle phase: {args.idle_webhooks} webhooks {args.idle_interval:g} s apart, queue "
-              f"empty (jobs {jobs})", flush=True)
+        print(
+            f"idle phase: {args.idle_webhooks} webhooks {args.idle_interval:g} s apart, queue "
+            f"empty (jobs {jobs})",
+            flush=True,
+        )
         idle_hooks = [factory.make() for _ in range(args.idle_webhooks)]
         idle = run_idle(args, sim, base_url, idle_hooks)
         wait_for_empty_queue(probe, 10.0)
@@ -975,8 +1070,21 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
     worker_log = "".join(w.log_text() for w in res.workers)
     if tp.created < tp.orders:
         print("worker log (tail):\n" + res.workers[0].log_tail(), flush=True)
-    return report(args, db, tp, idle, idle_calls, int(after["throttledTotal"]), audit, worker_log,
-                  states, jobs, queued_s, errors, sim.throttle_report())
+    return report(
+        args,
+        db,
+        tp,
+        idle,
+        idle_calls,
+        int(after["throttledTotal"]),
+        audit,
+        worker_log,
+        states,
+        jobs,
+        queued_s,
+        errors,
+        sim.throttle_report(),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

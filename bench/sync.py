@@ -72,7 +72,6 @@ is 0 whatever the figures (no timing asserts) and 2 if the benchmark itself coul
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
@@ -80,9 +79,8 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,7 +90,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, select, text  # noqa: E402
+from common import BenchError, Database, percentile, prepared_database  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import SQLModel, col  # noqa: E402
 
@@ -117,7 +116,7 @@ from bridge.orders import Address, CanonicalOrder, OrderLine, PaymentState  # no
 from bridge.pipeline.plan import item_id_for, seller_fulfillment_order_id  # noqa: E402
 from bridge.pipeline.sync import JOB_SYNC, JOB_SYNC_ORDER, JOB_SYNC_STALE, SYNC_OVERLAP  # noqa: E402
 from bridge.runtime import make_worker  # noqa: E402
-from bridge.settings import Settings, normalise_database_url  # noqa: E402
+from bridge.settings import Settings  # noqa: E402
 from bridge.store import (  # noqa: E402
     JobRecord,
     OrderRecord,
@@ -165,10 +164,6 @@ POLL_S = 0.1
 CHUNK = 1000
 
 QUIET, OVERLAP, TO_PROCESSING, TO_SHIPPED = "quiet", "overlap", "to-processing", "to-shipped"
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run (bad arguments, unreachable database, a stuck queue...)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,52 +417,6 @@ def seed_bridge(engine: Engine, sim: Simulator, orders: Sequence[SeedOrder], t0:
 # Database
 
 
-@dataclass
-class Database:
-    url: str
-    kind: str  # sqlite | postgresql
-    name: str = ""
-
-
-@contextlib.contextmanager
-def prepared_database(requested: str | None, workdir: Path) -> Iterator[Database]:
-    """A migrated database: a fresh SQLite file, or a fresh `bench_<random>` database dropped after."""
-    from bridge.migrate import upgrade
-
-    url = normalise_database_url(requested) if requested else f"sqlite:///{workdir / 'bench.sqlite3'}"
-    if url.startswith("sqlite"):
-        engine = make_engine(url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        yield Database(url, "sqlite")
-        return
-    admin = make_engine(url)
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        raise BenchError(f"cannot create a database on {admin.url.render_as_string()}: {exc}") from exc
-    bench_url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
-        engine = make_engine(bench_url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        yield Database(bench_url, "postgresql", name)
-    finally:
-        try:
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        except Exception as exc:
-            print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-        admin.dispose()
-
-
 def active_jobs(engine: Engine) -> int:
     with read_session(engine) as session:
         query = (
@@ -535,15 +484,6 @@ def wait_idle(engine: Engine, threads: Sequence[threading.Thread], timeout: floa
         if time.monotonic() > deadline:
             raise BenchError(f"the job queue did not empty within {timeout:.0f} s")
         time.sleep(POLL_S)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p=100 is the maximum); NaN for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def _r(value: float, digits: int = 2) -> float | None:
