@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 
 class SchemaNotFound(FileNotFoundError):
@@ -67,3 +68,55 @@ def _validator(folder: str, name: str) -> Draft202012Validator:
     schema = _load(folder, name)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+
+
+# Problems as JSON path + rule + how to fix, never quoting the offending value (it may be
+# personal data): what 422 answers, the pre-flight check and the SP-API client all report.
+
+
+def json_path(path: Iterable[Any]) -> str:
+    out = "$"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _problem(error: ValidationError) -> dict[str, str]:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    rule = str(error.validator)
+    value = error.validator_value
+    where = json_path(error.absolute_path)
+    if rule == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "a field"
+        return {
+            "path": json_path([*error.absolute_path, missing]),
+            "rule": "required",
+            "fix": f"include `{missing}`",
+        }
+    fixes = {
+        "type": f"send a value of type {value}",
+        "enum": "use one of: " + ", ".join(map(str, value))
+        if isinstance(value, list)
+        else "use an allowed value",
+        "const": f"send {value!r}",
+        "minLength": f"send at least {value} character(s)",
+        "maxLength": f"send at most {value} characters",
+        "minimum": f"send a number >= {value}",
+        "maximum": f"send a number <= {value}",
+        "exclusiveMinimum": f"send a number > {value}",
+        "minItems": f"send at least {value} item(s)",
+        "maxItems": f"send at most {value} items",
+        "pattern": schema.get("description") or f"match the pattern {value}",
+        "format": f"send a valid {value}",
+        "additionalProperties": "remove fields that are not part of the format",
+    }
+    return {
+        "path": where,
+        "rule": rule,
+        "fix": str(fixes.get(rule, schema.get("description", "see the schema"))),
+    }
+
+
+def schema_problems(schema_name: str, document: Any) -> list[dict[str, str]]:
+    errors = validator(schema_name).iter_errors(document)
+    return [_problem(e) for e in sorted(errors, key=lambda e: json_path(e.absolute_path))]

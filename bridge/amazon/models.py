@@ -16,7 +16,6 @@ every `repr`, so a model that ends up in a log line or a traceback leaks nothing
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -294,13 +293,6 @@ class DeliveryWindow:
 # --------------------------------------------------------------------------------------------
 # Requests
 
-_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-
-
-def _too_long(problems: list[str], name: str, value: str | None, limit: int) -> None:
-    if value is not None and len(value) > limit:
-        problems.append(f"{name} is longer than {limit} characters")
-
 
 @dataclass(frozen=True)
 class CreateFulfillmentOrderItem:
@@ -328,20 +320,6 @@ class CreateFulfillmentOrderItem:
                 "perUnitTax": _money(self.per_unit_tax),
             }
         )
-
-    def problems(self, where: str) -> list[str]:
-        out: list[str] = []
-        if not self.seller_sku:
-            out.append(f"{where}.sellerSku is empty")
-        _too_long(out, f"{where}.sellerSku", self.seller_sku, 50)
-        if not self.seller_fulfillment_order_item_id:
-            out.append(f"{where}.sellerFulfillmentOrderItemId is empty")
-        _too_long(out, f"{where}.sellerFulfillmentOrderItemId", self.seller_fulfillment_order_item_id, 50)
-        if self.quantity < 1:
-            out.append(f"{where}.quantity must be at least 1")
-        _too_long(out, f"{where}.giftMessage", self.gift_message, 512)
-        _too_long(out, f"{where}.displayableComment", self.displayable_comment, 250)
-        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -380,44 +358,6 @@ class CreateFulfillmentOrderRequest:
                 "items": [item.to_api() for item in self.items],
             }
         )
-
-    def problems(self) -> list[str]:
-        """What Amazon would reject, found before spending a request (field names only, no values)."""
-        out: list[str] = []
-        if not _ORDER_ID.match(self.seller_fulfillment_order_id):
-            out.append("sellerFulfillmentOrderId must be 1-40 letters, digits, '-' or '_'")
-        if not self.displayable_order_id:
-            out.append("displayableOrderId is empty")
-        _too_long(out, "displayableOrderId", self.displayable_order_id, 40)
-        if not self.displayable_order_comment:
-            out.append("displayableOrderComment is empty")
-        _too_long(out, "displayableOrderComment", self.displayable_order_comment, 750)
-        address = self.destination_address
-        for name, value in (
-            ("name", address.name),
-            ("addressLine1", address.address_line1),
-            ("postalCode", address.postal_code),
-        ):
-            if not value:
-                out.append(f"destinationAddress.{name} is empty")
-        if len(address.country_code) != 2:
-            out.append("destinationAddress.countryCode must be a two-letter ISO 3166-1 code")
-        if not self.items:
-            out.append("items is empty")
-        seen: set[str] = set()
-        for i, item in enumerate(self.items):
-            out.extend(item.problems(f"items[{i}]"))
-            if item.seller_fulfillment_order_item_id in seen:
-                out.append(f"items[{i}].sellerFulfillmentOrderItemId repeats an earlier item's id")
-            seen.add(item.seller_fulfillment_order_item_id)
-        if (
-            self.fulfillment_action == FulfillmentAction.HOLD
-            and self.shipping_speed_category == ShippingSpeedCategory.SCHEDULED_DELIVERY
-        ):
-            out.append(
-                "fulfillmentAction Hold cannot be combined with shippingSpeedCategory ScheduledDelivery"
-            )
-        return out
 
 
 @dataclass(frozen=True)

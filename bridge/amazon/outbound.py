@@ -24,6 +24,7 @@ import httpx
 from bridge.channels import AmazonAccount
 from bridge.clock import Clock
 
+from ..schemas import schema_problems
 from .auth import AccessTokens
 from .errors import InvalidInput
 from .limiter import Buckets
@@ -159,14 +160,16 @@ class FulfillmentOutbound20200701:
         return _parse(self.ops.PREVIEW, response, lambda p: previews_from_api(_payload(p)))
 
     def create(self, request: CreateFulfillmentOrderRequest, *, retry_ambiguous: bool = False) -> None:
-        problems = request.problems()
+        body = request.to_api()
+        problems = schema_problems("spapi/create_fulfillment_order", body)
         if problems:
+            fixes = "; ".join(f"{p['path'].removeprefix('$.')}: {p['fix']}" for p in problems)
             raise InvalidInput(
-                message="the fulfillment order was not sent; fix: " + "; ".join(problems),
+                message="the fulfillment order was not sent; fix: " + fixes,
                 operation=self.ops.CREATE.name,
                 details="checked locally before sending",
             )
-        self.client.call(self.ops.CREATE, json=request.to_api(), retry_ambiguous=retry_ambiguous)
+        self.client.call(self.ops.CREATE, json=body, retry_ambiguous=retry_ambiguous)
 
     def get(self, seller_fulfillment_order_id: str) -> FulfillmentOrder:
         response = self.client.call(self.ops.GET, path_params=_order_id(seller_fulfillment_order_id))

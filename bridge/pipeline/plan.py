@@ -25,7 +25,7 @@ from ..amazon.models import (
 )
 from ..channels import Channel
 from ..orders import CanonicalOrder
-from ..storefronts.base import schema_problems
+from ..schemas import schema_problems
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_ORDER_ID = 40

@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from jsonschema import ValidationError
-
 from ..channels import Channel
 from ..clock import Clock
 from ..orders import CanonicalOrder, DeliveryKind
-from ..schemas import validator
+from ..schemas import schema_problems
 from ..settings import Secret
 
 MAX_JSON_DEPTH = 32
@@ -250,54 +248,6 @@ def require_json_content_type(headers: Mapping[str, str]) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Schema validation without echoing values
-
-
-def json_path(path: Iterable[Any]) -> str:
-    out = "$"
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
-def _problem(error: ValidationError) -> dict[str, str]:
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    rule = str(error.validator)
-    value = error.validator_value
-    where = json_path(error.absolute_path)
-    if rule == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else "a field"
-        return {
-            "path": json_path([*error.absolute_path, missing]),
-            "rule": "required",
-            "fix": f"include `{missing}`",
-        }
-    fixes = {
-        "type": f"send a value of type {value}",
-        "enum": "use one of: " + ", ".join(map(str, value))
-        if isinstance(value, list)
-        else "use an allowed value",
-        "const": f"send {value!r}",
-        "minLength": f"send at least {value} character(s)",
-        "maxLength": f"send at most {value} characters",
-        "minimum": f"send a number >= {value}",
-        "maximum": f"send a number <= {value}",
-        "exclusiveMinimum": f"send a number > {value}",
-        "minItems": f"send at least {value} item(s)",
-        "maxItems": f"send at most {value} items",
-        "pattern": schema.get("description") or f"match the pattern {value}",
-        "format": f"send a valid {value}",
-        "additionalProperties": "remove fields that are not part of the format",
-    }
-    return {
-        "path": where,
-        "rule": rule,
-        "fix": str(fixes.get(rule, schema.get("description", "see the schema"))),
-    }
-
-
-def schema_problems(schema_name: str, document: Any) -> list[dict[str, str]]:
-    errors = validator(schema_name).iter_errors(document)
-    return [_problem(e) for e in sorted(errors, key=lambda e: json_path(e.absolute_path))]
 
 
 def validate_or_reject(schema_name: str, document: Any, what: str) -> None:
