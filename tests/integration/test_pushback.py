@@ -169,3 +169,22 @@ def test_simulator_sees_exactly_one_create_per_order(
 ) -> None:
     ship_shopify(client, bridge, shops, clock, 7006, [(78, "TSHIRT-RED-M", 1)])
     assert simulator.ledger.creates("shop-a-7006") == 1
+
+
+def test_no_personal_data_reaches_logs_anywhere_in_the_loop(
+    client: FlaskClient, bridge: Bridge, shops: Shops, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    ship_shopify(client, bridge, shops, clock, 7007, [(79, "TSHIRT-RED-M", 1)])  # submit, sync, push-back
+    assert len(shops.shopify.fulfillments("7007")) == 1
+    for canary in (
+        "Jon Canary",
+        "jon.canary@example.com",
+        "42 Canary Wharf Lane",
+        "+1 555 0100 777",
+        "demo-shopify-token",
+        TEST_ENV["SHOP_A_WEBHOOK_SECRET"],
+    ):
+        assert canary not in caplog.text
