@@ -62,7 +62,7 @@ def _insert_delivery(
     record = DeliveryRecord(
         channel_id=channel.id,
         delivery_key=delivery.delivery_key[:200],
-        event_id=(delivery.event_id or None) and delivery.event_id[:200],  # type: ignore[index]
+        event_id=delivery.event_id[:200] if delivery.event_id else None,
         topic=delivery.topic[:64],
         received_at=clock.now(),
         # A privacy request names the customer it is about; keeping it would defeat its purpose.
@@ -95,9 +95,7 @@ def _apply(
     query = select(OrderRecord).where(
         col(OrderRecord.channel_id) == channel.id, col(OrderRecord.external_id) == external_id
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = session.execute(query).scalars().first()
+    row = session.execute(query.with_for_update()).scalars().first()
     stored = StoredOrder(row.order_state, row.canonical()) if row else None
 
     incoming = delivery.order

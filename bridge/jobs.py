@@ -17,7 +17,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from .store import JobRecord, db_now, is_sqlite, write_session
+from .store import JobRecord, db_now, write_session
 
 READY = "ready"
 RUNNING = "running"
@@ -96,8 +96,7 @@ def claim(
         if kinds:
             query = query.where(col(JobRecord.kind).in_(kinds))
         query = query.order_by(col(JobRecord.run_at), col(JobRecord.id)).limit(1)
-        if not is_sqlite(engine):
-            query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(skip_locked=True)  # SQLite: left out; BEGIN IMMEDIATE serialises
         job = session.execute(query).scalars().first()
         if job is None:
             return None
@@ -120,9 +119,9 @@ def claim(
         )
 
 
-def _owned(session: Session, job: ClaimedJob, *, for_update: bool = False) -> JobRecord:
+def _owned(session: Session, job: ClaimedJob, *, lock: bool = False) -> JobRecord:
     query = select(JobRecord).where(col(JobRecord.id) == job.id)
-    if for_update and session.get_bind().dialect.name == "postgresql":
+    if lock:
         query = query.with_for_update()
     record = session.execute(query).scalars().first()
     now = db_now(session)
@@ -138,19 +137,19 @@ def _owned(session: Session, job: ClaimedJob, *, for_update: bool = False) -> Jo
 
 def assert_held(session: Session, job: ClaimedJob) -> None:
     """Raise `LostLease` unless this worker still holds the job; call inside the commit transaction."""
-    _owned(session, job, for_update=True)
+    _owned(session, job, lock=True)
 
 
 def heartbeat(engine: Engine, job: ClaimedJob, lease_s: float = DEFAULT_LEASE_S) -> None:
     with write_session(engine) as session:
-        record = _owned(session, job, for_update=True)
+        record = _owned(session, job, lock=True)
         record.lease_until = db_now(session) + lease_s
         session.add(record)
 
 
 def complete(session: Session, job: ClaimedJob) -> None:
     """Mark done in the caller's transaction (together with the job's own writes)."""
-    record = _owned(session, job, for_update=True)
+    record = _owned(session, job, lock=True)
     record.status = DONE
     record.lease_until = None
     record.updated_at = db_now(session)
@@ -173,7 +172,7 @@ def fail(
     """Record a failed attempt: back to `ready` later, or `dead` once attempts are used up
     (or at once when `permanent`)."""
     with write_session(engine) as session:
-        record = _owned(session, job, for_update=True)
+        record = _owned(session, job, lock=True)
         now = db_now(session)
         record.last_error = error[:2000]
         record.lease_until = None
@@ -191,7 +190,7 @@ def fail(
 def release(engine: Engine, job: ClaimedJob, delay_s: float = 0.0, note: str = "") -> None:
     """Give a job back without counting an attempt (shutdown, or waiting on something else)."""
     with write_session(engine) as session:
-        record = _owned(session, job, for_update=True)
+        record = _owned(session, job, lock=True)
         record.status = READY
         if note:
             record.last_error = note[:2000]

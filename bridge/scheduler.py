@@ -53,9 +53,7 @@ class LeaderLease:
             with write_session(self.bridge.engine) as session:
                 now = db_now(session)
                 query = select(LeaderLeaseRecord).where(col(LeaderLeaseRecord.name) == LEASE_NAME)
-                if session.get_bind().dialect.name == "postgresql":
-                    query = query.with_for_update()
-                row = session.execute(query).scalars().first()
+                row = session.execute(query.with_for_update()).scalars().first()
                 if row is None:
                     session.add(
                         LeaderLeaseRecord(

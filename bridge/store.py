@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, String, UniqueConstraint, event, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, UniqueConstraint, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Field, Session, SQLModel, create_engine
+from sqlmodel import Field, Session, SQLModel, col, create_engine
 
 from .orders import CanonicalOrder, OrderState
 
@@ -251,6 +251,14 @@ def read_session(engine: Engine) -> Iterator[Session]:
     bind = engine.execution_options(sqlite_begin="DEFERRED") if is_sqlite(engine) else engine
     with Session(bind, expire_on_commit=False) as session:
         yield session  # closing ends the transaction and leaves loaded objects readable
+
+
+def lock_order(session: Session, order_id: int) -> OrderRecord:
+    """The order row, locked for the rest of the caller's write transaction (`FOR UPDATE` on
+    PostgreSQL; SQLAlchemy leaves it out on SQLite, whose `BEGIN IMMEDIATE` already holds the lock)."""
+    query = select(OrderRecord).where(col(OrderRecord.id) == order_id).with_for_update()
+    row: OrderRecord = session.execute(query).scalars().one()
+    return row
 
 
 def db_now(session: Session) -> float:

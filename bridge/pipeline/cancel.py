@@ -19,7 +19,7 @@ from ..amazon.outbound import FulfillmentOutbound
 from ..audit import transition
 from ..intake import JOB_SUBMIT
 from ..orders import Event, OrderState
-from ..store import JobRecord, OrderRecord, read_session
+from ..store import JobRecord, OrderRecord, lock_order, read_session
 from ..worker import JobContext, RetryLater
 from .plan import seller_fulfillment_order_id
 from .submit import amazon_retry
@@ -71,7 +71,7 @@ def handle_cancel(ctx: JobContext) -> None:
 def _record(ctx: JobContext, order_id: int, status: str | None) -> None:
     now = ctx.bridge.clock.now()
     with ctx.finish() as session:
-        row = session.execute(select(OrderRecord).where(col(OrderRecord.id) == order_id)).scalars().one()
+        row = lock_order(session, order_id)
         if row.order_state is not OrderState.CANCEL_REQUESTED:
             return
         if status is None:

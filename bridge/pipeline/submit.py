@@ -24,7 +24,7 @@ from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import Event, OrderState, can
-from ..store import OrderRecord, read_session, write_session
+from ..store import OrderRecord, lock_order, read_session, write_session
 from ..worker import JobContext, RetryLater
 from .plan import Park, Plan, Skip, judge_preview, plan_submission
 
@@ -39,14 +39,6 @@ def _load(bridge: Bridge, order_id: int) -> OrderRecord | None:
         return session.execute(select(OrderRecord).where(col(OrderRecord.id) == order_id)).scalars().first()
 
 
-def _locked(session, order_id: int) -> OrderRecord:  # type: ignore[no-untyped-def]
-    query = select(OrderRecord).where(col(OrderRecord.id) == order_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    row: OrderRecord = session.execute(query).scalars().one()
-    return row
-
-
 def _finish_with(
     ctx: JobContext,
     order_id: int,
@@ -59,7 +51,7 @@ def _finish_with(
     """Record one lifecycle event for the order, if it still allows it, and complete the job."""
     now = ctx.bridge.clock.now()
     with ctx.finish() as session:
-        row = _locked(session, order_id)
+        row = lock_order(session, order_id)
         if sfo_id:
             row.seller_fulfillment_order_id = sfo_id
         if amazon_status:
@@ -202,7 +194,7 @@ def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan) -> bool:
     now = ctx.bridge.clock.now()
     with write_session(ctx.bridge.engine) as session:
         jobs.assert_held(session, ctx.job)
-        row = _locked(session, order_id)
+        row = lock_order(session, order_id)
         if row.order_state not in (OrderState.RECEIVED, OrderState.AWAITING_PAYMENT):
             return False
         row.seller_fulfillment_order_id = plan.seller_fulfillment_order_id

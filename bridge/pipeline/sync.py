@@ -30,7 +30,15 @@ from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import AT_AMAZON, Event, OrderState, can
-from ..store import OrderRecord, PackageRecord, PushRecord, ShipmentRecord, SyncCursorRecord, read_session
+from ..store import (
+    OrderRecord,
+    PackageRecord,
+    PushRecord,
+    ShipmentRecord,
+    SyncCursorRecord,
+    lock_order,
+    read_session,
+)
 from ..worker import JobContext
 from .plan import item_id_for
 from .submit import amazon_retry
@@ -250,10 +258,7 @@ def apply_amazon_order(
 ) -> None:
     """Record what Amazon reports and owe the storefront one push per newly shipped package."""
     now = bridge.clock.now()
-    query = select(OrderRecord).where(col(OrderRecord.id) == order_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = session.execute(query).scalars().one()
+    row = lock_order(session, order_id)
     if row.amazon_status != amazon.status:
         note(session, row, "amazon:status", now, f"{row.amazon_status or '-'} -> {amazon.status}")
     row.amazon_status = amazon.status
