@@ -5,14 +5,20 @@ The benchmarks run as scripts (`python bench/<name>.py`), which puts this folder
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
+import json
 import math
+import random
 import socket
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class BenchError(RuntimeError):
@@ -82,3 +88,88 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def shopify_line(
+    line_id: int, sku: str, quantity: int, price: str, title: str, variant: str, index: int
+) -> dict[str, Any]:
+    """A Shopify order line as webhooks send it."""
+    return {
+        "id": line_id,
+        "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
+        "sku": sku,
+        "quantity": quantity,
+        "price": price,
+        "requires_shipping": True,
+        "name": f"{title} - {variant}",
+        "title": title,
+        "variant_title": variant,
+        "variant_id": 40_000_000_000 + index,
+        "product_id": 7_000_000_000 + index,
+        "gift_card": False,
+    }
+
+
+def shopify_order(
+    order_id: int, number: int, lines: list[dict[str, Any]], total: str, now: str
+) -> dict[str, Any]:
+    """A paid Shopify order (REST shape, what `orders/create` sends) with a fake bench buyer."""
+    return {
+        "id": order_id,
+        "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+        "name": f"#{number}",
+        "order_number": number,
+        "email": f"buyer{number}@example.com",
+        "created_at": now,
+        "updated_at": now,
+        "cancelled_at": None,
+        "currency": "USD",
+        "financial_status": "paid",
+        "fulfillment_status": None,
+        "total_price": total,
+        "line_items": lines,
+        "shipping_address": {
+            "first_name": "Bench",
+            "last_name": f"Buyer {number}",
+            "name": f"Bench Buyer {number}",
+            "address1": f"{100 + number % 900} Market St",
+            "address2": None,
+            "city": "San Francisco",
+            "province": "California",
+            "province_code": "CA",
+            "country": "United States",
+            "country_code": "US",
+            "zip": "94103",
+            "phone": "+14155550100",
+            "company": None,
+        },
+        "shipping_lines": [{"title": "Standard Shipping", "code": "STANDARD", "price": "4.99"}],
+    }
+
+
+@dataclass(frozen=True)
+class SignedDelivery:
+    body: bytes
+    webhook_id: str
+    event_id: str
+    headers: dict[str, str]
+
+
+def signed_shopify_delivery(
+    secret: bytes, order: dict[str, Any], rng: random.Random, shop_domain: str, now: str
+) -> SignedDelivery:
+    """The body and headers Shopify sends for `orders/create`, ids drawn from `rng` (reproducible)."""
+    body = json.dumps(order, separators=(",", ":")).encode()
+    webhook_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode(),
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Shop-Domain": shop_domain,
+        "X-Shopify-API-Version": "2026-07",
+        "X-Shopify-Triggered-At": now,
+    }
+    return SignedDelivery(body, webhook_id, event_id, headers)

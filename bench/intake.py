@@ -36,10 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import math
 import os
@@ -50,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,7 +54,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import BenchError, free_port, percentile, prepared_database
+from common import (
+    BenchError,
+    free_port,
+    percentile,
+    prepared_database,
+    shopify_line,
+    shopify_order,
+    signed_shopify_delivery,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "config" / "channels.yaml"
@@ -108,78 +112,19 @@ class WebhookFactory:
         total = 4.99  # shipping
         for k in range(1 + self.rng.randrange(2)):
             sku, title, variant, price = SKUS[self.rng.randrange(len(SKUS))]
-            line_id = order_id * 10 + k
             quantity = 1 + self.rng.randrange(3)
             total += float(price) * quantity
-            lines.append(
-                {
-                    "id": line_id,
-                    "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
-                    "sku": sku,
-                    "quantity": quantity,
-                    "price": price,
-                    "requires_shipping": True,
-                    "name": f"{title} - {variant}",
-                    "title": title,
-                    "variant_title": variant,
-                    "variant_id": 40_000_000_000 + k,
-                    "product_id": 7_000_000_000 + k,
-                    "gift_card": False,
-                }
-            )
-        return {
-            "id": order_id,
-            "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
-            "name": f"#{number}",
-            "order_number": number,
-            "email": f"buyer{number}@example.com",
-            "created_at": now,
-            "updated_at": now,
-            "cancelled_at": None,
-            "currency": "USD",
-            "financial_status": "paid",
-            "fulfillment_status": None,
-            "total_price": f"{total:.2f}",
-            "line_items": lines,
-            "shipping_address": {
-                "first_name": "Bench",
-                "last_name": f"Buyer {number}",
-                "name": f"Bench Buyer {number}",
-                "address1": f"{100 + number % 900} Market St",
-                "address2": None,
-                "city": "San Francisco",
-                "province": "California",
-                "province_code": "CA",
-                "country": "United States",
-                "country_code": "US",
-                "zip": "94103",
-                "phone": "+14155550100",
-                "company": None,
-            },
-            "shipping_lines": [{"title": "Standard Shipping", "code": "STANDARD", "price": "4.99"}],
-        }
+            lines.append(shopify_line(order_id * 10 + k, sku, quantity, price, title, variant, k))
+        return shopify_order(order_id, number, lines, f"{total:.2f}", now)
 
     def make(self) -> Webhook:
         self.count += 1
         order_id = self.next_order_id
         self.next_order_id += 1
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        body = json.dumps(self._order(order_id, 1000 + self.count, now), separators=(",", ":")).encode()
-        webhook_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        event_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        headers = {
-            "Content-Type": "application/json",
-            "X-Shopify-Topic": "orders/create",
-            "X-Shopify-Hmac-Sha256": base64.b64encode(
-                hmac.new(self.secret, body, hashlib.sha256).digest()
-            ).decode(),
-            "X-Shopify-Webhook-Id": webhook_id,
-            "X-Shopify-Event-Id": event_id,
-            "X-Shopify-Shop-Domain": self.shop_domain,
-            "X-Shopify-API-Version": "2026-07",
-            "X-Shopify-Triggered-At": now,
-        }
-        return Webhook(webhook_id, event_id, body, headers)
+        order = self._order(order_id, 1000 + self.count, now)
+        signed = signed_shopify_delivery(self.secret, order, self.rng, self.shop_domain, now)
+        return Webhook(signed.webhook_id, signed.event_id, signed.body, signed.headers)
 
     def schedule(self, count: int, rate: float) -> list[Webhook]:
         """`count` deliveries for one phase; ~5% are exact replays of one sent >= 0.5 s earlier."""

@@ -54,10 +54,7 @@ mean what they say) and 2 if the benchmark itself could not run.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -71,7 +68,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,7 +81,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import BenchError, Database, free_port, percentile, prepared_database  # noqa: E402
+from common import (  # noqa: E402
+    BenchError,
+    Database,
+    free_port,
+    percentile,
+    prepared_database,
+    shopify_line,
+    shopify_order,
+    signed_shopify_delivery,
+)
 
 from bridge.amazon.simulator import (  # noqa: E402
     ApiError,
@@ -230,64 +235,10 @@ class WebhookFactory:
         number = 1000 + self.count
         line_id = order_id * 10 + 1
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        order = {
-            "id": order_id,
-            "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
-            "name": f"#{number}",
-            "order_number": number,
-            "email": f"buyer{number}@example.com",
-            "created_at": now,
-            "updated_at": now,
-            "cancelled_at": None,
-            "currency": "USD",
-            "financial_status": "paid",
-            "fulfillment_status": None,
-            "total_price": "24.98",
-            "line_items": [
-                {
-                    "id": line_id,
-                    "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
-                    "sku": STOREFRONT_SKU,
-                    "quantity": 1,
-                    "price": "19.99",
-                    "requires_shipping": True,
-                    "name": "T-Shirt - Red / M",
-                    "title": "T-Shirt",
-                    "variant_title": "Red / M",
-                    "variant_id": 40_000_000_001,
-                    "product_id": 7_000_000_001,
-                    "gift_card": False,
-                }
-            ],
-            "shipping_address": {
-                "first_name": "Bench",
-                "last_name": f"Buyer {number}",
-                "name": f"Bench Buyer {number}",
-                "address1": f"{100 + number % 900} Market St",
-                "address2": None,
-                "city": "San Francisco",
-                "province": "California",
-                "province_code": "CA",
-                "country": "United States",
-                "country_code": "US",
-                "zip": "94103",
-                "phone": "+14155550100",
-                "company": None,
-            },
-            "shipping_lines": [{"title": "Standard Shipping", "code": "STANDARD", "price": "4.99"}],
-        }
-        body = json.dumps(order, separators=(",", ":")).encode()
-        signature = base64.b64encode(hmac.new(self.secret, body, hashlib.sha256).digest()).decode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Shopify-Topic": "orders/create",
-            "X-Shopify-Hmac-Sha256": signature,
-            "X-Shopify-Webhook-Id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
-            "X-Shopify-Event-Id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
-            "X-Shopify-Shop-Domain": f"{CHANNEL}.myshopify.com",
-            "X-Shopify-API-Version": "2026-07",
-            "X-Shopify-Triggered-At": now,
-        }
+        line = shopify_line(line_id, STOREFRONT_SKU, 1, "19.99", "T-Shirt", "Red / M", 1)
+        order = shopify_order(order_id, number, [line], "24.98", now)
+        signed = signed_shopify_delivery(self.secret, order, self.rng, f"{CHANNEL}.myshopify.com", now)
+        body, headers = signed.body, signed.headers
         return Webhook(order_id, str(line_id), self._sfo_id(CHANNEL, str(order_id)), body, headers)
 
 
