@@ -11,10 +11,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from . import jobs
+from . import alerts, jobs
 from .clock import Clock
 from .intake import queue_return
-from .store import JobRecord, OrderEventRecord, OrderRecord, read_session, write_session
+from .store import AlertRecord, JobRecord, OrderEventRecord, OrderRecord, read_session, write_session
 from .storefronts.base import ReturnItemRequest, ReturnRequest
 
 
@@ -41,21 +41,40 @@ def list_orders(
         query = query.where(col(OrderRecord.state) == state)
     if attention:
         query = query.where(
-            or_(col(OrderRecord.state) == "needs_attention", col(OrderRecord.attention_reason) != "")
+            or_(
+                col(OrderRecord.state) == "needs_attention",
+                col(OrderRecord.attention_reason) != "",
+                col(OrderRecord.id).in_(alerts.open_alert_order_ids()),
+            )
         )
     with read_session(engine) as session:
-        return [
-            OrderLine(
-                r.id or 0,
-                r.channel_id,
-                r.external_id,
-                r.display_id,
-                r.state,
-                r.amazon_status or "-",
-                r.attention_reason,
-            )
-            for r in session.execute(query).scalars()
-        ]
+        rows = list(session.execute(query).scalars())
+    alert_text = _open_alert_text(engine, [r.id for r in rows if r.id is not None and not r.attention_reason])
+    return [
+        OrderLine(
+            r.id or 0,
+            r.channel_id,
+            r.external_id,
+            r.display_id,
+            r.state,
+            r.amazon_status or "-",
+            r.attention_reason or alert_text.get(r.id or 0, ""),
+        )
+        for r in rows
+    ]
+
+
+def _open_alert_text(engine: Engine, order_ids: list[int]) -> dict[int, str]:
+    """The newest open alert's message per order, for orders with no parking reason of their own."""
+    if not order_ids:
+        return {}
+    query = (
+        select(col(AlertRecord.order_id), col(AlertRecord.message))
+        .where(col(AlertRecord.order_id).in_(order_ids), col(AlertRecord.cleared_at).is_(None))
+        .order_by(col(AlertRecord.last_seen_at))
+    )
+    with read_session(engine) as session:
+        return {int(order_id): message for order_id, message in session.execute(query).all()}
 
 
 def find_order(engine: Engine, channel_id: str, external_id: str) -> OrderRecord:
@@ -99,9 +118,11 @@ def dead_jobs(engine: Engine) -> list[JobRecord]:
         return list(session.execute(select(JobRecord).where(col(JobRecord.status) == jobs.DEAD)).scalars())
 
 
-def retry_job(engine: Engine, job_id: int) -> None:
+def retry_job(engine: Engine, clock: Clock, job_id: int) -> None:
     if not jobs.retry_dead(engine, job_id):
-        raise AdminError(f"job {job_id} is not dead-lettered (see `bridge jobs`)")
+        raise AdminError(f"job {job_id} is not dead-lettered (see `fba-bridge jobs`)")
+    with write_session(engine) as session:
+        alerts.clear_alert(session, f"job_dead:{job_id}", clock.now())
 
 
 def request_return(

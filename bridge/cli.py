@@ -214,12 +214,67 @@ def jobs(ctx: click.Context) -> None:
 def jobs_retry(job_id: int) -> None:
     from .admin import AdminError, retry_job
 
-    engine, _ = _engine_and_clock()
+    engine, clock = _engine_and_clock()
     try:
-        retry_job(engine, job_id)
+        retry_job(engine, clock, job_id)
     except AdminError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"job {job_id} queued again")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--all", "include_cleared", is_flag=True, help="also alerts that were cleared")
+@click.option("--channel", "channel_id", default=None, help="only this channel's alerts")
+@click.pass_context
+def alerts(ctx: click.Context, include_cleared: bool, channel_id: str | None) -> None:
+    """Operator alerts, newest first: one per cause, with what to do about it."""
+    if ctx.invoked_subcommand:
+        return
+    from .alerts import list_alerts
+
+    engine, _ = _engine_and_clock()
+    found = list_alerts(engine, include_cleared=include_cleared, channel_id=channel_id)
+    if not found:
+        click.echo("no open alerts" if not include_cleared else "no alerts")
+        return
+    click.echo(
+        f"{'ID':>5}  {'LAST SEEN (UTC)':<19}  {'KIND':<20} {'ORDER':<14} {'SEEN':>4}  STATUS / MESSAGE"
+    )
+    for a in found:
+        status = "cleared" if a.cleared_at else ("acknowledged" if a.acknowledged_at else "open")
+        click.echo(
+            f"{a.id:>5}  {a.last_seen_at:%Y-%m-%d %H:%M:%S}  {a.kind:<20} "
+            f"{a.order_display_id or a.account_id or a.channel_id or '-':<14} {a.occurrences:>4}  "
+            f"[{status}] {a.message}"
+        )
+
+
+def _alert_action(alert_id: int, action: str) -> None:
+    import getpass
+
+    from . import alerts as alerts_module
+
+    engine, clock = _engine_and_clock()
+    act = alerts_module.acknowledge if action == "acknowledged" else alerts_module.resolve
+    try:
+        act(engine, alert_id, f"cli:{getpass.getuser()}", clock.now())
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"alert {alert_id} {action}")
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+def alerts_ack(alert_id: int) -> None:
+    """Mark an alert as seen; it stays listed until its cause is gone or it is resolved."""
+    _alert_action(alert_id, "acknowledged")
+
+
+@alerts.command("resolve")
+@click.argument("alert_id", type=int)
+def alerts_resolve(alert_id: int) -> None:
+    """Close an alert by hand (it opens again if its cause comes back)."""
+    _alert_action(alert_id, "resolved")
 
 
 @main.command("return")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,9 +169,11 @@ def fail(
     *,
     retry_after_s: float | None = None,
     permanent: bool = False,
+    on_dead: Callable[[Session, JobRecord], None] | None = None,
 ) -> str:
     """Record a failed attempt: back to `ready` later, or `dead` once attempts are used up
-    (or at once when `permanent`)."""
+    (or at once when `permanent`). `on_dead` runs in the same transaction when the job dies, so
+    a dead letter and its operator alert are committed together."""
     with write_session(engine) as session:
         record = _owned(session, job, lock=True)
         now = db_now(session)
@@ -179,6 +182,8 @@ def fail(
         record.updated_at = now
         if permanent or record.attempts >= record.max_attempts:
             record.status = DEAD
+            if on_dead is not None:
+                on_dead(session, record)
         else:
             record.status = READY
             delay = retry_after_s if retry_after_s is not None else backoff_s(record.attempts)

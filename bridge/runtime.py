@@ -11,9 +11,11 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+from .alerts import JOB_ALERT_DELIVERY
 from .amazon.accounts import build_amazon
 from .bootstrap import Bridge
 from .intake import JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
+from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.cancel import handle_cancel
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
@@ -55,6 +57,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_TRACK: handle_track,
     JOB_PURGE: _handle_purge,
     JOB_RETURN: handle_return,
+    JOB_ALERT_DELIVERY: handle_alert_delivery,
 }
 
 

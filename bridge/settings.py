@@ -109,6 +109,25 @@ def _existing(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def _alert_webhook(env: Mapping[str, str]) -> tuple[str, Secret]:
+    """The operator's alert relay: https (or http to loopback) and a Standard Webhooks secret."""
+    url = env.get("BRIDGE_ALERT_WEBHOOK_URL", "").strip()
+    secret = env.get("BRIDGE_ALERT_WEBHOOK_SECRET", "")
+    if not url:
+        return "", Secret("")
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise SettingsError("BRIDGE_ALERT_WEBHOOK_URL must be an https:// URL (plain http only to localhost)")
+    if not secret.startswith("whsec_") or len(secret) < 30:
+        raise SettingsError(
+            "BRIDGE_ALERT_WEBHOOK_SECRET must be set with BRIDGE_ALERT_WEBHOOK_URL: whsec_ followed by "
+            'base64 of at least 24 random bytes (e.g. python -c "import base64,os;'
+            "print('whsec_'+base64.b64encode(os.urandom(32)).decode())\")"
+        )
+    return url, Secret(secret)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = normalise_database_url(DEFAULT_DATABASE_URL)
@@ -125,6 +144,8 @@ class Settings:
     retention_days: int = 30
     simulator_speed: float = 60.0
     simulator_config: Path | None = None
+    alert_webhook_url: str = ""
+    alert_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +153,7 @@ class Settings:
         level = env.get("LOG_LEVEL", "INFO").upper()
         if level not in logging.getLevelNamesMapping():
             raise SettingsError(f"LOG_LEVEL={level!r} is not a log level; use DEBUG, INFO, WARNING or ERROR")
+        alert_url, alert_secret = _alert_webhook(env)
         return cls(
             database_url=normalise_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             config_path=Path(env.get("BRIDGE_CONFIG") or DEFAULT_CONFIG_PATH),
@@ -149,6 +171,8 @@ class Settings:
             simulator_config=Path(env["BRIDGE_SIMULATOR_CONFIG"])
             if env.get("BRIDGE_SIMULATOR_CONFIG")
             else _existing(Path(DEFAULT_SIMULATOR_CONFIG)),
+            alert_webhook_url=alert_url,
+            alert_webhook_secret=alert_secret,
         )
 
     def __repr__(self) -> str:

@@ -167,6 +167,28 @@ class PushRecord(SQLModel, table=True):
     done_at: datetime | None = None
 
 
+class AlertRecord(SQLModel, table=True):
+    """An operator alert, one row per cause (`key`); see `bridge/alerts.py`."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_open", "cleared_at", "last_seen_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    kind: str = Field(sa_column=Column(String(40), nullable=False))
+    severity: str = Field(sa_column=Column(String(16), nullable=False))
+    message: str = Field(sa_column=Column(String(2000), nullable=False))
+    channel_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    account_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    opened_at: datetime
+    last_seen_at: datetime
+    occurrences: int = 1
+    cleared_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str = Field(default="", sa_column=Column(String(128), nullable=False, default=""))
+
+
 class SyncCursorRecord(SQLModel, table=True):
     """Per Amazon account: up to when the change listing has been read completely."""
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from . import jobs
+from . import alerts, jobs
 from .bootstrap import Bridge
-from .store import write_session
+from .store import JobRecord, OrderRecord, write_session
 
 log = logging.getLogger("bridge.worker")
 
@@ -162,8 +162,30 @@ class Worker:
         self, job: jobs.ClaimedJob, exc: BaseException, after_s: float | None, permanent: bool = False
     ) -> None:
         error = safe_error(exc)
+
+        def dead_letter_alert(session: Session, record: JobRecord) -> None:
+            order = session.get(OrderRecord, record.order_id) if record.order_id else None
+            what = f"for order {order.display_id or order.external_id} " if order else ""
+            alerts.raise_alert(
+                session,
+                key=f"job_dead:{record.id}",
+                kind="job_dead",
+                message=f"{record.kind} job {record.id} {what}was dead-lettered after {record.attempts} "
+                f"attempt(s): {error}. Fix the cause, then run `fba-bridge jobs retry {record.id}`",
+                now=self.bridge.clock.now(),
+                order_id=record.order_id,
+                channel_id=order.channel_id if order else None,
+            )
+
         try:
-            status = jobs.fail(self.bridge.engine, job, error, retry_after_s=after_s, permanent=permanent)
+            status = jobs.fail(
+                self.bridge.engine,
+                job,
+                error,
+                retry_after_s=after_s,
+                permanent=permanent,
+                on_dead=dead_letter_alert,
+            )
         except jobs.LostLease:
             return
         level = logging.ERROR if status == jobs.DEAD else logging.WARNING

@@ -21,9 +21,8 @@ from ..intake import JOB_SUBMIT
 from ..orders import Event, OrderState
 from ..store import JobRecord, OrderRecord, lock_order, read_session
 from ..worker import JobContext, RetryLater
+from .common import amazon_retry, owe_note
 from .plan import seller_fulfillment_order_id
-from .submit import amazon_retry
-from .sync import owe_note
 
 log = logging.getLogger("bridge.cancel")
 

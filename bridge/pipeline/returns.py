@@ -18,9 +18,8 @@ from ..amazon.outbound import FulfillmentOutbound
 from ..audit import note
 from ..store import OrderRecord, PackageRecord, ShipmentRecord, read_session
 from ..worker import GiveUp, JobContext
+from .common import amazon_retry, owe_note
 from .plan import item_id_for
-from .submit import amazon_retry
-from .sync import owe_note
 
 log = logging.getLogger("bridge.returns")
 

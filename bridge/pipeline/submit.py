@@ -26,12 +26,12 @@ from ..channels import Channel
 from ..orders import Event, OrderState, can
 from ..store import OrderRecord, lock_order, read_session, write_session
 from ..worker import JobContext, RetryLater
+from .common import amazon_retry
 from .plan import Park, Plan, Skip, judge_preview, plan_submission
 
 log = logging.getLogger("bridge.submit")
 
 SUBMITTABLE = (OrderState.RECEIVED, OrderState.AWAITING_PAYMENT, OrderState.SUBMITTING)
-PARKED_ACCOUNT_RETRY_S = 900.0
 
 
 def _load(bridge: Bridge, order_id: int) -> OrderRecord | None:
@@ -69,20 +69,6 @@ def _finish_with(
             transition(session, row, event, now, reason)
         else:
             note(session, row, f"ignored:{event.value}", now, f"order is {state.value}: {reason}")
-
-
-def amazon_retry(exc: amz.SpApiError, channel: Channel) -> RetryLater:
-    """Account-wide conditions (credentials, open circuit, local throttle) park the work without
-    spending the order's attempts: an outage must never dead-letter orders."""
-    if isinstance(exc, amz.CredentialsRejected):
-        log.error("Amazon account %s: credentials rejected; %s", channel.account_id, exc)
-        return RetryLater(
-            f"Amazon account {channel.account_id}: {exc}", after_s=PARKED_ACCOUNT_RETRY_S, count_attempt=False
-        )
-    account_wide = isinstance(exc, amz.CircuitOpen | amz.LocalThrottle)
-    return RetryLater(
-        f"{type(exc).__name__}[{exc.code}]", after_s=exc.retry_after, count_attempt=not account_wide
-    )
 
 
 def handle_submit(ctx: JobContext) -> None:

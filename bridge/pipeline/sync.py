@@ -40,15 +40,14 @@ from ..store import (
     read_session,
 )
 from ..worker import JobContext
+from .common import JOB_PUSH, amazon_retry, owe_note
 from .plan import item_id_for
-from .submit import amazon_retry
 
 log = logging.getLogger("bridge.sync")
 
 JOB_SYNC = "sync"
 JOB_SYNC_ORDER = "sync_order"
 JOB_SYNC_STALE = "sync_stale"
-JOB_PUSH = "push"
 JOB_TRACK = "track"
 
 SYNC_OVERLAP = timedelta(minutes=5)
@@ -424,24 +423,6 @@ def _owe_shipment_push(session: Session, row: OrderRecord, package: PackageRecor
         now,
         f"package {package.package_number} shipped with {package.carrier_name or package.carrier_code}",
     )
-
-
-def owe_note(session: Session, row: OrderRecord, key: str, now: datetime, text: str) -> None:
-    """A note to the storefront (and an operator alert in the log and audit trail), owed once."""
-    assert row.id is not None
-    full_key = f"note:{row.id}:{key}"
-    if session.execute(select(col(PushRecord.id)).where(col(PushRecord.key) == full_key)).first() is not None:
-        return
-    push = PushRecord(
-        order_id=row.id, key=full_key, kind="note", note=text[:2000], status="pending", created_at=now
-    )
-    session.add(push)
-    session.flush()
-    jobs.enqueue(
-        session, JOB_PUSH, order_id=row.id, payload={"push_id": push.id}, dedupe_key=f"push:{push.id}"
-    )
-    note(session, row, "alert", now, text)
-    log.warning("operator alert order_id=%s channel=%s: %s", row.id, row.channel_id, text)
 
 
 def _advance_state(session: Session, row: OrderRecord, amazon: FulfillmentOrder, now: datetime) -> None:
