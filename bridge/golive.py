@@ -476,7 +476,7 @@ def _shopify_failure(channel: Channel, exc: PushError) -> tuple[str, str]:
     if isinstance(exc, StorefrontRejected) and exc.status == 401:
         return (
             "Shopify refused the access token (401): it is wrong, the app was uninstalled, or it has "
-            "expired (tokens of the client-credentials grant last 24 hours)",
+            "expired (client-credentials tokens expire after about 24 hours)",
             "put the app's Admin API access token in storefront.access_token (README: Going live > Shopify)",
         )
     if isinstance(exc, StorefrontRejected):
