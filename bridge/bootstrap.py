@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from .channels import ChannelsConfig, load_channels
+from .channels import ChannelsConfig, load_configured_channels
 from .clock import Clock, SystemClock
 from .settings import Settings, mask_url
 from .store import make_engine
@@ -42,7 +42,7 @@ def bootstrap(
 ) -> Bridge:
     """Load everything or fail before serving anything (a bad channels file never half-starts)."""
     settings = settings or Settings.from_env()
-    config = config or load_channels(settings.config_path)
+    config = config or load_configured_channels(settings)
     for warning in config.warnings:
         log.warning("channels file: %s; set the variable before going live", warning)
     engine = engine or make_engine(settings.database_url)

@@ -24,7 +24,7 @@ from jsonschema import ValidationError
 
 from .orders import IntakePolicy, PaymentState
 from .schemas import validator
-from .settings import Secret
+from .settings import Secret, Settings
 
 Path_ = tuple[str | int, ...]
 
@@ -489,3 +489,15 @@ def load_channels(path: Path | str, env: Mapping[str, str] | None = None) -> Cha
             ],
         ) from None
     return parse_channels(text, str(path), env)
+
+
+#: How problems in an inline channels file (`BRIDGE_CONFIG_YAML`) name their source.
+INLINE_SOURCE = "$BRIDGE_CONFIG_YAML"
+
+
+def load_configured_channels(settings: Settings, env: Mapping[str, str] | None = None) -> ChannelsConfig:
+    """The channels file the settings point at: the inline text of `BRIDGE_CONFIG_YAML` when set,
+    else the file named by `BRIDGE_CONFIG`. Both are validated the same way."""
+    if settings.config_yaml:
+        return parse_channels(settings.config_yaml, INLINE_SOURCE, env)
+    return load_channels(settings.config_path, env)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .channels import ConfigError, load_channels
+from .channels import INLINE_SOURCE, ConfigError, load_channels, load_configured_channels
 from .settings import Settings, SettingsError, mask_url
 
 
@@ -39,10 +39,11 @@ def main() -> None:
 @main.command("check-config")
 @click.argument("path", required=False)
 def check_config(path: str | None) -> None:
-    """Validate the channels file (default: $BRIDGE_CONFIG or config/channels.yaml)."""
-    target = path or str(_settings().config_path)
+    """Validate the channels file (default: $BRIDGE_CONFIG_YAML, $BRIDGE_CONFIG or config/channels.yaml)."""
+    settings = _settings()
+    target = path or (INLINE_SOURCE if settings.config_yaml else str(settings.config_path))
     try:
-        config = load_channels(target)
+        config = load_channels(path) if path else load_configured_channels(settings)
     except ConfigError as exc:
         click.echo(f"{len(exc.problems)} problem(s) in {exc.source}:", err=True)
         for problem in exc.problems:
@@ -294,6 +295,61 @@ def return_(channel_id: str, external_id: str, items: tuple[str, ...], comment: 
     except AdminError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("return queued; `bridge order` shows Amazon's authorisation once the worker ran it")
+
+
+# --------------------------------------------------------------------------------------------
+# Going live: read-only checks against the real APIs
+
+
+def _checked_config() -> tuple[Settings, Any]:
+
+    settings = _settings()
+    try:
+        return settings, load_configured_channels(settings)
+    except ConfigError as exc:
+        raise click.ClickException(
+            f"the channels file has problems; run `fba-bridge check-config`:\n{exc}"
+        ) from None
+
+
+def _report(findings: Any) -> None:
+    for finding in findings.items:
+        click.echo(finding.render())
+    missing = sum(1 for f in findings.items if f.status == "missing")
+    click.echo("all checks passed" if findings.passed else f"{missing} thing(s) missing")
+    if not findings.passed:
+        sys.exit(1)
+
+
+@main.group("check")
+def check_group() -> None:
+    """Going-live checks: call Amazon or a storefront read-only and say what is missing."""
+
+
+@check_group.command("amazon")
+@click.argument("account_ids", nargs=-1)
+def check_amazon_command(account_ids: tuple[str, ...]) -> None:
+    """Login with Amazon and one SP-API call for each account (default: all)."""
+    from .golive import check_amazon
+
+    settings, config = _checked_config()
+    _report(check_amazon(config, settings, account_ids))
+
+
+@check_group.command("channel")
+@click.argument("channel_ids", nargs=-1)
+@click.option(
+    "--public-url",
+    default=None,
+    help="the bridge's public address (e.g. https://my-bridge.herokuapp.com): checks that it answers "
+    "and that the storefront's webhooks point at it",
+)
+def check_channel_command(channel_ids: tuple[str, ...], public_url: str | None) -> None:
+    """The storefront API, access scopes and webhooks of each channel (default: all)."""
+    from .golive import check_channels
+
+    _, config = _checked_config()
+    _report(check_channels(config, channel_ids, public_url=public_url))
 
 
 if __name__ == "__main__":

@@ -132,6 +132,9 @@ def _alert_webhook(env: Mapping[str, str]) -> tuple[str, Secret]:
 class Settings:
     database_url: str = normalise_database_url(DEFAULT_DATABASE_URL)
     config_path: Path = Path(DEFAULT_CONFIG_PATH)
+    #: The channels file's text itself (`BRIDGE_CONFIG_YAML`), for platforms where shipping a
+    #: file is awkward (a Heroku Button app, a container without a mounted volume).
+    config_yaml: str = ""
     port: int = 5000
     log_level: str = "INFO"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -154,9 +157,16 @@ class Settings:
         if level not in logging.getLevelNamesMapping():
             raise SettingsError(f"LOG_LEVEL={level!r} is not a log level; use DEBUG, INFO, WARNING or ERROR")
         alert_url, alert_secret = _alert_webhook(env)
+        config_yaml = env.get("BRIDGE_CONFIG_YAML") or ""
+        if config_yaml.strip() and env.get("BRIDGE_CONFIG"):
+            raise SettingsError(
+                "BRIDGE_CONFIG and BRIDGE_CONFIG_YAML are both set; keep one: BRIDGE_CONFIG names a "
+                "channels file, BRIDGE_CONFIG_YAML holds the file's content"
+            )
         return cls(
             database_url=normalise_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             config_path=Path(env.get("BRIDGE_CONFIG") or DEFAULT_CONFIG_PATH),
+            config_yaml=config_yaml if config_yaml.strip() else "",
             port=_int_env(env, "PORT", 5000),
             log_level=level,
             max_body_bytes=_int_env(env, "BRIDGE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),

@@ -11,6 +11,8 @@ and answered in exactly the selection's shape, aliases included. What it holds a
   remains, records the fulfillment, and refuses over-fulfilment, unknown ids and closed
   fulfillment orders with `userErrors`. `orderUpdate` stores the note.
 - Authentication by `X-Shopify-Access-Token` (401 with Shopify's body otherwise; `revoke()`).
+- What `fba-bridge check channel` reads: `shop`, `currentAppInstallation.accessScopes` (set
+  `access_scopes`) and the app's `webhookSubscriptions` (`add_webhook_subscription`).
 - Shopify's calculated query cost (objects 1, connections 2 + first x node cost, mutations 10),
   a leaky bucket on an injectable clock (`maximum_available` 1000, `restore_rate` 50/s by
   default), `extensions.cost` on every executed or throttled answer, `THROTTLED` errors when the
@@ -86,6 +88,16 @@ scalar URL
 type QueryRoot {
   order(id: ID!): Order
   fulfillmentOrder(id: ID!): FulfillmentOrder
+  shop: Shop!
+  currentAppInstallation: AppInstallation!
+  webhookSubscriptions(
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+    topics: [WebhookSubscriptionTopic!]
+  ): WebhookSubscriptionConnection!
 }
 
 type Mutation {
@@ -265,6 +277,47 @@ type OrderUpdatePayload {
   order: Order
   userErrors: [UserError!]!
 }
+
+type Shop {
+  id: ID!
+  name: String!
+  myshopifyDomain: String!
+}
+
+type AppInstallation {
+  id: ID!
+  accessScopes: [AccessScope!]!
+}
+
+type AccessScope {
+  handle: String!
+  description: String!
+}
+
+enum WebhookSubscriptionTopic {
+  APP_UNINSTALLED
+  ORDERS_CANCELLED
+  ORDERS_CREATE
+  ORDERS_PAID
+  ORDERS_UPDATED
+}
+
+type WebhookSubscriptionConnection {
+  edges: [WebhookSubscriptionEdge!]!
+  nodes: [WebhookSubscription!]!
+  pageInfo: PageInfo!
+}
+
+type WebhookSubscriptionEdge {
+  cursor: String!
+  node: WebhookSubscription!
+}
+
+type WebhookSubscription {
+  id: ID!
+  topic: WebhookSubscriptionTopic!
+  uri: String!
+}
 """
 
 
@@ -337,6 +390,17 @@ class FakeFulfillment:
     @property
     def tracking_numbers(self) -> tuple[str, ...]:
         return tuple(t.number for t in self.tracking if t.number)
+
+
+#: What the fake app is granted unless a test says otherwise: what the push-back needs.
+DEFAULT_ACCESS_SCOPES = ("read_orders", "write_orders", "write_merchant_managed_fulfillment_orders")
+
+
+@dataclass(frozen=True)
+class FakeWebhookSubscription:
+    id: int
+    topic: str  # WebhookSubscriptionTopic, e.g. ORDERS_CREATE
+    uri: str
 
 
 @dataclass
@@ -600,6 +664,9 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
             a["fulfillment"]
         ),
         ("Mutation", "orderUpdate"): lambda _r, info, **a: ctx(info)._order_update(a["input"]),
+        ("QueryRoot", "shop"): lambda _r, info: ctx(info)._shop(),
+        ("QueryRoot", "currentAppInstallation"): lambda _r, info: ctx(info)._app_installation(),
+        ("QueryRoot", "webhookSubscriptions"): lambda _r, info, **a: ctx(info)._webhook_subscriptions(a),
         ("Order", "id"): lambda o, _i: _gid("Order", o.id),
         ("Order", "fulfillmentOrders"): lambda o, _i, **a: _connection(o.fulfillment_orders, a),
         ("Order", "fulfillments"): lambda o, _i, **a: _limit(o.fulfillments, a.get("first")),
@@ -675,9 +742,12 @@ class FakeShopify:
         maximum_available: float = 1000.0,
         restore_rate: float = 50.0,
         shop_name: str = "shop-a",
+        access_scopes: Sequence[str] = DEFAULT_ACCESS_SCOPES,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.shop_name = shop_name
+        self.access_scopes: list[str] = list(access_scopes)
+        self.webhook_subscriptions: list[FakeWebhookSubscription] = []
         self.bucket = CostBucket(self.clock, maximum_available, restore_rate)
         self.schema = build_fake_schema()
         self._token = access_token
@@ -796,6 +866,13 @@ class FakeShopify:
             raise ValueError("count must be at least 1")
         with self._lock:
             self._faults.append(_Fault(name, "accept_then_drop", count))
+
+    def add_webhook_subscription(self, topic: str, uri: str) -> None:
+        """A subscription the app made through the API (`ORDERS_CREATE`, ...)."""
+        with self._lock:
+            self.webhook_subscriptions.append(
+                FakeWebhookSubscription(self._new_id(), topic.upper().replace("/", "_"), uri)
+            )
 
     def set_available(self, points: float) -> None:
         """Set what the cost bucket holds now (it keeps restoring from there)."""
@@ -1030,6 +1107,26 @@ class FakeShopify:
             FakeTracking(company, number, urls[i] if i < len(urls) else None)
             for i, number in enumerate(numbers)
         )
+
+    def _shop(self) -> dict[str, Any]:
+        return {
+            "id": _gid("Shop", 1),
+            "name": self.shop_name,
+            "myshopifyDomain": f"{self.shop_name}.myshopify.com",
+        }
+
+    def _app_installation(self) -> dict[str, Any]:
+        scopes = [{"handle": h, "description": f"Access scope {h}"} for h in self.access_scopes]
+        return {"id": _gid("AppInstallation", 1), "accessScopes": scopes}
+
+    def _webhook_subscriptions(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        topics = set(args.get("topics") or ())
+        chosen = [
+            {"id": _gid("WebhookSubscription", w.id), "topic": w.topic, "uri": w.uri}
+            for w in self.webhook_subscriptions
+            if not topics or w.topic in topics
+        ]
+        return _connection(chosen, args)
 
     def _order_update(self, data: Mapping[str, Any]) -> dict[str, Any]:
         order = self._order_by_gid(data["id"])

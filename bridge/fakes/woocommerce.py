@@ -4,7 +4,10 @@ Tracking extension's routes, with WooCommerce's error envelopes and fault inject
 Serve it in process (`httpx.WSGITransport(app=create_fake_woocommerce_app(fake))`) or on a real
 socket (`serve_in_thread(app)`). Routes (route names in brackets, for fault injection):
 
+- `GET /wp-json/wc/v3/orders` [list_orders] (`per_page`, `_fields`; newest first)
 - `GET /wp-json/wc/v3/orders/<id>` [get_order] (honours `_fields=id,status`)
+- `GET /wp-json/wc/v3/webhooks` [list_webhooks] (what `add_webhook` set up; read by
+  `fba-bridge check channel`)
 - `PUT|PATCH|POST /wp-json/wc/v3/orders/<id>` [update_order] (`{"status": ...}`)
 - `GET /wp-json/wc/v3/orders/<id>/notes` [list_notes], `POST` [create_note]
   (`note` required, `customer_note`), `GET .../notes/<note_id>` [get_note]
@@ -134,6 +137,28 @@ class FakeOrder:
 
 
 @dataclass
+class FakeWebhook:
+    """A webhook as the store admin or the REST API set it up."""
+
+    id: int
+    topic: str  # e.g. "order.created"
+    delivery_url: str
+    status: str = "active"  # active | paused | disabled
+
+    def to_json(self) -> dict[str, Any]:
+        resource, _, event = self.topic.partition(".")
+        return {
+            "id": self.id,
+            "name": f"Order {event}",
+            "status": self.status,
+            "topic": self.topic,
+            "resource": resource,
+            "event": event,
+            "delivery_url": self.delivery_url,
+        }
+
+
+@dataclass
 class _Fault:
     route: str
     kind: str  # "status" | "accept_then_drop"
@@ -178,6 +203,7 @@ class FakeWooCommerce:
         self.providers = providers if providers is not None else DEFAULT_PROVIDERS
         self.auto_create_orders = auto_create_orders  # the demo: any order id exists, "processing"
         self.orders: dict[int, FakeOrder] = {}
+        self.webhooks: list[FakeWebhook] = []
         self.calls: list[Call] = []
         self._revoked = False
         self._faults: list[_Fault] = []
@@ -196,6 +222,12 @@ class FakeWooCommerce:
     def order(self, order_id: int | str) -> FakeOrder:
         with self.lock:
             return self.orders[int(order_id)]
+
+    def add_webhook(self, topic: str, delivery_url: str, status: str = "active") -> FakeWebhook:
+        with self.lock:
+            webhook = FakeWebhook(len(self.webhooks) + 1, topic, delivery_url, status)
+            self.webhooks.append(webhook)
+            return webhook
 
     def fail_next(
         self, route: str, status: int = 503, count: int = 1, retry_after: int | str | None = None
@@ -374,6 +406,35 @@ def create_fake_woocommerce_app(fake: FakeWooCommerce) -> Flask:
 
     def order_of(order_id: int) -> FakeOrder:
         return fake.find_order(order_id)
+
+    def fields_of(data: dict[str, Any]) -> dict[str, Any]:
+        wanted = [f.strip() for f in request.args.get("_fields", "").split(",") if f.strip()]
+        return {k: v for k, v in data.items() if k in wanted} if wanted else data
+
+    def per_page() -> int:
+        try:
+            size = int(request.args.get("per_page", "10"))
+        except ValueError:
+            raise WooError(400, "rest_invalid_param", "Invalid parameter(s): per_page") from None
+        if not 1 <= size <= 100:
+            raise WooError(400, "rest_invalid_param", "Invalid parameter(s): per_page")
+        return size
+
+    @app.get(f"{WC}/orders")
+    def list_orders() -> Response:
+        def work() -> tuple[Any, int, dict[str, str]]:
+            newest = sorted(fake.orders.values(), key=lambda o: o.id, reverse=True)[: per_page()]
+            headers = {"X-WP-Total": str(len(fake.orders))}
+            return [fields_of(o.to_json()) for o in newest], 200, headers
+
+        return handle("list_orders", None, work)
+
+    @app.get(f"{WC}/webhooks")
+    def list_webhooks() -> Response:
+        def work() -> tuple[Any, int, dict[str, str]]:
+            return [w.to_json() for w in fake.webhooks[: per_page()]], 200, {}
+
+        return handle("list_webhooks", None, work)
 
     @app.get(f"{WC}/orders/<int:order_id>")
     def get_order(order_id: int) -> Response:

@@ -487,7 +487,9 @@ def test_fake_answers_like_shopify(fake: FakeShopify, token: str) -> None:
         headers=headers,
         json={"query": ORDER_FULFILLMENTS.document, "variables": {"id": "gid://shopify/Order/1001"}},
     )
-    unknown = client.post(url, headers=headers, json={"query": "query Shop { shop { name } }"})
+    unknown = client.post(
+        url, headers=headers, json={"query": "query Locations { locations(first: 1) { nodes { id } } }"}
+    )
     unauthorised = client.post(
         url, headers={"X-Shopify-Access-Token": "wrong"}, json={"query": "{ shop { name } }"}
     )
@@ -500,7 +502,7 @@ def test_fake_answers_like_shopify(fake: FakeShopify, token: str) -> None:
     assert cost["requestedQueryCost"] == ORDER_FULFILLMENTS.estimated_cost
     assert cost["actualQueryCost"] < cost["requestedQueryCost"]
     assert set(cost["throttleStatus"]) == {"maximumAvailable", "currentlyAvailable", "restoreRate"}
-    assert unknown.status_code == 200 and "shop" in unknown.json()["errors"][0]["message"]
+    assert unknown.status_code == 200 and "locations" in unknown.json()["errors"][0]["message"]
     assert "data" not in unknown.json()
     assert unauthorised.status_code == 401
     assert unauthorised.json()["errors"].startswith("[API] Invalid API key or access token")
