@@ -161,6 +161,12 @@ class SqsConsumer:
                     self._hand_back(rest)
                     report.count("left")
                 break
+            except Exception as exc:  # recording the failure failed too: SQS redelivers it
+                log.error(
+                    "could not handle sqs_message_id=%s: %s", message.get("MessageId"), _safe_error(exc)
+                )
+                self._hand_back(message)
+                outcome = "retry"
             report.count(outcome)
         if messages:
             log.info(

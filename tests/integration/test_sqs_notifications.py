@@ -109,13 +109,24 @@ def test_a_shipped_order_reaches_the_bridge_through_sqs_and_the_messages_are_del
 
 
 def test_the_simulator_publishes_only_while_a_seller_is_subscribed(
-    client: FlaskClient, bridge: Bridge, amazon_worker: Worker, simulator: Simulator, sqs_queue: Queue
+    client: FlaskClient,
+    bridge: Bridge,
+    amazon_worker: Worker,
+    simulator: Simulator,
+    clock: ManualClock,
+    sqs_queue: Queue,
 ) -> None:
     send(client, 7002)
     amazon_worker.drain()
     publisher = NotificationPublisher(simulator, SqsSink(sqs_queue.sqs.endpoint_url))
     assert publisher.publish_due() == 0
-    assert sqs_queue.counts() == (0, 0)
+    api = build_notifications_api(bridge, "main", simulator=simulator, buckets=MemoryBuckets(clock))
+    subscribe(api, sqs_queue.arn)
+    api.close()
+    assert publisher.publish_due() == 0  # what changed before the subscription is not replayed
+    clock.advance(15 * 60)
+    assert publisher.publish_due() == 1  # Planning
+    assert len(sqs_queue.receive()) == 1
 
 
 def test_a_duplicate_message_is_a_no_op_and_is_deleted(
