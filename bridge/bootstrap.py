@@ -32,6 +32,9 @@ def configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # werkzeug only serves the simulator and fake storefronts (gunicorn serves the bridge).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # boto3/botocore log request dumps (signed headers included) at DEBUG; ours say what matters.
+    for name in ("boto3", "botocore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def bootstrap(

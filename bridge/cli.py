@@ -103,6 +103,21 @@ def clock() -> None:
 
 
 @main.command()
+def notifications() -> None:
+    """Consume Amazon's notifications from SQS until SIGTERM (the Procfile's `notifications`)."""
+    from .runtime import run_notifications
+
+    bridge = _bootstrap()
+    if not bridge.settings.sqs.queue_url:
+        raise click.ClickException(
+            "set BRIDGE_SQS_QUEUE_URL to the queue Amazon sends notifications to (and AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_REGION); `fba-bridge amazon subscribe ACCOUNT --sqs-arn ARN` "
+            "subscribes the seller"
+        )
+    run_notifications(bridge)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="default: $PORT or 5000")
 def run(host: str, port: int | None) -> None:
@@ -124,11 +139,19 @@ def run(host: str, port: int | None) -> None:
 @click.option(
     "--config", "config_path", default=None, help="simulator inventory file (default config/simulator.yaml)"
 )
-def simulator(host: str, port: int, speed: float, config_path: str | None) -> None:
+@click.option(
+    "--sqs-endpoint",
+    default=None,
+    help="a local SQS (e.g. moto on loopback): publish notifications to subscribed queues there",
+)
+def simulator(host: str, port: int, speed: float, config_path: str | None, sqs_endpoint: str | None) -> None:
     """Serve the bundled Amazon MCF simulator over HTTP."""
     from .amazon.simulator import run_simulator
 
-    run_simulator(host, port, speed, config_path or (str(_settings().simulator_config or "") or None))
+    settings = _settings()
+    run_simulator(
+        host, port, speed, config_path or (str(settings.simulator_config or "") or None), sqs_endpoint
+    )
 
 
 @main.command()
@@ -350,6 +373,85 @@ def check_channel_command(channel_ids: tuple[str, ...], public_url: str | None) 
 
     _, config = _checked_config()
     _report(check_channels(config, channel_ids, public_url=public_url))
+
+
+@main.group()
+def amazon() -> None:
+    """Amazon account tasks: notification subscriptions."""
+
+
+def _notifications_api(account_id: str) -> Any:
+    from .amazon.accounts import build_notifications_api
+
+    bridge = _bootstrap()
+    if account_id not in bridge.config.accounts:
+        known = ", ".join(sorted(bridge.config.accounts)) or "none"
+        raise click.ClickException(
+            f"no Amazon account {account_id!r} in the channels file (accounts: {known})"
+        )
+    return build_notifications_api(bridge, account_id)
+
+
+@amazon.command("subscribe")
+@click.argument("account_id")
+@click.option("--sqs-arn", required=True, help="ARN of the SQS queue Amazon should send notifications to")
+@click.option("--replace", is_flag=True, help="move an existing subscription that sends elsewhere")
+def amazon_subscribe(account_id: str, sqs_arn: str, replace: bool) -> None:
+    """Subscribe the seller to FULFILLMENT_ORDER_STATUS notifications on an SQS queue (idempotent)."""
+    from .amazon.errors import SpApiError
+    from .amazon.subscriptions import SubscriptionError, check_sqs_arn, subscribe
+
+    try:
+        check_sqs_arn(sqs_arn)
+    except SubscriptionError as exc:
+        raise click.ClickException(exc.message) from None
+    api = _notifications_api(account_id)
+    try:
+        result = subscribe(api, sqs_arn, replace=replace)
+    except (SubscriptionError, SpApiError) as exc:
+        raise click.ClickException(getattr(exc, "message", None) or str(exc)) from None
+    finally:
+        api.close()
+    if result.replaced_subscription_id:
+        click.echo(f"removed subscription {result.replaced_subscription_id} (it sent elsewhere)")
+    click.echo(
+        f"destination {result.destination.destination_id} "
+        f"({'created' if result.destination_created else 'exists'}): {result.destination.sqs_arn}"
+    )
+    click.echo(
+        f"subscription {result.subscription.subscription_id} "
+        f"({'created' if result.subscription_created else 'exists'}): FULFILLMENT_ORDER_STATUS "
+        f"payload {result.subscription.payload_version}"
+    )
+    click.echo("run the `notifications` process with BRIDGE_SQS_QUEUE_URL set to this queue's URL")
+
+
+@amazon.command("subscriptions")
+@click.argument("account_id")
+def amazon_subscriptions(account_id: str) -> None:
+    """Show the app's notification destinations and the seller's FULFILLMENT_ORDER_STATUS subscription."""
+    from .amazon.errors import SpApiError
+    from .amazon.subscriptions import describe
+
+    api = _notifications_api(account_id)
+    try:
+        state = describe(api)
+    except SpApiError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        api.close()
+    for d in state.destinations:
+        click.echo(f"destination {d.destination_id} {d.name!r}: {d.sqs_arn or '(EventBridge)'}")
+    if not state.destinations:
+        click.echo("no destinations")
+    if state.subscription is None:
+        click.echo("no FULFILLMENT_ORDER_STATUS subscription for this seller")
+    else:
+        target = state.destination.sqs_arn if state.destination else "(destination not listed)"
+        click.echo(
+            f"subscription {state.subscription.subscription_id}: FULFILLMENT_ORDER_STATUS -> "
+            f"{state.subscription.destination_id} {target}"
+        )
 
 
 if __name__ == "__main__":

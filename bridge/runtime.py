@@ -81,11 +81,26 @@ def run_clock(bridge: Bridge) -> None:
     clock.run_forever()
 
 
+def run_notifications(bridge: Bridge) -> None:
+    """The `notifications` process: Amazon's notifications from the SQS queue until SIGTERM."""
+    from .amazon.sqs_consumer import ConsumerPolicy, SqsConsumer, sqs_client
+
+    sqs = bridge.settings.sqs
+    consumer = SqsConsumer(
+        bridge.engine, bridge.clock, sqs_client(sqs), sqs.queue_url, ConsumerPolicy.from_settings(sqs)
+    )
+    install_signal_handlers(consumer.stop)
+    consumer.run_forever()
+
+
 def run_all(bridge: Bridge, host: str, port: int) -> None:
-    """Single machine: web, worker and clock as child processes on one database; the bundled
-    simulator (for `embedded_simulator` accounts) in this process, shared with them over loopback."""
+    """Single machine: web, worker and clock (and `notifications` when BRIDGE_SQS_QUEUE_URL is set)
+    as child processes on one database; the bundled simulator (for `embedded_simulator` accounts)
+    in this process, shared with them over loopback, publishing notifications to a local SQS
+    (BRIDGE_SQS_ENDPOINT_URL) when a seller subscribed."""
     env = dict(os.environ)
     server = None
+    publisher = None
     if (
         any(a.embedded_simulator for a in bridge.config.accounts.values())
         and not bridge.settings.simulator_url
@@ -93,15 +108,23 @@ def run_all(bridge: Bridge, host: str, port: int) -> None:
         from .amazon.accounts import simulator_for
         from .amazon.simulator import create_simulator_app, serve_in_thread
 
-        server = serve_in_thread(create_simulator_app(simulator_for(bridge)))
+        simulator = simulator_for(bridge)
+        server = serve_in_thread(create_simulator_app(simulator))
         env["BRIDGE_SIMULATOR_URL"] = server.base_url
         log.info("MCF simulator (speed x%g) at %s", bridge.settings.simulator_speed, server.base_url)
+        if bridge.settings.sqs.endpoint_url:
+            from .amazon.simulator.publisher import NotificationPublisher, SqsSink
+
+            publisher = NotificationPublisher(simulator, SqsSink(bridge.settings.sqs.endpoint_url))
+            publisher.start()
     command = [sys.executable, "-m", "bridge.cli"]
     children = [
         subprocess.Popen([*command, "serve", "--host", host, "--port", str(port)], env=env),  # noqa: S603
         subprocess.Popen([*command, "worker"], env=env),  # noqa: S603
         subprocess.Popen([*command, "clock"], env=env),  # noqa: S603
     ]
+    if bridge.settings.sqs.queue_url:
+        children.append(subprocess.Popen([*command, "notifications"], env=env))  # noqa: S603
     stopping = threading.Event()
 
     def stop() -> None:
@@ -123,5 +146,7 @@ def run_all(bridge: Bridge, host: str, port: int) -> None:
         for child in children:
             if child.poll() is None:
                 child.kill()
+        if publisher is not None:
+            publisher.stop()
         if server is not None:
             server.stop()

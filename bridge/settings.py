@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,64 @@ def _existing(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def _local_or_https(url: str, name: str) -> str:
+    """`url` if it is https://, or http:// to this machine (a local SQS such as moto); else an error."""
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise SettingsError(f"{name} must be an https:// URL (plain http only to localhost)")
+    if parts.username or parts.password:
+        raise SettingsError(f"{name} must not carry credentials; AWS credentials come from AWS_* variables")
+    return url
+
+
+_SQS_HOST = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$|^([a-z0-9-]+)\.queue\.amazonaws\.com$")
+
+
+@dataclass(frozen=True)
+class SqsSettings:
+    """Where Amazon's notifications queue is and how the `notifications` process reads it."""
+
+    queue_url: str = ""
+    endpoint_url: str = ""
+    region: str = ""
+    wait_s: int = 20
+    visibility_s: int = 60
+    max_receives: int = 5
+
+
+def _sqs(env: Mapping[str, str]) -> SqsSettings:
+    """The Amazon notifications queue: its URL, an optional local endpoint, the region and the
+    consumer's knobs. AWS credentials are not read here: boto3's own chain finds them (AWS_*
+    variables, a profile or an instance role) and our code never handles them."""
+    url = env.get("BRIDGE_SQS_QUEUE_URL", "").strip()
+    endpoint = env.get("BRIDGE_SQS_ENDPOINT_URL", "").strip()
+    if url:
+        _local_or_https(url, "BRIDGE_SQS_QUEUE_URL")
+    if endpoint:
+        _local_or_https(endpoint, "BRIDGE_SQS_ENDPOINT_URL")
+    region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
+    if not region and url:
+        match = _SQS_HOST.match(urlsplit(url).hostname or "")
+        region = (match.group(1) or match.group(3)) if match else ""
+    if url and not region:
+        raise SettingsError(
+            "set AWS_REGION to the region of BRIDGE_SQS_QUEUE_URL (e.g. us-east-1); it cannot be read "
+            "from a queue URL that is not https://sqs.<region>.amazonaws.com/..."
+        )
+    wait_s = _int_env(env, "BRIDGE_SQS_WAIT_S", 20, minimum=0)
+    if wait_s > 20:
+        raise SettingsError("BRIDGE_SQS_WAIT_S is at most 20 (SQS's longest long poll)")
+    return SqsSettings(
+        queue_url=url,
+        endpoint_url=endpoint,
+        region=region,
+        wait_s=wait_s,
+        visibility_s=_int_env(env, "BRIDGE_SQS_VISIBILITY_S", 60, minimum=5),
+        max_receives=_int_env(env, "BRIDGE_SQS_MAX_RECEIVES", 5),
+    )
+
+
 def _alert_webhook(env: Mapping[str, str]) -> tuple[str, Secret]:
     """The operator's alert relay: https (or http to loopback) and a Standard Webhooks secret."""
     url = env.get("BRIDGE_ALERT_WEBHOOK_URL", "").strip()
@@ -149,6 +208,7 @@ class Settings:
     simulator_config: Path | None = None
     alert_webhook_url: str = ""
     alert_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    sqs: SqsSettings = field(default_factory=SqsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -183,6 +243,7 @@ class Settings:
             else _existing(Path(DEFAULT_SIMULATOR_CONFIG)),
             alert_webhook_url=alert_url,
             alert_webhook_secret=alert_secret,
+            sqs=_sqs(env),
         )
 
     def __repr__(self) -> str:

@@ -20,6 +20,8 @@ from bridge.migrate import upgrade
 from bridge.settings import Settings, normalise_database_url
 from bridge.store import make_engine
 
+pytest_plugins = ("tests.sqs_support",)  # local_sqs / sqs_queue: moto's SQS server on loopback
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = ROOT / "config" / "channels.yaml"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

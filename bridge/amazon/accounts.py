@@ -15,6 +15,7 @@ from ..bootstrap import Bridge
 from ..channels import AmazonAccount, Channel
 from ..clock import ScaledClock
 from .limiter import Buckets, DatabaseBuckets
+from .notifications_api import NotificationsApi, notifications_client
 from .outbound import FulfillmentOutbound, outbound_client
 from .simulator import Simulator, create_simulator_app, load_config
 
@@ -50,6 +51,20 @@ def _simulated(account: AmazonAccount, base_url: str) -> AmazonAccount:
     )
 
 
+def route(
+    bridge: Bridge, account: AmazonAccount, simulator: Simulator | None = None
+) -> tuple[AmazonAccount, httpx.BaseTransport | None, Simulator | None]:
+    """Where an account's SP-API calls go: (the account with its endpoints, the transport, the
+    in-process simulator serving it, if any). Real accounts are returned unchanged."""
+    if not account.embedded_simulator:
+        return account, None, simulator
+    if bridge.settings.simulator_url and simulator is None:
+        return _simulated(account, bridge.settings.simulator_url.rstrip("/")), None, None
+    simulator = simulator or simulator_for(bridge)
+    transport = httpx.WSGITransport(app=create_simulator_app(simulator))
+    return _simulated(account, IN_PROCESS_SIMULATOR), transport, simulator
+
+
 def build_amazon(
     bridge: Bridge, *, simulator: Simulator | None = None, buckets: Buckets | None = None
 ) -> AmazonAccounts:
@@ -57,14 +72,16 @@ def build_amazon(
     processes, timed by the database clock)."""
     buckets = buckets or DatabaseBuckets(bridge.engine, bridge.clock)
     clients: dict[str, FulfillmentOutbound] = {}
-    for account in bridge.config.accounts.values():
-        transport: httpx.BaseTransport | None = None
-        if account.embedded_simulator:
-            if bridge.settings.simulator_url and simulator is None:
-                account = _simulated(account, bridge.settings.simulator_url.rstrip("/"))
-            else:
-                simulator = simulator or simulator_for(bridge)
-                transport = httpx.WSGITransport(app=create_simulator_app(simulator))
-                account = _simulated(account, IN_PROCESS_SIMULATOR)
+    for configured in bridge.config.accounts.values():
+        account, transport, simulator = route(bridge, configured, simulator)
         clients[account.id] = outbound_client(account, bridge.clock, buckets, transport)
     return AmazonAccounts(clients, simulator)
+
+
+def build_notifications_api(
+    bridge: Bridge, account_id: str, *, simulator: Simulator | None = None, buckets: Buckets | None = None
+) -> NotificationsApi:
+    """The Notifications API client of one configured account (`KeyError` if there is none)."""
+    account, transport, _ = route(bridge, bridge.config.accounts[account_id], simulator)
+    buckets = buckets or DatabaseBuckets(bridge.engine, bridge.clock)
+    return notifications_client(account, bridge.clock, buckets, transport)

@@ -13,6 +13,9 @@ What a caller may rely on:
 - Token endpoint outages raise `TransportError` / `ServerError` / `QuotaExceeded`, never ambiguous
   (nothing was sent to the SP-API yet).
 - Tokens, refresh tokens and client secrets never appear in logs, reprs or exception text.
+- `grantless_auth()` is the same cache for *grantless* operations (the Notifications API's
+  destinations): the token comes from the app's own credentials (`client_credentials` with a
+  scope), not from a seller's refresh token, so it must be a separate `LwaAuth`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from .errors import (
 )
 
 LWA_TOKEN_ENDPOINT = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL, not a secret
+#: The scope of grantless Notifications API operations (createDestination, getDestinations, ...).
+NOTIFICATIONS_SCOPE = "sellingpartnerapi::notifications"
 REFRESH_MARGIN_S = 300.0
 _DEFAULT_EXPIRES_IN = 3600.0
 _REJECTIONS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
@@ -72,8 +77,29 @@ def check_endpoint(url: str, *, allow_http: bool, what: str) -> str:
     )
 
 
+def grantless_form(account: AmazonAccount, scope: str) -> dict[str, str]:
+    """LWA's form for a grantless token: the app's credentials and a scope, no refresh token."""
+    assert account.client_id and account.client_secret
+    return {
+        "grant_type": "client_credentials",
+        "scope": scope,
+        "client_id": account.client_id.reveal(),
+        "client_secret": account.client_secret.reveal(),
+    }
+
+
+def grantless_auth(
+    account: AmazonAccount, clock: Clock, http: httpx.Client, scope: str = NOTIFICATIONS_SCOPE
+) -> LwaAuth:
+    """Tokens for grantless operations of `scope` with the account's app credentials."""
+    return LwaAuth(account, clock, http, scope=scope)
+
+
 class LwaAuth:
-    """Access tokens for one Amazon account, shared by every thread of the process."""
+    """Access tokens for one Amazon account, shared by every thread of the process.
+
+    With `scope`, tokens are grantless (`client_credentials` for that scope) instead of the
+    seller's (`refresh_token`)."""
 
     def __init__(
         self,
@@ -83,8 +109,10 @@ class LwaAuth:
         *,
         refresh_margin: float = REFRESH_MARGIN_S,
         timeout: httpx.Timeout | None = None,
+        scope: str | None = None,
     ) -> None:
         self._account = account
+        self._scope = scope
         self._clock = clock
         self._http = http
         self._endpoint = check_endpoint(
@@ -100,7 +128,8 @@ class LwaAuth:
         self._rejected: CredentialsRejected | None = None
 
     def __repr__(self) -> str:
-        return f"LwaAuth(account={self._account.id!r}, endpoint={self._endpoint!r})"
+        grant = f", scope={self._scope!r}" if self._scope else ""
+        return f"LwaAuth(account={self._account.id!r}, endpoint={self._endpoint!r}{grant})"
 
     def access_token(self) -> str:
         with self._lock:
@@ -139,7 +168,8 @@ class LwaAuth:
     def _fetch(self) -> str:
         """Ask LWA for a new token. Caller holds the lock."""
         account = self._account
-        if not (account.client_id and account.client_secret and account.refresh_token):
+        needed = account.client_id and account.client_secret and (self._scope or account.refresh_token)
+        if not needed:
             self._rejected = CredentialsRejected(
                 "missing_credentials",
                 f"Amazon account {account.id!r} has no client_id, client_secret or refresh_token configured: "
@@ -147,12 +177,16 @@ class LwaAuth:
                 operation=_OPERATION,
             )
             raise copy.copy(self._rejected)
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": account.refresh_token.reveal(),
-            "client_id": account.client_id.reveal(),
-            "client_secret": account.client_secret.reveal(),
-        }
+        if self._scope:
+            form = grantless_form(account, self._scope)
+        else:
+            assert account.client_id and account.client_secret and account.refresh_token
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": account.refresh_token.reveal(),
+                "client_id": account.client_id.reveal(),
+                "client_secret": account.client_secret.reveal(),
+            }
         started = self._clock.monotonic()
         try:
             response = self._http.post(

@@ -59,6 +59,12 @@ DEFAULT_LIMITS: Mapping[str, Limit] = {
     "createFulfillmentReturn": FULFILLMENT_OUTBOUND_LIMIT,
     "getFeatures": FULFILLMENT_OUTBOUND_LIMIT,
     "deliveryOffers": Limit(rate=5.0, burst=30.0),
+    # Notifications API v1 (destinations are per application, subscriptions per seller).
+    "getDestinations": Limit(rate=1.0, burst=5.0),
+    "createDestination": Limit(rate=1.0, burst=5.0),
+    "getSubscription": Limit(rate=1.0, burst=5.0),
+    "createSubscription": Limit(rate=1.0, burst=5.0),
+    "deleteSubscriptionById": Limit(rate=1.0, burst=5.0),
 }
 
 _MAX_RATE = 1000.0

@@ -167,9 +167,19 @@ def test_token_grant_rejects_wrong_client_credentials_with_invalid_client(
 
 
 def test_token_grant_rejects_other_grant_types(h: Harness) -> None:
-    response = h.http.post("/auth/o2/token", data=_grant_form(grant_type="client_credentials"))
+    response = h.http.post("/auth/o2/token", data=_grant_form(grant_type="authorization_code"))
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
+
+
+def test_a_grantless_grant_needs_a_known_scope(h: Harness) -> None:
+    form = _grant_form(grant_type="client_credentials")
+    del form["refresh_token"]
+    assert h.http.post("/auth/o2/token", data=form).json()["error"] == "invalid_scope"
+    granted = h.http.post("/auth/o2/token", data={**form, "scope": "sellingpartnerapi::notifications"})
+    assert granted.status_code == 200
+    assert granted.json()["scope"] == "sellingpartnerapi::notifications"
+    assert "refresh_token" not in granted.json()
 
 
 def test_a_revoked_refresh_token_gets_invalid_grant_until_restored(h: Harness) -> None:

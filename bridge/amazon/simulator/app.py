@@ -18,6 +18,7 @@ from .config import BASE_PATH
 from .controls import controls_blueprint
 from .dropping import ConnectionDropper, mark_drop
 from .envelope import ApiError, invalid_input
+from .notifications_routes import notifications_blueprint
 from .state import DROPPED, CallPermit, Simulator
 
 _RATE_LIMIT_STATUSES = frozenset({200, 400, 404})
@@ -30,6 +31,13 @@ def create_simulator_app(sim: Simulator) -> Flask:
     app.register_blueprint(_lwa_blueprint(sim))
     app.register_blueprint(_outbound_blueprint(sim))
     app.register_blueprint(controls_blueprint(sim))
+    app.register_blueprint(
+        notifications_blueprint(
+            sim.notifications,
+            lambda op, handler: _dispatch(sim, op, lambda: handler(_caller(sim))),
+            _json_body,
+        )
+    )
 
     @app.errorhandler(404)
     def _no_route(_err: Exception) -> Response:
@@ -142,6 +150,11 @@ def _dispatch(sim: Simulator, operation: str, handler: Callable[[], dict[str, An
         headers["x-amzn-RateLimit-Limit"] = permit.rate_limit
     sim.finish_call(operation, status)
     return json_response(body, status, headers)
+
+
+def _caller(sim: Simulator) -> str:
+    """Who called (a seller key, or a grantless scope); `begin_call` has already checked the token."""
+    return sim.auth.authenticate(request.headers.get("x-amz-access-token"))
 
 
 def _drop(sim: Simulator, operation: str) -> Response:

@@ -1,4 +1,7 @@
-"""The simulator's Login with Amazon: refresh-token grant and access-token checks.
+"""The simulator's Login with Amazon: refresh-token and grantless grants, access-token checks.
+
+A grantless token (`client_credentials` with a scope) authenticates as `GRANTLESS_PREFIX + scope`
+instead of a seller, so an operation can tell which kind of token called it.
 
 Access tokens expire on the *rate* (real-time) clock, like rate limits: both are protocol
 concerns of the client, and a 60x demo must not force a token refresh every minute. Errors on
@@ -17,6 +20,9 @@ from bridge.clock import Clock
 
 from .config import Credentials
 from .envelope import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISSING, unauthorized
+
+GRANTLESS_PREFIX = "grantless:"
+GRANTLESS_SCOPES = frozenset({"sellingpartnerapi::notifications"})
 
 
 @dataclass
@@ -39,26 +45,38 @@ class LwaAuthority:
         grant_type = form.get("grant_type", "")
         if not grant_type or not form.get("client_id"):
             return 400, _oauth_error("invalid_request", "The request is missing a required parameter.")
-        if grant_type != "refresh_token":
+        if grant_type not in ("refresh_token", "client_credentials"):
             return 400, _oauth_error(
                 "unsupported_grant_type", "The authorization grant type is not supported."
             )
         if form.get("client_id") != creds.client_id or form.get("client_secret") != creds.client_secret:
             return 401, _oauth_error("invalid_client", "Client authentication failed")
+        if grant_type == "client_credentials":
+            scope = form.get("scope", "")
+            if scope not in GRANTLESS_SCOPES:
+                return 400, _oauth_error("invalid_scope", "The requested scope is invalid or unknown.")
+            token, ttl = self._issue(GRANTLESS_PREFIX + scope)
+            return 200, {"access_token": token, "scope": scope, "token_type": "bearer", "expires_in": ttl}
         refresh = form.get("refresh_token", "")
         with self._lock:
             if refresh not in creds.refresh_tokens or refresh in self._revoked:
                 return 400, _oauth_error(
                     "invalid_grant", "The request has an invalid grant parameter : refresh_token"
                 )
-            token = "Atza|" + secrets.token_urlsafe(32)
-            ttl = creds.access_token_ttl
-            self._issued[token] = _Issued(refresh, self._clock.monotonic() + ttl)
+        token, ttl = self._issue(refresh)
         body = {"access_token": token, "refresh_token": refresh, "token_type": "bearer", "expires_in": ttl}
         return 200, body
 
+    def _issue(self, key: str) -> tuple[str, int]:
+        token = "Atza|" + secrets.token_urlsafe(32)
+        ttl = self._credentials.access_token_ttl
+        with self._lock:
+            self._issued[token] = _Issued(key, self._clock.monotonic() + ttl)
+        return token, ttl
+
     def authenticate(self, access_token: str | None) -> str:
-        """Return the seller key (its refresh token) for a valid token; raise a 403 ApiError otherwise."""
+        """Return the seller key (its refresh token, or `GRANTLESS_PREFIX + scope` for a grantless
+        token) for a valid token; raise a 403 ApiError otherwise."""
         if not access_token:
             raise unauthorized(TOKEN_MISSING)
         with self._lock:

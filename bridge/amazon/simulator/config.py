@@ -31,6 +31,18 @@ OPERATIONS: tuple[str, ...] = (
     "getFeatures",
 )
 
+#: Notifications API v1 operations the simulator serves (`notifications.py`).
+NOTIFICATION_OPERATIONS: tuple[str, ...] = (
+    "getDestinations",
+    "createDestination",
+    "getDestination",
+    "deleteDestination",
+    "getSubscription",
+    "createSubscription",
+    "getSubscriptionById",
+    "deleteSubscriptionById",
+)
+
 SPEEDS: tuple[str, ...] = ("Standard", "Expedited", "Priority", "ScheduledDelivery")
 
 HOUR = 3600
@@ -78,6 +90,12 @@ class OperationLimit:
     burst: int = 30
 
 
+#: Amazon's published usage plans that differ from `default_limit` (Notifications API: 1/s, burst 5).
+BUILTIN_LIMITS: Mapping[str, OperationLimit] = {
+    op: OperationLimit(rate=1.0, burst=5) for op in NOTIFICATION_OPERATIONS
+}
+
+
 @dataclass(frozen=True)
 class SkuConfig:
     """One SKU in the simulated fulfilment network.
@@ -119,7 +137,7 @@ class SimulatorConfig:
     per_order_fee: str = "1.00"
 
     def limit_for(self, operation: str) -> OperationLimit:
-        return self.limits.get(operation, self.default_limit)
+        return self.limits.get(operation) or BUILTIN_LIMITS.get(operation) or self.default_limit
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SimulatorConfig:
@@ -140,7 +158,7 @@ class SimulatorConfig:
         if "default_limit" in data:
             changes["default_limit"] = OperationLimit(**data["default_limit"])
         if "limits" in data:
-            unknown_ops = set(data["limits"]) - set(OPERATIONS)
+            unknown_ops = set(data["limits"]) - set(OPERATIONS) - set(NOTIFICATION_OPERATIONS)
             if unknown_ops:
                 raise ValueError(f"unknown operations in limits: {sorted(unknown_ops)}")
             changes["limits"] = {op: OperationLimit(**v) for op, v in data["limits"].items()}

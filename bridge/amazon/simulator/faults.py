@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from .config import OPERATIONS
+from .config import NOTIFICATION_OPERATIONS, OPERATIONS
 from .envelope import invalid_input
 
 ANY_OPERATION = "*"
@@ -46,7 +46,7 @@ class Fault:
     message: str | None = None
 
     def __post_init__(self) -> None:
-        if self.operation != ANY_OPERATION and self.operation not in OPERATIONS:
+        if self.operation != ANY_OPERATION and self.operation not in (*OPERATIONS, *NOTIFICATION_OPERATIONS):
             raise ValueError(f"unknown operation {self.operation!r}")
         self.kind = FaultKind(self.kind)
         if self.count < 1:

@@ -47,6 +47,7 @@ from .fulfilment import (
     tracking,
 )
 from .ledger import Ledger
+from .notifications import NotificationsService, check_token_kind
 from .preview import fulfillment_preview, is_undeliverable
 from .validation import validate_query, validate_request
 
@@ -147,6 +148,7 @@ class Simulator:
         self._available: dict[str, int] = {}
         self._invalid_postal_codes: frozenset[str] = frozenset()
         self._ids = IdFactory(self.config.seed)
+        self.notifications = NotificationsService(f"amzn1.sp.solution.{self.config.credentials.client_id}")
         self.reset()
 
     # ----------------------------------------------------------------- protocol: auth, limits, faults
@@ -176,6 +178,7 @@ class Simulator:
             elif fault.kind is FaultKind.DROP:
                 return CallPermit(operation, rate_limit, drop_before=True)
         seller = self.auth.authenticate(access_token)
+        check_token_kind(operation, seller)
         if not self.buckets.try_acquire(seller, operation):
             raise quota_exceeded()
         drop_after = fault is not None and fault.kind is FaultKind.ACCEPT_THEN_DROP
@@ -643,6 +646,7 @@ class Simulator:
         self.ledger.reset()
         self.buckets.reset()
         self.auth.restore()
+        self.notifications.reset()
 
     # ----------------------------------------------------------------- helpers
 
