@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -29,6 +30,7 @@ from sqlmodel import Session, col
 
 from .. import alerts, jobs
 from ..audit import note
+from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import CanonicalOrder, OrderState
 from ..store import FulfillmentUnitRecord, OrderRecord, read_session, write_session
@@ -280,3 +282,36 @@ def _note(ctx: JobContext, row: OrderRecord, event: str, reason: str) -> None:
         locked = session.get(OrderRecord, row.id)
         assert locked is not None
         note(session, locked, f"storefront:{event}", ctx.bridge.clock.now(), reason)
+
+
+def check_storefronts(bridge: Bridge, storefronts: Any) -> list[str]:
+    """At worker start-up: does each channel's storefront match its set-up (Shopify: do the
+    locations resolve, is the fulfillment service registered)? Problems are logged and raised as
+    channel alerts (cleared when fixed); an unreachable storefront is only logged."""
+    problems: list[str] = []
+    for channel in bridge.config.channels.values():
+        source = storefronts.assignments(channel) if channel.enabled else None
+        if source is None:
+            continue
+        try:
+            found = source.setup_problems()
+        except PushError as exc:
+            log.warning("channel %s: could not check the storefront set-up: %s", channel.id, exc.message)
+            continue
+        now = bridge.clock.now()
+        with write_session(bridge.engine) as session:
+            if found:
+                alerts.raise_alert(
+                    session,
+                    key=channel_alert_key(channel),
+                    kind="storefront",
+                    message=f"channel {channel.id}: " + "; ".join(found),
+                    now=now,
+                    channel_id=channel.id,
+                )
+            else:
+                alerts.clear_alert(session, channel_alert_key(channel), now)
+        for problem in found:
+            log.error("channel %s: %s", channel.id, problem)
+        problems += [f"{channel.id}: {p}" for p in found]
+    return problems

@@ -666,6 +666,11 @@ class ShopifyFulfillmentOrders:
             return OurLocations(frozenset({service.location_id}), (service.location_name,)), []
         return resolve_locations(options.locations, self.locations())
 
+    def setup_problems(self) -> list[str]:
+        if not self.channel.shopify.restricted:
+            return []
+        return self.check()[1]
+
     def locations(self) -> list[Location]:
         out: list[Location] = []
         after: str | None = None
