@@ -49,7 +49,7 @@ from ..storefronts.assignment import FulfillmentAssignments, RejectReason, Reque
 from ..storefronts.push import PushError, StorefrontRejected
 from ..storefronts.shopify_service import Notification
 from ..worker import GiveUp, JobContext, RetryLater
-from .scope import CHANNEL_RETRY_S, channel_alert_key, record_unit
+from .scope import CHANNEL_RETRY_S, COVERING, channel_alert_key, record_unit
 
 log = logging.getLogger("bridge.requests")
 
@@ -116,11 +116,13 @@ def _waiting(session: Session, channel: Channel, kind: RequestKind) -> bool:
 
 def handle_requests(ctx: JobContext) -> None:
     channel = ctx.bridge.config.channel(str(ctx.job.payload.get("channel_id")))
-    if channel is None or not channel.enabled or not channel.shopify.fulfillment_service:
-        raise GiveUp(f"channel {ctx.job.payload.get('channel_id')} is not a fulfillment service any more")
-    source = ctx.services["storefronts"].assignments(channel)
-    if source is None:
-        raise GiveUp(f"channel {channel.id} has no fulfillment orders to answer")
+    source = ctx.services["storefronts"].assignments(channel) if channel is not None else None
+    if channel is None or source is None or not channel.enabled or not channel.shopify.fulfillment_service:
+        log.info(
+            "requests for channel %s dropped: not a fulfillment service now",
+            ctx.job.payload.get("channel_id"),
+        )
+        return
     kind = RequestKind(ctx.job.payload["kind"])
     try:
         requested = source.requests(kind)
@@ -228,7 +230,8 @@ def handle_answer_cancellation(ctx: JobContext) -> None:
     if channel is None:
         raise GiveUp(f"channel {ctx.job.payload.get('channel_id')} is no longer configured")
     source = ctx.services["storefronts"].assignments(channel)
-    assert source is not None
+    if source is None:
+        raise GiveUp(f"channel {channel.id} cannot answer fulfillment requests any more")
     row = _load(ctx.bridge.engine, ctx.job.order_id)
     reject = str(ctx.job.payload.get("reject") or "")
     if row is not None and not reject:
@@ -323,8 +326,7 @@ def _merged(orders: list[CanonicalOrder]) -> CanonicalOrder:
 def _other_covered(session: Session, order_id: int, unit_ids: list[str]) -> list[str]:
     records = session.execute(
         select(FulfillmentUnitRecord).where(
-            col(FulfillmentUnitRecord.order_id) == order_id,
-            col(FulfillmentUnitRecord.status).in_(("covered", "accepted")),
+            col(FulfillmentUnitRecord.order_id) == order_id, col(FulfillmentUnitRecord.status).in_(COVERING)
         )
     ).scalars()
     return [r.unit_id.rsplit("/", 1)[-1] for r in records if r.unit_id not in unit_ids]

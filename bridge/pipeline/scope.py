@@ -50,7 +50,8 @@ log = logging.getLogger("bridge.scope")
 HELD_RETRY_S = 900.0
 CHANNEL_RETRY_S = 900.0
 WITHDRAWN_RETRY_S = 5.0
-COVERING = ("covered", "accepted")
+# The Amazon order covers these units until a cancellation is accepted.
+COVERING = ("covered", "accepted", "cancellation_requested", "cancellation_rejected")
 
 
 @dataclass(frozen=True)

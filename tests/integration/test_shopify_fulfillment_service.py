@@ -334,3 +334,52 @@ def test_the_register_command_creates_the_service_once(
     assert len(shop.fulfillment_services()) == 1
     assert checked.exit_code == 0 and "shop-a: the shop's set-up matches" in checked.output
     assert wrong.exit_code != 0 and "no Shopify channel" in wrong.output
+
+
+def test_a_request_whose_callback_was_lost_is_answered_by_the_periodic_read(fs: World) -> None:
+    from bridge.scheduler import Clock
+
+    fs.shop.app_secret = "not-the-app-secret"  # the callback fails verification: as good as lost
+    fs.order(9020, [(30, "TSHIRT-RED-M", 1)], locations=SERVICE, send=False)
+    assert fs.shop.request_fulfillment("9020") == 401
+    fs.worker.drain()
+    assert fs.shop.fulfillment_orders("9020")[0].request_status == "SUBMITTED"
+
+    clock = Clock(fs.bridge)
+    assert clock.lease.renew()
+    job = clock.scheduler.get_job("requests:shop-a:fulfillment")
+    assert job is not None and clock.scheduler.get_job("requests:shop-a:cancellation") is not None
+    job.func()
+    fs.worker.drain()
+    clock.lease.release()
+
+    assert fs.shop.fulfillment_orders("9020")[0].request_status == "ACCEPTED"
+    assert order_row(fs.bridge, "9020").state == "submitted"
+
+
+def test_no_personal_data_from_a_request_reaches_the_logs(
+    fs: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    canary = {
+        "firstName": "Jon",
+        "lastName": "Canary",
+        "address1": "42 Canary Wharf Lane",
+        "city": "Springfield",
+        "province": "NY",
+        "zip": "10001",
+        "countryCode": "US",
+        "phone": "+1 555 0100 777",
+        "email": "jon.canary@example.com",
+    }
+    fs.shop.add_order("9030", [("31", "TSHIRT-RED-M", 1)], locations=SERVICE, destination=canary)
+    assert fs.shop.request_fulfillment("9030") == 200
+    fs.worker.drain()
+    fs.shop.request_cancellation("9030")
+    fs.worker.drain()
+
+    assert order_row(fs.bridge, "9030").state == "cancelled"
+    for value in ("Canary", "jon.canary@example.com", "42 Canary Wharf Lane", "555 0100", SECRET, TOKEN):
+        assert value not in caplog.text
