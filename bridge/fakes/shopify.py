@@ -1,15 +1,28 @@
-"""A fake Shopify Admin GraphQL API: the part of it the push-back stage uses.
+"""A fake Shopify Admin GraphQL API: the part of it fba-bridge uses, in both ways it connects.
 
 It executes real GraphQL (graphql-core, a runtime dependency of this module) against
 `SCHEMA_SDL`, a subset of Shopify's 2026-07 Admin schema with identical type, field and argument
 names (a test checks it against the full schema), so any document the bridge sends is validated
 and answered in exactly the selection's shape, aliases included. What it holds and does:
 
-- Orders seeded with `add_order`: each gets one OPEN fulfillment order holding every line (or
-  several, with `fulfillment_order_groups`). `fulfillmentCreate` takes quantities off the
-  fulfillment order line items, moves a fulfillment order to IN_PROGRESS, or CLOSED when nothing
-  remains, records the fulfillment, and refuses over-fulfilment, unknown ids and closed
-  fulfillment orders with `userErrors`. `orderUpdate` stores the note.
+- Locations: a primary "Shop location", more with `add_location`, and one per fulfillment
+  service. Fulfillment services: another app's (`add_fulfillment_service`, e.g. print on demand)
+  or the caller's own (`fulfillmentServiceCreate`, names unique; `fulfillmentServiceUpdate`).
+- Orders seeded with `add_order`: one OPEN fulfillment order holding every line (or several, with
+  `fulfillment_order_groups`), each at a location (`locations`). `fulfillmentCreate` takes
+  quantities off the fulfillment order line items, moves a fulfillment order to IN_PROGRESS, or
+  CLOSED when nothing remains, records the fulfillment, and refuses with `userErrors`:
+  over-fulfilment, unknown ids, fulfillment orders not OPEN/IN_PROGRESS, another app's
+  fulfillment orders, and the caller's own service's ones whose request it has not accepted.
+  `orderUpdate` stores the note. `merchant_fulfill` is the merchant fulfilling by hand.
+- Fulfillment requests, as Shopify's rules have them: `request_fulfillment` (merchant, OPEN and
+  UNSUBMITTED or REJECTED -> SUBMITTED) and `request_cancellation` (ACCEPTED -> CANCELLATION_REQUESTED)
+  each post `{"kind": ...}` to the service's `<callbackUrl>/fulfillment_order_notification`, signed
+  with `app_secret` (`X-Shopify-Hmac-Sha256`), through `callback_transport` (default: real HTTP);
+  `callbacks` records them. Accepting or rejecting a request works only while it is SUBMITTED
+  (accept: IN_PROGRESS), a cancellation only while CANCELLATION_REQUESTED (accepting it closes
+  the fulfillment order, as `fulfillmentOrderCancel`'s description says Shopify does).
+  `assignedFulfillmentOrders` lists the caller's services' fulfillment orders by assignment status.
 - Authentication by `X-Shopify-Access-Token` (401 with Shopify's body otherwise; `revoke()`).
 - Shopify's calculated query cost (objects 1, connections 2 + first x node cost, mutations 10),
   a leaky bucket on an injectable clock (`maximum_available` 1000, `restore_rate` 50/s by
@@ -21,11 +34,13 @@ and answered in exactly the selection's shape, aliases included. What it holds a
   `bridge.amazon.simulator.dropping`).
 - Evidence: `requests` (operation name, root fields, variables, outcome; never the token),
   `calls(name, outcome=None)`, `fulfillments(order_id)`, `fulfillment_orders(order_id)`,
-  `note(order_id)`.
+  `note(order_id)`, `fulfillment_services()`.
 
 Control endpoints for a fake running in another process (no auth; bind it to loopback):
-`POST /_fake/orders` `{"order_id", "lines": [{"line_id", "sku", "quantity"}]}` and
-`GET /_fake/orders/<order_id>`.
+`POST /_fake/locations` `{"name"}`, `POST /_fake/orders` `{"order_id", "lines": [{"line_id",
+"sku", "quantity"}], "locations"?}`, `GET /_fake/orders/<order_id>` and
+`POST /_fake/orders/<order_id>/fulfillment_orders/<index>/request_fulfillment` (or
+`request_cancellation`).
 """
 
 from __future__ import annotations
@@ -1759,10 +1774,37 @@ def create_fake_shopify_app(fake: FakeShopify) -> Flask:
         data = request.get_json(silent=True) or {}
         try:
             lines = [(str(x["line_id"]), x.get("sku"), int(x["quantity"])) for x in data["lines"]]
-            fake.add_order(str(data["order_id"]), lines, name=data.get("name"), note=data.get("note"))
+            fake.add_order(
+                str(data["order_id"]),
+                lines,
+                name=data.get("name"),
+                note=data.get("note"),
+                locations=data.get("locations"),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             return _json({"error": f"cannot seed the order: {exc}"}, 400)
         return _json({"order_id": str(data["order_id"])}, 201)
+
+    @app.post("/_fake/locations")
+    def seed_location() -> Response:
+        name = str((request.get_json(silent=True) or {}).get("name") or "")
+        if not name:
+            return _json({"error": 'send {"name": ...}'}, 400)
+        return _json({"id": fake.add_location(name)}, 201)
+
+    @app.post("/_fake/orders/<order_id>/fulfillment_orders/<int:index>/<action>")
+    def merchant_request(order_id: str, index: int, action: str) -> Response:
+        acts = {
+            "request_fulfillment": fake.request_fulfillment,
+            "request_cancellation": fake.request_cancellation,
+        }
+        if action not in acts:
+            return _json({"error": f"unknown action; use one of {', '.join(acts)}"}, 404)
+        try:
+            status = acts[action](order_id, index)
+        except (KeyError, IndexError, ValueError) as exc:
+            return _json({"error": f"cannot {action}: {exc}"}, 409)
+        return _json({"callback_status": status})
 
     @app.get("/_fake/orders/<order_id>")
     def show_order(order_id: str) -> Response:
@@ -1776,7 +1818,8 @@ def create_fake_shopify_app(fake: FakeShopify) -> Flask:
                 "note": fake.note(order_id),
                 "remaining": fake.remaining(order_id),
                 "fulfillment_orders": [
-                    {"id": fo.id, "status": fo.status} for fo in fake.fulfillment_orders(order_id)
+                    {"id": fo.id, "status": fo.status, "request_status": fo.request_status}
+                    for fo in fake.fulfillment_orders(order_id)
                 ],
                 "fulfillments": [
                     {

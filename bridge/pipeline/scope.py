@@ -296,23 +296,32 @@ def check_storefronts(bridge: Bridge, storefronts: Any) -> list[str]:
             continue
         try:
             found = source.setup_problems()
+            _alert_setup(bridge, channel, found)
         except PushError as exc:
             log.warning("channel %s: could not check the storefront set-up: %s", channel.id, exc.message)
             continue
-        now = bridge.clock.now()
-        with write_session(bridge.engine) as session:
-            if found:
-                alerts.raise_alert(
-                    session,
-                    key=channel_alert_key(channel),
-                    kind="storefront",
-                    message=f"channel {channel.id}: " + "; ".join(found),
-                    now=now,
-                    channel_id=channel.id,
-                )
-            else:
-                alerts.clear_alert(session, channel_alert_key(channel), now)
+        except Exception as exc:  # a start-up check must not keep the worker from starting
+            log.warning(
+                "channel %s: checking the storefront set-up failed (%s)", channel.id, type(exc).__name__
+            )
+            continue
         for problem in found:
             log.error("channel %s: %s", channel.id, problem)
         problems += [f"{channel.id}: {p}" for p in found]
     return problems
+
+
+def _alert_setup(bridge: Bridge, channel: Channel, problems: list[str]) -> None:
+    now = bridge.clock.now()
+    with write_session(bridge.engine) as session:
+        if problems:
+            alerts.raise_alert(
+                session,
+                key=channel_alert_key(channel),
+                kind="storefront",
+                message=f"channel {channel.id}: " + "; ".join(problems),
+                now=now,
+                channel_id=channel.id,
+            )
+        else:
+            alerts.clear_alert(session, channel_alert_key(channel), now)

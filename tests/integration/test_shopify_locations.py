@@ -6,16 +6,17 @@ Webhook in, simulator and fake Shopify over httpx (the fake executes real GraphQ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-import httpx
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from bridge.alerts import list_alerts
 from bridge.amazon.simulator import Simulator
+from bridge.amazon.simulator.server import serve_in_thread
 from bridge.bootstrap import Bridge
 from bridge.channels import Channel, ShopifyOptions
 from bridge.clock import ManualClock
@@ -45,7 +46,9 @@ class World:
     def configure(self, **options: Any) -> Channel:
         """Give channel shop-a these `shopify:` options (and any other Channel field via `channel`)."""
         changes = options.pop("channel", {})
-        channel = replace(self.bridge.config.channels["shop-a"], shopify=ShopifyOptions(**options), **changes)
+        current = self.bridge.config.channels["shop-a"]
+        changes.setdefault("storefront", current.storefront)
+        channel = replace(current, shopify=ShopifyOptions(**options), **changes)
         self.bridge.config = replace(
             self.bridge.config, channels={**self.bridge.config.channels, "shop-a": channel}
         )
@@ -92,16 +95,21 @@ class World:
 @pytest.fixture
 def world(
     bridge: Bridge, client: FlaskClient, amazon: Any, simulator: Simulator, clock: ManualClock
-) -> World:
+) -> Iterator[World]:
+    """Channel shop-a naming "Amazon FBA"; the fake Shopify on loopback HTTP, with a warehouse and
+    another app's print-on-demand service besides."""
     shop = FakeShopify(TOKEN, clock, app_secret=TEST_ENV["SHOP_A_WEBHOOK_SECRET"])
     shop.add_location(AMAZON)
     shop.add_location("Warehouse")
     shop.add_fulfillment_service("Print on demand", "https://pod.example/callback")
-    storefronts = Storefronts(clock, {"shop-a": httpx.WSGITransport(app=create_fake_shopify_app(shop))})
-    worker = make_worker(bridge, amazon=amazon, storefronts=storefronts)
-    world = World(bridge, client, shop, worker, simulator, clock)
-    world.configure(locations=(AMAZON,))
-    return world
+    with serve_in_thread(create_fake_shopify_app(shop)) as server:
+        storefronts = Storefronts(clock)
+        worker = make_worker(bridge, amazon=amazon, storefronts=storefronts)
+        world = World(bridge, client, shop, worker, simulator, clock)
+        storefront = replace(bridge.config.channels["shop-a"].storefront, base_url=server.base_url)
+        world.configure(locations=(AMAZON,), channel={"storefront": storefront})
+        yield world
+        storefronts.close()
 
 
 def units(bridge: Bridge, order_id: str) -> list[FulfillmentUnitRecord]:
@@ -323,3 +331,16 @@ def events_reason(bridge: Bridge, external_id: str, event: str) -> str:
             OrderEventRecord.order_id == row.id, OrderEventRecord.event == event
         )
         return " ".join(session.execute(query).scalars())
+
+
+def test_worker_start_up_checks_the_locations_and_raises_a_channel_alert(world: World) -> None:
+    from bridge.pipeline.scope import check_storefronts
+
+    world.configure(locations=("Nowhere",))
+    [problem] = check_storefronts(world.bridge, world.worker.services["storefronts"])
+    assert problem.startswith("shop-a: no location 'Nowhere' in the shop (its locations: 'Amazon FBA'")
+    assert open_alerts(world.bridge, "storefront")
+
+    world.configure(locations=(AMAZON,))
+    assert check_storefronts(world.bridge, world.worker.services["storefronts"]) == []
+    assert open_alerts(world.bridge, "storefront") == []
