@@ -99,7 +99,7 @@ _LINE_FIELDS = """
 
 FULFILLMENT_ORDERS = GraphQLOperation(
     f"""
-query BridgeFulfillmentOrders($id: ID!, $after: String) {{
+query BridgeFulfillmentOrders($id: ID!, $after: String, $withLocation: Boolean!) {{
   order(id: $id) {{
     id
     fulfillmentOrders(first: 5, after: $after) {{
@@ -109,7 +109,7 @@ query BridgeFulfillmentOrders($id: ID!, $after: String) {{
         requestStatus
         assignedLocation {{
           name
-          location {{
+          location @include(if: $withLocation) {{
             id
             isFulfillmentService
           }}
@@ -697,9 +697,14 @@ class ShopifyFulfillmentOrders:
         out: list[FulfillmentOrderView] = []
         after: str | None = None
         for _ in range(MAX_PAGES):
-            data = self.graphql.call(
-                FULFILLMENT_ORDERS, {"id": gid("Order", order_external_id), "after": after}
-            )
+            # The Location object needs `read_locations`; a channel that names no locations does
+            # without it, as it did before locations could be named.
+            variables = {
+                "id": gid("Order", order_external_id),
+                "after": after,
+                "withLocation": self.channel.shopify.restricted,
+            }
+            data = self.graphql.call(FULFILLMENT_ORDERS, variables)
             order = data.get("order")
             if order is None:
                 raise order_not_found(order_external_id)
@@ -731,8 +736,9 @@ class ShopifyFulfillmentOrders:
         self, views: list[FulfillmentOrderView], recorded: Collection[str]
     ) -> list[FulfillmentOrderView]:
         """The fulfillment orders the bridge may fulfil: the ones its Amazon order covers and the
-        ones at Amazon's location(s); with no locations named, any not at another app's
-        fulfillment service (another app's location is never fulfilled by us)."""
+        ones at Amazon's location(s). A channel that names no locations reads no locations (its
+        app may lack `read_locations`): every fulfillment order Shopify shows the app is eligible,
+        as before; with merchant-managed scopes Shopify shows it no other app's."""
         if self.channel.shopify.restricted:
             ours = self.our_locations().ids
             return [v for v in views if v.id in recorded or v.location_id in ours]

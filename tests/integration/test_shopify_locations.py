@@ -304,22 +304,23 @@ def test_push_back_never_fulfils_a_fo_at_another_location_even_for_the_same_line
     assert warehouse_fo.status == "OPEN" and world.shop.remaining("8012") == {"95": 1}
 
 
-def test_without_locations_another_apps_fulfillment_service_is_still_never_fulfilled(world: World) -> None:
-    world.configure()  # no locations: the whole order is Amazon's (today's behaviour)
+def test_without_locations_the_whole_order_is_amazons_and_no_location_is_read(world: World) -> None:
+    world.configure()  # no locations: today's behaviour, for apps without read_locations
     world.order(
         8013,
         [(96, "TSHIRT-RED-M", 1), (97, "MUG-WHITE", 1)],
         groups=[["96"], ["97"]],
-        locations=[AMAZON, "Print on demand"],
+        locations=[AMAZON, "Warehouse"],
     )
     world.worker.drain()
     assert world.amazon_items(8013) == {"96": 1, "97": 1}
 
     world.ship()
 
-    assert world.shop.remaining("8013") == {"96": 0, "97": 1}
-    assert "not to Amazon's location" in (world.shop.note("8013") or "")
-    assert open_alerts(world.bridge, "not-pushed")
+    assert world.shop.remaining("8013") == {"96": 0, "97": 0}
+    reads = [r for r in world.shop.requests if r.operation_name == "BridgeFulfillmentOrders"]
+    assert reads and all(r.variables["withLocation"] is False for r in reads)
+    assert units(world.bridge, "8013") == []
 
 
 def events_reason(bridge: Bridge, external_id: str, event: str) -> str:
