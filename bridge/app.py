@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from .bootstrap import Bridge, bootstrap, configure_logging
-from .web import errors, health, notifications, webhooks
+from .web import errors, fulfillment_service, health, notifications, webhooks
 
 
 def create_app(bridge: Bridge | None = None) -> Flask:
@@ -17,6 +17,7 @@ def create_app(bridge: Bridge | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(fulfillment_service.bp)
     errors.register(app)
     return app
 

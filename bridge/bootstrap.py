@@ -47,7 +47,7 @@ def bootstrap(
     settings = settings or Settings.from_env()
     config = config or load_configured_channels(settings)
     for warning in config.warnings:
-        log.warning("channels file: %s; set the variable before going live", warning)
+        log.warning("channels file: %s", warning)
     engine = engine or make_engine(settings.database_url)
     log.info("bridge ready database=%s channels=%d", mask_url(settings.database_url), len(config.channels))
     return Bridge(settings=settings, config=config, engine=engine, clock=clock or SystemClock())

@@ -96,6 +96,37 @@ class StorefrontConfig:
     notify_customer: bool = True
 
 
+SHOPIFY_MERCHANT_MANAGED = "merchant_managed"
+SHOPIFY_FULFILLMENT_SERVICE = "fulfillment_service"
+DEFAULT_SERVICE_NAME = "Amazon MCF (fba-bridge)"
+SHOPIFY_LOCATION_GID = re.compile(r"^gid://shopify/Location/[0-9]+$")
+
+
+@dataclass(frozen=True)
+class ShopifyOptions:
+    """How a Shopify channel hands work to Amazon (see the README, "Shopify: two ways to connect").
+
+    `merchant_managed`: order webhooks, and only the fulfillment orders assigned to `locations`
+    (gids or names) are Amazon's; with no `locations` the whole order is (and a warning says so).
+    `fulfillment_service`: the bridge is a fulfillment service registered with `callback_url`
+    (the bridge's public base URL); fulfillment requests are the trigger.
+    """
+
+    mode: str = SHOPIFY_MERCHANT_MANAGED
+    locations: tuple[str, ...] = ()
+    callback_url: str = ""
+    service_name: str = DEFAULT_SERVICE_NAME
+
+    @property
+    def fulfillment_service(self) -> bool:
+        return self.mode == SHOPIFY_FULFILLMENT_SERVICE
+
+    @property
+    def restricted(self) -> bool:
+        """True when only part of an order may be Amazon's (locations named, or a service)."""
+        return self.fulfillment_service or bool(self.locations)
+
+
 @dataclass(frozen=True)
 class Channel:
     id: str
@@ -116,6 +147,7 @@ class Channel:
     unpaid_policy: str = "wait"
     enabled: bool = True
     storefront: StorefrontConfig = field(default_factory=StorefrontConfig)
+    shopify: ShopifyOptions = field(default_factory=ShopifyOptions)
 
     def intake_policy(self) -> IntakePolicy:
         return IntakePolicy(
@@ -210,7 +242,10 @@ def _interpolate(value: Any, path: Path_, doc: _Doc, env: Mapping[str, str], def
             return env[name]
         if default is not None:
             if any(part in _SECRET_KEYS for part in path if isinstance(part, str)):
-                defaulted.add(f"{_render_path(path)} uses the example default for ${{{name}}}")
+                defaulted.add(
+                    f"{_render_path(path)} uses the example default for ${{{name}}}; set the variable "
+                    "before going live"
+                )
             return default
         doc.problems.append(
             ConfigProblem(
@@ -288,6 +323,7 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
                 "use an id listed under amazon.accounts: " + (", ".join(sorted(accounts)) or "(none)"),
             )
         _check_storefront(ch, ("channels", i), problem)
+        _check_shopify(ch, ("channels", i), problem)
         if ch.get("platform") == "generic":
             for j, secret in enumerate(ch.get("webhook_secrets", [])):
                 if not _is_standard_webhooks_secret(secret):
@@ -322,6 +358,57 @@ def _check_storefront(ch: dict[str, Any], path: Path_, problem: Any) -> None:
                     reason,
                     "use the shop's public https:// address (set `local: true` only for test servers)",
                 )
+
+
+def _check_shopify(ch: dict[str, Any], path: Path_, problem: Any) -> None:
+    options = ch.get("shopify")
+    if options is None:
+        return
+    if ch.get("platform") != "shopify":
+        problem((*path, "shopify"), "shopify options on a non-Shopify channel", "remove the `shopify` block")
+        return
+    if options.get("mode") == SHOPIFY_FULFILLMENT_SERVICE:
+        if not options.get("callback_url"):
+            problem(
+                (*path, "shopify"),
+                "fulfillment_service mode needs the bridge's public base URL",
+                "add shopify.callback_url: https://<your-bridge-host>",
+            )
+        if options.get("locations"):
+            problem(
+                (*path, "shopify", "locations"),
+                "a fulfillment service has exactly one location, the one Shopify creates for it",
+                "remove shopify.locations (or use mode: merchant_managed)",
+            )
+    elif options.get("callback_url"):
+        problem(
+            (*path, "shopify", "callback_url"),
+            "callback_url is only used in fulfillment_service mode",
+            "remove it, or set mode: fulfillment_service",
+        )
+    url = options.get("callback_url")
+    if url:
+        reason = unsafe_url_reason(url, allow_local=bool(ch.get("storefront", {}).get("local")))
+        if reason:
+            problem(
+                (*path, "shopify", "callback_url"),
+                reason,
+                "use the bridge's public https:// address (Shopify must reach it)",
+            )
+
+
+def _shopify_warnings(raw: dict[str, Any]) -> list[str]:
+    out = []
+    for i, ch in enumerate(raw.get("channels", [])):
+        options = ch.get("shopify") or {}
+        if ch.get("platform") == "shopify" and ch.get("enabled", True) and not options.get("locations"):
+            if options.get("mode", SHOPIFY_MERCHANT_MANAGED) == SHOPIFY_MERCHANT_MANAGED:
+                out.append(
+                    f"channels[{i}] ({ch.get('id')}): shopify.locations is not set, so every line of every "
+                    "order goes to Amazon, including lines Shopify assigned to another location; name "
+                    "the location(s) whose stock is at Amazon"
+                )
+    return out
 
 
 def unsafe_url_reason(url: str, *, allow_local: bool) -> str | None:
@@ -400,7 +487,7 @@ def parse_channels(
         _semantic_checks(raw, doc)
     if doc.problems:
         raise ConfigError(source, doc.problems)
-    return _build(raw, source, tuple(sorted(defaulted)))
+    return _build(raw, source, tuple(sorted(defaulted)) + tuple(_shopify_warnings(raw)))
 
 
 def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> ChannelsConfig:
@@ -458,8 +545,18 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
                 shipment_tracking_extension=sf.get("shipment_tracking_extension", False),
                 notify_customer=sf.get("notify_customer", True),
             ),
+            shopify=_shopify_options(ch.get("shopify") or {}),
         )
     return ChannelsConfig(channels=channels, accounts=accounts, source=source, warnings=warnings)
+
+
+def _shopify_options(raw: dict[str, Any]) -> ShopifyOptions:
+    return ShopifyOptions(
+        mode=raw.get("mode", SHOPIFY_MERCHANT_MANAGED),
+        locations=tuple(str(x).strip() for x in raw.get("locations", ())),
+        callback_url=str(raw.get("callback_url", "")).rstrip("/"),
+        service_name=raw.get("service_name", DEFAULT_SERVICE_NAME),
+    )
 
 
 def load_channels(path: Path | str, env: Mapping[str, str] | None = None) -> ChannelsConfig:

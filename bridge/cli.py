@@ -38,8 +38,11 @@ def main() -> None:
 
 @main.command("check-config")
 @click.argument("path", required=False)
-def check_config(path: str | None) -> None:
-    """Validate the channels file (default: $BRIDGE_CONFIG_YAML, $BRIDGE_CONFIG or config/channels.yaml)."""
+@click.option("--offline", is_flag=True, help="do not ask the shops whether their set-up matches")
+def check_config(path: str | None, offline: bool) -> None:
+    """Validate the channels file (default: $BRIDGE_CONFIG_YAML, $BRIDGE_CONFIG or
+    config/channels.yaml); then, unless --offline, check each Shopify channel's locations or
+    fulfillment service against its shop."""
     settings = _settings()
     target = path or (INLINE_SOURCE if settings.config_yaml else str(settings.config_path))
     try:
@@ -51,6 +54,8 @@ def check_config(path: str | None) -> None:
         sys.exit(1)
     for warning in config.warnings:
         click.echo(f"warning: {warning}")
+    if not offline and not _check_shops(config):
+        sys.exit(1)
     click.echo(f"{target}: OK ({len(config.channels)} channel(s), {len(config.accounts)} Amazon account(s))")
 
 
@@ -452,6 +457,80 @@ def amazon_subscriptions(account_id: str) -> None:
             f"subscription {state.subscription.subscription_id}: FULFILLMENT_ORDER_STATUS -> "
             f"{state.subscription.destination_id} {target}"
         )
+
+
+@main.group()
+def shopify() -> None:
+    """Shopify set-up: the bridge as a fulfillment service (see README, "Shopify: two ways to connect")."""
+
+
+@shopify.command("register")
+@click.argument("channel_id")
+def shopify_register(channel_id: str) -> None:
+    """Register the bridge with CHANNEL's shop as a fulfillment service (safe to run again)."""
+    from .clock import SystemClock
+    from .storefronts.push import PushError
+    from .storefronts.shopify_fulfillment import NOTIFICATION_PATH, service_callback_url
+    from .storefronts.shopify_push import ShopifyPusher
+
+    try:
+        config = load_channels(_settings().config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"the channels file has problems:\n{exc}") from None
+    channel = config.channel(channel_id)
+    if channel is None or channel.platform != "shopify":
+        raise click.ClickException(f"no Shopify channel {channel_id!r} in {config.source}")
+    if not channel.shopify.fulfillment_service:
+        raise click.ClickException(
+            f"channel {channel_id} is in {channel.shopify.mode} mode; set shopify.mode: fulfillment_service "
+            "and shopify.callback_url first"
+        )
+    pusher = ShopifyPusher(channel, SystemClock())
+    try:
+        registration = pusher.assignments.register()
+    except PushError as exc:
+        raise click.ClickException(f"Shopify refused or could not be reached: {exc.message}") from None
+    finally:
+        pusher.close()
+    service = registration.service
+    click.echo(
+        f"{registration.outcome}: fulfillment service {service.name!r} ({service.id}), location "
+        f"{service.location_name!r} ({service.location_id})"
+    )
+    click.echo(
+        "Shopify posts fulfillment and cancellation requests to "
+        f"{service_callback_url(channel)}/{NOTIFICATION_PATH}"
+    )
+    click.echo("Next: in the Shopify admin, stock the products Amazon ships at that location (see README).")
+
+
+def _check_shops(config: Any) -> bool:
+    """Ask each restricted Shopify channel's shop whether its set-up matches; False on a mismatch.
+    An unreachable shop is a warning, not a failure (check-config also runs where shops are not
+    reachable, e.g. in CI)."""
+    from .clock import SystemClock
+    from .storefronts.push import PushError
+    from .storefronts.shopify_push import ShopifyPusher
+
+    ok = True
+    for channel in config.channels.values():
+        if channel.platform != "shopify" or not channel.enabled or not channel.shopify.restricted:
+            continue
+        pusher = ShopifyPusher(channel, SystemClock())
+        try:
+            problems = pusher.assignments.setup_problems()
+        except PushError as exc:
+            click.echo(f"warning: {channel.id}: could not reach the shop to check its set-up ({exc.message})")
+            continue
+        finally:
+            pusher.close()
+        for problem in problems:
+            click.echo(f"  {channel.id}: {problem}", err=True)
+        if problems:
+            ok = False
+        else:
+            click.echo(f"{channel.id}: the shop's set-up matches ({channel.shopify.mode})")
+    return ok
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Everything real but the outside world: the bridge's own web app, worker and clock on a SQLite
 file, the bundled MCF simulator on a sped-up clock, and fake Shopify, WooCommerce and generic
 storefronts on loopback. It sends a few orders through signed webhooks and prints each order's
-way: accepted -> previewed -> created -> shipped -> tracking pushed.
+way: accepted -> previewed -> created -> shipped -> tracking pushed. One Shopify order is split
+across Amazon's location and another app's: only Amazon's part is shipped and fulfilled.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .amazon.accounts import build_amazon
 from .amazon.simulator import Simulator, create_simulator_app, load_config, serve_in_thread
 from .app import create_app
 from .bootstrap import Bridge
-from .channels import load_channels
+from .channels import ChannelsConfig, ShopifyOptions, load_channels
 from .clock import ScaledClock, SystemClock
 from .fakes.generic import FakeGenericReceiver, create_fake_generic_app
 from .fakes.shopify import FakeShopify, create_fake_shopify_app
@@ -47,9 +48,13 @@ SIMULATOR_CONFIG = Path("config/simulator.yaml")
 SHOPIFY_SECRET = "demo-shopify-secret"  # noqa: S105 - the example config's demo default
 WOO_SECRET = "demo-woo-secret"  # noqa: S105
 GENERIC_SECRET = "whsec_ZGVtby1nZW5lcmljLXNlY3JldC0xMjM0NTY3ODkw"  # noqa: S105
+AMAZON_LOCATION = "Amazon FBA"  # the Shopify location whose stock is at Amazon
+OTHER_APP = "Print on demand"  # another app's fulfillment service
 
 LABELS = {
     "intake:created": "accepted",
+    "storefront:scope": "fulfillment orders",
+    "skip": "not for Amazon",
     "submit_started": "previewed (fulfillable, fees within the cap)",
     "created": "created at Amazon",
     "created_on_hold": "created at Amazon on hold",
@@ -238,7 +243,7 @@ def _run(
         "WOO_URL": servers["woo"].base_url,
         "OWN_SHOP_CALLBACK_URL": servers["generic"].base_url + "/fba-bridge/events",
     }
-    config = load_channels(EXAMPLE_CONFIG, env=env)
+    config = _with_amazon_location(load_channels(EXAMPLE_CONFIG, env=env))
     database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
     settings = Settings(
         database_url=database_url, sync_interval_s=2.0, leader_lease_s=10.0, simulator_speed=SPEED
@@ -271,16 +276,29 @@ def _run(
     orders = [
         DemoOrder("Shopify #1001: 2 blue + 1 red T-shirt (several packages)", "shop-a", "1001", "shipped"),
         DemoOrder("Shopify #1002: a mug, cancelled by the shop", "shop-a", "1002", "cancelled"),
+        DemoOrder("Shopify #1003: 2 T-shirts at Amazon + 1 POD hoodie", "shop-a", "1003", "shipped"),
         DemoOrder(
             "WooCommerce #702: a poster that is out of stock at Amazon", "woo-main", "702", "needs_attention"
         ),
         DemoOrder("Own shop A-1001: generic signed webhook", "own-shop", "A-1001", "shipped"),
     ]
-    shopify.add_order("1001", [("11", "TSHIRT-BLUE-L", 2), ("12", "TSHIRT-RED-M", 1)])
-    shopify.add_order("1002", [("21", "MUG-WHITE", 1)])
+    shopify.add_location(AMAZON_LOCATION)
+    shopify.add_fulfillment_service(OTHER_APP, "https://print-on-demand.example/shopify")
+    shopify.add_order(
+        "1001", [("11", "TSHIRT-BLUE-L", 2), ("12", "TSHIRT-RED-M", 1)], locations=AMAZON_LOCATION
+    )
+    shopify.add_order("1002", [("21", "MUG-WHITE", 1)], locations=AMAZON_LOCATION)
+    split = [(31, "TSHIRT-RED-M", 2), (32, "HOODIE-PRINTED", 1)]
+    shopify.add_order(
+        "1003",
+        [(str(i), sku, q) for i, sku, q in split],
+        fulfillment_order_groups=[["31"], ["32"]],
+        locations=[AMAZON_LOCATION, OTHER_APP],
+    )
     send = _Sender(web.base_url)
     send.shopify(_shopify_order(1001, [(11, "TSHIRT-BLUE-L", 2), (12, "TSHIRT-RED-M", 1)]))
     send.shopify(_shopify_order(1002, [(21, "MUG-WHITE", 1)]))
+    send.shopify(_shopify_order(1003, split))
     send.woo(_woo_order(702, "POSTER-A2"))
     send.generic(_generic_order("A-1001"))
     time.sleep(0.3)
@@ -293,6 +311,7 @@ def _run(
             f"Shopify order #1001 fulfillment {fulfillment.gid}: "
             f"tracking {', '.join(fulfillment.tracking_numbers)}"
         )
+    _show_split(shopify, out)
     out(
         f"generic shop received {len(receiver.events)} signed event(s): "
         + ", ".join(sorted({e.type or "?" for e in receiver.events}))
@@ -303,6 +322,28 @@ def _run(
         f"  DATABASE_URL={database_url} bridge orders --attention"
     )
     return 0 if ok else 1
+
+
+def _with_amazon_location(config: ChannelsConfig) -> ChannelsConfig:
+    """The demo's Shopify channel names Amazon's location, so split orders show what it does."""
+    shop = replace(config.channels["shop-a"], shopify=ShopifyOptions(locations=(AMAZON_LOCATION,)))
+    return replace(config, channels={**config.channels, "shop-a": shop})
+
+
+def _show_split(shopify: FakeShopify, out: Callable[[str], None]) -> None:
+    """What Shopify holds for the split order: Amazon's fulfillment order fulfilled, the other not."""
+    names = {shopify.location_gid(n).rsplit("/", 1)[-1]: n for n in (AMAZON_LOCATION, OTHER_APP)}
+    for fo in shopify.fulfillment_orders("1003"):
+        where = names.get(str(fo.location_id), "?")
+        shipped = [
+            f for f in shopify.fulfillments("1003") if any(x.fulfillment_order_id == fo.id for x in f.lines)
+        ]
+        tracking = ", ".join(n for f in shipped for n in f.tracking_numbers)
+        lines = ", ".join(f"line {li.line.line_id} x{li.total}" for li in fo.line_items)
+        verdict = (
+            f"fulfilled by Amazon, tracking {tracking}" if shipped else "left to its own app, unfulfilled"
+        )
+        out(f"Shopify order #1003 at '{where}' ({lines}): {fo.status}, {verdict}")
 
 
 def _stopper(stop: Callable[[], None], thread: threading.Thread) -> Callable[[], None]:
@@ -316,7 +357,7 @@ def _stopper(stop: Callable[[], None], thread: threading.Thread) -> Callable[[],
 def _detail(event: OrderEventRecord, row: OrderRecord) -> str:
     if event.event in ("created", "created_on_hold"):
         return f" as {row.seller_fulfillment_order_id}"
-    if event.event in ("park", "amazon:shipped", "pushed:shipment"):
+    if event.event in ("park", "amazon:shipped", "pushed:shipment", "storefront:scope", "skip"):
         return f": {event.reason}"
     return ""
 

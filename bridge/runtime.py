@@ -19,7 +19,14 @@ from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.cancel import handle_cancel
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
+from .pipeline.requests import (
+    JOB_ANSWER_CANCELLATION,
+    JOB_REQUESTS,
+    handle_answer_cancellation,
+    handle_requests,
+)
 from .pipeline.returns import handle_return
+from .pipeline.scope import check_storefronts
 from .pipeline.submit import handle_release, handle_submit
 from .pipeline.sync import (
     JOB_PUSH,
@@ -58,6 +65,8 @@ HANDLERS: dict[str, Handler] = {
     JOB_PURGE: _handle_purge,
     JOB_RETURN: handle_return,
     JOB_ALERT_DELIVERY: handle_alert_delivery,
+    JOB_REQUESTS: handle_requests,
+    JOB_ANSWER_CANCELLATION: handle_answer_cancellation,
 }
 
 
@@ -71,6 +80,7 @@ def make_worker(bridge: Bridge, **services: Any) -> Worker:
 
 def run_worker(bridge: Bridge) -> None:
     worker = make_worker(bridge)
+    check_storefronts(bridge, worker.services["storefronts"])
     install_signal_handlers(worker.stop)
     worker.run_forever()
 

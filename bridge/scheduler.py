@@ -26,6 +26,7 @@ from sqlmodel import Session, col
 
 from . import jobs
 from .bootstrap import Bridge
+from .pipeline.requests import JOB_REQUESTS
 from .pipeline.sync import JOB_SYNC, JOB_SYNC_STALE
 from .store import LeaderLeaseRecord, db_now, write_session
 
@@ -127,6 +128,12 @@ class Clock:
             self._every(interval, f"sync:{account_id}", JOB_SYNC, {"account_id": account_id})
         self._every(max(interval * 3, 60.0), "sync-stale", JOB_SYNC_STALE, {})
         self._every(3600.0, "purge", JOB_PURGE, {"retention_days": settings.retention_days})
+        # A fulfillment service's callbacks are hints: unanswered requests are also read periodically.
+        for channel in bridge.config.channels.values():
+            if channel.enabled and channel.shopify.fulfillment_service:
+                for request_kind in ("fulfillment", "cancellation"):
+                    payload: dict[str, object] = {"channel_id": channel.id, "kind": request_kind}
+                    self._every(interval, f"requests:{channel.id}:{request_kind}", JOB_REQUESTS, payload)
 
     def _every(self, seconds: float, name: str, kind: str, payload: dict[str, object]) -> None:
         # A run that is late by less than one interval still happens (once: coalesce); a later one
@@ -144,6 +151,8 @@ class Clock:
 
     def _enqueue(self, kind: str, payload: dict[str, object], interval: float) -> Callable[[], None]:
         key = f"{kind}:{payload.get('account_id', '')}"
+        if "channel_id" in payload:
+            key += f"{payload['channel_id']}:{payload.get('kind', '')}"
         last_run: list[float] = []
 
         def run() -> None:

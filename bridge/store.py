@@ -167,6 +167,24 @@ class PushRecord(SQLModel, table=True):
     done_at: datetime | None = None
 
 
+class FulfillmentUnitRecord(SQLModel, table=True):
+    """A storefront fulfilment unit (Shopify fulfillment order) the order's Amazon order covers, or
+    a request about one we answered: push-back fulfils these, and nothing of anyone else's."""
+
+    __tablename__ = "fulfillment_units"
+    __table_args__ = (UniqueConstraint("order_id", "unit_id", name="uq_fulfillment_units_order_unit"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    unit_id: str = Field(sa_column=Column(String(100), nullable=False))
+    location_id: str = Field(default="", sa_column=Column(String(100), nullable=False, default=""))
+    # covered | accepted | rejected | cancellation_requested | cancellation_accepted | cancellation_rejected
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    lines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+    updated_at: datetime
+
+
 class AlertRecord(SQLModel, table=True):
     """An operator alert, one row per cause (`key`); see `bridge/alerts.py`."""
 

@@ -1,15 +1,28 @@
-"""A fake Shopify Admin GraphQL API: the part of it the push-back stage uses.
+"""A fake Shopify Admin GraphQL API: the part of it fba-bridge uses, in both ways it connects.
 
 It executes real GraphQL (graphql-core, a runtime dependency of this module) against
 `SCHEMA_SDL`, a subset of Shopify's 2026-07 Admin schema with identical type, field and argument
 names (a test checks it against the full schema), so any document the bridge sends is validated
 and answered in exactly the selection's shape, aliases included. What it holds and does:
 
-- Orders seeded with `add_order`: each gets one OPEN fulfillment order holding every line (or
-  several, with `fulfillment_order_groups`). `fulfillmentCreate` takes quantities off the
-  fulfillment order line items, moves a fulfillment order to IN_PROGRESS, or CLOSED when nothing
-  remains, records the fulfillment, and refuses over-fulfilment, unknown ids and closed
-  fulfillment orders with `userErrors`. `orderUpdate` stores the note.
+- Locations: a primary "Shop location", more with `add_location`, and one per fulfillment
+  service. Fulfillment services: another app's (`add_fulfillment_service`, e.g. print on demand)
+  or the caller's own (`fulfillmentServiceCreate`, names unique; `fulfillmentServiceUpdate`).
+- Orders seeded with `add_order`: one OPEN fulfillment order holding every line (or several, with
+  `fulfillment_order_groups`), each at a location (`locations`). `fulfillmentCreate` takes
+  quantities off the fulfillment order line items, moves a fulfillment order to IN_PROGRESS, or
+  CLOSED when nothing remains, records the fulfillment, and refuses with `userErrors`:
+  over-fulfilment, unknown ids, fulfillment orders not OPEN/IN_PROGRESS, another app's
+  fulfillment orders, and the caller's own service's ones whose request it has not accepted.
+  `orderUpdate` stores the note. `merchant_fulfill` is the merchant fulfilling by hand.
+- Fulfillment requests, as Shopify's rules have them: `request_fulfillment` (merchant, OPEN and
+  UNSUBMITTED or REJECTED -> SUBMITTED) and `request_cancellation` (ACCEPTED -> CANCELLATION_REQUESTED)
+  each post `{"kind": ...}` to the service's `<callbackUrl>/fulfillment_order_notification`, signed
+  with `app_secret` (`X-Shopify-Hmac-Sha256`), through `callback_transport` (default: real HTTP);
+  `callbacks` records them. Accepting or rejecting a request works only while it is SUBMITTED
+  (accept: IN_PROGRESS), a cancellation only while CANCELLATION_REQUESTED (accepting it closes
+  the fulfillment order, as `fulfillmentOrderCancel`'s description says Shopify does).
+  `assignedFulfillmentOrders` lists the caller's services' fulfillment orders by assignment status.
 - Authentication by `X-Shopify-Access-Token` (401 with Shopify's body otherwise; `revoke()`).
 - What `fba-bridge check channel` reads: `shop`, `currentAppInstallation.accessScopes` (set
   `access_scopes`) and the app's `webhookSubscriptions` (`add_webhook_subscription`).
@@ -23,11 +36,13 @@ and answered in exactly the selection's shape, aliases included. What it holds a
   `bridge.amazon.simulator.dropping`).
 - Evidence: `requests` (operation name, root fields, variables, outcome; never the token),
   `calls(name, outcome=None)`, `fulfillments(order_id)`, `fulfillment_orders(order_id)`,
-  `note(order_id)`.
+  `note(order_id)`, `fulfillment_services()`.
 
 Control endpoints for a fake running in another process (no auth; bind it to loopback):
-`POST /_fake/orders` `{"order_id", "lines": [{"line_id", "sku", "quantity"}]}` and
-`GET /_fake/orders/<order_id>`.
+`POST /_fake/locations` `{"name"}`, `POST /_fake/orders` `{"order_id", "lines": [{"line_id",
+"sku", "quantity"}], "locations"?}`, `GET /_fake/orders/<order_id>` and
+`POST /_fake/orders/<order_id>/fulfillment_orders/<index>/request_fulfillment` (or
+`request_cancellation`).
 """
 
 from __future__ import annotations
@@ -35,15 +50,18 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
+import hmac
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
+import httpx
 from flask import Flask, Response, request
 from graphql import (
     DocumentNode,
@@ -75,6 +93,16 @@ MAX_PAGE_SIZE = 250
 MUTATION_COST = 10
 UNAUTHORIZED_BODY = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 RATE_LIMIT_DOCS = "https://shopify.dev/api/usage/rate-limits"
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+PRIMARY_LOCATION = "Shop location"
+# Request statuses under which the fulfillment service may create fulfillments.
+ACCEPTED_REQUEST_STATUSES = ("ACCEPTED", "CANCELLATION_REQUESTED", "CANCELLATION_REJECTED")
+ASSIGNMENT_FILTERS = {
+    "FULFILLMENT_REQUESTED": "SUBMITTED",
+    "FULFILLMENT_ACCEPTED": "ACCEPTED",
+    "CANCELLATION_REQUESTED": "CANCELLATION_REQUESTED",
+    "FULFILLMENT_UNSUBMITTED": "UNSUBMITTED",
+}
 
 SCHEMA_SDL = """
 schema {
@@ -98,11 +126,117 @@ type QueryRoot {
     reverse: Boolean = false
     topics: [WebhookSubscriptionTopic!]
   ): WebhookSubscriptionConnection!
+  assignedFulfillmentOrders(
+    assignmentStatus: FulfillmentOrderAssignmentStatus
+    locationIds: [ID!]
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+  ): FulfillmentOrderConnection!
+  locations(
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+    includeInactive: Boolean = false
+  ): LocationConnection!
+  location(id: ID): Location
 }
 
 type Mutation {
   fulfillmentCreate(fulfillment: FulfillmentInput!, message: String): FulfillmentCreatePayload
   orderUpdate(input: OrderInput!): OrderUpdatePayload
+  fulfillmentServiceCreate(
+    name: String!
+    callbackUrl: URL
+    trackingSupport: Boolean = false
+    inventoryManagement: Boolean = false
+    requiresShippingMethod: Boolean = true
+  ): FulfillmentServiceCreatePayload
+  fulfillmentServiceUpdate(
+    id: ID!
+    name: String
+    callbackUrl: URL
+    trackingSupport: Boolean
+    inventoryManagement: Boolean
+    requiresShippingMethod: Boolean
+  ): FulfillmentServiceUpdatePayload
+  fulfillmentOrderAcceptFulfillmentRequest(
+    id: ID!
+    message: String
+    estimatedShippedAt: DateTime
+  ): FulfillmentOrderAcceptFulfillmentRequestPayload
+  fulfillmentOrderRejectFulfillmentRequest(
+    id: ID!
+    reason: FulfillmentOrderRejectionReason
+    message: String
+    lineItems: [IncomingRequestLineItemInput!]
+  ): FulfillmentOrderRejectFulfillmentRequestPayload
+  fulfillmentOrderAcceptCancellationRequest(
+    id: ID!
+    message: String
+  ): FulfillmentOrderAcceptCancellationRequestPayload
+  fulfillmentOrderRejectCancellationRequest(
+    id: ID!
+    message: String
+  ): FulfillmentOrderRejectCancellationRequestPayload
+}
+
+type Shop {
+  id: ID!
+  name: String!
+  myshopifyDomain: String!
+  fulfillmentServices: [FulfillmentService!]!
+}
+
+type Location {
+  id: ID!
+  name: String!
+  isActive: Boolean!
+  isFulfillmentService: Boolean!
+  fulfillmentService: FulfillmentService
+}
+
+type LocationConnection {
+  edges: [LocationEdge!]!
+  nodes: [Location!]!
+  pageInfo: PageInfo!
+}
+
+type LocationEdge {
+  cursor: String!
+  node: Location!
+}
+
+enum FulfillmentServiceType {
+  GIFT_CARD
+  MANUAL
+  THIRD_PARTY
+}
+
+type FulfillmentService {
+  id: ID!
+  serviceName: String!
+  handle: String!
+  callbackUrl: URL
+  location: Location
+  trackingSupport: Boolean!
+  inventoryManagement: Boolean!
+  requiresShippingMethod: Boolean!
+  type: FulfillmentServiceType!
+}
+
+type FulfillmentServiceCreatePayload {
+  fulfillmentService: FulfillmentService
+  userErrors: [UserError!]!
+}
+
+type FulfillmentServiceUpdatePayload {
+  fulfillmentService: FulfillmentService
+  userErrors: [UserError!]!
 }
 
 type Order {
@@ -138,6 +272,84 @@ enum FulfillmentOrderStatus {
   ON_HOLD
 }
 
+enum FulfillmentOrderRequestStatus {
+  UNSUBMITTED
+  SUBMITTED
+  ACCEPTED
+  REJECTED
+  CANCELLATION_REQUESTED
+  CANCELLATION_ACCEPTED
+  CANCELLATION_REJECTED
+  CLOSED
+}
+
+enum FulfillmentOrderAssignmentStatus {
+  CANCELLATION_REQUESTED
+  FULFILLMENT_REQUESTED
+  FULFILLMENT_ACCEPTED
+  FULFILLMENT_UNSUBMITTED
+}
+
+enum FulfillmentOrderRejectionReason {
+  INCORRECT_ADDRESS
+  INVENTORY_OUT_OF_STOCK
+  INELIGIBLE_PRODUCT
+  UNDELIVERABLE_DESTINATION
+  INTERNATIONAL_SHIPPING_UNAVAILABLE
+  INCORRECT_PRODUCT_INFO
+  MISSING_CUSTOMS_INFO
+  INVALID_SKU
+  PAYMENT_DECLINED
+  PACKAGE_PREFERENCE_NOT_SET
+  INVALID_CONTACT_INFORMATION
+  ORDER_TOO_LARGE
+  MERCHANT_BLOCKED_OR_SUSPENDED
+  OTHER
+}
+
+enum FulfillmentOrderMerchantRequestKind {
+  FULFILLMENT_REQUEST
+  CANCELLATION_REQUEST
+}
+
+enum FulfillmentOrderAction {
+  CREATE_FULFILLMENT
+  REQUEST_FULFILLMENT
+  CANCEL_FULFILLMENT_ORDER
+  MOVE
+  REQUEST_CANCELLATION
+  MARK_AS_OPEN
+  RELEASE_HOLD
+  HOLD
+  EXTERNAL
+  SPLIT
+  MERGE
+  REPORT_PROGRESS
+}
+
+enum CountryCode {
+  US
+  CA
+  MX
+  GB
+  DE
+  FR
+  IT
+  ES
+  NL
+  JP
+  AU
+}
+
+enum DeliveryMethodType {
+  SHIPPING
+  PICK_UP
+  NONE
+  RETAIL
+  LOCAL
+  PICKUP_POINT
+}
+
 type FulfillmentOrderConnection {
   edges: [FulfillmentOrderEdge!]!
   nodes: [FulfillmentOrder!]!
@@ -152,7 +364,23 @@ type FulfillmentOrderEdge {
 type FulfillmentOrder {
   id: ID!
   status: FulfillmentOrderStatus!
+  requestStatus: FulfillmentOrderRequestStatus!
   order: Order!
+  orderId: ID!
+  orderName: String!
+  orderProcessedAt: DateTime!
+  assignedLocation: FulfillmentOrderAssignedLocation!
+  destination: FulfillmentOrderDestination
+  deliveryMethod: DeliveryMethod
+  supportedActions: [FulfillmentOrderSupportedAction!]!
+  merchantRequests(
+    kind: FulfillmentOrderMerchantRequestKind
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+  ): FulfillmentOrderMerchantRequestConnection!
   lineItems(
     first: Int
     after: String
@@ -160,6 +388,55 @@ type FulfillmentOrder {
     before: String
     reverse: Boolean = false
   ): FulfillmentOrderLineItemConnection!
+}
+
+type FulfillmentOrderAssignedLocation {
+  name: String!
+  location: Location
+}
+
+type FulfillmentOrderDestination {
+  id: ID!
+  firstName: String
+  lastName: String
+  company: String
+  address1: String
+  address2: String
+  city: String
+  province: String
+  zip: String
+  countryCode: CountryCode
+  phone: String
+  email: String
+}
+
+type DeliveryMethod {
+  id: ID!
+  methodType: DeliveryMethodType!
+  presentedName: String
+}
+
+type FulfillmentOrderSupportedAction {
+  action: FulfillmentOrderAction!
+}
+
+type FulfillmentOrderMerchantRequestConnection {
+  edges: [FulfillmentOrderMerchantRequestEdge!]!
+  nodes: [FulfillmentOrderMerchantRequest!]!
+  pageInfo: PageInfo!
+}
+
+type FulfillmentOrderMerchantRequestEdge {
+  cursor: String!
+  node: FulfillmentOrderMerchantRequest!
+}
+
+type FulfillmentOrderMerchantRequest {
+  id: ID!
+  kind: FulfillmentOrderMerchantRequestKind!
+  message: String
+  sentAt: DateTime!
+  fulfillmentOrder: FulfillmentOrder!
 }
 
 type FulfillmentOrderLineItemConnection {
@@ -178,7 +455,9 @@ type FulfillmentOrderLineItem {
   lineItem: LineItem!
   remainingQuantity: Int!
   totalQuantity: Int!
+  requiresShipping: Boolean!
   sku: String
+  productTitle: String!
 }
 
 type LineItem {
@@ -186,6 +465,7 @@ type LineItem {
   name: String!
   quantity: Int!
   sku: String
+  requiresShipping: Boolean!
 }
 
 enum FulfillmentStatus {
@@ -258,6 +538,11 @@ input FulfillmentTrackingInput {
   urls: [URL!]
 }
 
+input IncomingRequestLineItemInput {
+  fulfillmentOrderLineItemId: ID!
+  message: String
+}
+
 type UserError {
   field: [String!]
   message: String!
@@ -265,6 +550,26 @@ type UserError {
 
 type FulfillmentCreatePayload {
   fulfillment: Fulfillment
+  userErrors: [UserError!]!
+}
+
+type FulfillmentOrderAcceptFulfillmentRequestPayload {
+  fulfillmentOrder: FulfillmentOrder
+  userErrors: [UserError!]!
+}
+
+type FulfillmentOrderRejectFulfillmentRequestPayload {
+  fulfillmentOrder: FulfillmentOrder
+  userErrors: [UserError!]!
+}
+
+type FulfillmentOrderAcceptCancellationRequestPayload {
+  fulfillmentOrder: FulfillmentOrder
+  userErrors: [UserError!]!
+}
+
+type FulfillmentOrderRejectCancellationRequestPayload {
+  fulfillmentOrder: FulfillmentOrder
   userErrors: [UserError!]!
 }
 
@@ -276,12 +581,6 @@ input OrderInput {
 type OrderUpdatePayload {
   order: Order
   userErrors: [UserError!]!
-}
-
-type Shop {
-  id: ID!
-  name: String!
-  myshopifyDomain: String!
 }
 
 type AppInstallation {
@@ -331,6 +630,36 @@ class FakeLine:
     sku: str | None
     quantity: int
     name: str = "Item"
+    requires_shipping: bool = True
+
+
+@dataclass
+class FakeLocation:
+    id: int
+    name: str
+    active: bool = True
+    service_id: int | None = None  # the fulfillment service that manages it, if any
+
+
+@dataclass
+class FakeFulfillmentService:
+    id: int
+    name: str
+    handle: str
+    callback_url: str | None
+    location_id: int
+    own: bool  # registered by the calling app (its assigned fulfillment orders are visible to it)
+    tracking_support: bool = False
+    inventory_management: bool = False
+    requires_shipping_method: bool = True
+
+
+@dataclass(frozen=True)
+class FakeMerchantRequest:
+    id: int
+    kind: str  # FULFILLMENT_REQUEST | CANCELLATION_REQUEST
+    message: str | None
+    sent_at: datetime
 
 
 @dataclass
@@ -347,6 +676,9 @@ class FakeFulfillmentOrder:
     order_id: str
     status: str
     line_items: list[FakeFulfillmentOrderLineItem]
+    location_id: int = 0
+    request_status: str = "UNSUBMITTED"
+    merchant_requests: list[FakeMerchantRequest] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -403,6 +735,21 @@ class FakeWebhookSubscription:
     uri: str
 
 
+DEFAULT_DESTINATION: Mapping[str, str | None] = {
+    "firstName": "Test",
+    "lastName": "Buyer",
+    "company": None,
+    "address1": "1 Test Street",
+    "address2": None,
+    "city": "Seattle",
+    "province": "WA",
+    "zip": "98109",
+    "countryCode": "US",
+    "phone": None,
+    "email": "buyer@example.com",
+}
+
+
 @dataclass
 class FakeOrder:
     id: str
@@ -411,6 +758,9 @@ class FakeOrder:
     lines: list[FakeLine]
     fulfillment_orders: list[FakeFulfillmentOrder]
     fulfillments: list[FakeFulfillment] = field(default_factory=list)
+    destination: Mapping[str, str | None] = field(default_factory=lambda: dict(DEFAULT_DESTINATION))
+    shipping_method: str = "Standard Shipping"
+    processed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -423,6 +773,15 @@ class RecordedRequest:
     variables: Mapping[str, Any]
     outcome: str
     api_version: str
+
+
+@dataclass(frozen=True)
+class FakeCallback:
+    """A notification the fake posted to a fulfillment service, and the HTTP status it got (0: none)."""
+
+    url: str
+    kind: str
+    status: int
 
 
 @dataclass(frozen=True)
@@ -680,13 +1039,78 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
         ("FulfillmentOrderLineItem", "sku"): lambda li, _i: li.line.sku,
         ("LineItem", "id"): lambda line, _i: _gid("LineItem", line.line_id),
         ("Fulfillment", "id"): lambda f, _i: f.gid,
-        ("Fulfillment", "createdAt"): lambda f, _i: f.created_at.isoformat().replace("+00:00", "Z"),
+        ("Fulfillment", "createdAt"): lambda f, _i: _iso(f.created_at),
         ("Fulfillment", "order"): lambda f, info: ctx(info)._orders[f.order_id],
         ("Fulfillment", "trackingInfo"): lambda f, _i, **a: _limit(f.tracking, a.get("first")),
         ("Fulfillment", "fulfillmentLineItems"): lambda f, _i, **a: _connection(f.lines, a),
         ("FulfillmentLineItem", "id"): lambda fl, _i: _gid("FulfillmentLineItem", fl.id),
         ("FulfillmentLineItem", "lineItem"): lambda fl, _i: fl.line,
+        # Locations, fulfillment services and fulfillment requests
+        ("QueryRoot", "assignedFulfillmentOrders"): lambda _r, info, **a: ctx(info)._assigned(a),
+        ("QueryRoot", "locations"): lambda _r, info, **a: _connection(
+            [x for x in ctx(info)._locations.values() if x.active or a.get("includeInactive")], a
+        ),
+        ("QueryRoot", "location"): lambda _r, info, **a: ctx(info)._location_by_gid(a.get("id")),
+        ("Location", "id"): lambda loc, _i: _gid("Location", loc.id),
+        ("Location", "isActive"): lambda loc, _i: loc.active,
+        ("Location", "isFulfillmentService"): lambda loc, _i: loc.service_id is not None,
+        ("Location", "fulfillmentService"): lambda loc, info: ctx(info)._services.get(loc.service_id or 0),
+        ("FulfillmentService", "id"): lambda fs, _i: _gid("FulfillmentService", fs.id),
+        ("FulfillmentService", "serviceName"): lambda fs, _i: fs.name,
+        ("FulfillmentService", "callbackUrl"): lambda fs, _i: fs.callback_url,
+        ("FulfillmentService", "location"): lambda fs, info: ctx(info)._locations[fs.location_id],
+        ("FulfillmentService", "trackingSupport"): lambda fs, _i: fs.tracking_support,
+        ("FulfillmentService", "inventoryManagement"): lambda fs, _i: fs.inventory_management,
+        ("FulfillmentService", "requiresShippingMethod"): lambda fs, _i: fs.requires_shipping_method,
+        ("FulfillmentService", "type"): lambda _fs, _i: "THIRD_PARTY",
+        ("FulfillmentOrder", "requestStatus"): lambda fo, _i: fo.request_status,
+        ("FulfillmentOrder", "orderId"): lambda fo, _i: _gid("Order", fo.order_id),
+        ("FulfillmentOrder", "orderName"): lambda fo, info: ctx(info)._orders[fo.order_id].name,
+        ("FulfillmentOrder", "orderProcessedAt"): lambda fo, info: _iso(
+            ctx(info)._orders[fo.order_id].processed_at
+        ),
+        ("FulfillmentOrder", "assignedLocation"): lambda fo, info: ctx(info)._assigned_location(fo),
+        ("FulfillmentOrder", "destination"): lambda fo, info: {
+            "id": _gid("FulfillmentOrderDestination", fo.id),
+            **ctx(info)._orders[fo.order_id].destination,
+        },
+        ("FulfillmentOrder", "deliveryMethod"): lambda fo, info: {
+            "id": _gid("DeliveryMethod", fo.id),
+            "methodType": "SHIPPING",
+            "presentedName": ctx(info)._orders[fo.order_id].shipping_method,
+        },
+        ("FulfillmentOrder", "supportedActions"): lambda fo, info: [
+            {"action": a} for a in ctx(info)._supported_actions(fo)
+        ],
+        ("FulfillmentOrder", "merchantRequests"): lambda fo, _i, **a: _connection(
+            [r for r in fo.merchant_requests if a.get("kind") in (None, r.kind)], a
+        ),
+        ("FulfillmentOrderMerchantRequest", "id"): lambda r, _i: _gid(
+            "FulfillmentOrderMerchantRequest", r.id
+        ),
+        ("FulfillmentOrderMerchantRequest", "sentAt"): lambda r, _i: _iso(r.sent_at),
+        ("FulfillmentOrderLineItem", "requiresShipping"): lambda li, _i: li.line.requires_shipping,
+        ("FulfillmentOrderLineItem", "productTitle"): lambda li, _i: li.line.name,
+        ("LineItem", "requiresShipping"): lambda line, _i: line.requires_shipping,
+        ("Mutation", "fulfillmentServiceCreate"): lambda _r, info, **a: ctx(info)._service_create(a),
+        ("Mutation", "fulfillmentServiceUpdate"): lambda _r, info, **a: ctx(info)._service_update(a),
+        ("Mutation", "fulfillmentOrderAcceptFulfillmentRequest"): lambda _r, info, **a: ctx(info)._answer(
+            a["id"], "SUBMITTED", "ACCEPTED", "IN_PROGRESS"
+        ),
+        ("Mutation", "fulfillmentOrderRejectFulfillmentRequest"): lambda _r, info, **a: ctx(info)._answer(
+            a["id"], "SUBMITTED", "REJECTED", None
+        ),
+        ("Mutation", "fulfillmentOrderAcceptCancellationRequest"): lambda _r, info, **a: ctx(info)._answer(
+            a["id"], "CANCELLATION_REQUESTED", "CANCELLATION_ACCEPTED", "CLOSED"
+        ),
+        ("Mutation", "fulfillmentOrderRejectCancellationRequest"): lambda _r, info, **a: ctx(info)._answer(
+            a["id"], "CANCELLATION_REQUESTED", "CANCELLATION_REJECTED", None
+        ),
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def build_fake_schema() -> GraphQLSchema:
@@ -743,11 +1167,16 @@ class FakeShopify:
         restore_rate: float = 50.0,
         shop_name: str = "shop-a",
         access_scopes: Sequence[str] = DEFAULT_ACCESS_SCOPES,
+        app_secret: str | None = None,
+        callback_transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.shop_name = shop_name
         self.access_scopes: list[str] = list(access_scopes)
         self.webhook_subscriptions: list[FakeWebhookSubscription] = []
+        self.app_secret = app_secret  # signs callbacks to fulfillment services, as Shopify does
+        self.callback_transport = callback_transport
+        self.callbacks: list[FakeCallback] = []
         self.bucket = CostBucket(self.clock, maximum_available, restore_rate)
         self.schema = build_fake_schema()
         self._token = access_token
@@ -759,6 +1188,44 @@ class FakeShopify:
         self._requests: list[RecordedRequest] = []
         self._ledger: Counter[tuple[str, str]] = Counter()
         self._next_id = 5_000_000_001
+        self._locations: dict[int, FakeLocation] = {}
+        self._services: dict[int, FakeFulfillmentService] = {}
+        self.primary_location = self.add_location(PRIMARY_LOCATION)
+
+    # -- locations and fulfillment services --------------------------------------------------------
+
+    def add_location(self, name: str, *, active: bool = True) -> str:
+        """A merchant-managed location; returns its gid."""
+        with self._lock:
+            location = FakeLocation(self._new_id(), name, active)
+            self._locations[location.id] = location
+            return _gid("Location", location.id)
+
+    def add_fulfillment_service(
+        self, name: str, callback_url: str | None = None, *, own: bool = False
+    ) -> str:
+        """Another app's fulfillment service (`own=False`, e.g. print on demand) or one the calling
+        app registered; returns its location's gid."""
+        with self._lock:
+            service, errors = self._new_service(name, callback_url, own)
+            if errors:
+                raise ValueError(errors[0]["message"])
+            assert service is not None
+            return _gid("Location", service.location_id)
+
+    def location_gid(self, name: str) -> str:
+        with self._lock:
+            return _gid("Location", self._location_named(name).id)
+
+    def fulfillment_services(self) -> list[FakeFulfillmentService]:
+        with self._lock:
+            return [copy.copy(x) for x in self._services.values()]
+
+    def _location_named(self, name_or_gid: str) -> FakeLocation:
+        for location in self._locations.values():
+            if name_or_gid in (location.name, _gid("Location", location.id)):
+                return location
+        raise KeyError(f"no location {name_or_gid!r}")
 
     # -- seeding and inspection ------------------------------------------------------------------
 
@@ -770,15 +1237,24 @@ class FakeShopify:
         name: str | None = None,
         note: str | None = None,
         fulfillment_order_groups: Sequence[Sequence[str | tuple[str, int]]] | None = None,
+        locations: str | Sequence[str] | None = None,
+        no_shipping: Collection[str] = (),
+        destination: Mapping[str, str | None] | None = None,
+        shipping_method: str = "Standard Shipping",
     ) -> None:
         """Seed an order: `lines` are (REST line id, sku, quantity).
 
         One OPEN fulfillment order holds every line, unless `fulfillment_order_groups` says what
         each fulfillment order holds: a line id (all of its units) or (line id, units), as after
-        Shopify split a fulfillment order. Every unit must be in exactly one group.
+        Shopify split a fulfillment order. Every unit must be in exactly one group. `locations`
+        names the location (name or gid) of every group, or one for all; the default is the
+        shop's primary location. Lines in `no_shipping` do not require shipping.
         """
         order_id = str(order_id)
-        fake_lines = [FakeLine(str(line_id), sku, int(qty)) for line_id, sku, qty in lines]
+        fake_lines = [
+            FakeLine(str(line_id), sku, int(qty), requires_shipping=str(line_id) not in no_shipping)
+            for line_id, sku, qty in lines
+        ]
         by_id = {line.line_id: line for line in fake_lines}
         raw_groups = fulfillment_order_groups or [list(by_id)]
         groups = [
@@ -794,23 +1270,103 @@ class FakeShopify:
                 placed[line_id] += quantity
         if placed != Counter({line.line_id: line.quantity for line in fake_lines}):
             raise ValueError("fulfillment_order_groups must place every unit of every line exactly once")
+        names = [locations] * len(groups) if isinstance(locations, str) else list(locations or [])
+        names += [PRIMARY_LOCATION] * (len(groups) - len(names))
         with self._lock:
             if order_id in self._orders:
                 raise ValueError(f"order {order_id} already exists")
             fulfillment_orders = []
-            for group in groups:
+            for group, location_name in zip(groups, names, strict=False):
                 items = [FakeFulfillmentOrderLineItem(self._new_id(), by_id[i], q, q) for i, q in group]
-                fo = FakeFulfillmentOrder(self._new_id(), order_id, "OPEN", items)
+                location = self._location_named(location_name)
+                fo = FakeFulfillmentOrder(self._new_id(), order_id, "OPEN", items, location.id)
                 self._fulfillment_orders[fo.id] = fo
                 fulfillment_orders.append(fo)
             self._orders[order_id] = FakeOrder(
-                order_id, name or f"#{order_id}", note, fake_lines, fulfillment_orders
+                order_id,
+                name or f"#{order_id}",
+                note,
+                fake_lines,
+                fulfillment_orders,
+                destination=dict(destination or DEFAULT_DESTINATION),
+                shipping_method=shipping_method,
+                processed_at=self.clock.now(),
             )
 
     def set_fulfillment_order_status(self, order_id: str, index: int, status: str) -> None:
         """Put the order's `index`-th fulfillment order on hold, schedule it, close it..."""
         with self._lock:
             self._orders[str(order_id)].fulfillment_orders[index].status = status
+
+    def merchant_fulfill(self, order_id: str, index: int, quantities: Mapping[str, int]) -> None:
+        """The merchant (or another app) fulfils units of a fulfillment order by hand, without
+        tracking: `quantities` maps REST line ids to units."""
+        with self._lock:
+            fo = self._orders[str(order_id)].fulfillment_orders[index]
+            lines = []
+            for li in fo.line_items:
+                take = min(quantities.get(li.line.line_id, 0), li.remaining)
+                if take:
+                    li.remaining -= take
+                    lines.append(FakeFulfillmentLine(self._new_id(), li.line, take, fo.id))
+            if lines:
+                self._record_fulfillment(self._orders[str(order_id)], [fo], lines, (), False)
+
+    def request_fulfillment(self, order_id: str, index: int = 0, message: str | None = None) -> int | None:
+        """The merchant presses "Request fulfillment": the fulfillment order (at a fulfillment
+        service's location, OPEN, not yet or no longer requested) becomes SUBMITTED and Shopify
+        posts `{"kind": "FULFILLMENT_REQUEST"}` to the service's callback. Returns the callback's
+        HTTP status (None when the service has no callback URL)."""
+        with self._lock:
+            fo = self._orders[str(order_id)].fulfillment_orders[index]
+            service = self._service_of(fo)
+            if service is None or fo.status != "OPEN" or fo.request_status not in ("UNSUBMITTED", "REJECTED"):
+                raise ValueError(
+                    f"fulfillment order {fo.id} cannot be requested ({fo.status}/{fo.request_status})"
+                )
+            fo.request_status = "SUBMITTED"
+            fo.merchant_requests.append(
+                FakeMerchantRequest(self._new_id(), "FULFILLMENT_REQUEST", message, self.clock.now())
+            )
+        return self._notify(service, "FULFILLMENT_REQUEST")
+
+    def request_cancellation(self, order_id: str, index: int = 0, message: str | None = None) -> int | None:
+        """The merchant asks the service to cancel an accepted fulfillment order; Shopify posts
+        `{"kind": "CANCELLATION_REQUEST"}` to the service's callback."""
+        with self._lock:
+            fo = self._orders[str(order_id)].fulfillment_orders[index]
+            service = self._service_of(fo)
+            if service is None or fo.request_status != "ACCEPTED" or fo.status != "IN_PROGRESS":
+                raise ValueError(f"fulfillment order {fo.id} has no accepted request to cancel")
+            fo.request_status = "CANCELLATION_REQUESTED"
+            fo.merchant_requests.append(
+                FakeMerchantRequest(self._new_id(), "CANCELLATION_REQUEST", message, self.clock.now())
+            )
+        return self._notify(service, "CANCELLATION_REQUEST")
+
+    def _service_of(self, fo: FakeFulfillmentOrder) -> FakeFulfillmentService | None:
+        return self._services.get(self._locations[fo.location_id].service_id or 0)
+
+    def _notify(self, service: FakeFulfillmentService, kind: str) -> int | None:
+        if not service.callback_url:
+            return None
+        body = json.dumps({"kind": kind}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Shop-Domain": f"{self.shop_name}.myshopify.com",
+        }
+        if self.app_secret is not None:
+            digest = hmac.new(self.app_secret.encode(), body, hashlib.sha256).digest()
+            headers[HMAC_HEADER] = base64.b64encode(digest).decode()
+        url = f"{service.callback_url.rstrip('/')}/fulfillment_order_notification"
+        with httpx.Client(transport=self.callback_transport, timeout=5.0) as client:
+            try:
+                status = client.post(url, content=body, headers=headers).status_code
+            except httpx.HTTPError:
+                status = 0
+        with self._lock:
+            self.callbacks.append(FakeCallback(url, kind, status))
+        return status
 
     def fulfillments(self, order_id: str) -> list[FakeFulfillment]:
         with self._lock:
@@ -1023,6 +1579,20 @@ class FakeShopify:
             for li, quantity in items:
                 li.remaining -= quantity
                 lines.append(FakeFulfillmentLine(self._new_id(), li.line, quantity, fo.id))
+        fulfillment = self._record_fulfillment(
+            order, [fo for fo, _ in plan], lines, tracking, bool(data.get("notifyCustomer"))
+        )
+        return {"fulfillment": fulfillment, "userErrors": []}
+
+    def _record_fulfillment(
+        self,
+        order: FakeOrder,
+        fulfillment_orders: list[FakeFulfillmentOrder],
+        lines: list[FakeFulfillmentLine],
+        tracking: tuple[FakeTracking, ...],
+        notify: bool,
+    ) -> FakeFulfillment:
+        for fo in fulfillment_orders:
             fo.status = "CLOSED" if all(li.remaining == 0 for li in fo.line_items) else "IN_PROGRESS"
         fulfillment = FakeFulfillment(
             id=self._new_id(),
@@ -1032,10 +1602,10 @@ class FakeShopify:
             created_at=self.clock.now(),
             tracking=tracking,
             lines=tuple(lines),
-            notify_customer=bool(data.get("notifyCustomer")),
+            notify_customer=notify,
         )
         order.fulfillments.append(fulfillment)
-        return {"fulfillment": fulfillment, "userErrors": []}
+        return fulfillment
 
     def _fulfillment_plan(
         self, data: Mapping[str, Any]
@@ -1058,6 +1628,24 @@ class FakeShopify:
                     _user_error(
                         [*path, "fulfillmentOrderId"],
                         f"Fulfillment order {fo.id} has an unfulfillable status= {fo.status.lower()}.",
+                    )
+                )
+                continue
+            service = self._service_of(fo)
+            if service is not None and not service.own:
+                errors.append(
+                    _user_error(
+                        [*path, "fulfillmentOrderId"],
+                        f"Fulfillment order {fo.id} is assigned to a location managed by another "
+                        "fulfillment service.",
+                    )
+                )
+                continue
+            if service is not None and fo.request_status not in ACCEPTED_REQUEST_STATUSES:
+                errors.append(
+                    _user_error(
+                        [*path, "fulfillmentOrderId"],
+                        f"Fulfillment order {fo.id} has not been accepted by the fulfillment service.",
                     )
                 )
                 continue
@@ -1108,11 +1696,16 @@ class FakeShopify:
             for i, number in enumerate(numbers)
         )
 
+    def _location_by_gid(self, value: str | None) -> FakeLocation | None:
+        legacy = _parse_gid(value, "Location") if value else None
+        return self._locations.get(int(legacy)) if legacy else None
+
     def _shop(self) -> dict[str, Any]:
         return {
             "id": _gid("Shop", 1),
             "name": self.shop_name,
             "myshopifyDomain": f"{self.shop_name}.myshopify.com",
+            "fulfillmentServices": list(self._services.values()),
         }
 
     def _app_installation(self) -> dict[str, Any]:
@@ -1127,6 +1720,108 @@ class FakeShopify:
             if not topics or w.topic in topics
         ]
         return _connection(chosen, args)
+
+    def _assigned_location(self, fo: FakeFulfillmentOrder) -> dict[str, Any]:
+        location = self._locations.get(fo.location_id)
+        return {"name": location.name if location else "Deleted location", "location": location}
+
+    def _assigned(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Fulfillment orders at the locations of services the calling app registered."""
+        own = {x.location_id for x in self._services.values() if x.own}
+        wanted_locations = args.get("locationIds")
+        if wanted_locations is not None:
+            own &= {int(legacy) for legacy in (_parse_gid(x, "Location") for x in wanted_locations) if legacy}
+        status = args.get("assignmentStatus")
+        found = []
+        for fo in self._fulfillment_orders.values():
+            if fo.location_id not in own:
+                continue
+            if status is None and fo.status == "CLOSED":
+                continue
+            if status is not None and fo.request_status != ASSIGNMENT_FILTERS[status]:
+                continue
+            found.append(fo)
+        return _connection(found, args)
+
+    def _supported_actions(self, fo: FakeFulfillmentOrder) -> list[str]:
+        service = self._service_of(fo)
+        if fo.status in ("CLOSED", "CANCELLED", "INCOMPLETE"):
+            return []
+        if fo.status == "ON_HOLD":
+            return ["RELEASE_HOLD", "MOVE"]
+        if service is None:
+            return ["CREATE_FULFILLMENT", "MOVE", "HOLD"]
+        if fo.request_status in ("UNSUBMITTED", "REJECTED"):
+            return ["REQUEST_FULFILLMENT", "MOVE", "HOLD"]
+        if fo.request_status == "SUBMITTED":
+            return ["CANCEL_FULFILLMENT_ORDER"]
+        if fo.request_status in ("ACCEPTED", "CANCELLATION_REJECTED"):
+            return ["CREATE_FULFILLMENT", "REQUEST_CANCELLATION"]
+        return []
+
+    def _new_service(
+        self, name: str, callback_url: str | None, own: bool
+    ) -> tuple[FakeFulfillmentService | None, list[Any]]:
+        if any(x.name.casefold() == name.casefold() for x in self._services.values()):
+            return None, [_user_error(["name"], "Name has already been taken")]
+        if callback_url is not None and not _is_url(callback_url):
+            return None, [_user_error(["callbackUrl"], "Callback url is invalid")]
+        location = FakeLocation(self._new_id(), name)
+        service = FakeFulfillmentService(
+            self._new_id(), name, name.lower().replace(" ", "-"), callback_url, location.id, own
+        )
+        location.service_id = service.id
+        self._locations[location.id] = location
+        self._services[service.id] = service
+        return service, []
+
+    def _service_create(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        service, errors = self._new_service(args["name"], args.get("callbackUrl"), own=True)
+        if service is not None:
+            service.tracking_support = bool(args.get("trackingSupport"))
+            service.inventory_management = bool(args.get("inventoryManagement"))
+            service.requires_shipping_method = args.get("requiresShippingMethod") is not False
+        return {"fulfillmentService": service, "userErrors": errors}
+
+    def _service_update(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        legacy = _parse_gid(args["id"], "FulfillmentService")
+        service = self._services.get(int(legacy)) if legacy else None
+        if service is None or not service.own:
+            return {
+                "fulfillmentService": None,
+                "userErrors": [_user_error(["id"], "Fulfillment service not found")],
+            }
+        if args.get("callbackUrl") is not None:
+            if not _is_url(args["callbackUrl"]):
+                return {
+                    "fulfillmentService": None,
+                    "userErrors": [_user_error(["callbackUrl"], "Callback url is invalid")],
+                }
+            service.callback_url = args["callbackUrl"]
+        if args.get("name"):
+            service.name = args["name"]
+        return {"fulfillmentService": service, "userErrors": []}
+
+    def _answer(self, fo_gid: str, needed: str, request_status: str, status: str | None) -> dict[str, Any]:
+        """A fulfillment service answers a request: only while the request is `needed`, and only for
+        fulfillment orders at its own location."""
+        fo = self._fulfillment_order_by_gid(fo_gid)
+        service = self._service_of(fo) if fo is not None else None
+        if fo is None or service is None or not service.own:
+            return {
+                "fulfillmentOrder": None,
+                "userErrors": [_user_error(["id"], "Fulfillment order does not exist.")],
+            }
+        if fo.request_status != needed:
+            message = (
+                f"Cannot change the request status of fulfillment order {fo.id} from "
+                f"{fo.request_status.lower()} to {request_status.lower()}."
+            )
+            return {"fulfillmentOrder": None, "userErrors": [_user_error(["id"], message)]}
+        fo.request_status = request_status
+        if status is not None:
+            fo.status = status
+        return {"fulfillmentOrder": fo, "userErrors": []}
 
     def _order_update(self, data: Mapping[str, Any]) -> dict[str, Any]:
         order = self._order_by_gid(data["id"])
@@ -1163,10 +1858,37 @@ def create_fake_shopify_app(fake: FakeShopify) -> Flask:
         data = request.get_json(silent=True) or {}
         try:
             lines = [(str(x["line_id"]), x.get("sku"), int(x["quantity"])) for x in data["lines"]]
-            fake.add_order(str(data["order_id"]), lines, name=data.get("name"), note=data.get("note"))
+            fake.add_order(
+                str(data["order_id"]),
+                lines,
+                name=data.get("name"),
+                note=data.get("note"),
+                locations=data.get("locations"),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             return _json({"error": f"cannot seed the order: {exc}"}, 400)
         return _json({"order_id": str(data["order_id"])}, 201)
+
+    @app.post("/_fake/locations")
+    def seed_location() -> Response:
+        name = str((request.get_json(silent=True) or {}).get("name") or "")
+        if not name:
+            return _json({"error": 'send {"name": ...}'}, 400)
+        return _json({"id": fake.add_location(name)}, 201)
+
+    @app.post("/_fake/orders/<order_id>/fulfillment_orders/<int:index>/<action>")
+    def merchant_request(order_id: str, index: int, action: str) -> Response:
+        acts = {
+            "request_fulfillment": fake.request_fulfillment,
+            "request_cancellation": fake.request_cancellation,
+        }
+        if action not in acts:
+            return _json({"error": f"unknown action; use one of {', '.join(acts)}"}, 404)
+        try:
+            status = acts[action](order_id, index)
+        except (KeyError, IndexError, ValueError) as exc:
+            return _json({"error": f"cannot {action}: {exc}"}, 409)
+        return _json({"callback_status": status})
 
     @app.get("/_fake/orders/<order_id>")
     def show_order(order_id: str) -> Response:
@@ -1180,7 +1902,8 @@ def create_fake_shopify_app(fake: FakeShopify) -> Flask:
                 "note": fake.note(order_id),
                 "remaining": fake.remaining(order_id),
                 "fulfillment_orders": [
-                    {"id": fo.id, "status": fo.status} for fo in fake.fulfillment_orders(order_id)
+                    {"id": fo.id, "status": fo.status, "request_status": fo.request_status}
+                    for fo in fake.fulfillment_orders(order_id)
                 ],
                 "fulfillments": [
                     {

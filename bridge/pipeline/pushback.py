@@ -20,6 +20,8 @@ from ..bootstrap import Bridge
 from ..store import JobRecord, OrderRecord, PackageRecord, PushRecord, read_session
 from ..storefronts.push import OrderNote, PushError, PushLine, PushResult, ShipmentPush, StorefrontRejected
 from ..worker import GiveUp, JobContext, RetryLater
+from .common import owe_note
+from .scope import covered_units
 
 log = logging.getLogger("bridge.pushback")
 
@@ -82,6 +84,7 @@ def build_shipment_push(
         shipped_at=package.updated_at,
         notify_customer=channel.storefront.notify_customer,
         all_shipped=all_shipped,
+        fulfillment_units=tuple(unit.unit_id for unit in covered_units(bridge.engine, row.id or 0)),
     )
 
 
@@ -139,6 +142,21 @@ def _record_done(ctx: JobContext, push_id: int, result: PushResult, package: Pac
             row,
             f"pushed:{push.kind}",
             now,
-            f"{what} pushed to the storefront ({push.storefront_ref})",
+            f"{what} pushed to the storefront ({push.storefront_ref or 'nothing was open there'})",
         )
+        if package is not None and result.not_pushed:
+            owe_note(
+                session, row, f"not-pushed:{package.package_number}", now, _not_pushed_text(package, result)
+            )
     log.info("push done push_id=%s kind=%s order_id=%s", push_id, push.kind, push.order_id)
+
+
+def _not_pushed_text(package: PackageRecord, result: PushResult) -> str:
+    """The storefront no longer held some units of the package open: say which, and why."""
+    units = "; ".join(f"line {x.line_id} x{x.quantity}: {x.why}" for x in result.not_pushed)
+    done = "the rest of the package got it" if result.storefront_ref else "nothing of it was open"
+    return (
+        f"Amazon shipped package {package.package_number} (tracking {package.tracking_number}), but the "
+        f"storefront no longer held these units open, so they did not get its tracking ({done}): {units}. "
+        "Check the order's fulfillments."
+    )

@@ -28,6 +28,7 @@ from ..store import OrderRecord, lock_order, read_session, write_session
 from ..worker import JobContext, RetryLater
 from .common import amazon_retry
 from .plan import Park, Plan, Skip, judge_preview, plan_submission
+from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
 
 log = logging.getLogger("bridge.submit")
 
@@ -82,25 +83,40 @@ def handle_submit(ctx: JobContext) -> None:
         _finish_with(ctx, ctx.job.order_id, Event.PARK, f"channel {row.channel_id} is no longer configured")
         return
     order = row.canonical()
-    hold = order.payment_state not in channel.ship_on
+    scoped = scope_order(ctx, channel, row, order)  # Shopify: only what is assigned to Amazon
+    if isinstance(scoped, Wait | Skip | Park):
+        if not isinstance(scoped, Wait):
+            _finish_with(
+                ctx, row.id or 0, Event.SKIP if isinstance(scoped, Skip) else Event.PARK, scoped.reason
+            )
+        return
+    order = scoped.order if scoped else order
+    hold = order.payment_state not in channel.ship_on and (scoped is None or not scoped.requested)
     if hold and channel.unpaid_policy != "hold_at_amazon":
         return  # waits for the payment webhook
-    plan = plan_submission(order, channel, hold=hold)
+    plan = check_plan(scoped, plan_submission(order, channel, hold=hold))
     if isinstance(plan, Skip):
+        refuse(ctx, scoped, plan.reason)
         _finish_with(ctx, row.id or 0, Event.SKIP, plan.reason)
         return
     if isinstance(plan, Park):
+        refuse(ctx, scoped, plan.reason)
         _finish_with(ctx, row.id or 0, Event.PARK, plan.reason)
         return
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     try:
-        _submit(ctx, row, channel, plan, outbound)
+        _submit(ctx, row, channel, plan, outbound, scoped)
     except amz.SpApiError as exc:
         raise amazon_retry(exc, channel) from None
 
 
 def _submit(
-    ctx: JobContext, row: OrderRecord, channel: Channel, plan: Plan, outbound: FulfillmentOutbound
+    ctx: JobContext,
+    row: OrderRecord,
+    channel: Channel,
+    plan: Plan,
+    outbound: FulfillmentOutbound,
+    scoped: Scoped | None = None,
 ) -> None:
     assert row.id is not None
     created_event = (
@@ -122,8 +138,10 @@ def _submit(
         previews = outbound.preview(plan.preview)
         verdict = judge_preview(previews, plan, channel)
         if verdict is not None:
+            refuse(ctx, scoped, verdict.reason)
             _finish_with(ctx, row.id, Event.PARK, verdict.reason)
             return
+        settle(ctx, row.id, scoped)  # accept fulfillment requests; record the units covered
         if not _mark_submitting(ctx, row.id, plan):
             return
     try:

@@ -48,6 +48,8 @@ class ShipmentPush:
     shipped_at: datetime
     notify_customer: bool = True
     all_shipped: bool = False  # after this package nothing of the order is left to ship
+    # The storefront's fulfilment units (Shopify fulfillment orders) the Amazon order covers.
+    fulfillment_units: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,20 @@ class OrderNote:
 
 
 @dataclass(frozen=True)
+class NotPushed:
+    """Units of a package the storefront no longer holds open (fulfilled or closed by someone else)."""
+
+    line_id: str
+    quantity: int
+    why: str
+
+
+@dataclass(frozen=True)
 class PushResult:
     storefront_ref: str  # the storefront's id for what was created (fulfilment id, note id, event id)
     details: dict[str, Any] = field(default_factory=dict)
+    # What of the package could not be pushed (the rest was); the caller notes it on the order.
+    not_pushed: tuple[NotPushed, ...] = ()
 
 
 class PushError(Exception):

@@ -15,6 +15,7 @@ import httpx
 from ..channels import Channel
 from ..clock import Clock
 from . import generic, shopify, woocommerce
+from .assignment import FulfillmentAssignments
 from .base import StorefrontAdapter
 from .push import StorefrontPusher
 
@@ -64,15 +65,27 @@ class Storefronts:
         self._clock = clock
         self._transports = dict(transports or {})
         self._pushers: dict[str, StorefrontPusher] = {}
+        self._channels: dict[str, Channel] = {}
         self._lock = threading.Lock()
 
     def for_channel(self, channel: Channel) -> StorefrontPusher:
+        """The channel's pusher; a changed channel definition gets a new one."""
         with self._lock:
-            if channel.id not in self._pushers:
+            if self._channels.get(channel.id) != channel:
+                old = self._pushers.pop(channel.id, None)
+                if old is not None:
+                    old.close()
                 self._pushers[channel.id] = make_pusher(
                     channel, self._clock, self._transports.get(channel.id)
                 )
+                self._channels[channel.id] = channel
             return self._pushers[channel.id]
+
+    def assignments(self, channel: Channel) -> FulfillmentAssignments | None:
+        """What the channel's storefront assigns to Amazon (Shopify's fulfillment orders), on the
+        pusher's connection; None for platforms that do not split orders."""
+        found = getattr(self.for_channel(channel), "assignments", None)
+        return found if isinstance(found, FulfillmentAssignments) else None
 
     def close(self) -> None:
         for pusher in self._pushers.values():

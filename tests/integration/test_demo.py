@@ -18,4 +18,10 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "Shopify #1002: a mug, cancelled by the shop" in story and "cancelled" in story
     assert "needs attention: Amazon cannot fulfil this order: FBA-POSTER-A2: InventoryUnavailable" in story
     assert "generic shop received 1 signed event(s): shipment.created" in story
+    assert "left to others: line 32 x1 at Print on demand" in story
+    assert "Shopify order #1003 at 'Amazon FBA' (line 31 x2): CLOSED, fulfilled by Amazon, tracking " in story
+    assert (
+        "Shopify order #1003 at 'Print on demand' (line 32 x1): OPEN, left to its own app, unfulfilled"
+        in story
+    )
     assert "Demo Buyer" not in story and "demo.buyer@example.com" not in story

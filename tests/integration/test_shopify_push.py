@@ -19,10 +19,10 @@ from bridge.channels import Channel, ChannelsConfig
 from bridge.clock import ManualClock
 from bridge.fakes.shopify import FakeShopify, QueryCost, create_fake_shopify_app
 from bridge.storefronts.push import OrderNote, PushError, PushLine, ShipmentPush, StorefrontRejected
+from bridge.storefronts.shopify_fulfillment import FULFILLMENT_ORDER_LINE_ITEMS, FULFILLMENT_ORDERS
+from bridge.storefronts.shopify_fulfillment import OPERATIONS as FULFILLMENT_OPERATIONS
 from bridge.storefronts.shopify_push import (
     FULFILLMENT_CREATE,
-    FULFILLMENT_ORDER_LINE_ITEMS,
-    FULFILLMENT_ORDERS,
     OPERATIONS,
     ORDER_FULFILLMENTS,
     ShopifyPusher,
@@ -184,18 +184,43 @@ def test_lines_on_later_pages_of_fulfillment_orders_and_line_items_are_found(
     assert shop.calls(FULFILLMENT_ORDER_LINE_ITEMS.name) == 1  # 30 line items, 25 on the first page
 
 
-def test_lines_already_fulfilled_are_refused_without_a_second_fulfillment(
+def test_lines_already_fulfilled_are_reported_not_pushed_without_a_second_fulfillment(
     pusher: ShopifyPusher, fake: FakeShopify
 ) -> None:
     pusher.push_shipment(package(("11", 2)))
 
-    with pytest.raises(PushError) as caught:
-        pusher.push_shipment(package(("11", 1), tracking="TBA000000000009"))
+    result = pusher.push_shipment(package(("11", 1), tracking="TBA000000000009"))
 
-    assert caught.value.code == "not_fulfillable"
-    assert not caught.value.retryable
+    assert result.storefront_ref == ""
+    assert [(x.line_id, x.quantity) for x in result.not_pushed] == [("11", 1)]
+    assert "already fulfilled" in result.not_pushed[0].why
     assert len(fake.fulfillments("1001")) == 1
     assert fake.calls("fulfillmentCreate") == 1
+
+
+def test_a_partly_fulfilled_fulfillment_order_gets_the_open_units_and_reports_the_rest(
+    pusher: ShopifyPusher, fake: FakeShopify
+) -> None:
+    fake.merchant_fulfill("1001", 0, {"11": 1})  # the merchant shipped one red T-shirt by hand
+
+    result = pusher.push_shipment(package(("11", 2), ("12", 1)))
+
+    created = fake.fulfillments("1001")[-1]
+    assert result.storefront_ref == created.gid
+    assert created.quantities == {"11": 1, "12": 1} and created.tracking_numbers == (TRACKING,)
+    assert [(x.line_id, x.quantity) for x in result.not_pushed] == [("11", 1)]
+
+
+def test_a_closed_fulfillment_order_pushes_nothing_and_says_why(
+    pusher: ShopifyPusher, fake: FakeShopify
+) -> None:
+    fake.set_fulfillment_order_status("1001", 0, "CLOSED")
+
+    result = pusher.push_shipment(package(("11", 2)))
+
+    assert result.storefront_ref == "" and fake.calls("fulfillmentCreate") == 0
+    [missing] = result.not_pushed
+    assert (missing.line_id, missing.quantity) == ("11", 2) and "closed" in missing.why
 
 
 def test_lines_on_a_held_fulfillment_order_are_retried_later(
@@ -211,7 +236,7 @@ def test_lines_on_a_held_fulfillment_order_are_retried_later(
     assert fake.calls("fulfillmentCreate") == 0
 
 
-def test_shopify_user_errors_become_a_non_retryable_error_with_field_paths(
+def test_a_fulfillment_order_closed_between_read_and_create_is_read_again(
     channels_config: ChannelsConfig, clock: ManualClock, fake: FakeShopify
 ) -> None:
     app_transport = httpx.WSGITransport(app=create_fake_shopify_app(fake))
@@ -225,14 +250,24 @@ def test_shopify_user_errors_become_a_non_retryable_error_with_field_paths(
             return app_transport.handle_request(request)
 
     pusher = ShopifyPusher(shopify_channel(channels_config, SHOP_URL), clock, MerchantClosesInBetween())
-    with pytest.raises(PushError) as caught:
-        pusher.push_shipment(package(("11", 1)))
+    result = pusher.push_shipment(package(("11", 1)))
     pusher.close()
+
+    assert fake.calls(FULFILLMENT_ORDERS.name) == 2 and fake.calls("fulfillmentCreate") == 1
+    assert fake.fulfillments("1001") == []
+    assert result.storefront_ref == "" and "closed" in result.not_pushed[0].why
+
+
+def test_shopify_user_errors_become_a_non_retryable_error_with_field_paths(
+    pusher: ShopifyPusher, fake: FakeShopify
+) -> None:
+    with pytest.raises(PushError) as caught:
+        pusher.push_shipment(package(("11", 1), url="not a url"))
 
     assert caught.value.code == "user_errors"
     assert not caught.value.retryable and not caught.value.ambiguous
-    assert "fulfillment.lineItemsByFulfillmentOrder.0.fulfillmentOrderId" in caught.value.message
-    assert fake.fulfillments("1001") == []
+    assert "fulfillment.trackingInfo.url" in caught.value.message
+    assert fake.fulfillments("1001") == [] and fake.calls("fulfillmentCreate") == 1
 
 
 def test_an_unknown_order_is_refused(pusher: ShopifyPusher) -> None:
@@ -324,7 +359,7 @@ def test_with_a_nearly_empty_bucket_the_pusher_waits_on_the_clock_instead_of_fai
     pusher.push_shipment(package(("11", 1)))
 
     waited = clock.monotonic() - before
-    assert 1.0 < waited < 2.0  # (274 - 217) / 50 points a second
+    assert 1.0 < waited < 2.0  # (284 - 217) / 50 points a second
     assert fake.calls(FULFILLMENT_ORDERS.name, outcome="throttled") == 0
     assert len(fake.fulfillments("1001")) == 1
 
@@ -358,7 +393,7 @@ def test_a_throttled_answer_is_a_retryable_error_with_retry_after_from_cost_and_
 
     assert caught.value.code == "throttled"
     assert caught.value.retryable and not caught.value.ambiguous
-    assert caught.value.retry_after == pytest.approx((274 - 100) / 50, abs=0.1)
+    assert caught.value.retry_after == pytest.approx((FULFILLMENT_ORDERS.estimated_cost - 100) / 50, abs=0.1)
     assert fake.calls(FULFILLMENT_ORDERS.name, outcome="throttled") == 1
 
     clock.advance(caught.value.retry_after or 0)
@@ -471,7 +506,7 @@ def test_no_access_token_or_personal_data_in_logs_or_errors(
 
 
 def test_pusher_cost_estimates_match_the_calculated_query_cost() -> None:
-    for operation in OPERATIONS:
+    for operation in OPERATIONS + FULFILLMENT_OPERATIONS:
         document = parse(operation.document)
         [definition] = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         assert QueryCost(document, definition, {}).requested() == operation.estimated_cost, operation.name
@@ -488,7 +523,7 @@ def test_fake_answers_like_shopify(fake: FakeShopify, token: str) -> None:
         json={"query": ORDER_FULFILLMENTS.document, "variables": {"id": "gid://shopify/Order/1001"}},
     )
     unknown = client.post(
-        url, headers=headers, json={"query": "query Locations { locations(first: 1) { nodes { id } } }"}
+        url, headers=headers, json={"query": "query C { customers(first: 1) { nodes { id } } }"}
     )
     unauthorised = client.post(
         url, headers={"X-Shopify-Access-Token": "wrong"}, json={"query": "{ shop { name } }"}
@@ -502,7 +537,7 @@ def test_fake_answers_like_shopify(fake: FakeShopify, token: str) -> None:
     assert cost["requestedQueryCost"] == ORDER_FULFILLMENTS.estimated_cost
     assert cost["actualQueryCost"] < cost["requestedQueryCost"]
     assert set(cost["throttleStatus"]) == {"maximumAvailable", "currentlyAvailable", "restoreRate"}
-    assert unknown.status_code == 200 and "locations" in unknown.json()["errors"][0]["message"]
+    assert unknown.status_code == 200 and "customers" in unknown.json()["errors"][0]["message"]
     assert "data" not in unknown.json()
     assert unauthorised.status_code == 401
     assert unauthorised.json()["errors"].startswith("[API] Invalid API key or access token")

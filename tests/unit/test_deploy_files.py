@@ -257,7 +257,9 @@ def test_app_json_uses_only_herokus_keys() -> None:
 def test_app_json_runs_the_procfile_roles_on_postgresql() -> None:
     data = app_json()
     assert data["buildpacks"] == [{"url": "heroku/python"}]
-    process_types = set(procfile()) - {"release"}
+    # `notifications` only runs once an SQS queue is configured, so the Button does not start it.
+    process_types = set(procfile()) - {"release", "notifications"}
+    assert "notifications" in procfile()
     assert set(data["formation"]) == process_types == {"web", "worker", "clock"}
     for role, spec in data["formation"].items():
         assert spec["quantity"] >= 1 and spec["size"] in HEROKU_DYNO_SIZES, role

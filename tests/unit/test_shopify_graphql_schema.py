@@ -1,4 +1,4 @@
-"""Every GraphQL document the Shopify pusher sends is valid against Shopify's real 2026-07 Admin
+"""Every GraphQL document the Shopify adapters send is valid against Shopify's real 2026-07 Admin
 schema, and the fake Shopify's schema is a faithful subset of it (same names, same types), so
 the fake cannot accept what Shopify would refuse.
 
@@ -24,8 +24,11 @@ from graphql import (
 )
 
 from bridge.fakes import shopify as fake_shopify
-from bridge.storefronts import shopify_push
-from bridge.storefronts.shopify_push import GraphQLOperation
+from bridge.storefronts import shopify_fulfillment, shopify_graphql, shopify_push
+from bridge.storefronts.shopify_graphql import GraphQLOperation
+
+# Every module that sends GraphQL documents to Shopify; each lists its operations in OPERATIONS.
+MODULES = (shopify_push, shopify_fulfillment, shopify_graphql)
 
 SCHEMA_NAME = "reference/shopify-admin-2026-07.graphql"
 
@@ -52,29 +55,35 @@ def shopify_schema() -> GraphQLSchema:
     )
 
 
-def _pusher_operations() -> dict[str, GraphQLOperation]:
-    found = {n: v for n, v in vars(shopify_push).items() if isinstance(v, GraphQLOperation)}
-    stray = [
-        n
-        for n, v in vars(shopify_push).items()
-        if isinstance(v, str) and v.lstrip().startswith(("query ", "mutation ", "{", "fragment "))
-    ]
-    assert not stray, f"GraphQL documents outside GraphQLOperation constants: {stray}"
+def _operations() -> dict[str, GraphQLOperation]:
+    found: dict[str, GraphQLOperation] = {}
+    for module in MODULES:
+        found |= {
+            f"{module.__name__.rsplit('.', 1)[-1]}.{n}": v
+            for n, v in vars(module).items()
+            if isinstance(v, GraphQLOperation)
+        }
+        stray = [
+            n
+            for n, v in vars(module).items()
+            if isinstance(v, str) and v.lstrip().startswith(("query ", "mutation ", "{", "fragment "))
+        ]
+        assert not stray, f"GraphQL documents outside GraphQLOperation constants: {stray}"
     return found
 
 
-OPERATIONS = _pusher_operations()
+OPERATIONS = _operations()
 
 
-def test_the_pusher_module_lists_every_operation_it_defines() -> None:
-    assert set(OPERATIONS.values()) == set(shopify_push.OPERATIONS)
+def test_each_module_lists_every_operation_it_defines() -> None:
+    for module in MODULES:
+        defined = {v for v in vars(module).values() if isinstance(v, GraphQLOperation)}
+        assert defined == set(getattr(module, "OPERATIONS", ())), module.__name__
     assert len({op.name for op in OPERATIONS.values()}) == len(OPERATIONS), "operation names must be unique"
 
 
 @pytest.mark.parametrize("constant", sorted(OPERATIONS))
-def test_pusher_document_is_valid_against_shopify_2026_07(
-    shopify_schema: GraphQLSchema, constant: str
-) -> None:
+def test_document_is_valid_against_shopify_2026_07(shopify_schema: GraphQLSchema, constant: str) -> None:
     operation = OPERATIONS[constant]
     document = parse(operation.document)
     errors = validate(shopify_schema, document)
@@ -146,6 +155,6 @@ def test_fake_schema_is_a_subset_of_shopify_2026_07(shopify_schema: GraphQLSchem
 
 
 @pytest.mark.parametrize("constant", sorted(OPERATIONS))
-def test_pusher_document_runs_on_the_fake_schema(constant: str) -> None:
+def test_document_runs_on_the_fake_schema(constant: str) -> None:
     schema = fake_shopify.build_fake_schema()
     assert not validate(schema, parse(OPERATIONS[constant].document))
