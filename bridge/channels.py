@@ -458,7 +458,7 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
             test_orders=ch.get("test_orders", "skip"),
             shipping_address_fallback=ch.get("shipping_address_fallback", "none"),
             postal_code_fallback=dict(ch.get("postal_code_fallback", {})),
-            carrier_names={k.strip().upper(): v for k, v in ch.get("carrier_names", {}).items()},
+            carrier_names={k.strip(): v for k, v in ch.get("carrier_names", {}).items()},
             storefront=StorefrontConfig(
                 base_url=sf.get("base_url", "").rstrip("/"),
                 local=sf.get("local", False),

@@ -143,7 +143,7 @@ def _apply(
             event=f"intake:{decision.outcome.value}",
             from_state=from_state,
             to_state=row.state,
-            reason=decision.reason,
+            reason="; ".join(part for part in (decision.reason, *delivery.notes) if part)[:2000],
             delivery_id=delivery_id,
         )
     )

@@ -38,6 +38,7 @@ import httpx
 
 from ..channels import Channel
 from ..clock import Clock
+from .carriers import carrier_name
 from .push import (
     MAX_RETRY_AFTER_S,
     OrderNote,
@@ -386,7 +387,7 @@ class ShopifyPusher:
         allocation = allocate(wanted, fulfillment_orders, push.order_external_id)
         tracking: dict[str, str] = {"number": push.tracking_number}
         if push.carrier:
-            tracking["company"] = push.carrier
+            tracking["company"] = carrier_name(push.carrier, "shopify", self.channel.carrier_names)
         if push.tracking_url:
             tracking["url"] = push.tracking_url
         notify = bool(self.channel.storefront.notify_customer and push.notify_customer)
