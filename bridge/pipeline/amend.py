@@ -39,10 +39,11 @@ log = logging.getLogger("bridge.amend")
 UPDATABLE_AT_AMAZON = frozenset({"New", "Received", "Planning"})
 AMENDABLE_STATES = (OrderState.HELD_AT_AMAZON, OrderState.SUBMITTED, OrderState.PARTIALLY_SHIPPED)
 SETTLE_WAIT_S = 5.0
+STUCK_SUBMISSION_WAIT_S = 300.0  # the submission was dead-lettered; an operator retries it
 
 
 def _settling(ctx: JobContext) -> bool:
-    """A submission of this order is queued or running, or an earlier amend job still runs."""
+    """A submit job of this order is queued or running, or an earlier amend job still runs."""
     with read_session(ctx.bridge.engine) as session:
         submitting = session.execute(
             select(col(JobRecord.id)).where(
@@ -61,13 +62,21 @@ def handle_amend(ctx: JobContext) -> None:
         row = session.get(OrderRecord, ctx.job.order_id)
     if row is None:
         return
-    if row.order_state is OrderState.SUBMITTING or _settling(ctx):
+    if _settling(ctx):
         raise RetryLater(
-            "a submission of this order is still in flight", after_s=SETTLE_WAIT_S, count_attempt=False
+            "a submission or amendment of this order is in flight", SETTLE_WAIT_S, count_attempt=False
+        )
+    if row.order_state is OrderState.SUBMITTING:
+        raise RetryLater(
+            "the order's submission stopped (dead-lettered); waiting for it to be retried",
+            STUCK_SUBMISSION_WAIT_S,
+            count_attempt=False,
         )
     channel = bridge.config.channel(row.channel_id)
     if channel is None or row.order_state not in AMENDABLE_STATES or not row.seller_fulfillment_order_id:
         return
+    if row.pii_purged_at is not None:
+        return  # personal data was removed on request: there is no address left to compare
     order = row.canonical()
     version = order.content_version()
     release = row.order_state is OrderState.HELD_AT_AMAZON and order.payment_state in channel.ship_on

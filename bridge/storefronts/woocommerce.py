@@ -167,6 +167,7 @@ class WooCommerceAdapter:
                 delivery_key=delivery_key,
                 kind=DeliveryKind.CANCEL,
                 external_id=payload_id(data["id"]),
+                notes=("deleted or trashed in WooCommerce (order.deleted)",),
             )
         return Delivery(topic=topic, delivery_key=delivery_key)
 

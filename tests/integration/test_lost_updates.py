@@ -4,6 +4,7 @@ operator is told (issue 10, item 7). Webhooks over HTTP; the simulator behind th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -114,8 +115,14 @@ def test_an_address_fixed_while_the_preview_runs_is_the_address_amazon_gets(
 
 
 def test_an_address_fixed_while_the_create_is_in_flight_is_sent_as_an_update(
-    client: FlaskClient, bridge: Bridge, hooked: AmazonWithHooks, hooked_worker: Worker, simulator: Simulator
+    client: FlaskClient,
+    bridge: Bridge,
+    hooked: AmazonWithHooks,
+    hooked_worker: Worker,
+    simulator: Simulator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     shopify(client, shopify_order(7702))
     hooked.before(*CREATE, lambda: shopify(client, moved(7702), "orders/updated"))
     hooked_worker.drain()
@@ -125,6 +132,8 @@ def test_an_address_fixed_while_the_create_is_in_flight_is_sent_as_an_update(
     assert simulator.ledger.creates("shop-a-7702") == 1
     assert simulator.ledger.calls("updateFulfillmentOrder") == 1
     assert "changed at Amazon: shipping address" in _reasons(bridge, row)
+    for canary in ("9 New Address Road", "42 Canary Wharf Lane", "Jon Canary", "jon.canary@example.com"):
+        assert canary not in caplog.text and canary not in _reasons(bridge, row)
 
 
 def _generic(

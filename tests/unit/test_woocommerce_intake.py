@@ -423,6 +423,7 @@ def test_a_checkout_draft_is_acknowledged_and_ignored() -> None:
 def test_the_deletion_body_is_a_cancellation_without_an_order() -> None:
     delivery = deliver(fixture("order_deleted.json"), "order.deleted")
     assert (delivery.kind, delivery.order, delivery.external_id) == (DeliveryKind.CANCEL, None, "727")
+    assert delivery.notes == ("deleted or trashed in WooCommerce (order.deleted)",)
 
 
 @pytest.mark.parametrize("topic", ["product.updated", "customer.created", "action.woocommerce_order_status"])
