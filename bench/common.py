@@ -99,6 +99,8 @@ def shopify_line(
         "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
         "sku": sku,
         "quantity": quantity,
+        "current_quantity": quantity,
+        "fulfillable_quantity": quantity,
         "price": price,
         "requires_shipping": True,
         "name": f"{title} - {variant}",
@@ -126,6 +128,7 @@ def shopify_order(
         "currency": "USD",
         "financial_status": "paid",
         "fulfillment_status": None,
+        "test": False,
         "total_price": total,
         "line_items": lines,
         "shipping_address": {

@@ -148,6 +148,10 @@ class Channel:
     enabled: bool = True
     storefront: StorefrontConfig = field(default_factory=StorefrontConfig)
     shopify: ShopifyOptions = field(default_factory=ShopifyOptions)
+    test_orders: str = "skip"  # "skip": a storefront test order never reaches Amazon; "ship": it does
+    shipping_address_fallback: str = "none"  # "billing": ship to the billing address when none is given
+    postal_code_fallback: Mapping[str, str] = field(default_factory=dict)  # country -> placeholder
+    carrier_names: Mapping[str, str] = field(default_factory=dict)  # Amazon carrier code -> shown name
 
     def intake_policy(self) -> IntakePolicy:
         return IntakePolicy(
@@ -157,9 +161,14 @@ class Channel:
     def amazon_sku(self, storefront_sku: str) -> str | None:
         return self.sku_map.get(storefront_sku.strip()) if storefront_sku else None
 
-    def shipping_speed(self, method: str) -> str:
-        """Map a storefront shipping title or code (case and spacing ignored) to an MCF speed."""
-        return self.shipping_map.get(_norm_method(method), self.default_shipping_speed)
+    def shipping_speed(self, method: str, code: str = "") -> str:
+        """Map a storefront shipping title, or else its code (case and spacing ignored), to an MCF
+        speed; neither listed in `shipping.map`: the channel's default."""
+        for key in (method, code):
+            speed = self.shipping_map.get(_norm_method(key)) if key else None
+            if speed is not None:
+                return speed
+        return self.default_shipping_speed
 
 
 @dataclass(frozen=True)
@@ -533,6 +542,10 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
                 PaymentState(p) for p in payment.get("ship_on", ["paid", "partially_refunded"])
             ),
             unpaid_policy=payment.get("unpaid", "wait"),
+            test_orders=ch.get("test_orders", "skip"),
+            shipping_address_fallback=ch.get("shipping_address_fallback", "none"),
+            postal_code_fallback=dict(ch.get("postal_code_fallback", {})),
+            carrier_names={k.strip(): v for k, v in ch.get("carrier_names", {}).items()},
             storefront=StorefrontConfig(
                 base_url=sf.get("base_url", "").rstrip("/"),
                 local=sf.get("local", False),

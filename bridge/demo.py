@@ -94,12 +94,15 @@ def _shopify_order(
         "updated_at": now,
         "currency": "USD",
         "financial_status": "paid",
+        "test": False,
         "cancelled_at": now if cancelled else None,
         "line_items": [
             {
                 "id": lid,
                 "sku": sku,
                 "quantity": qty,
+                "current_quantity": qty,
+                "fulfillable_quantity": qty,
                 "price": "19.99",
                 "title": sku,
                 "requires_shipping": True,

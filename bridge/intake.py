@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from . import jobs
+from . import alerts, jobs
 from .channels import Channel
 from .clock import Clock
 from .orders import (
@@ -34,7 +34,8 @@ log = logging.getLogger("bridge.intake")
 
 JOB_SUBMIT = "submit"
 JOB_CANCEL = "cancel"
-JOB_RELEASE = "release"
+JOB_RELEASE = "release"  # older name of the amendment job (a payment releasing a hold); still run
+JOB_AMEND = "amend"
 JOB_PRIVACY = "privacy"
 JOB_RETURN = "return"
 _CONFLICT_RETRIES = 3
@@ -96,7 +97,11 @@ def _apply(
         col(OrderRecord.channel_id) == channel.id, col(OrderRecord.external_id) == external_id
     )
     row = session.execute(query.with_for_update()).scalars().first()
-    stored = StoredOrder(row.order_state, row.canonical()) if row else None
+    stored = (
+        StoredOrder(row.order_state, row.canonical(), reached_amazon=row.amazon_status is not None)
+        if row
+        else None
+    )
 
     incoming = delivery.order
     if incoming is None:
@@ -138,17 +143,29 @@ def _apply(
             event=f"intake:{decision.outcome.value}",
             from_state=from_state,
             to_state=row.state,
-            reason=decision.reason,
+            reason="; ".join(part for part in (decision.reason, *delivery.notes) if part)[:2000],
             delivery_id=delivery_id,
         )
     )
+    # Each job plans from the order as it is when the job runs, so one waiting job per kind is
+    # enough; a job that is already running gets a successor (see `jobs.enqueue`).
     for wanted, kind in (
         (decision.enqueue_submit, JOB_SUBMIT),
         (decision.enqueue_cancel, JOB_CANCEL),
-        (decision.enqueue_release, JOB_RELEASE),
+        (decision.enqueue_amend, JOB_AMEND),
     ):
         if wanted:
             jobs.enqueue(session, kind, order_id=row.id, dedupe_key=f"{kind}:{row.id}")
+    if decision.alert:
+        alerts.raise_alert(
+            session,
+            key=f"order:{row.id}:intake:{decision.outcome.value}",
+            kind="intake",
+            message=f"order {row.display_id or row.external_id} ({channel.id}) {decision.alert}",
+            now=now,
+            order_id=row.id,
+            channel_id=channel.id,
+        )
     return decision, row.id
 
 

@@ -4,6 +4,12 @@ Jobs are enqueued inside the caller's transaction, so a job exists exactly when 
 that asked for it was committed. A worker claims a job with a lease (database time) and a fresh
 claim token; every later write about the job (heartbeat, complete, fail) names that token, so a
 worker that was paused or killed past its lease can never finish a job someone else took over.
+
+A `dedupe_key` collapses jobs that are *waiting*: while one `ready` job holds the key, enqueuing
+another is a no-op, because the waiting job will read the latest state when it runs. A job that
+is already running has read its state already, so a new job with its key is added beside it
+(the unique index covers `ready` jobs only). When a running job must go back to `ready` (a retry)
+while a newer one waits with its key, it steps aside: the newer job does the same work.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, or_, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from .store import JobRecord, db_now, write_session
@@ -55,7 +62,8 @@ def enqueue(
     delay_s: float = 0.0,
     max_attempts: int = 8,
 ) -> bool:
-    """Add a job in the caller's transaction. Returns False when an active job has the same key."""
+    """Add a job in the caller's transaction. Returns False when a *waiting* (`ready`) job has the
+    same key; a running job with the key does not stop the new one (it may have read stale state)."""
     now = db_now(session)
     values = dict(
         kind=kind,
@@ -141,6 +149,55 @@ def assert_held(session: Session, job: ClaimedJob) -> None:
     _owned(session, job, lock=True)
 
 
+def sibling_running(session: Session, job: ClaimedJob, *, same_key: bool = False) -> bool:
+    """True when another job of the same kind and order, claimed before this one, still runs
+    (its lease not yet expired). `same_key` narrows it to jobs with this job's dedupe key.
+
+    Ordering by claim time (then id) means that of two jobs claimed together exactly one goes
+    ahead, and one claimed while another runs always waits: no overlap and no livelock.
+    """
+    mine = session.get(JobRecord, job.id)
+    assert mine is not None
+    query = select(col(JobRecord.id)).where(
+        col(JobRecord.kind) == job.kind,
+        col(JobRecord.order_id) == job.order_id,
+        col(JobRecord.status) == RUNNING,
+        col(JobRecord.id) != job.id,
+        col(JobRecord.lease_until) >= db_now(session),
+        (col(JobRecord.updated_at) < mine.updated_at)
+        | ((col(JobRecord.updated_at) == mine.updated_at) & (col(JobRecord.id) < job.id)),
+    )
+    if same_key:
+        query = query.where(col(JobRecord.dedupe_key) == mine.dedupe_key)
+    return session.execute(query).first() is not None
+
+
+def _back_to_ready(session: Session, record: JobRecord) -> None:
+    """Make a claimed (or dead) job `ready` again, unless a newer waiting job holds its dedupe key:
+    then that one will do the work, and this one is closed as superseded."""
+    if record.dedupe_key is not None:
+        newer = session.execute(
+            select(col(JobRecord.id)).where(
+                col(JobRecord.dedupe_key) == record.dedupe_key,
+                col(JobRecord.status) == READY,
+                col(JobRecord.id) != record.id,
+            )
+        ).first()
+        if newer is not None:
+            record.status = DONE
+            record.last_error = f"superseded by job {newer[0]}; {record.last_error}"[:2000]
+            return
+    session.add(record)
+    session.flush()
+    try:
+        with session.begin_nested():  # a successor may be enqueued after the check (PostgreSQL)
+            record.status = READY
+            session.flush()
+    except IntegrityError:
+        record.status = DONE
+        record.last_error = f"superseded by a newer job; {record.last_error}"[:2000]
+
+
 def heartbeat(engine: Engine, job: ClaimedJob, lease_s: float = DEFAULT_LEASE_S) -> None:
     with write_session(engine) as session:
         record = _owned(session, job, lock=True)
@@ -185,9 +242,9 @@ def fail(
             if on_dead is not None:
                 on_dead(session, record)
         else:
-            record.status = READY
             delay = retry_after_s if retry_after_s is not None else backoff_s(record.attempts)
             record.run_at = now + delay
+            _back_to_ready(session, record)
         session.add(record)
         return record.status
 
@@ -196,21 +253,36 @@ def release(engine: Engine, job: ClaimedJob, delay_s: float = 0.0, note: str = "
     """Give a job back without counting an attempt (shutdown, or waiting on something else)."""
     with write_session(engine) as session:
         record = _owned(session, job, lock=True)
-        record.status = READY
         if note:
             record.last_error = note[:2000]
         record.attempts = max(0, record.attempts - 1)
         record.lease_until = None
-        record.run_at = db_now(session) + delay_s
+        now = db_now(session)
+        record.run_at = now + delay_s
+        _back_to_ready(session, record)
         session.add(record)
 
 
 def retry_dead(engine: Engine, job_id: int) -> bool:
-    """Operator action: give a dead job a fresh set of attempts."""
+    """Operator action: give a dead job a fresh set of attempts (or, when a newer job with its
+    dedupe key already waits, close it as superseded: that job does the work)."""
     with write_session(engine) as session:
-        result = session.execute(
-            update(JobRecord)
-            .where(col(JobRecord.id) == job_id, col(JobRecord.status) == DEAD)
-            .values(status=READY, attempts=0, run_at=db_now(session), last_error="")
+        record = (
+            session.execute(
+                select(JobRecord)
+                .where(col(JobRecord.id) == job_id, col(JobRecord.status) == DEAD)
+                .with_for_update()
+            )
+            .scalars()
+            .first()
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        if record is None:
+            return False
+        now = db_now(session)
+        record.attempts = 0
+        record.run_at = now
+        record.last_error = ""
+        record.updated_at = now
+        _back_to_ready(session, record)
+        session.add(record)
+        return True

@@ -9,6 +9,8 @@ stale deliveries, amendments after submission, cancel-before-create) live in one
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -43,12 +45,31 @@ class Address:
 
 @dataclass(frozen=True)
 class OrderLine:
+    """One storefront line.
+
+    `quantity` is how many units the storefront wants shipped in all, after edits and refunds
+    (Shopify's `current_quantity`); a line removed from the order keeps its place with quantity 0.
+    `fulfillable_quantity` is how many of those are still to be fulfilled by anyone now (Shopify's
+    `fulfillable_quantity`: lower once someone fulfilled part of it); None when the platform does
+    not say, which means all of `quantity`. `ordered_quantity` is what was first ordered, for the
+    record. A new submission ships `to_fulfil`; an amendment after submission follows `quantity`.
+    """
+
     line_id: str
     sku: str
     quantity: int
     unit_price: str
     title: str = ""
     requires_shipping: bool = True
+    fulfillable_quantity: int | None = None
+    ordered_quantity: int | None = None
+
+    @property
+    def to_fulfil(self) -> int:
+        """Units still to ship now: never more than `quantity`, never negative."""
+        if self.fulfillable_quantity is None:
+            return max(0, self.quantity)
+        return max(0, min(self.quantity, self.fulfillable_quantity))
 
 
 @dataclass(frozen=True)
@@ -70,6 +91,13 @@ class CanonicalOrder:
     gift_message: str = ""
     notes: str = ""
     cancelled: bool = False
+    # The storefront marks the order as a test (Shopify's bogus gateway, "Send test notification").
+    test: bool = False
+    # The platform's code for the shipping method beside its title (`shipping_method`):
+    # Shopify `shipping_lines[].code`, WooCommerce `method_id`.
+    shipping_method_code: str = ""
+    # Why the storefront cancelled it, in words an operator reads in the audit trail (no PII).
+    cancel_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -97,10 +125,24 @@ class CanonicalOrder:
             gift_message=data.get("gift_message", ""),
             notes=data.get("notes", ""),
             cancelled=bool(data.get("cancelled", False)),
+            test=bool(data.get("test", False)),
+            shipping_method_code=data.get("shipping_method_code", ""),
+            cancel_reason=data.get("cancel_reason", ""),
         )
 
     def same_content(self, other: CanonicalOrder) -> bool:
         return self.to_json() == other.to_json()
+
+    def content_version(self) -> str:
+        """A digest of everything the order says. A stage that planned from a snapshot compares it,
+        under the row lock, before it writes: a different value means the order changed meanwhile."""
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+    def nothing_left_to_ship(self) -> bool:
+        """Every line that needed shipping was removed or refunded (there were such lines)."""
+        shippable = [line for line in self.lines if line.requires_shipping]
+        return bool(shippable) and all(line.quantity <= 0 for line in shippable)
 
     def total(self) -> Decimal:
         return sum((Decimal(line.unit_price) * line.quantity for line in self.lines), Decimal(0))
@@ -138,6 +180,8 @@ class Event(enum.StrEnum):
     AMAZON_UNFULFILLABLE = "amazon_unfulfillable"
     AMAZON_COMPLETED_PARTIALLY = "amazon_completed_partially"
     CANCEL_REFUSED = "cancel_refused"
+    RESTORED = "restored"
+    RESTORED_UNPAID = "restored_unpaid"
 
 
 S = OrderState
@@ -187,11 +231,17 @@ TRANSITIONS: dict[tuple[OrderState, Event], OrderState] = {
     (S.CANCEL_REQUESTED, E.SHIPPED_ALL): S.SHIPPED,
     (S.CANCEL_REQUESTED, E.AMAZON_UNFULFILLABLE): S.UNFULFILLABLE,
     (S.CANCEL_REQUESTED, E.AMAZON_COMPLETED_PARTIALLY): S.COMPLETED_PARTIALLY,
+    # The storefront brought back an order it had cancelled (WooCommerce untrash, a failed payment
+    # paid after all). Intake allows it only when nothing of the order ever reached Amazon.
+    (S.CANCELLED, E.RESTORED): S.RECEIVED,
+    (S.CANCELLED, E.RESTORED_UNPAID): S.AWAITING_PAYMENT,
 }
 
 NOT_YET_SUBMITTED = frozenset({S.AWAITING_PAYMENT, S.RECEIVED, S.NEEDS_ATTENTION, S.NOT_FOR_AMAZON})
 FINAL = frozenset({S.CANCELLED, S.SHIPPED, S.UNFULFILLABLE, S.COMPLETED_PARTIALLY})
 AT_AMAZON = frozenset({S.SUBMITTED, S.HELD_AT_AMAZON, S.PARTIALLY_SHIPPED, S.CANCEL_REQUESTED})
+# After submission, a storefront change to these is checked against what Amazon can still take.
+AMENDABLE = frozenset({S.SUBMITTING, S.HELD_AT_AMAZON, S.SUBMITTED, S.PARTIALLY_SHIPPED})
 
 
 class IllegalTransition(ValueError):
@@ -228,6 +278,8 @@ class Outcome(enum.StrEnum):
     TOMBSTONED = "tombstoned"
     UNCHANGED = "unchanged"
     STALE = "stale"
+    RESTORED = "restored"
+    AMENDED_AFTER_SUBMISSION = "amended_after_submission"
     RECORDED_AFTER_SUBMISSION = "recorded_after_submission"
     CANCEL_REQUESTED = "cancel_requested"
 
@@ -238,12 +290,15 @@ class IntakePolicy:
 
     ship_on: frozenset[PaymentState] = frozenset({PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED})
     submit_unpaid_on_hold: bool = False
+    # Payment states that mean "do not ship" on every platform: the money went back.
+    cancel_on: frozenset[PaymentState] = frozenset({PaymentState.REFUNDED, PaymentState.VOIDED})
 
 
 @dataclass(frozen=True)
 class StoredOrder:
     state: OrderState
     order: CanonicalOrder
+    reached_amazon: bool = False  # Amazon ever held an order for it (created, then maybe cancelled)
 
 
 @dataclass(frozen=True)
@@ -253,9 +308,10 @@ class IntakeDecision:
     order: CanonicalOrder | None = None
     enqueue_submit: bool = False
     enqueue_cancel: bool = False
-    enqueue_release: bool = False
+    enqueue_amend: bool = False
     reason: str = ""
     events: tuple[Event, ...] = field(default=())
+    alert: str = ""  # an operator must act; the text names what happened (no personal data)
 
 
 def _initial_state(order: CanonicalOrder, policy: IntakePolicy) -> OrderState:
@@ -268,6 +324,21 @@ def _wants_submit(state: OrderState, policy: IntakePolicy) -> bool:
     return state is S.RECEIVED or (state is S.AWAITING_PAYMENT and policy.submit_unpaid_on_hold)
 
 
+def cancel_reason(order: CanonicalOrder, kind: DeliveryKind, policy: IntakePolicy) -> str:
+    """Why this delivery means "do not ship", or "" when it does not.
+
+    A cancellation, a refunded or voided payment, and an order whose every shipping line was
+    removed or refunded all end the order before submission and ask Amazon to cancel after it.
+    """
+    if kind is DeliveryKind.CANCEL or order.cancelled:
+        return order.cancel_reason or "cancelled in the storefront"
+    if order.payment_state in policy.cancel_on:
+        return f"payment {order.payment_state.value} in the storefront"
+    if order.nothing_left_to_ship():
+        return "every line was removed or refunded in the storefront"
+    return ""
+
+
 def decide_intake(
     existing: StoredOrder | None,
     incoming: CanonicalOrder,
@@ -276,46 +347,31 @@ def decide_intake(
 ) -> IntakeDecision:
     """What one verified, parsed delivery does to the order we hold.
 
-    The rules, in order: a cancellation always wins and is remembered even before the order
-    itself arrives (a tombstone); a delivery older than what we hold changes nothing; before
-    submission a newer delivery amends the order; after submission it is only recorded, except
-    that a cancellation asks Amazon to cancel and a payment releases an order held at Amazon.
+    The rules, in order: a cancellation (or a refund, or nothing left to ship) always wins and is
+    remembered even before the order itself arrives (a tombstone); a delivery older than what we
+    hold changes nothing; a newer delivery for a cancelled order that never reached Amazon
+    restores it; before submission a newer delivery amends the order; after submission it is
+    stored and an amendment job checks what Amazon can still take (address, speed, quantities,
+    the release of a hold), except that a cancellation asks Amazon to cancel.
     """
-    cancel = kind is DeliveryKind.CANCEL or incoming.cancelled
-    if cancel and not incoming.cancelled:
-        incoming = replace(incoming, cancelled=True)
+    why = cancel_reason(incoming, kind, policy)
+    if why and not incoming.cancelled:
+        incoming = replace(incoming, cancelled=True, cancel_reason=incoming.cancel_reason or why)
 
     if existing is None:
-        if cancel:
-            return IntakeDecision(Outcome.TOMBSTONED, S.CANCELLED, incoming, reason="cancelled before intake")
+        if why:
+            return IntakeDecision(Outcome.TOMBSTONED, S.CANCELLED, incoming, reason=f"before intake: {why}")
         state = _initial_state(incoming, policy)
         return IntakeDecision(Outcome.CREATED, state, incoming, enqueue_submit=_wants_submit(state, policy))
 
     held = existing.order
-    if cancel:
-        if existing.state in (S.CANCELLED, S.CANCEL_REQUESTED):
-            return IntakeDecision(Outcome.UNCHANGED, existing.state)
-        if existing.state in NOT_YET_SUBMITTED:
-            merged = incoming if incoming.updated_at >= held.updated_at else replace(held, cancelled=True)
-            return IntakeDecision(Outcome.CANCELLED, S.CANCELLED, merged, events=(E.CANCEL,))
-        if can(existing.state, E.CANCEL):
-            return IntakeDecision(
-                Outcome.CANCEL_REQUESTED,
-                S.CANCEL_REQUESTED,
-                enqueue_cancel=True,
-                events=(E.CANCEL,),
-                reason="storefront cancelled after submission",
-            )
-        return IntakeDecision(
-            Outcome.RECORDED_AFTER_SUBMISSION,
-            existing.state,
-            reason=f"storefront cancelled but order is already {existing.state.value}",
-        )
+    if why:
+        return _cancel(existing, incoming, why)
 
     if incoming.updated_at < held.updated_at:
         return IntakeDecision(Outcome.STALE, existing.state, reason="older than stored state")
     if existing.state is S.CANCELLED:
-        return IntakeDecision(Outcome.UNCHANGED, existing.state, reason="order is cancelled")
+        return _restore(existing, incoming, policy)
     if incoming.same_content(held):
         return IntakeDecision(Outcome.UNCHANGED, existing.state)
 
@@ -335,10 +391,68 @@ def decide_intake(
             events=events,
         )
 
-    release = existing.state is S.HELD_AT_AMAZON and incoming.payment_state in policy.ship_on
+    if existing.state in AMENDABLE:
+        return IntakeDecision(
+            Outcome.AMENDED_AFTER_SUBMISSION,
+            existing.state,
+            incoming,
+            enqueue_amend=True,
+            reason="update after submission; checking what Amazon can still take",
+        )
     return IntakeDecision(
         Outcome.RECORDED_AFTER_SUBMISSION,
         existing.state,
-        reason="payment arrived for an order held at Amazon" if release else "update after submission",
-        enqueue_release=release,
+        incoming,
+        reason=f"update while the order is {existing.state.value}; recorded, nothing sent to Amazon",
+    )
+
+
+def _cancel(existing: StoredOrder, incoming: CanonicalOrder, why: str) -> IntakeDecision:
+    held = existing.order
+    if existing.state in (S.CANCELLED, S.CANCEL_REQUESTED):
+        return IntakeDecision(Outcome.UNCHANGED, existing.state)
+    if existing.state in NOT_YET_SUBMITTED:
+        merged = (
+            incoming
+            if incoming.updated_at >= held.updated_at
+            else replace(held, cancelled=True, cancel_reason=why)
+        )
+        return IntakeDecision(Outcome.CANCELLED, S.CANCELLED, merged, reason=why, events=(E.CANCEL,))
+    if can(existing.state, E.CANCEL):
+        return IntakeDecision(
+            Outcome.CANCEL_REQUESTED,
+            S.CANCEL_REQUESTED,
+            enqueue_cancel=True,
+            events=(E.CANCEL,),
+            reason=f"{why} after submission; asking Amazon to cancel",
+        )
+    return IntakeDecision(
+        Outcome.RECORDED_AFTER_SUBMISSION,
+        existing.state,
+        reason=f"{why}, but the order is already {existing.state.value}",
+    )
+
+
+def _restore(existing: StoredOrder, incoming: CanonicalOrder, policy: IntakePolicy) -> IntakeDecision:
+    """A newer, live delivery for a cancelled order: the storefront brought it back."""
+    if incoming.updated_at <= existing.order.updated_at:
+        return IntakeDecision(Outcome.UNCHANGED, existing.state, reason="order is cancelled")
+    if existing.reached_amazon:
+        return IntakeDecision(
+            Outcome.RECORDED_AFTER_SUBMISSION,
+            existing.state,
+            incoming,
+            reason="restored in the storefront after its Amazon order was cancelled",
+            alert="was restored in the storefront after its Amazon order had been cancelled; Amazon "
+            "will not ship it. Fulfil it another way, or cancel it in the storefront again.",
+        )
+    state = _initial_state(incoming, policy)
+    event = E.RESTORED if state is S.RECEIVED else E.RESTORED_UNPAID
+    return IntakeDecision(
+        Outcome.RESTORED,
+        next_state(S.CANCELLED, event),
+        incoming,
+        enqueue_submit=_wants_submit(next_state(S.CANCELLED, event), policy),
+        events=(event,),
+        reason="restored in the storefront; evaluated again",
     )

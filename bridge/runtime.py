@@ -14,8 +14,9 @@ from typing import Any
 from .alerts import JOB_ALERT_DELIVERY
 from .amazon.accounts import build_amazon
 from .bootstrap import Bridge
-from .intake import JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
+from .intake import JOB_AMEND, JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
 from .pipeline.alert_delivery import handle_alert_delivery
+from .pipeline.amend import handle_amend
 from .pipeline.cancel import handle_cancel
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
@@ -27,7 +28,7 @@ from .pipeline.requests import (
 )
 from .pipeline.returns import handle_return
 from .pipeline.scope import check_storefronts
-from .pipeline.submit import handle_release, handle_submit
+from .pipeline.submit import handle_submit
 from .pipeline.sync import (
     JOB_PUSH,
     JOB_SYNC,
@@ -54,7 +55,8 @@ def _handle_purge(ctx: JobContext) -> None:
 
 HANDLERS: dict[str, Handler] = {
     JOB_SUBMIT: handle_submit,
-    JOB_RELEASE: handle_release,
+    JOB_AMEND: handle_amend,
+    JOB_RELEASE: handle_amend,
     JOB_CANCEL: handle_cancel,
     JOB_PRIVACY: handle_privacy_job,
     JOB_SYNC: handle_sync,

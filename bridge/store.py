@@ -47,6 +47,9 @@ class OrderRecord(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     pii_purged_at: datetime | None = None
+    # What was sent to Amazon (pipeline/amendment.py `Submission`): the base of every amendment.
+    # Item ids, SKUs, quantities and a digest of the address; never the address itself.
+    submission: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
     @property
     def order_state(self) -> OrderState:
@@ -92,12 +95,13 @@ class JobRecord(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_ready", "status", "run_at"),
+        # Only waiting jobs are deduplicated: a running job may have read stale state (jobs.py).
         Index(
-            "uq_jobs_active_dedupe",
+            "uq_jobs_waiting_dedupe",
             "dedupe_key",
             unique=True,
-            sqlite_where=text("status IN ('ready', 'running')"),
-            postgresql_where=text("status IN ('ready', 'running')"),
+            sqlite_where=text("status = 'ready'"),
+            postgresql_where=text("status = 'ready'"),
         ),
     )
 

@@ -1,11 +1,19 @@
-"""Signed deliveries as each platform sends them, built from the documentation-shaped fixtures."""
+"""Signed deliveries as each platform sends them, built from the documentation-shaped fixtures.
+
+What the platforms really send, because the bugs hide in the difference: a Shopify order is a
+real order (`test: false`) unless asked, and its lines carry `current_quantity` and
+`fulfillable_quantity`; a WooCommerce delivery id is `wp_hash(webhook id . Unix second)`, the
+same for every delivery of one webhook within a second.
+"""
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bridge.storefronts.base import hmac_sha256_b64
@@ -27,6 +35,7 @@ def shopify_order(
     financial_status: str = "paid",
     sku: str = "TSHIRT-RED-M",
     quantity: int = 1,
+    test: bool = False,
 ) -> dict[str, Any]:
     order = copy.deepcopy(fixture("shopify/orders_create.json"))
     first, last = name.split(" ", 1)
@@ -38,10 +47,9 @@ def shopify_order(
         contact_email=email,
         updated_at=updated_at,
         financial_status=financial_status,
+        test=test,
     )
-    order["line_items"] = [
-        dict(order["line_items"][0], sku=sku, quantity=quantity, requires_shipping=True, gift_card=False)
-    ]
+    order["line_items"] = [shopify_line(order["line_items"][0], sku=sku, quantity=quantity)]
     order["shipping_address"] = dict(
         order.get("shipping_address") or {},
         first_name=first,
@@ -55,6 +63,16 @@ def shopify_order(
         phone="+1 555 0100 777",
     )
     return order
+
+
+def shopify_line(template: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A line as Shopify sends it: until an edit or refund, `current_quantity` and
+    `fulfillable_quantity` equal `quantity` (pass them to say otherwise)."""
+    quantity = fields.get("quantity", template["quantity"])
+    current = fields.pop("current_quantity", quantity)
+    fulfillable = fields.pop("fulfillable_quantity", current)
+    line = dict(template, requires_shipping=True, gift_card=False, **fields)
+    return dict(line, current_quantity=current, fulfillable_quantity=fulfillable)
 
 
 def shopify_delivery(
@@ -93,10 +111,28 @@ def woo_order(
     return order
 
 
+# One webhook per topic, as a merchant sets them up in WooCommerce -> Settings -> Advanced.
+WOO_WEBHOOK_IDS = {"order.created": 12, "order.updated": 13, "order.deleted": 14, "order.restored": 15}
+WOO_SALT = b"test-site-auth-salt"  # WordPress's wp_salt('auth') on the test site
+WOO_SENT_AT = datetime(2026, 11, 1, 15, 0, tzinfo=UTC)
+
+
+def woo_delivery_id(webhook_id: int, sent_at: datetime = WOO_SENT_AT) -> str:
+    """WooCommerce's `X-WC-Webhook-Delivery-ID`: `wp_hash($webhook_id . strtotime('now'))`, an
+    HMAC-MD5 keyed with the site's salt. Deliveries in the same second share it."""
+    data = f"{webhook_id}{int(sent_at.timestamp())}".encode()
+    return hmac.new(WOO_SALT, data, hashlib.md5).hexdigest()
+
+
 def woo_delivery(
-    body: dict[str, Any] | bytes, topic: str = "order.created", *, delivery_id: str | None = None
+    body: dict[str, Any] | bytes,
+    topic: str = "order.created",
+    *,
+    delivery_id: str | None = None,
+    sent_at: datetime = WOO_SENT_AT,
 ) -> tuple[bytes, dict[str, str]]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    webhook_id = WOO_WEBHOOK_IDS.get(topic, 99)
     return raw, {
         "Content-Type": "application/json",
         "X-WC-Webhook-Source": "https://woo.example.com/",
@@ -104,8 +140,8 @@ def woo_delivery(
         "X-WC-Webhook-Resource": topic.split(".")[0],
         "X-WC-Webhook-Event": topic.split(".")[1],
         "X-WC-Webhook-Signature": hmac_sha256_b64(TEST_ENV["WOO_WEBHOOK_SECRET"].encode(), raw),
-        "X-WC-Webhook-ID": "12",
-        "X-WC-Webhook-Delivery-ID": delivery_id or uuid.uuid4().hex,
+        "X-WC-Webhook-ID": str(webhook_id),
+        "X-WC-Webhook-Delivery-ID": delivery_id or woo_delivery_id(webhook_id, sent_at),
     }
 
 

@@ -24,7 +24,7 @@ from ..amazon.models import (
     ShippingSpeedCategory,
 )
 from ..channels import Channel
-from ..orders import CanonicalOrder
+from ..orders import CanonicalOrder, OrderLine
 from ..schemas import schema_problems
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -65,12 +65,25 @@ class Skip:
 
 
 @dataclass(frozen=True)
+class SkippedLine:
+    """A storefront line Amazon is not asked to ship (its SKU is not mapped, under `skip`)."""
+
+    line_id: str
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
 class Plan:
     seller_fulfillment_order_id: str
     speed: ShippingSpeedCategory
     preview: GetFulfillmentPreviewRequest
     create: CreateFulfillmentOrderRequest
     skipped_skus: tuple[str, ...] = ()
+    skipped: tuple[SkippedLine, ...] = ()
+    notes: tuple[str, ...] = ()  # what the audit trail should say about how it was planned
+    # (item id, storefront line id) of every item sent, in the create request's order.
+    line_of_item: tuple[tuple[str, str], ...] = ()
 
 
 def _comment(channel: Channel, order: CanonicalOrder) -> str:
@@ -78,37 +91,40 @@ def _comment(channel: Channel, order: CanonicalOrder) -> str:
     return template.replace("{display_id}", order.display_id).strip()[:750] or "Thank you for your order!"
 
 
-def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = False) -> Plan | Park | Skip:
-    shippable = [line for line in order.lines if line.requires_shipping]
-    if not shippable:
-        return Skip("no line requires shipping")
-    mapped: list[tuple[str, str, int]] = []
-    unmapped: list[str] = []
-    for line in shippable:
-        amazon_sku = channel.amazon_sku(line.sku)
-        if amazon_sku is None:
-            unmapped.append(line.sku or f"(line {line.line_id} has no SKU)")
-        else:
-            mapped.append((item_id_for(line.line_id), amazon_sku, line.quantity))
-    if unmapped and channel.unmapped_policy == "hold":
-        return Park(
-            f"SKU(s) not mapped to Amazon: {', '.join(unmapped)}; add them to skus.map of channel "
-            f"{channel.id} or set skus.unmapped: skip"
-        )
-    if not mapped:
-        return Skip(f"no SKU is mapped to Amazon (unmapped: {', '.join(unmapped)})")
-    if order.destination is None:
-        return Park("the order has no shipping address; add one in the storefront")
+def _no_address(channel: Channel) -> Park:
+    hint = (
+        f", or set shipping_address_fallback: billing on channel {channel.id} to ship such orders to "
+        "the billing address"
+        if channel.shipping_address_fallback != "billing"
+        else ""
+    )
+    return Park(f"the order needs shipping but has no shipping address; add one in the storefront{hint}")
+
+
+def destination_address(order: CanonicalOrder, channel: Channel) -> tuple[Address, tuple[str, ...]] | Park:
+    """The MCF address for the order (and what the audit trail should say about it), or why there
+    is none Amazon would take. Reasons name countries and fields, never the customer's data."""
     dest = order.destination
+    if dest is None:
+        return _no_address(channel)
     if channel.countries is not None and dest.country_code not in channel.countries:
         return Park(
             f"destination country {dest.country_code or '(none)'} is not in channel {channel.id}'s "
             f"countries ({', '.join(sorted(channel.countries))})"
         )
-    speed = ShippingSpeedCategory(channel.shipping_speed(order.shipping_method))
-    if hold and speed is ShippingSpeedCategory.SCHEDULED_DELIVERY:
-        return Park("an unpaid order cannot be held at Amazon with ScheduledDelivery; wait for payment")
-
+    postal_code = dest.postal_code
+    notes: tuple[str, ...] = ()
+    if not postal_code:
+        placeholder = channel.postal_code_fallback.get(dest.country_code)
+        if placeholder is None:
+            return Park(
+                f"Amazon requires a postal code and the address has none (country {dest.country_code or '-'} "
+                "may not use postal codes); add one in the storefront, or set postal_code_fallback: "
+                f'{{{dest.country_code or "XX"}: "00000"}} on channel {channel.id} to send a placeholder '
+                "for that country"
+            )
+        postal_code = placeholder
+        notes = (f"no postal code: sent channel {channel.id}'s placeholder for {dest.country_code}",)
     address = Address(
         name=dest.name,
         address_line1=dest.line1,
@@ -117,10 +133,71 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
         city=dest.city or None,
         district_or_county=dest.district or None,
         state_or_region=dest.state or None,
-        postal_code=dest.postal_code,
+        postal_code=postal_code,
         country_code=dest.country_code,
         phone=dest.phone or None,
     )
+    return address, notes
+
+
+def shipping_speed(order: CanonicalOrder, channel: Channel) -> ShippingSpeedCategory:
+    return ShippingSpeedCategory(channel.shipping_speed(order.shipping_method, order.shipping_method_code))
+
+
+def _test_order(order: CanonicalOrder, channel: Channel) -> Skip | tuple[str, ...]:
+    if not order.test:
+        return ()
+    if channel.test_orders != "ship":
+        return Skip(
+            f"test order (the storefront marks it as a test); not sent to Amazon. Set test_orders: ship "
+            f"on channel {channel.id} to send test orders for an end-to-end trial"
+        )
+    return (f"test order sent to Amazon because channel {channel.id} has test_orders: ship",)
+
+
+def _to_ship(order: CanonicalOrder) -> list[OrderLine] | Skip:
+    needing = [line for line in order.lines if line.requires_shipping]
+    if not needing:
+        return Skip("no line requires shipping (a virtual or digital order)")
+    shippable = [line for line in needing if line.to_fulfil > 0]
+    if not shippable:
+        return Skip("nothing left to fulfil: every line was removed, refunded or already fulfilled")
+    return shippable
+
+
+def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = False) -> Plan | Park | Skip:
+    """What to ask Amazon for: the lines still to fulfil (`OrderLine.to_fulfil`) whose SKUs are
+    mapped, to the order's address, at the speed its shipping title or code maps to."""
+    test = _test_order(order, channel)
+    if isinstance(test, Skip):
+        return test
+    shippable = _to_ship(order)
+    if isinstance(shippable, Skip):
+        return shippable
+    mapped: list[tuple[str, str, int, str]] = []
+    unmapped: list[str] = []
+    skipped: list[SkippedLine] = []
+    for line in shippable:
+        amazon_sku = channel.amazon_sku(line.sku)
+        if amazon_sku is None:
+            unmapped.append(line.sku or f"(line {line.line_id} has no SKU)")
+            skipped.append(SkippedLine(line.line_id, line.sku, line.to_fulfil))
+        else:
+            mapped.append((item_id_for(line.line_id), amazon_sku, line.to_fulfil, line.line_id))
+    if unmapped and channel.unmapped_policy == "hold":
+        return Park(
+            f"SKU(s) not mapped to Amazon: {', '.join(unmapped)}; add them to skus.map of channel "
+            f"{channel.id} or set skus.unmapped: skip"
+        )
+    if not mapped:
+        return Skip(f"no SKU is mapped to Amazon (unmapped: {', '.join(unmapped)})")
+    destination = destination_address(order, channel)
+    if isinstance(destination, Park):
+        return destination
+    address, address_notes = destination
+    speed = shipping_speed(order, channel)
+    if hold and speed is ShippingSpeedCategory.SCHEDULED_DELIVERY:
+        return Park("an unpaid order cannot be held at Amazon with ScheduledDelivery; wait for payment")
     sfo_id = seller_fulfillment_order_id(channel.id, order.external_id)
     gift = order.gift_message[:512] or None
     items = [
@@ -130,7 +207,7 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
             quantity=qty,
             gift_message=gift if i == 0 else None,
         )
-        for i, (item_id, sku, qty) in enumerate(mapped)
+        for i, (item_id, sku, qty, _) in enumerate(mapped)
     ]
     create = CreateFulfillmentOrderRequest(
         seller_fulfillment_order_id=sfo_id,
@@ -162,7 +239,16 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
         marketplace_id=channel.marketplace_id,
         shipping_speed_categories=[speed],
     )
-    return Plan(sfo_id, speed, preview, create, tuple(unmapped))
+    return Plan(
+        sfo_id,
+        speed,
+        preview,
+        create,
+        tuple(unmapped),
+        tuple(skipped),
+        (*test, *address_notes),
+        tuple((item_id, line_id) for item_id, _, _, line_id in mapped),
+    )
 
 
 def judge_preview(previews: Sequence[FulfillmentPreview], plan: Plan, channel: Channel) -> Park | None:

@@ -4,12 +4,13 @@ A push row is created exactly once per package (unique key) in the transaction t
 the package. Its job sends it; when an earlier attempt may have landed (any retry), the pusher
 is first asked what the storefront already has. Pushes of one order run one at a time, so the
 last package of an order knows it is the last, and storefronts never see two concurrent
-fulfilments of the same order.
+fulfilments of the same order (`jobs.sibling_running`).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -17,9 +18,10 @@ from sqlmodel import Session, col
 from .. import jobs
 from ..audit import note
 from ..bootstrap import Bridge
-from ..store import JobRecord, OrderRecord, PackageRecord, PushRecord, read_session
+from ..store import OrderRecord, PackageRecord, PushRecord, ShipmentRecord, read_session
 from ..storefronts.push import OrderNote, PushError, PushLine, PushResult, ShipmentPush, StorefrontRejected
 from ..worker import GiveUp, JobContext, RetryLater
+from .amendment import Submission, left_for_merchant
 from .common import owe_note
 from .scope import covered_units
 
@@ -29,30 +31,8 @@ REJECTED_RETRY_S = 900.0
 SIBLING_WAIT_S = 2.0
 
 
-def _sibling_running(session: Session, job: jobs.ClaimedJob) -> bool:
-    """True when another push of the same order was claimed before this one and still runs.
-
-    Ordering by claim time (then id) means that of two pushes claimed together exactly one goes
-    ahead, and one claimed while another runs always waits: no overlap and no livelock.
-    """
-    mine = session.get(JobRecord, job.id)
-    assert mine is not None
-    return (
-        session.execute(
-            select(col(JobRecord.id)).where(
-                col(JobRecord.kind) == job.kind,
-                col(JobRecord.order_id) == job.order_id,
-                col(JobRecord.status) == jobs.RUNNING,
-                col(JobRecord.id) != job.id,
-                (col(JobRecord.updated_at) < mine.updated_at)
-                | ((col(JobRecord.updated_at) == mine.updated_at) & (col(JobRecord.id) < job.id)),
-            )
-        ).first()
-        is not None
-    )
-
-
-def _all_shipped_after(session: Session, row: OrderRecord, push: PushRecord) -> bool:
+def _last_package(session: Session, row: OrderRecord, push: PushRecord) -> bool:
+    """Amazon shipped everything it will and every other package of the order was pushed."""
     if row.state != "shipped":
         return False
     others = session.execute(
@@ -66,8 +46,26 @@ def _all_shipped_after(session: Session, row: OrderRecord, push: PushRecord) -> 
     return others is None
 
 
+def _left_for_merchant(session: Session, row: OrderRecord) -> tuple[PushLine, ...]:
+    """Units the storefront wants shipped that Amazon did not ship (a SKU it does not stock)."""
+    shipped: dict[str, int] = {}
+    for lines in session.execute(
+        select(col(PackageRecord.lines)).where(col(PackageRecord.order_id) == row.id)
+    ).scalars():
+        for line in lines:
+            shipped[str(line["line_id"])] = shipped.get(str(line["line_id"]), 0) + int(line["quantity"])
+    left = left_for_merchant(row.canonical(), Submission.from_json(row.submission), shipped)
+    return tuple(PushLine(line.line_id, line.sku, line.quantity) for line in left)
+
+
 def build_shipment_push(
-    bridge: Bridge, row: OrderRecord, package: PackageRecord, all_shipped: bool
+    bridge: Bridge,
+    row: OrderRecord,
+    package: PackageRecord,
+    all_shipped: bool,
+    *,
+    shipped_at: datetime | None = None,
+    remaining: tuple[PushLine, ...] = (),
 ) -> ShipmentPush:
     channel = bridge.config.channel(row.channel_id)
     assert channel is not None
@@ -81,9 +79,10 @@ def build_shipment_push(
         lines=tuple(
             PushLine(str(line["line_id"]), str(line["sku"]), int(line["quantity"])) for line in package.lines
         ),
-        shipped_at=package.updated_at,
+        shipped_at=shipped_at or package.updated_at,
         notify_customer=channel.storefront.notify_customer,
-        all_shipped=all_shipped,
+        all_shipped=all_shipped and not remaining,
+        remaining=remaining,
         fulfillment_units=tuple(unit.unit_id for unit in covered_units(bridge.engine, row.id or 0)),
     )
 
@@ -95,23 +94,28 @@ def handle_push(ctx: JobContext) -> None:
         push = session.get(PushRecord, push_id)
         if push is None or push.status == "done":
             return
-        if _sibling_running(session, ctx.job):
+        if jobs.sibling_running(session, ctx.job):
             raise RetryLater(
                 "another push for this order is running", after_s=SIBLING_WAIT_S, count_attempt=False
             )
         row = session.get(OrderRecord, push.order_id)
         assert row is not None
         package = session.get(PackageRecord, push.package_id) if push.package_id else None
-        all_shipped = _all_shipped_after(session, row, push)
+        shipment = session.get(ShipmentRecord, package.shipment_id) if package else None
+        last = _last_package(session, row, push)
+        remaining = _left_for_merchant(session, row) if last and package else ()
     channel = bridge.config.channel(row.channel_id)
     if channel is None:
         raise GiveUp(f"channel {row.channel_id} is no longer configured")
     pusher = ctx.services["storefronts"].for_channel(channel)
     try:
         if package is not None:
-            shipment = build_shipment_push(bridge, row, package, all_shipped)
-            result = pusher.find_existing(shipment) if ctx.job.attempts > 1 else None
-            result = result or pusher.push_shipment(shipment)
+            shipped_at = shipment.shipped_at if shipment else None
+            message = build_shipment_push(
+                bridge, row, package, last, shipped_at=shipped_at, remaining=remaining
+            )
+            result = pusher.find_existing(message) if ctx.job.attempts > 1 else None
+            result = result or pusher.push_shipment(message)
         else:
             result = pusher.add_note(OrderNote(row.external_id, push.key, push.note))
     except StorefrontRejected as exc:

@@ -6,6 +6,13 @@ the create is sent, so any later attempt knows a create may be out there and rea
 (`getFulfillmentOrder`) before creating again. And the result is recorded through the job's
 claim (`ctx.finish`), so a worker that lost its lease cannot record anything.
 
+No lost updates: the job plans from the order as it read it, and every decision it records
+(`submitting`, parked, not for Amazon) is taken under the row lock only if the order's
+`content_version` is still the one it planned from. A change that arrives meanwhile has its own
+submit job (the queue never deduplicates against a running job); while two submit jobs of one
+order would overlap, the later one waits for the earlier. `submitting` also records what is
+being sent (`pipeline/amendment.py` `Submission`), the base of every later amendment.
+
 No database transaction is open while Amazon is being called.
 """
 
@@ -18,7 +25,7 @@ from sqlmodel import col
 
 from .. import jobs
 from ..amazon import errors as amz
-from ..amazon.models import FulfillmentAction, FulfillmentOrder, UpdateFulfillmentOrderRequest
+from ..amazon.models import FulfillmentAction, FulfillmentOrder
 from ..amazon.outbound import FulfillmentOutbound
 from ..audit import note, transition
 from ..bootstrap import Bridge
@@ -26,6 +33,7 @@ from ..channels import Channel
 from ..orders import Event, OrderState, can
 from ..store import OrderRecord, lock_order, read_session, write_session
 from ..worker import JobContext, RetryLater
+from .amendment import submission_of
 from .common import amazon_retry
 from .plan import Park, Plan, Skip, judge_preview, plan_submission
 from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
@@ -33,6 +41,8 @@ from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
 log = logging.getLogger("bridge.submit")
 
 SUBMITTABLE = (OrderState.RECEIVED, OrderState.AWAITING_PAYMENT, OrderState.SUBMITTING)
+NOT_SUBMITTED = (OrderState.RECEIVED, OrderState.AWAITING_PAYMENT)
+OVERLAP_WAIT_S = 2.0
 
 
 def _load(bridge: Bridge, order_id: int) -> OrderRecord | None:
@@ -48,11 +58,24 @@ def _finish_with(
     *,
     amazon_status: str | None = None,
     sfo_id: str | None = None,
+    version: str | None = None,
 ) -> None:
-    """Record one lifecycle event for the order, if it still allows it, and complete the job."""
+    """Record one lifecycle event for the order, if it still allows it, and complete the job.
+
+    With `version` (a decision taken before anything was sent: park, skip), nothing is recorded
+    when the order changed since it was planned: the change's own job decides again."""
     now = ctx.bridge.clock.now()
     with ctx.finish() as session:
         row = lock_order(session, order_id)
+        if version is not None and row.order_state in NOT_SUBMITTED and _version(row) != version:
+            note(
+                session,
+                row,
+                f"ignored:{event.value}",
+                now,
+                "the order changed while it was planned; replanning",
+            )
+            return
         if sfo_id:
             row.seller_fulfillment_order_id = sfo_id
         if amazon_status:
@@ -72,9 +95,25 @@ def _finish_with(
             note(session, row, f"ignored:{event.value}", now, f"order is {state.value}: {reason}")
 
 
+def _version(row: OrderRecord) -> str:
+    return row.canonical().content_version()
+
+
+def _wait_for_earlier_job(ctx: JobContext) -> None:
+    """Two submit jobs of one order never overlap: the one claimed later waits (no attempt spent)."""
+    with read_session(ctx.bridge.engine) as session:
+        if jobs.sibling_running(session, ctx.job):
+            raise RetryLater(
+                "an earlier submit job of this order is still running",
+                after_s=OVERLAP_WAIT_S,
+                count_attempt=False,
+            )
+
+
 def handle_submit(ctx: JobContext) -> None:
     bridge = ctx.bridge
     assert ctx.job.order_id is not None
+    _wait_for_earlier_job(ctx)
     row = _load(bridge, ctx.job.order_id)
     if row is None or row.order_state not in SUBMITTABLE:
         return  # cancelled, parked or already created meanwhile: nothing to do
@@ -83,12 +122,12 @@ def handle_submit(ctx: JobContext) -> None:
         _finish_with(ctx, ctx.job.order_id, Event.PARK, f"channel {row.channel_id} is no longer configured")
         return
     order = row.canonical()
+    version = order.content_version()  # of the stored order: `_mark_submitting` compares it
     scoped = scope_order(ctx, channel, row, order)  # Shopify: only what is assigned to Amazon
     if isinstance(scoped, Wait | Skip | Park):
         if not isinstance(scoped, Wait):
-            _finish_with(
-                ctx, row.id or 0, Event.SKIP if isinstance(scoped, Skip) else Event.PARK, scoped.reason
-            )
+            event = Event.SKIP if isinstance(scoped, Skip) else Event.PARK
+            _finish_with(ctx, row.id or 0, event, scoped.reason, version=version)
         return
     order = scoped.order if scoped else order
     hold = order.payment_state not in channel.ship_on and (scoped is None or not scoped.requested)
@@ -97,15 +136,15 @@ def handle_submit(ctx: JobContext) -> None:
     plan = check_plan(scoped, plan_submission(order, channel, hold=hold))
     if isinstance(plan, Skip):
         refuse(ctx, scoped, plan.reason)
-        _finish_with(ctx, row.id or 0, Event.SKIP, plan.reason)
+        _finish_with(ctx, row.id or 0, Event.SKIP, plan.reason, version=version)
         return
     if isinstance(plan, Park):
         refuse(ctx, scoped, plan.reason)
-        _finish_with(ctx, row.id or 0, Event.PARK, plan.reason)
+        _finish_with(ctx, row.id or 0, Event.PARK, plan.reason, version=version)
         return
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     try:
-        _submit(ctx, row, channel, plan, outbound, scoped)
+        _submit(ctx, row, channel, plan, outbound, version, scoped)
     except amz.SpApiError as exc:
         raise amazon_retry(exc, channel) from None
 
@@ -116,6 +155,7 @@ def _submit(
     channel: Channel,
     plan: Plan,
     outbound: FulfillmentOutbound,
+    version: str,
     scoped: Scoped | None = None,
 ) -> None:
     assert row.id is not None
@@ -134,15 +174,19 @@ def _submit(
                 sfo_id=plan.seller_fulfillment_order_id,
             )
             return
+        if not _record_submission(ctx, row.id, plan, version):
+            raise RetryLater(
+                "the order changed while the submission was resumed; replanning", count_attempt=False
+            )
     else:
         previews = outbound.preview(plan.preview)
         verdict = judge_preview(previews, plan, channel)
         if verdict is not None:
             refuse(ctx, scoped, verdict.reason)
-            _finish_with(ctx, row.id, Event.PARK, verdict.reason)
+            _finish_with(ctx, row.id, Event.PARK, verdict.reason, version=version)
             return
         settle(ctx, row.id, scoped)  # accept fulfillment requests; record the units covered
-        if not _mark_submitting(ctx, row.id, plan):
+        if not _mark_submitting(ctx, row.id, plan, version):
             return
     try:
         outbound.create(plan.create)
@@ -178,8 +222,12 @@ def _submit(
             sfo_id=plan.seller_fulfillment_order_id,
         )
         return
-    reason = "created at Amazon" + (
-        f"; skipped SKUs not at Amazon: {', '.join(plan.skipped_skus)}" if plan.skipped_skus else ""
+    reason = "; ".join(
+        [
+            "created at Amazon",
+            *([f"skipped SKUs not at Amazon: {', '.join(plan.skipped_skus)}"] if plan.skipped_skus else []),
+            *plan.notes,
+        ]
     )
     _finish_with(
         ctx, row.id, created_event, reason, amazon_status="Received", sfo_id=plan.seller_fulfillment_order_id
@@ -193,33 +241,40 @@ def _read_existing(outbound: FulfillmentOutbound, sfo_id: str) -> FulfillmentOrd
         return None
 
 
-def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan) -> bool:
-    """Commit `submitting` before the create leaves, unless the order changed meanwhile."""
+def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str) -> bool:
+    """Commit `submitting` (and what is being sent) before the create leaves, unless the order
+    changed since it was planned: then the change's own job plans again, and this one stops."""
     now = ctx.bridge.clock.now()
     with write_session(ctx.bridge.engine) as session:
         jobs.assert_held(session, ctx.job)
         row = lock_order(session, order_id)
-        if row.order_state not in (OrderState.RECEIVED, OrderState.AWAITING_PAYMENT):
+        if row.order_state not in NOT_SUBMITTED:
+            return False
+        current = row.canonical()
+        if current.content_version() != version:
+            note(
+                session,
+                row,
+                "ignored:submit_started",
+                now,
+                "the order changed while it was planned; replanning",
+            )
             return False
         row.seller_fulfillment_order_id = plan.seller_fulfillment_order_id
+        row.submission = submission_of(current, plan, version).to_json()
         transition(session, row, Event.SUBMIT_STARTED, now, "preview passed; creating at Amazon")
     return True
 
 
-def handle_release(ctx: JobContext) -> None:
-    """Payment arrived for an order created with `fulfillmentAction: Hold`: let Amazon ship it."""
-    assert ctx.job.order_id is not None
-    row = _load(ctx.bridge, ctx.job.order_id)
-    if row is None or row.order_state is not OrderState.HELD_AT_AMAZON or not row.seller_fulfillment_order_id:
-        return
-    channel = ctx.bridge.config.channel(row.channel_id)
-    assert channel is not None
-    outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
-    try:
-        outbound.update(
-            row.seller_fulfillment_order_id,
-            UpdateFulfillmentOrderRequest(fulfillment_action=FulfillmentAction.SHIP),
-        )
-    except amz.SpApiError as exc:
-        raise amazon_retry(exc, channel) from None
-    _finish_with(ctx, row.id or 0, Event.RELEASED, "payment received; released the hold at Amazon")
+def _record_submission(ctx: JobContext, order_id: int, plan: Plan, version: str) -> bool:
+    """A resumed submission is about to create from the order as it is now: record that, unless
+    the order changed since it was read (then plan again)."""
+    with write_session(ctx.bridge.engine) as session:
+        jobs.assert_held(session, ctx.job)
+        row = lock_order(session, order_id)
+        current = row.canonical()
+        if row.order_state is not OrderState.SUBMITTING or current.content_version() != version:
+            return False
+        row.submission = submission_of(current, plan, version).to_json()
+        session.add(row)
+    return True

@@ -86,13 +86,21 @@ class Assignment:
         for line in order.lines:
             quantity = wanted.pop(line.line_id, 0)
             if quantity > 0 and line.requires_shipping:
-                lines.append(replace(line, quantity=quantity))
+                # What Shopify still assigns to Amazon caps the units shipped (`to_fulfil`); the
+                # line's own quantity stays the storefront's, which amendments compare against.
+                lines.append(replace(line, fulfillable_quantity=quantity))
         # Lines the storefront assigns to Amazon but the stored order lacks (added by an edit).
         skus = {x.line_id: x.sku for unit in self.units for x in unit.lines}
         for line_id, quantity in wanted.items():
             if quantity > 0:
                 lines.append(
-                    OrderLine(line_id=line_id, sku=skus.get(line_id, ""), quantity=quantity, unit_price="0")
+                    OrderLine(
+                        line_id=line_id,
+                        sku=skus.get(line_id, ""),
+                        quantity=quantity,
+                        unit_price="0",
+                        fulfillable_quantity=quantity,
+                    )
                 )
         return replace(order, lines=tuple(lines))
 

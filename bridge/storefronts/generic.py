@@ -18,17 +18,20 @@ Body (schemas/canonical_order.json)::
         "destination": {"name": "...", "line1": "...", "line2": "", "line3": "", "company": "",
                         "city": "...", "district": "", "state": "...", "postal_code": "...",
                         "country_code": "US", "phone": ""},
-        "shipping_method": "Standard", "buyer_email": "...", "buyer_phone": "",
-        "gift_message": "", "notes": ""}}
+        "shipping_method": "Standard", "shipping_method_code": "std", "buyer_email": "...",
+        "buyer_phone": "", "gift_message": "", "notes": "", "test": false}}
 
     {"type": "order.cancel", "order": {"external_id": "1001", "updated_at": "..."}}
 
-The order object is `CanonicalOrder.to_json()` without `channel_id` and `cancelled` (the channel
-comes from the URL, cancellation from the type); optional fields default to "" (and
-`display_id` to `external_id`). `order.upsert` is an upsert, `order.cancel` a cancellation that
-carries only `external_id` (no order: intake keeps a tombstone); any other type is acknowledged,
-stored and ignored. `delivery_key` is `webhook-id`, which Standard Webhooks keeps the same across
-retries; there is no separate event id.
+The order object is `CanonicalOrder.to_json()` without `channel_id`, `cancelled` and
+`cancel_reason` (the channel comes from the URL, cancellation from the type); optional fields
+default to "" (and `display_id` to `external_id`, `test` to false). A line's `quantity` is what
+the shop wants shipped in all (0 for a line removed after the order was placed), and the optional
+`fulfillable_quantity` what is still to fulfil now when the shop already fulfilled some.
+`order.upsert` is an upsert, `order.cancel` a cancellation that carries only `external_id` (no
+order: intake keeps a tombstone); any other type is acknowledged, stored and ignored.
+`delivery_key` is `webhook-id`, which Standard Webhooks keeps the same across retries; there is
+no separate event id.
 """
 
 from __future__ import annotations
@@ -231,11 +234,15 @@ def _canonical_order(channel: Channel, order: dict[str, Any]) -> CanonicalOrder:
                 unit_price=line["unit_price"],
                 title=line.get("title", ""),
                 requires_shipping=line.get("requires_shipping", True),
+                fulfillable_quantity=line.get("fulfillable_quantity"),
+                ordered_quantity=line.get("ordered_quantity"),
             )
             for line in order["lines"]
         ),
         destination=Address(**destination) if destination else None,
         shipping_method=order.get("shipping_method", ""),
+        shipping_method_code=order.get("shipping_method_code", ""),
+        test=order.get("test", False),
         buyer_email=order.get("buyer_email", ""),
         buyer_phone=order.get("buyer_phone", ""),
         gift_message=order.get("gift_message", ""),

@@ -7,8 +7,14 @@ Standard Webhooks message (`webhook-id`, `webhook-timestamp`, `webhook-signature
     {"type": "shipment.created", "timestamp": "<shipped_at, ISO 8601 UTC>",
      "data": {"order_external_id": "1001", "display_id": "#1001", "package_key": "...",
               "carrier": "UPS", "tracking_number": "1Z...", "tracking_url": "https://..." | null,
-              "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 2}],
-              "shipped_at": "<ISO 8601 UTC>", "all_shipped": true}}
+              "carrier_code": "UPS", "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 2}],
+              "shipped_at": "<ISO 8601 UTC>", "all_shipped": true, "remaining_lines": []}}
+
+`carrier` is the carrier's name (`storefronts/carriers.py`, or the channel's `carrier_names`),
+`carrier_code` Amazon's code for it. `shipped_at` is when Amazon shipped the package.
+`all_shipped` is true only on the last package when nothing of the order is left to ship by
+anyone; `remaining_lines` (on the last package of an order Amazon finished) lists the units
+Amazon did not ship -- a SKU it does not stock -- which the shop still has to send.
 
     {"type": "order.note", "timestamp": "<now, ISO 8601 UTC>",
      "data": {"order_external_id": "1001", "note_key": "...", "text": "...",
@@ -36,6 +42,7 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from ..channels import Channel
 from ..clock import Clock
+from .carriers import carrier_name
 from .generic import sign_standard_webhook
 from .push import OrderNote, PushError, PushResult, ShipmentPush, StorefrontHttp
 
@@ -55,7 +62,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def shipment_payload(push: ShipmentPush) -> dict[str, Any]:
+def shipment_payload(push: ShipmentPush, carrier_names: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "type": SHIPMENT_CREATED,
         "timestamp": _iso(push.shipped_at),
@@ -63,7 +70,8 @@ def shipment_payload(push: ShipmentPush) -> dict[str, Any]:
             "order_external_id": push.order_external_id,
             "display_id": push.display_id,
             "package_key": push.package_key,
-            "carrier": push.carrier,
+            "carrier": carrier_name(push.carrier, "generic", carrier_names),
+            "carrier_code": push.carrier,
             "tracking_number": push.tracking_number,
             "tracking_url": push.tracking_url,
             "lines": [
@@ -71,6 +79,10 @@ def shipment_payload(push: ShipmentPush) -> dict[str, Any]:
             ],
             "shipped_at": _iso(push.shipped_at),
             "all_shipped": push.all_shipped,
+            "remaining_lines": [
+                {"line_id": line.line_id, "sku": line.sku, "quantity": line.quantity}
+                for line in push.remaining
+            ],
         },
     }
 
@@ -102,7 +114,7 @@ class GenericPusher:
 
     def push_shipment(self, push: ShipmentPush) -> PushResult:
         msg_id = message_id(SHIPMENT_CREATED, self.channel.id, push.package_key)
-        status = self._send(msg_id, shipment_payload(push))
+        status = self._send(msg_id, shipment_payload(push, dict(self.channel.carrier_names)))
         log.info(
             "generic push-back: channel=%s order=%s package=%s webhook_id=%s status=%s",
             self.channel.id,

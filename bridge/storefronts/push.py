@@ -41,15 +41,18 @@ class ShipmentPush:
     order_external_id: str
     display_id: str
     package_key: str  # stable per Amazon package, e.g. "shop-a-1001:1234567"
-    carrier: str  # a carrier name a storefront shows (e.g. "UPS"); Amazon's carrier code if unknown
+    carrier: str  # Amazon's carrier code (AMZL_US, UPS); pushers name it with storefronts/carriers.py
     tracking_number: str
     tracking_url: str | None
     lines: tuple[PushLine, ...]
-    shipped_at: datetime
+    shipped_at: datetime  # when Amazon shipped the package (its shipment's shipping date)
     notify_customer: bool = True
-    all_shipped: bool = False  # after this package nothing of the order is left to ship
     # The storefront's fulfilment units (Shopify fulfillment orders) the Amazon order covers.
     fulfillment_units: tuple[str, ...] = ()
+    all_shipped: bool = False  # after this package nothing of the order is left to ship, by anyone
+    # Amazon is done with the order, and these units were not shipped by Amazon (a SKU it does not
+    # stock, a line added later): what the merchant still has to send. Set on the last package.
+    remaining: tuple[PushLine, ...] = ()
 
 
 @dataclass(frozen=True)

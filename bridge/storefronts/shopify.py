@@ -23,6 +23,18 @@ Merchant conventions (the bridge's own, not Shopify's):
 - Lines that need no shipping (`requires_shipping: false`) and gift cards never reach Amazon:
   they are left out of the canonical order, and the delivery's notes name the skipped line ids
   (ids only, nothing personal).
+
+What Shopify says, as the canonical order keeps it:
+
+- `test: true` (the bogus gateway, "Send test notification") becomes `CanonicalOrder.test`; the
+  channel's `test_orders` decides whether such an order ships.
+- A line's `quantity` is what was ordered; after an edit or a refund Shopify lowers
+  `current_quantity` (units still wanted) and `fulfillable_quantity` (units still to fulfil by
+  anyone). The canonical line takes `current_quantity` as its quantity and keeps
+  `fulfillable_quantity`; either missing falls back to `quantity`.
+- The shipping method is the first shipping line not removed by an edit: its `title` and `code`.
+- No `shipping_address`: the destination is empty (the order is parked if it needs shipping),
+  unless the channel sets `shipping_address_fallback: billing`.
 """
 
 from __future__ import annotations
@@ -146,6 +158,14 @@ adapter = ShopifyAdapter()
 def _canonical_order(channel: Channel, data: dict[str, Any]) -> tuple[CanonicalOrder, tuple[str, ...]]:
     external_id = payload_id(data["id"])
     lines, notes = _lines(data["line_items"])
+    destination = _destination(data.get("shipping_address"))
+    if destination is None and channel.shipping_address_fallback == "billing":
+        destination = _destination(data.get("billing_address"))
+        if destination is not None:
+            notes = (*notes, "no shipping address: using the billing address (shipping_address_fallback)")
+    shipping_title, shipping_code = _shipping_method(data.get("shipping_lines"))
+    cancelled = data.get("cancelled_at") is not None
+    reason = payload_text(data.get("cancel_reason"))
     customer = data.get("customer") or {}
     email = (
         payload_text(data.get("email"))
@@ -163,13 +183,18 @@ def _canonical_order(channel: Channel, data: dict[str, Any]) -> tuple[CanonicalO
         created_at=_timestamp(data, "created_at"),
         updated_at=_timestamp(data, "updated_at"),
         lines=lines,
-        destination=_destination(data.get("shipping_address")),
-        shipping_method=_shipping_method(data.get("shipping_lines")),
+        destination=destination,
+        shipping_method=shipping_title,
+        shipping_method_code=shipping_code,
         buyer_email=email,
         buyer_phone=payload_text(data.get("phone")) or payload_text(customer.get("phone")),
         gift_message=_gift_message(data.get("note_attributes")),
         notes=payload_text(data.get("note")),
-        cancelled=data.get("cancelled_at") is not None,
+        cancelled=cancelled,
+        test=data.get("test") is True,
+        cancel_reason=(f"cancelled in Shopify ({reason})" if reason else "cancelled in Shopify")
+        if cancelled
+        else "",
     )
     return order, notes
 
@@ -185,14 +210,19 @@ def _lines(items: list[dict[str, Any]]) -> tuple[tuple[OrderLine, ...], tuple[st
         if item.get("requires_shipping") is False:
             notes.append(f"line {line_id} skipped: needs no shipping")
             continue
+        ordered = int(item["quantity"])
+        current = item.get("current_quantity")
+        fulfillable = item.get("fulfillable_quantity")
         lines.append(
             OrderLine(
                 line_id=line_id,
                 sku=payload_text(item.get("sku")),
-                quantity=int(item["quantity"]),
+                quantity=int(current) if current is not None else ordered,
                 unit_price=item["price"],
                 title=payload_text(item.get("title")) or payload_text(item.get("name")),
                 requires_shipping=True,
+                fulfillable_quantity=int(fulfillable) if fulfillable is not None else None,
+                ordered_quantity=ordered,
             )
         )
     return tuple(lines), tuple(notes)
@@ -219,10 +249,13 @@ def _destination(address: dict[str, Any] | None) -> Address | None:
     )
 
 
-def _shipping_method(shipping_lines: list[dict[str, Any]] | None) -> str:
+def _shipping_method(shipping_lines: list[dict[str, Any]] | None) -> tuple[str, str]:
+    """(title, code) of the first shipping line an edit has not removed."""
     for line in shipping_lines or ():
-        return payload_text(line.get("title")) or payload_text(line.get("code"))
-    return ""
+        if line.get("is_removed") is True:
+            continue
+        return payload_text(line.get("title")), payload_text(line.get("code"))
+    return "", ""
 
 
 def _gift_message(attributes: list[dict[str, Any]] | None) -> str:

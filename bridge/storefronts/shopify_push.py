@@ -40,6 +40,7 @@ import httpx
 
 from ..channels import Channel
 from ..clock import Clock
+from .carriers import carrier_name
 from .push import NotPushed, OrderNote, PushError, PushResult, ShipmentPush
 from .shopify_fulfillment import (
     FINISHED_STATUSES,
@@ -291,7 +292,7 @@ class ShopifyPusher:
     def _fulfillment_input(self, push: ShipmentPush, allocation: Allocation) -> dict[str, Any]:
         tracking: dict[str, str] = {"number": push.tracking_number}
         if push.carrier:
-            tracking["company"] = push.carrier
+            tracking["company"] = carrier_name(push.carrier, "shopify", self.channel.carrier_names)
         if push.tracking_url:
             tracking["url"] = push.tracking_url
         return {

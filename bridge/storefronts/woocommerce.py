@@ -11,24 +11,32 @@ What a caller may rely on:
   `X-WC-Webhook-Topic` or a body that is not strict JSON, 422 (with problems, never values) when
   an order does not match `schemas/woocommerce/*.json`.
 - Topics: `order.created`, `order.updated`, `order.restored` carry the REST v3 order; the order's
-  status decides the kind (see `STATUSES`): a cancelled or trashed order is a cancellation, a
-  `checkout-draft` (a cart the block checkout keeps as an order) is acknowledged and ignored,
-  everything else an upsert. `order.deleted` carries only `{"id": n}`: a cancellation with no
-  order, only `external_id`. Other topics are acknowledged, stored and ignored.
-- `delivery_key` is `X-WC-Webhook-Delivery-ID`. `event_id` is always None: WooCommerce has no
-  event id. `X-WC-Webhook-ID` names the webhook subscription, the same for every delivery, and
-  pairing it with the order id would make every later update of an order look like a duplicate
-  of the first. WooCommerce signs no timestamp either, so replays are only stopped by the
-  delivery key and by intake refusing deliveries older than the order it holds (`updated_at`).
+  status decides the kind (see `STATUSES`): a cancelled, trashed, refunded or failed order is a
+  cancellation (its `cancel_reason` names the status), a `checkout-draft` (a cart the block
+  checkout keeps as an order) is acknowledged and ignored, everything else an upsert (a restored
+  order, back to `processing`, is evaluated again by intake). `order.deleted` carries only
+  `{"id": n}`: a cancellation with no order, only `external_id`. Other topics are acknowledged,
+  stored and ignored.
+- `delivery_key` is `X-WC-Webhook-Delivery-ID` joined with a digest of the body. WooCommerce
+  builds that header as `wp_hash(<webhook id> . <current Unix second>)`, so two different
+  deliveries of one webhook within the same second share it; the body digest tells them apart,
+  while a byte-identical replay still dedupes. `event_id` is always None: WooCommerce has no
+  event id. WooCommerce signs no timestamp either, so replays are only stopped by the delivery
+  key and by intake refusing deliveries older than the order it holds (`updated_at`).
 
 Merchant conventions (the bridge's own, not WooCommerce's):
 
 - Gift message: an order meta entry with key `gift_message` (what most gift-message plugins
   can be told to write, or a custom checkout field named so). The first non-empty one wins.
-- The destination is the `shipping` block; `billing` is used only when every address field of
-  `shipping` is empty (orders WooCommerce created without a shipping address). The phone falls
-  back to the billing phone when the shipping block has none (older WooCommerce has no
-  `shipping.phone`).
+- The destination is the `shipping` block. When it is null or empty the order has no destination
+  (it is parked if it needs shipping), unless the channel sets `shipping_address_fallback:
+  billing`, which uses the `billing` block. The phone falls back to the billing phone when the
+  shipping block has none (older WooCommerce has no `shipping.phone`).
+- Whether the lines need shipping: WooCommerce's order does not say per line. An order with no
+  shipping address and no shipping line (what checkout produces for a virtual or downloadable
+  cart), or one WooCommerce reports `needs_processing: false` for (downloadable and virtual
+  only), needs no shipping: its lines are marked `requires_shipping: false` and the order is not
+  for Amazon. An order with a shipping line but no address needs shipping and is parked.
 - Line names are HTML-unescaped (WooCommerce sends "Size &ndash; M").
 """
 
@@ -81,10 +89,10 @@ _PING_CONTENT_TYPES = frozenset({"", "application/x-www-form-urlencoded"})
 STATUSES: Mapping[str, tuple[DeliveryKind | None, PaymentState]] = {
     "pending": (DeliveryKind.UPSERT, PaymentState.PENDING),
     "on-hold": (DeliveryKind.UPSERT, PaymentState.PENDING),
-    "failed": (DeliveryKind.UPSERT, PaymentState.PENDING),
+    "failed": (DeliveryKind.CANCEL, PaymentState.PENDING),
     "processing": (DeliveryKind.UPSERT, PaymentState.PAID),
     "completed": (DeliveryKind.UPSERT, PaymentState.PAID),
-    "refunded": (DeliveryKind.UPSERT, PaymentState.REFUNDED),
+    "refunded": (DeliveryKind.CANCEL, PaymentState.REFUNDED),
     "cancelled": (DeliveryKind.CANCEL, PaymentState.UNKNOWN),
     "trash": (DeliveryKind.CANCEL, PaymentState.UNKNOWN),
     "checkout-draft": (None, PaymentState.PENDING),
@@ -120,7 +128,7 @@ class WooCommerceAdapter:
             raise unauthorized("signature header missing")
 
     def parse(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> Delivery:
-        delivery_key = header(headers, DELIVERY_ID_HEADER) or "sha256:" + body_digest(body)
+        delivery_key = delivery_key_for(header(headers, DELIVERY_ID_HEADER), body)
         if _is_ping(headers, body):
             return Delivery(topic=PING_TOPIC, delivery_key=delivery_key, store=False)
         require_json_content_type(headers)
@@ -159,11 +167,19 @@ class WooCommerceAdapter:
                 delivery_key=delivery_key,
                 kind=DeliveryKind.CANCEL,
                 external_id=payload_id(data["id"]),
+                notes=("deleted or trashed in WooCommerce (order.deleted)",),
             )
         return Delivery(topic=topic, delivery_key=delivery_key)
 
 
 adapter = WooCommerceAdapter()
+
+
+def delivery_key_for(delivery_id: str, body: bytes) -> str:
+    """What identifies one WooCommerce delivery: its delivery id (unique per webhook and second
+    only) together with the body's digest. Without a delivery id, the digest alone."""
+    digest = body_digest(body)
+    return f"{delivery_id[:64]}:{digest}" if delivery_id else f"sha256:{digest}"
 
 
 def _is_ping(headers: Mapping[str, str], body: bytes) -> bool:
@@ -180,6 +196,13 @@ def _canonical_order(
     channel: Channel, data: dict[str, Any], external_id: str, payment_state: PaymentState, *, cancelled: bool
 ) -> CanonicalOrder:
     billing = data.get("billing") or {}
+    shipping = data.get("shipping") or {}
+    shipping_lines = [line for line in data.get("shipping_lines") or () if isinstance(line, dict)]
+    needs_shipping = data.get("needs_processing") is not False and (
+        _has_address(shipping) or bool(shipping_lines)
+    )
+    fallback = billing if channel.shipping_address_fallback == "billing" else {}
+    shipping_title, shipping_code = _shipping_method(shipping_lines)
     created_at = _timestamp(data, "date_created_gmt")
     updated_at = _timestamp(data, "date_modified_gmt") if data.get("date_modified_gmt") else created_at
     number = data.get("number")
@@ -191,30 +214,37 @@ def _canonical_order(
         payment_state=payment_state,
         created_at=created_at,
         updated_at=updated_at,
-        lines=tuple(_line(item) for item in data["line_items"]),
-        destination=_destination(data.get("shipping") or {}, billing),
-        shipping_method=_shipping_method(data.get("shipping_lines")),
+        lines=tuple(_line(item, needs_shipping) for item in data["line_items"]),
+        destination=_destination(shipping, fallback, billing),
+        shipping_method=shipping_title,
+        shipping_method_code=shipping_code,
         buyer_email=payload_text(billing.get("email")),
         buyer_phone=payload_text(billing.get("phone")),
         gift_message=_gift_message(data.get("meta_data")),
         notes=payload_text(data.get("customer_note")),
         cancelled=cancelled,
+        cancel_reason=f"WooCommerce status {data['status'].strip().lower().removeprefix('wc-')}"
+        if cancelled
+        else "",
     )
 
 
-def _line(item: dict[str, Any]) -> OrderLine:
+def _line(item: dict[str, Any], needs_shipping: bool) -> OrderLine:
     return OrderLine(
         line_id=payload_id(item["id"]),
         sku=payload_text(item.get("sku")),
         quantity=int(item["quantity"]),
         unit_price=_decimal(item["price"]),
         title=html.unescape(payload_text(item.get("name"))),
-        requires_shipping=True,
+        requires_shipping=needs_shipping,
     )
 
 
-def _destination(shipping: dict[str, Any], billing: dict[str, Any]) -> Address | None:
-    block = shipping if _has_address(shipping) else billing if _has_address(billing) else None
+def _destination(
+    shipping: dict[str, Any], fallback: dict[str, Any], billing: dict[str, Any]
+) -> Address | None:
+    """The shipping block, else `fallback` (the billing block when the channel opts in)."""
+    block = shipping if _has_address(shipping) else fallback if _has_address(fallback) else None
     if block is None:
         return None
     name = " ".join(
@@ -237,10 +267,11 @@ def _has_address(block: dict[str, Any]) -> bool:
     return any(payload_text(block.get(field)) for field in _ADDRESS_FIELDS)
 
 
-def _shipping_method(shipping_lines: list[dict[str, Any]] | None) -> str:
-    for line in shipping_lines or ():
-        return payload_text(line.get("method_title"))
-    return ""
+def _shipping_method(shipping_lines: list[dict[str, Any]]) -> tuple[str, str]:
+    """(title, code) of the first shipping line; the code is WooCommerce's `method_id`."""
+    for line in shipping_lines:
+        return payload_text(line.get("method_title")), payload_text(line.get("method_id"))
+    return "", ""
 
 
 def _gift_message(meta_data: list[dict[str, Any]] | None) -> str:

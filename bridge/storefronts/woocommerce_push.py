@@ -47,6 +47,7 @@ import httpx
 
 from ..channels import Channel
 from ..clock import Clock
+from .carriers import carrier_name
 from .push import OrderNote, PushError, PushResult, ShipmentPush, StorefrontHttp
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,10 @@ KNOWN_PROVIDERS: Mapping[str, str] = {
 }
 
 #: Order statuses the last package leaves alone: already completed, or an outcome a shipment
-#: must not overwrite.
-KEEP_STATUSES = frozenset({"completed", "cancelled", "refunded", "trash"})
+#: must not overwrite (a failed, cancelled, refunded or unpaid order never becomes completed).
+KEEP_STATUSES = frozenset(
+    {"completed", "cancelled", "refunded", "trash", "failed", "pending", "checkout-draft"}
+)
 
 MARKER_PREFIX = "[fba-bridge:"
 
@@ -87,9 +90,10 @@ def normalise_carrier(carrier: str) -> str:
     return " ".join(carrier.replace("_", " ").replace("-", " ").casefold().split())
 
 
-def shipment_note_text(push: ShipmentPush) -> str:
-    """The order note for a package: carrier, number, link, SKUs and quantities, and the marker."""
-    lines = [f"Shipped with {push.carrier}, tracking number {push.tracking_number}."]
+def shipment_note_text(push: ShipmentPush, carrier: str | None = None) -> str:
+    """The order note for a package: carrier, number, link, SKUs and quantities, what Amazon left
+    for the merchant to send, and the marker."""
+    lines = [f"Shipped with {carrier or push.carrier}, tracking number {push.tracking_number}."]
     if push.tracking_url:
         lines.append(f"Track the package: {push.tracking_url}")
     items = ", ".join(f"{line.sku or 'line ' + line.line_id} x {line.quantity}" for line in push.lines)
@@ -97,6 +101,9 @@ def shipment_note_text(push: ShipmentPush) -> str:
         lines.append(f"In this package: {items}")
     if push.all_shipped:
         lines.append("Every item of the order has now shipped.")
+    if push.remaining:
+        left = ", ".join(f"{line.sku or 'line ' + line.line_id} x {line.quantity}" for line in push.remaining)
+        lines.append(f"Amazon has shipped its part. Not shipped by Amazon, still to send: {left}.")
     lines.append(marker(push.package_key))
     return "\n".join(lines)
 
@@ -158,7 +165,8 @@ class WooCommercePusher:
         note_id = found.note_id
         if note_id is None:
             customer = self.channel.storefront.notify_customer and push.notify_customer
-            note_id = self._create_note(push.order_external_id, shipment_note_text(push), customer)
+            text = shipment_note_text(push, self._carrier(push))
+            note_id = self._create_note(push.order_external_id, text, customer)
             created.append("note")
         status = self._complete(push.order_external_id) if push.all_shipped else None
         if status == "completed":
@@ -201,6 +209,9 @@ class WooCommercePusher:
     # ---------------------------------------------------------------------------------------
     # Steps
 
+    def _carrier(self, push: ShipmentPush) -> str:
+        return carrier_name(push.carrier, "woocommerce", self.channel.carrier_names)
+
     def _existing(self, order_id: str, package_key: str, tracking_number: str) -> _Existing:
         # Notes first: a 404 there means the order is gone; a 404 on the trackings route after a
         # good notes call means the extension is not installed.
@@ -242,11 +253,12 @@ class WooCommercePusher:
             "tracking_number": push.tracking_number,
             "date_shipped": push.shipped_at.astimezone(UTC).date().isoformat(),
         }
-        provider = self._providers.get(normalise_carrier(push.carrier))
+        carrier = self._carrier(push)
+        provider = self._providers.get(normalise_carrier(carrier))
         if provider:
             body["tracking_provider"] = provider
         else:
-            body["custom_tracking_provider"] = push.carrier
+            body["custom_tracking_provider"] = carrier
             body["custom_tracking_link"] = push.tracking_url or ""
         try:
             response = self._request(

@@ -80,11 +80,13 @@ def test_shipment_callback_is_signed_and_shaped(pusher, receiver, clock) -> None
             "display_id": "#1001",
             "package_key": "own-shop-1001:PKG1",
             "carrier": "UPS",
+            "carrier_code": "UPS",
             "tracking_number": "1Z001",
             "tracking_url": "https://track.example/1Z001",
             "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 2}],
             "shipped_at": "2026-11-23T09:15:00+00:00",
             "all_shipped": True,
+            "remaining_lines": [],
         },
     }
 

@@ -133,7 +133,7 @@ def test_cancellation_before_the_order_is_honoured(
     assert count(db, JobRecord) == 0, "a cancelled order is never queued for Amazon"
 
 
-def test_update_after_submission_is_recorded_not_applied(
+def test_update_after_submission_is_stored_and_queues_one_amendment(
     db: Engine, channels_config: ChannelsConfig, clock: ManualClock
 ) -> None:
     from bridge.store import write_session
@@ -145,9 +145,13 @@ def test_update_after_submission_is_recorded_not_applied(
         row.state = "submitted"
         session.add(row)
     result = ingest(db, channel, delivery("d-2", make_order(minutes=3, notes="changed")), b"{}", clock)
-    assert result.outcome == "recorded_after_submission"
+    again = ingest(db, channel, delivery("d-3", make_order(minutes=4, notes="changed again")), b"{}", clock)
+    assert (result.outcome, again.outcome) == ("amended_after_submission", "amended_after_submission")
     [row] = orders(db)
-    assert row.canonical().notes == ""
+    assert row.canonical().notes == "changed again"
+    with read_session(db) as session:
+        amend = session.execute(select(JobRecord).where(JobRecord.kind == "amend")).scalars().all()
+    assert len(amend) == 1, "one waiting amendment job covers both changes"
 
 
 def test_unknown_topics_are_stored_and_ignored(

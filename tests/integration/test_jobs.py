@@ -30,6 +30,47 @@ def test_active_jobs_with_the_same_key_are_enqueued_once(db: Engine) -> None:
     assert enqueue(db, dedupe_key="submit:1"), "a finished job no longer blocks its key"
 
 
+def test_a_running_job_does_not_swallow_a_new_job_with_its_key(db: Engine) -> None:
+    """The running job read its state already; a change that arrives now needs its own job."""
+    assert enqueue(db, dedupe_key="submit:1")
+    running = jobs.claim(db)
+    assert running is not None
+    assert enqueue(db, dedupe_key="submit:1"), "queued beside the running one"
+    assert not enqueue(db, dedupe_key="submit:1"), "but only one waits"
+    assert statuses(db) == ["running", "ready"]
+
+
+def test_a_retried_job_steps_aside_for_a_newer_waiting_job_with_its_key(db: Engine) -> None:
+    enqueue(db, dedupe_key="submit:1")
+    running = jobs.claim(db)
+    assert running is not None
+    enqueue(db, dedupe_key="submit:1")
+    assert jobs.fail(db, running, "boom", retry_after_s=0) == "done"
+    assert statuses(db) == ["done", "ready"]
+    with read_session(db) as session:
+        first = session.execute(select(JobRecord).order_by(JobRecord.id)).scalars().first()
+    assert first is not None and first.last_error.startswith("superseded by job")
+
+
+def test_a_released_job_steps_aside_too(db: Engine) -> None:
+    enqueue(db, dedupe_key="submit:1")
+    running = jobs.claim(db)
+    assert running is not None
+    enqueue(db, dedupe_key="submit:1")
+    jobs.release(db, running, delay_s=5, note="waiting")
+    assert statuses(db) == ["done", "ready"]
+
+
+def test_retrying_a_dead_job_whose_key_waits_already_is_superseded(db: Engine) -> None:
+    enqueue(db, dedupe_key="submit:1", max_attempts=1)
+    dying = jobs.claim(db)
+    assert dying is not None
+    assert jobs.fail(db, dying, "boom") == "dead"
+    enqueue(db, dedupe_key="submit:1")
+    assert jobs.retry_dead(db, dying.id)
+    assert statuses(db) == ["done", "ready"]
+
+
 def test_claim_takes_due_jobs_in_order_and_skips_future_ones(db: Engine) -> None:
     enqueue(db, payload={"n": 1})
     enqueue(db, payload={"n": 2})

@@ -23,7 +23,7 @@ from bridge.worker import Worker
 from tests.conftest import TEST_ENV, due_now
 from tests.integration.test_submit import order_row
 from tests.integration.test_sync import HOUR, count, send_generic, sync_cycle
-from tests.support import shopify_delivery, shopify_order, woo_delivery, woo_order
+from tests.support import shopify_delivery, shopify_line, shopify_order, woo_delivery, woo_order
 
 
 @dataclass
@@ -58,7 +58,7 @@ def ship_shopify(
 ) -> None:
     order = shopify_order(order_id)
     template = order["line_items"][0]
-    order["line_items"] = [dict(template, id=lid, sku=sku, quantity=qty) for lid, sku, qty in lines]
+    order["line_items"] = [shopify_line(template, id=lid, sku=sku, quantity=qty) for lid, sku, qty in lines]
     shops.shopify.add_order(str(order_id), [(str(lid), sku, qty) for lid, sku, qty in lines])
     body, headers = shopify_delivery(order)
     assert client.post("/webhooks/shop-a", data=body, headers=headers).status_code == 200

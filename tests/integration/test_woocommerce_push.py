@@ -113,13 +113,19 @@ def test_partial_shipment_does_not_complete(pusher, fake) -> None:
     assert fake.calls_of("update_order") == [] and fake.calls_of("get_order") == []
 
 
-def test_unknown_carrier_becomes_a_custom_provider_with_amazons_link(pusher, fake) -> None:
+def test_a_carrier_the_extension_does_not_list_is_a_custom_provider_named_in_words(pusher, fake) -> None:
     pusher.push_shipment(package(carrier="AMZN_US", url="https://track.amazon.com/tracking/TBA1"))
 
     [tracking] = fake.order(700).trackings
     assert tracking.tracking_provider == ""
-    assert tracking.custom_tracking_provider == "AMZN_US"
+    assert tracking.custom_tracking_provider == "Amazon Logistics", "not Amazon's raw code"
     assert tracking.custom_tracking_link == "https://track.amazon.com/tracking/TBA1"
+
+
+def test_an_unknown_carrier_code_passes_through_as_a_custom_provider(pusher, fake) -> None:
+    pusher.push_shipment(package(carrier="ACME_FREIGHT", url="https://track.example/1"))
+    [tracking] = fake.order(700).trackings
+    assert tracking.custom_tracking_provider == "ACME_FREIGHT"
 
 
 @pytest.mark.parametrize(("carrier", "provider"), [("FEDEX", "Fedex"), ("usps", "USPS"), ("DHL", "DHL")])

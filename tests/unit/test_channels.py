@@ -127,3 +127,28 @@ def test_missing_file_tells_how_to_point_at_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_channels(tmp_path / "nope.yaml")
     assert "BRIDGE_CONFIG" in str(info.value)
+
+
+def test_what_ships_options_are_read_and_default_to_the_safe_choice() -> None:
+    defaults = parse_channels(MINIMAL, "channels.yaml", ENV).channels["shop-a"]
+    assert (defaults.test_orders, defaults.shipping_address_fallback) == ("skip", "none")
+    assert (dict(defaults.postal_code_fallback), dict(defaults.carrier_names)) == ({}, {})
+    text = MINIMAL + (
+        "    test_orders: ship\n"
+        "    shipping_address_fallback: billing\n"
+        '    postal_code_fallback: {AE: "00000", HK: "000"}\n'
+        '    carrier_names: {AMZL_US: "Amazon Shipping"}\n'
+        "    shipping: {map: {next-day-air: Priority}}\n"
+    )
+    shop = parse_channels(text, "channels.yaml", ENV).channels["shop-a"]
+    assert (shop.test_orders, shop.shipping_address_fallback) == ("ship", "billing")
+    assert shop.postal_code_fallback == {"AE": "00000", "HK": "000"}
+    assert shop.carrier_names == {"AMZL_US": "Amazon Shipping"}
+    assert shop.shipping_speed("Overnight", "NEXT-DAY-AIR") == "Priority", "matched by code"
+
+
+def test_bad_what_ships_options_are_reported_with_fixes() -> None:
+    text = MINIMAL + "    test_orders: always\n    postal_code_fallback: {uae: 0}\n"
+    lines = "\n".join(problems(text))
+    assert "test_orders" in lines and "use one of: skip, ship" in lines
+    assert "postal_code_fallback" in lines

@@ -106,21 +106,91 @@ def test_amending_a_parked_order_re_evaluates_it() -> None:
     assert decision.enqueue_submit
 
 
-@pytest.mark.parametrize("state", [OrderState.SUBMITTED, OrderState.PARTIALLY_SHIPPED, OrderState.SHIPPED])
-def test_update_after_submission_is_recorded_not_applied(state: OrderState) -> None:
+@pytest.mark.parametrize(
+    "state",
+    [OrderState.SUBMITTING, OrderState.HELD_AT_AMAZON, OrderState.SUBMITTED, OrderState.PARTIALLY_SHIPPED],
+)
+def test_update_after_submission_is_stored_and_checked_against_amazon(state: OrderState) -> None:
+    stored = StoredOrder(state, order())
+    changed = order(updated_at=later(), notes="changed")
+    decision = decide_intake(stored, changed, DeliveryKind.UPSERT, POLICY)
+    assert decision.outcome is Outcome.AMENDED_AFTER_SUBMISSION
+    assert decision.order == changed, "the storefront's latest word is kept"
+    assert decision.state is state
+    assert decision.enqueue_amend and not decision.enqueue_submit
+
+
+@pytest.mark.parametrize("state", [OrderState.SHIPPED, OrderState.CANCEL_REQUESTED, OrderState.UNFULFILLABLE])
+def test_update_once_amazon_is_done_is_only_recorded(state: OrderState) -> None:
     stored = StoredOrder(state, order())
     decision = decide_intake(stored, order(updated_at=later(), notes="changed"), DeliveryKind.UPSERT, POLICY)
     assert decision.outcome is Outcome.RECORDED_AFTER_SUBMISSION
-    assert decision.order is None
-    assert decision.state is state
-    assert not decision.enqueue_submit
+    assert not (decision.enqueue_amend or decision.enqueue_submit or decision.enqueue_cancel)
 
 
-def test_payment_for_order_held_at_amazon_asks_for_release() -> None:
-    stored = StoredOrder(OrderState.HELD_AT_AMAZON, order(payment_state=PaymentState.PENDING))
+@pytest.mark.parametrize("state", [OrderState.SUBMITTING, OrderState.HELD_AT_AMAZON])
+def test_payment_for_an_order_held_or_being_held_at_amazon_queues_the_amendment(state: OrderState) -> None:
+    stored = StoredOrder(state, order(payment_state=PaymentState.PENDING))
     decision = decide_intake(stored, order(updated_at=later()), DeliveryKind.UPSERT, POLICY)
-    assert decision.enqueue_release
+    assert decision.enqueue_amend
     assert not decision.enqueue_submit
+
+
+@pytest.mark.parametrize("payment", [PaymentState.REFUNDED, PaymentState.VOIDED])
+def test_a_refunded_or_voided_order_is_never_shipped(payment: PaymentState) -> None:
+    before = decide_intake(
+        StoredOrder(OrderState.RECEIVED, order()),
+        order(updated_at=later(), payment_state=payment),
+        DeliveryKind.UPSERT,
+        POLICY,
+    )
+    assert before.state is OrderState.CANCELLED and f"payment {payment.value}" in before.reason
+    after = decide_intake(
+        StoredOrder(OrderState.SUBMITTED, order()),
+        order(updated_at=later(), payment_state=payment),
+        DeliveryKind.UPSERT,
+        POLICY,
+    )
+    assert after.state is OrderState.CANCEL_REQUESTED and after.enqueue_cancel
+
+
+def test_an_order_whose_every_line_was_removed_is_cancelled() -> None:
+    emptied = order(
+        updated_at=later(), lines=(OrderLine("1", "TSHIRT-RED-M", 0, "19.99", ordered_quantity=2),)
+    )
+    decision = decide_intake(StoredOrder(OrderState.SUBMITTED, order()), emptied, DeliveryKind.UPSERT, POLICY)
+    assert decision.state is OrderState.CANCEL_REQUESTED
+    assert "removed or refunded" in decision.reason
+
+
+def test_an_order_restored_before_it_reached_amazon_is_evaluated_again() -> None:
+    cancelled = order(cancelled=True, cancel_reason="WooCommerce status trash")
+    decision = decide_intake(
+        StoredOrder(OrderState.CANCELLED, cancelled), order(updated_at=later()), DeliveryKind.UPSERT, POLICY
+    )
+    assert decision.outcome is Outcome.RESTORED
+    assert decision.state is OrderState.RECEIVED and decision.enqueue_submit
+    assert decision.events == (Event.RESTORED,)
+    unpaid = decide_intake(
+        StoredOrder(OrderState.CANCELLED, cancelled),
+        order(updated_at=later(), payment_state=PaymentState.PENDING),
+        DeliveryKind.UPSERT,
+        POLICY,
+    )
+    assert unpaid.state is OrderState.AWAITING_PAYMENT and not unpaid.enqueue_submit
+
+
+def test_an_order_restored_after_amazon_cancelled_it_alerts_an_operator() -> None:
+    stored = StoredOrder(OrderState.CANCELLED, order(cancelled=True), reached_amazon=True)
+    decision = decide_intake(stored, order(updated_at=later()), DeliveryKind.UPSERT, POLICY)
+    assert decision.state is OrderState.CANCELLED and not decision.enqueue_submit
+    assert "Amazon will not ship it" in decision.alert
+
+
+def test_a_cancelled_order_is_not_restored_by_a_delivery_of_the_same_moment() -> None:
+    stored = StoredOrder(OrderState.CANCELLED, order(cancelled=True))
+    decision = decide_intake(stored, order(), DeliveryKind.UPSERT, POLICY)
+    assert decision.outcome is Outcome.UNCHANGED and decision.state is OrderState.CANCELLED
 
 
 def test_cancellation_before_the_order_arrives_leaves_a_tombstone_that_wins() -> None:
@@ -173,9 +243,12 @@ def test_transition_table_rejects_undefined_events() -> None:
         next_state(OrderState.SHIPPED, Event.SUBMIT_STARTED)
 
 
-def test_final_states_have_no_way_out() -> None:
+def test_final_states_have_no_way_out_but_a_storefront_restore() -> None:
     for state in FINAL:
-        assert not [key for key in TRANSITIONS if key[0] is state]
+        ways_out = {event for (source, event) in TRANSITIONS if source is state}
+        assert ways_out == (
+            {Event.RESTORED, Event.RESTORED_UNPAID} if state is OrderState.CANCELLED else set()
+        )
 
 
 def test_canonical_order_round_trips_through_json() -> None:

@@ -71,13 +71,14 @@ def test_country_outside_the_channel_is_parked(shop: Channel) -> None:
 def test_what_amazon_would_reject_is_parked_with_field_names_not_values(shop: Channel) -> None:
     long_line = "Canary Street " * 20
     order = make_order(
-        destination=Address(name="Canary Person", line1=long_line, country_code="US", postal_code="")
+        destination=Address(
+            name="Canary Person", line1=long_line, country_code="US", postal_code="1" * 21, phone="9" * 21
+        )
     )
     parked = plan_submission(order, shop)
     assert isinstance(parked, Park)
-    assert (
-        "destinationAddress.addressLine1" in parked.reason
-        and "destinationAddress.postalCode" in parked.reason
+    assert all(
+        f"destinationAddress.{field}" in parked.reason for field in ("addressLine1", "postalCode", "phone")
     )
     assert "Canary" not in parked.reason
 
@@ -124,3 +125,47 @@ def test_preview_rules(shop: Channel) -> None:
     assert isinstance(other_speed, Park) and "no preview for shipping speed Standard" in other_speed.reason
     wrong_currency = judge_preview([preview(currency="EUR")], plan, shop)
     assert isinstance(wrong_currency, Park) and "fee_cap" in wrong_currency.reason
+
+
+def test_a_test_order_is_skipped_unless_the_channel_ships_test_orders(shop: Channel) -> None:
+    test_order = make_order(test=True)
+    skipped = plan_submission(test_order, shop)
+    assert isinstance(skipped, Skip) and "test_orders: ship" in skipped.reason
+    shipped = plan_submission(test_order, replace(shop, test_orders="ship"))
+    assert isinstance(shipped, Plan) and any("test_orders: ship" in note for note in shipped.notes)
+
+
+def test_the_fulfillable_quantity_is_planned_and_emptied_lines_are_left_out(shop: Channel) -> None:
+    order = make_order(
+        lines=(
+            OrderLine("1", "TSHIRT-RED-M", 2, "1", fulfillable_quantity=1, ordered_quantity=3),
+            OrderLine("2", "MUG-WHITE", 0, "1", ordered_quantity=1),
+        )
+    )
+    plan = plan_submission(order, shop)
+    assert isinstance(plan, Plan)
+    assert [(i.seller_sku, i.quantity) for i in plan.create.items] == [("FBA-TSHIRT-RED-M", 1)]
+    gone = make_order(lines=(OrderLine("1", "TSHIRT-RED-M", 2, "1", fulfillable_quantity=0),))
+    skipped = plan_submission(gone, shop)
+    assert isinstance(skipped, Skip) and "nothing left to fulfil" in skipped.reason
+
+
+def test_the_shipping_code_is_matched_when_the_title_is_not(shop: Channel) -> None:
+    channel = replace(shop, shipping_map={**shop.shipping_map, "next-day": "Priority"})
+    plan = plan_submission(make_order(shipping_method="Overnight", shipping_method_code="Next-Day"), channel)
+    assert isinstance(plan, Plan) and plan.create.to_api()["shippingSpeedCategory"] == "Priority"
+    by_title = plan_submission(make_order(shipping_method="Next Day", shipping_method_code="x"), channel)
+    assert isinstance(by_title, Plan) and str(by_title.speed) == "Priority", "the title wins when listed"
+
+
+def test_a_missing_postal_code_is_explained_and_a_placeholder_needs_opting_in(shop: Channel) -> None:
+    dubai = Address(name="X Y", line1="Tower 1", city="Dubai", country_code="AE")
+    channel = replace(shop, countries=None)
+    parked = plan_submission(make_order(destination=dubai), channel)
+    assert isinstance(parked, Park)
+    assert "Amazon requires a postal code" in parked.reason and "postal_code_fallback" in parked.reason
+    placeholder = plan_submission(
+        make_order(destination=dubai), replace(channel, postal_code_fallback={"AE": "000000"})
+    )
+    assert isinstance(placeholder, Plan)
+    assert placeholder.create.destination_address.postal_code == "000000"

@@ -81,7 +81,7 @@ def test_only_fulfillment_orders_at_amazons_location_with_what_remains_are_amazo
     )
 
     restricted = found.restrict(order(("11", 3), ("12", 2), ("13", 1)))
-    assert [(x.line_id, x.quantity) for x in restricted.lines] == [("11", 1), ("12", 2)]
+    assert [(x.line_id, x.to_fulfil) for x in restricted.lines] == [("11", 1), ("12", 2)]
     assert found.left_to_others == ("line 13 x1 at Warehouse",)
     assert not found.requested and not found.to_accept
 

@@ -242,9 +242,9 @@ def test_the_documented_order_maps_to_every_canonical_field() -> None:
     assert order.updated_at == datetime(2021, 12, 31, 19, 5, tzinfo=minus_five)
     assert order.updated_at.utcoffset() == timedelta(hours=-5)
     assert order.lines == (
-        OrderLine("487817672276298554", "SKU2006-001", 2, "89.99", "Aviator sunglasses", True),
-        OrderLine("976318377106520349", "SKU2006-020", 1, "159.99", "Mid-century lounger", True),
-        OrderLine("890123456789012345", "", 1, "24.99", "Premium Leather Case", True),
+        OrderLine("487817672276298554", "SKU2006-001", 2, "89.99", "Aviator sunglasses", True, 2, 2),
+        OrderLine("976318377106520349", "SKU2006-020", 1, "159.99", "Mid-century lounger", True, 1, 1),
+        OrderLine("890123456789012345", "", 1, "24.99", "Premium Leather Case", True, 1, 1),
     )
     assert order.destination == Address(
         name="Steve Shipper",
@@ -258,6 +258,8 @@ def test_the_documented_order_maps_to_every_canonical_field() -> None:
         phone="555-555-SHIP",
     )
     assert order.shipping_method == "Generic Shipping"
+    assert order.shipping_method_code == ""
+    assert order.test is True, "Shopify's sample payload is a test order"
     assert order.buyer_email == "jon@example.com"
     assert order.buyer_phone == ""
     assert order.gift_message == "Happy birthday, Steve!"
@@ -286,7 +288,7 @@ def test_fallbacks_for_names_codes_contacts_and_skus() -> None:
     assert result.destination.name == "Steve Shipper"
     assert result.destination.state == "Kentucky"
     assert result.destination.country_code == "US"
-    assert result.shipping_method == "STANDARD"
+    assert (result.shipping_method, result.shipping_method_code) == ("", "STANDARD")
     assert result.buyer_email == "john@example.com"
     assert result.buyer_phone == "+1 555 0100"
     assert result.display_id == "#1234"

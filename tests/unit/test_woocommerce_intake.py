@@ -7,6 +7,7 @@ import copy
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from bridge.orders import Address, DeliveryKind, OrderLine, PaymentState
 from bridge.settings import Secret
 from bridge.storefronts.base import Rejection
 from bridge.storefronts.registry import adapter_for
-from bridge.storefronts.woocommerce import adapter
+from bridge.storefronts.woocommerce import adapter, delivery_key_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "woocommerce"
 CURRENT_SECRET = "wc-secret-current-7f3a9b"
@@ -144,7 +145,7 @@ def test_wsgi_title_cased_header_names_are_understood() -> None:
     }
     adapter.verify(CHANNEL, hdrs, body, CLOCK)
     delivery = adapter.parse(CHANNEL, hdrs, body, CLOCK)
-    assert delivery.delivery_key == "2f0e3b2a6b5c4f0c9d8e7f6a5b4c3d2e"
+    assert delivery.delivery_key.startswith("2f0e3b2a6b5c4f0c9d8e7f6a5b4c3d2e:")
 
 
 @pytest.mark.parametrize(
@@ -259,7 +260,8 @@ def test_the_documented_order_maps_to_every_canonical_field() -> None:
     delivery = deliver(fixture("order.json"))
     assert delivery.topic == "order.created"
     assert delivery.kind is DeliveryKind.UPSERT
-    assert delivery.delivery_key == "2f0e3b2a6b5c4f0c9d8e7f6a5b4c3d2e"
+    body = encode(fixture("order.json"))
+    assert delivery.delivery_key == "2f0e3b2a6b5c4f0c9d8e7f6a5b4c3d2e:" + hashlib.sha256(body).hexdigest()
     assert delivery.event_id is None
     assert delivery.external_id == "727"
     order = delivery.order
@@ -275,6 +277,7 @@ def test_the_documented_order_maps_to_every_canonical_field() -> None:
         OrderLine("315", "", 2, "3", "Woo Single #1", True),
         OrderLine("316", "Bar3", 1, "12", "Ship Your Idea \u2013 Color: Black, Size: M Test", True),
     )
+    assert (order.shipping_method, order.shipping_method_code) == ("Flat Rate", "flat_rate")
     assert order.destination == Address(
         name="John Doe",
         line1="969 Market",
@@ -303,19 +306,51 @@ def test_prices_sent_as_fractional_numbers_or_strings_stay_exact() -> None:
     assert [line.unit_price for line in lines] == ["3.3333333333", "12.00"]
 
 
-def test_billing_is_the_destination_only_when_shipping_is_empty() -> None:
+def test_an_empty_or_null_shipping_block_is_no_destination_not_the_billing_address() -> None:
     order = fixture("order.json")
-    order["shipping"] = {key: "" for key in order["shipping"]}
     order["billing"].update(first_name="Jane", address_1="1 Billing Way", company="Doe Corp")
-    destination = deliver(order).order.destination
+    for empty in ({key: "" for key in order["shipping"]}, None):
+        order["shipping"] = empty
+        result = deliver(order).order
+        assert result.destination is None
+        assert all(line.requires_shipping for line in result.lines), "it has a shipping line: physical"
+
+
+def test_the_billing_address_is_used_only_when_the_channel_opts_in() -> None:
+    order = fixture("order.json")
+    order["shipping"] = None
+    order["billing"].update(first_name="Jane", address_1="1 Billing Way", company="Doe Corp")
+    body = encode(order)
+    opted_in = replace(CHANNEL, shipping_address_fallback="billing")
+    destination = adapter.parse(opted_in, headers(body), body, CLOCK).order.destination
     assert (destination.name, destination.line1, destination.company) == (
         "Jane Doe",
         "1 Billing Way",
         "Doe Corp",
     )
 
-    order["shipping"] = None
-    assert deliver(order).order.destination.line1 == "1 Billing Way"
+
+@pytest.mark.parametrize("how", ["no address, no shipping line", "needs_processing false"])
+def test_a_virtual_or_downloadable_order_needs_no_shipping(how: str) -> None:
+    order = fixture("order.json")
+    if how == "needs_processing false":
+        order["needs_processing"] = False
+    else:
+        order["shipping"], order["shipping_lines"] = None, []
+    lines = deliver(order).order.lines
+    assert lines and not any(line.requires_shipping for line in lines)
+
+
+def test_two_deliveries_of_one_webhook_in_the_same_second_are_told_apart() -> None:
+    """WooCommerce's delivery id is wp_hash(webhook id . Unix second): not unique per delivery."""
+    same_second = "5d41402abc4b2a76b9719d911017c592"
+    first, second = with_status("on-hold"), with_status("processing")
+    one = deliver(first, **{"X-WC-Webhook-Delivery-ID": same_second})
+    two = deliver(second, **{"X-WC-Webhook-Delivery-ID": same_second})
+    replay = deliver(first, **{"X-WC-Webhook-Delivery-ID": same_second})
+    assert one.delivery_key != two.delivery_key
+    assert replay.delivery_key == one.delivery_key, "a byte-identical replay is still a duplicate"
+    assert one.delivery_key == delivery_key_for(same_second, encode(first))
 
 
 def test_a_shipping_phone_wins_over_the_billing_phone() -> None:
@@ -355,10 +390,8 @@ def test_numeric_order_numbers_and_string_ids_are_read_as_text() -> None:
     [
         ("pending", PaymentState.PENDING),
         ("on-hold", PaymentState.PENDING),
-        ("failed", PaymentState.PENDING),
         ("processing", PaymentState.PAID),
         ("completed", PaymentState.PAID),
-        ("refunded", PaymentState.REFUNDED),
         ("awaiting-shipment", PaymentState.UNKNOWN),
     ],
 )
@@ -372,12 +405,13 @@ def test_order_topics_are_upserts_with_the_status_as_payment_state(
     assert delivery.order.cancelled is False
 
 
-@pytest.mark.parametrize("status", ["cancelled", "trash"])
-def test_a_cancelled_order_is_a_cancellation_with_the_order(status: str) -> None:
+@pytest.mark.parametrize("status", ["cancelled", "trash", "refunded", "failed"])
+def test_a_cancelled_refunded_or_failed_order_is_a_cancellation_with_the_order(status: str) -> None:
     delivery = deliver(with_status(status), "order.updated")
     assert delivery.kind is DeliveryKind.CANCEL
     assert delivery.external_id == "727"
     assert delivery.order.cancelled is True
+    assert delivery.order.cancel_reason == f"WooCommerce status {status}"
 
 
 def test_a_checkout_draft_is_acknowledged_and_ignored() -> None:
@@ -389,6 +423,7 @@ def test_a_checkout_draft_is_acknowledged_and_ignored() -> None:
 def test_the_deletion_body_is_a_cancellation_without_an_order() -> None:
     delivery = deliver(fixture("order_deleted.json"), "order.deleted")
     assert (delivery.kind, delivery.order, delivery.external_id) == (DeliveryKind.CANCEL, None, "727")
+    assert delivery.notes == ("deleted or trashed in WooCommerce (order.deleted)",)
 
 
 @pytest.mark.parametrize("topic", ["product.updated", "customer.created", "action.woocommerce_order_status"])
