@@ -286,6 +286,22 @@ def dump_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def json_content_digest(document: dict[str, Any]) -> str:
+    """sha256 of the derived content (everything but the header), as the script writes it."""
+    return sha256_of(dump_json({k: v for k, v in document.items() if k != HEADER_KEY}).encode("utf-8"))
+
+
+def seal_json(document: dict[str, Any]) -> dict[str, Any]:
+    """Record the content's sha256 in the header, so a hand edit shows."""
+    document[HEADER_KEY] = {**document[HEADER_KEY], "derived_sha256": json_content_digest(document)}
+    return document
+
+
+def sdl_content_digest(text: str) -> str:
+    """sha256 of a derived SDL's body (everything after the header comment block)."""
+    return sha256_of(text.split("\n\n", 1)[1].encode("utf-8"))
+
+
 def _path_regex(template: str) -> re.Pattern[str]:
     """`/a/{x}/b` and `/a/<x>/b` both as a pattern matching any one segment in place of `x`."""
     parts = re.split(r"\{[^}]+\}|<[^>]+>", template)
@@ -605,8 +621,9 @@ def prune_sdl(full_sdl: str, documents: dict[str, str], extra_sdl: Iterable[str]
         for arg in directive_defs[directive].arguments or ():
             if _named(arg.type) not in kept and _named(arg.type) not in _BUILTIN_SCALARS:
                 raise DeriveError(f"directive @{directive} needs type {_named(arg.type)}")
-    body = print_ast(ast.DocumentNode(definitions=tuple(definitions)))
-    return "\n".join(header) + "\n\n" + body.rstrip("\n") + "\n"
+    body = print_ast(ast.DocumentNode(definitions=tuple(definitions))).rstrip("\n") + "\n"
+    seal = f"# derived-sha256: {sha256_of(body.encode('utf-8'))}" if header else None
+    return "\n".join([*header, *([seal] if seal else [])]) + "\n\n" + body
 
 
 _BUILTIN_SCALARS = frozenset({"String", "Int", "Float", "Boolean", "ID"})
@@ -634,7 +651,7 @@ def read_shopify_header(text: str) -> dict[str, str]:
     for line in text.splitlines():
         if not line.startswith("#"):
             break
-        match = re.match(r"^# (api|version|origin|sha256): (.+)$", line)
+        match = re.match(r"^# (api|version|origin|sha256|derived-sha256): (.+)$", line)
         if match:
             found[match.group(1)] = match.group(2)
     return found
@@ -700,7 +717,7 @@ def amazon_job(
         source = _amazon_source(model_path, upstream_path, fixture, commit, version)
         ops = operations(model)
         header = {"generator": GENERATOR, "source": source, "operations": ops}
-        return dump_json(prune_swagger(model, ops, header))
+        return dump_json(seal_json(prune_swagger(model, ops, header)))
 
     return Job(fixture, render)
 
