@@ -1,7 +1,6 @@
 """The durable queue on a real database (SQLite file, or PostgreSQL when configured)."""
 
 import threading
-
 from typing import Any
 
 import pytest
