@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
@@ -199,10 +199,27 @@ def _back_to_ready(session: Session, record: JobRecord) -> None:
 
 
 def heartbeat(engine: Engine, job: ClaimedJob, lease_s: float = DEFAULT_LEASE_S) -> None:
+    """Extend the lease if this worker still holds it, else raise `LostLease`.
+
+    One conditional UPDATE, never SELECT ... FOR UPDATE first: a heartbeat that locked the row
+    and only then found its lease gone would hold that lock while another worker's claim
+    (`SKIP LOCKED`) passes over the row, and the expired job would sit unclaimed. A row that
+    fails the condition is not locked by the UPDATE, so a takeover never waits for or skips it.
+    """
     with write_session(engine) as session:
-        record = _owned(session, job, lock=True)
-        record.lease_until = db_now(session) + lease_s
-        session.add(record)
+        now = db_now(session)
+        result = session.execute(
+            update(JobRecord)
+            .where(
+                col(JobRecord.id) == job.id,
+                col(JobRecord.claim_token) == job.claim_token,
+                col(JobRecord.status) == RUNNING,
+                col(JobRecord.lease_until) >= now,
+            )
+            .values(lease_until=now + lease_s)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise LostLease(f"job {job.id} is no longer held by this worker")
 
 
 def complete(session: Session, job: ClaimedJob) -> None:

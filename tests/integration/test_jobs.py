@@ -1,13 +1,14 @@
 """The durable queue on a real database (SQLite file, or PostgreSQL when configured)."""
 
 import threading
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 from bridge import jobs
-from bridge.store import JobRecord, read_session, write_session
+from bridge.store import JobRecord, make_engine, read_session, write_session
 
 
 def enqueue(db: Engine, kind: str = "submit", **kwargs: object) -> bool:
@@ -114,6 +115,31 @@ def test_heartbeat_keeps_the_lease(db: Engine) -> None:
     assert held is not None
     jobs.heartbeat(db, held, lease_s=60)
     assert jobs.claim(db, kinds=["other"]) is None
+
+
+def test_a_heartbeat_on_a_lost_lease_does_not_hide_the_job_from_a_takeover(db: Engine) -> None:
+    """While the stale worker's heartbeat transaction is still open, another worker's claim
+    (`SKIP LOCKED`) finds the job: the heartbeat locks nothing it does not extend."""
+    if db.dialect.name != "postgresql":
+        pytest.skip("row locks and SKIP LOCKED are PostgreSQL's; SQLite serialises writers")
+    enqueue(db)
+    stale = jobs.claim(db, lease_s=-1)
+    assert stale is not None
+    other = make_engine(db.url.render_as_string(hide_password=False))
+    taken: list[jobs.ClaimedJob | None] = []
+
+    def claim_meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "jobs" in statement and not taken:
+            taken.append(jobs.claim(other))  # the heartbeat's transaction has not ended yet
+
+    event.listen(db, "after_cursor_execute", claim_meanwhile)
+    try:
+        with pytest.raises(jobs.LostLease):
+            jobs.heartbeat(db, stale)
+    finally:
+        event.remove(db, "after_cursor_execute", claim_meanwhile)
+        other.dispose()
+    assert taken and taken[0] is not None and taken[0].id == stale.id
 
 
 def test_failures_back_off_then_dead_letter_and_an_operator_can_retry(db: Engine) -> None:

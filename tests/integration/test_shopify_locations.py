@@ -28,7 +28,7 @@ from bridge.worker import Worker
 from tests.conftest import TEST_ENV, due_now
 from tests.integration.test_submit import order_row
 from tests.integration.test_sync import HOUR, count, sync_cycle
-from tests.support import shopify_delivery, shopify_order
+from tests.support import shopify_delivery, shopify_line, shopify_order
 
 AMAZON = "Amazon FBA"
 TOKEN = "demo-shopify-token"
@@ -75,7 +75,7 @@ class World:
     def send(self, order_id: int, lines: list[tuple[int, str, int]], topic: str = "orders/create") -> None:
         body = shopify_order(order_id)
         template = body["line_items"][0]
-        body["line_items"] = [dict(template, id=i, sku=sku, quantity=q) for i, sku, q in lines]
+        body["line_items"] = [shopify_line(template, id=i, sku=sku, quantity=q) for i, sku, q in lines]
         raw, headers = shopify_delivery(body, topic=topic)
         assert self.client.post("/webhooks/shop-a", data=raw, headers=headers).status_code == 200
 

@@ -8,11 +8,24 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from graphql import OperationDefinitionNode, parse
+from graphql import (
+    GraphQLError,
+    GraphQLNonNull,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    Undefined,
+    VariableDefinitionNode,
+    build_schema,
+    parse,
+    print_ast,
+    validate,
+)
+from graphql.utilities import coerce_input_value, type_from_ast
 
 from bridge.amazon.simulator.server import serve_in_thread
 from bridge.channels import Channel, ChannelsConfig
@@ -29,6 +42,7 @@ from bridge.storefronts.shopify_push import (
 )
 
 SHOP_URL = "https://shop-a.myshopify.com"
+SHOPIFY_CONTRACT = Path(__file__).resolve().parent.parent / "contracts" / "shopify-admin-2026-07.graphql"
 TRACKING = "1Z999AA10123456784"
 
 PusherFactory = Callable[..., ShopifyPusher]
@@ -463,6 +477,42 @@ def test_a_note_is_appended_once_even_when_retried(
     other = pusher.add_note(OrderNote("4004", "shop-a-4004:second", "Second note"))
     assert not other.details["already_present"]
     assert (fake.note("4004") or "").endswith("[fba-bridge:shop-a-4004:second] Second note")
+
+
+def test_every_request_the_pusher_sends_is_valid_against_shopifys_contract(
+    pusher: ShopifyPusher, fake: FakeShopify
+) -> None:
+    """Documents *and* variables, as sent, against the derived 2026-07 schema (not the fake's)."""
+    schema = build_schema(SHOPIFY_CONTRACT.read_text(encoding="utf-8"))
+    fake.add_order("5005", [("51", "MUG-WHITE", 1)], note="n")
+    pusher.push_shipment(package(("11", 2), ("12", 1)))
+    pusher.find_existing(package(("11", 2), ("12", 1)))
+    pusher.add_note(OrderNote("5005", "shop-a-5005:k", "a note"))
+    by_name = {op.name: op for op in (*OPERATIONS, *FULFILLMENT_OPERATIONS)}
+    sent = [r for r in fake.requests if r.outcome == "ok"]
+    assert {r.operation_name for r in sent} >= {FULFILLMENT_CREATE.name, "BridgeOrderNoteUpdate"}
+    for request in sent:
+        document = parse(by_name[str(request.operation_name)].document)
+        assert not validate(schema, document)
+        [operation] = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        for definition in operation.variable_definitions or ():
+            name = definition.variable.name.value
+            assert _coerces(schema, definition, request.variables.get(name)), (
+                f"{request.operation_name}: ${name} as sent is not a valid {print_ast(definition.type)}"
+            )
+
+
+def _coerces(schema: GraphQLSchema, definition: VariableDefinitionNode, value: Any) -> bool:
+    """Whether `value` is a valid value for the variable's type (graphql-core 3.2 raises, 3.3 returns
+    Undefined)."""
+    var_type = type_from_ast(schema, definition.type)
+    assert var_type is not None
+    if value is None:
+        return not isinstance(var_type, GraphQLNonNull) or definition.default_value is not None
+    try:
+        return coerce_input_value(value, var_type) is not Undefined  # type: ignore[arg-type]
+    except GraphQLError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------

@@ -359,14 +359,14 @@ def test_every_route_answers_with_the_models_shape(h: Harness) -> None:
     ("change", "fragment"),
     [
         ({"sellerFulfillmentOrderId": "X" * 41}, "sellerFulfillmentOrderId is too long"),
-        ({"sellerFulfillmentOrderId": "has space+plus"}, "sellerFulfillmentOrderId is invalid"),
+        ({"sellerFulfillmentOrderId": 12345}, "sellerFulfillmentOrderId is invalid"),
         (
             {"destinationAddress": {k: v for k, v in ADDRESS.items() if k != "addressLine1"}},
             "Missing required parameter destinationAddress.addressLine1",
         ),
         ({"destinationAddress": {**ADDRESS, "countryCode": "USA"}}, "destinationAddress.countryCode"),
         ({"destinationAddress": {**ADDRESS, "name": "Z" * 51}}, "destinationAddress.name is too long"),
-        ({"items": [item(quantity=0)]}, "items[0].quantity"),
+        ({"items": [item(quantity=2**31)]}, "items[0].quantity"),  # Quantity is an int32
         ({"items": [item(giftMessage="g" * 513)]}, "items[0].giftMessage is too long"),
         (
             {"items": [item(perUnitDeclaredValue={"currencyCode": "USD", "value": "ten"})]},

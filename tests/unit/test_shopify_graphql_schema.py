@@ -1,14 +1,17 @@
-"""Every GraphQL document the Shopify adapters send is valid against Shopify's real 2026-07 Admin
-schema, and the fake Shopify's schema is a faithful subset of it (same names, same types), so
-the fake cannot accept what Shopify would refuse.
+"""Every GraphQL document we send Shopify is valid against Shopify's 2026-07 Admin schema, and the
+fake Shopify's schema is a faithful subset of it (same names, same types), so the fake cannot
+accept what Shopify would refuse.
 
-The schema file lives outside the repository (`<workspace>/shared/reference/`); set
-`BRIDGE_SHARED_DIR` to the directory holding `reference/` to point elsewhere.
+Shopify's schema is the in-repository subset `tests/contracts/shopify-admin-2026-07.graphql`,
+derived from the full schema by `tools/derive_contracts.py` (see `tests/contracts/README.md`).
+Documents are found, not listed: every `GraphQLOperation` in any module of `bridge.storefronts`.
 """
 
 from __future__ import annotations
 
-import os
+import importlib
+import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -23,71 +26,80 @@ from graphql import (
     validate,
 )
 
+import bridge.storefronts
 from bridge.fakes import shopify as fake_shopify
-from bridge.storefronts import shopify_fulfillment, shopify_graphql, shopify_push
+from bridge.storefronts import shopify_push
 from bridge.storefronts.shopify_graphql import GraphQLOperation
 
-# Every module that sends GraphQL documents to Shopify; each lists its operations in OPERATIONS.
-MODULES = (shopify_push, shopify_fulfillment, shopify_graphql)
-
-SCHEMA_NAME = "reference/shopify-admin-2026-07.graphql"
-
-
-def _schema_path() -> Path:
-    shared = os.environ.get("BRIDGE_SHARED_DIR")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[2].parent / "shared"
-    return base / SCHEMA_NAME
+CONTRACT = Path(__file__).resolve().parent.parent / "contracts" / "shopify-admin-2026-07.graphql"
+REGENERATE = (
+    "if Shopify's 2026-07 schema has it, re-run tools/derive_contracts.py with the full schema "
+    "(see tests/contracts/README.md) so the subset includes it"
+)
+_DOCUMENT_START = re.compile(r"^\s*(query|mutation|subscription|fragment)\b|^\s*\{")
 
 
 @pytest.fixture(scope="module")
 def shopify_schema() -> GraphQLSchema:
-    path = _schema_path()
-    if not path.is_file():
-        pytest.fail(
-            f"Shopify's Admin schema not found at {path}: check out shared/ beside the repository "
-            "or set BRIDGE_SHARED_DIR; our GraphQL documents must be validated against it"
-        )
-    # assume_valid: Shopify's live schema breaks one rule newer graphql-core releases enforce on
-    # schemas (a field deprecated on a type but not on its interface); documents are still
-    # validated in full against it.
-    return build_schema(
-        path.read_text(encoding="utf-8"), assume_valid=True, assume_valid_sdl=True, no_location=True
-    )
+    # Built with full validation: the derived subset must be a valid schema on its own.
+    return build_schema(CONTRACT.read_text(encoding="utf-8"))
+
+
+def _storefront_modules() -> list[object]:
+    return [
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(bridge.storefronts.__path__, "bridge.storefronts.")
+    ]
 
 
 def _operations() -> dict[str, GraphQLOperation]:
-    found: dict[str, GraphQLOperation] = {}
-    for module in MODULES:
-        found |= {
-            f"{module.__name__.rsplit('.', 1)[-1]}.{n}": v
-            for n, v in vars(module).items()
-            if isinstance(v, GraphQLOperation)
-        }
-        stray = [
-            n
-            for n, v in vars(module).items()
-            if isinstance(v, str) and v.lstrip().startswith(("query ", "mutation ", "{", "fragment "))
-        ]
-        assert not stray, f"GraphQL documents outside GraphQLOperation constants: {stray}"
-    return found
+    """`module.CONSTANT` -> operation, for every GraphQLOperation defined in bridge.storefronts
+    (an operation imported into another module is listed once, under its first name)."""
+    found: dict[int, tuple[str, GraphQLOperation]] = {}
+    for module in _storefront_modules():
+        for name, value in vars(module).items():
+            if isinstance(value, GraphQLOperation):
+                found.setdefault(id(value), (f"{module.__name__}.{name}", value))  # type: ignore[attr-defined]
+    return dict(found.values())
 
 
 OPERATIONS = _operations()
 
 
+def test_documents_are_found_in_every_storefront_module_and_only_as_operations() -> None:
+    assert {id(op) for op in shopify_push.OPERATIONS} <= {id(op) for op in OPERATIONS.values()}
+    stray = [
+        f"{module.__name__}.{name}"  # type: ignore[attr-defined]
+        for module in _storefront_modules()
+        for name, value in vars(module).items()
+        if isinstance(value, str) and _DOCUMENT_START.match(value)
+    ]
+    assert not stray, f"GraphQL documents outside GraphQLOperation constants: {stray}"
+
+
 def test_each_module_lists_every_operation_it_defines() -> None:
-    for module in MODULES:
-        defined = {v for v in vars(module).values() if isinstance(v, GraphQLOperation)}
-        assert defined == set(getattr(module, "OPERATIONS", ())), module.__name__
-    assert len({op.name for op in OPERATIONS.values()}) == len(OPERATIONS), "operation names must be unique"
+    for module in _storefront_modules():
+        listed = getattr(module, "OPERATIONS", None)
+        if listed is None:
+            continue
+        own = {
+            v
+            for v in vars(module).values()
+            if isinstance(v, GraphQLOperation) and v.document in {op.document for op in listed}
+        }
+        assert own == set(listed), module.__name__  # type: ignore[attr-defined]
+    names = [op.name for op in OPERATIONS.values()]
+    assert len(set(names)) == len(names), "operation names must be unique across storefront modules"
 
 
 @pytest.mark.parametrize("constant", sorted(OPERATIONS))
-def test_document_is_valid_against_shopify_2026_07(shopify_schema: GraphQLSchema, constant: str) -> None:
+def test_every_document_we_send_is_valid_against_shopify_2026_07(
+    shopify_schema: GraphQLSchema, constant: str
+) -> None:
     operation = OPERATIONS[constant]
     document = parse(operation.document)
     errors = validate(shopify_schema, document)
-    assert not errors, [e.message for e in errors]
+    assert not errors, f"{constant}: {[e.message for e in errors]}; {REGENERATE}"
     definitions = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     assert len(definitions) == 1
     assert definitions[0].name is not None and definitions[0].name.value == operation.name
@@ -149,12 +161,14 @@ def test_fake_schema_is_a_subset_of_shopify_2026_07(shopify_schema: GraphQLSchem
                     problems.append(f"{name}.{field_name}: {input_field.type}")
             required = {f for f, v in real_type.fields.items() if str(v.type).endswith("!")}
             problems += [f"{name}.{f} (required) missing" for f in required - set(fake_type.fields)]
-    assert not problems, problems
-    assert fake.query_type is not None and fake.query_type.name == shopify_schema.query_type.name  # type: ignore[union-attr]
-    assert fake.mutation_type is not None and fake.mutation_type.name == shopify_schema.mutation_type.name  # type: ignore[union-attr]
+    assert not problems, f"{problems}; {REGENERATE}"
+    assert fake.query_type is not None and shopify_schema.query_type is not None
+    assert fake.query_type.name == shopify_schema.query_type.name
+    assert fake.mutation_type is not None and shopify_schema.mutation_type is not None
+    assert fake.mutation_type.name == shopify_schema.mutation_type.name
 
 
 @pytest.mark.parametrize("constant", sorted(OPERATIONS))
-def test_document_runs_on_the_fake_schema(constant: str) -> None:
+def test_every_document_we_send_runs_on_the_fake_schema(constant: str) -> None:
     schema = fake_shopify.build_fake_schema()
     assert not validate(schema, parse(OPERATIONS[constant].document))

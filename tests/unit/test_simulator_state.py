@@ -1,5 +1,5 @@
 """Pure pieces of the MCF simulator: token buckets, the ledger's rate maths, the order timeline,
-configuration and schema loading."""
+configuration and where request checks come from."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from bridge.amazon.simulator.config import OperationLimit, Timings
 from bridge.amazon.simulator.envelope import ApiError
 from bridge.amazon.simulator.fulfilment import OrderLine, SimOrder, history, status_at
 from bridge.amazon.simulator.ledger import Ledger
-from bridge.amazon.simulator.validation import load_request_schema, validate_request
+from bridge.amazon.simulator.validation import validate_body
 from bridge.clock import ManualClock, ScaledClock
 
 
@@ -80,30 +80,27 @@ def test_config_files_are_read_into_typed_settings(tmp_path: Path) -> None:
         SimulatorConfig.from_mapping({"sku": {}})
 
 
-def test_request_schemas_load_from_the_repository_or_from_bridge_schemas_dir(
+def test_request_checks_come_from_amazons_model_in_the_package_not_from_our_schemas(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    schema = load_request_schema("create_fulfillment_order")
-    assert schema["$defs"]["sellerFulfillmentOrderId"]["maxLength"] == 40
-    stricter = json.loads(json.dumps(load_request_schema("create_fulfillment_return")))
-    stricter["$defs"]["returnItem"]["properties"]["returnComment"]["maxLength"] = 3
+    """A stricter (or missing) `schemas/spapi/` changes nothing: the simulator reads Amazon's model."""
+    stricter = {"type": "object", "properties": {"items": {"maxItems": 0}}}
     (tmp_path / "spapi").mkdir()
     (tmp_path / "spapi" / "create_fulfillment_return.json").write_text(json.dumps(stricter))
     monkeypatch.setenv("BRIDGE_SCHEMAS_DIR", str(tmp_path))
-    body = {
-        "items": [
-            {
-                "sellerReturnItemId": "r",
-                "sellerFulfillmentOrderItemId": "i",
-                "amazonShipmentId": "s",
-                "returnReasonCode": "CR-DEFECTIVE",
-                "returnComment": "four",
-            }
-        ]
+    item = {
+        "sellerReturnItemId": "r",
+        "sellerFulfillmentOrderItemId": "i",
+        "amazonShipmentId": "s",
+        "returnReasonCode": "CR-DEFECTIVE",
+        "returnComment": "four",
     }
+    assert validate_body("createFulfillmentReturn", {"items": [item]})["items"][0] == item
     with pytest.raises(ApiError) as raised:
-        validate_request("create_fulfillment_return", body)
-    assert "items[0].returnComment is too long" in raised.value.message
+        validate_body("createFulfillmentReturn", {"items": [{**item, "returnComment": "c" * 1001}]})
+    assert raised.value.status == 400 and raised.value.code == "InvalidInput"
+    assert "items[0].returnComment is too long (maximum 1000 characters)" in raised.value.message
+    assert "ccc" not in raised.value.message + raised.value.details
 
 
 def test_faults_reject_unknown_operations_and_nonsense() -> None:

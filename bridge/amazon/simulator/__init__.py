@@ -4,9 +4,9 @@ account, and tests can make Amazon misbehave on purpose.
 
 Modules, one job each: `config` (settings), `state` (the `Simulator`), `fulfilment` (order
 timeline as pure functions of time), `preview`, `render` (response shapes), `validation`
-(our JSON Schemas), `envelope` (SP-API errors), `auth` (LWA), `buckets` (rate limits),
-`faults`, `ledger`, `dropping` (connection drops), `app` + `controls` (HTTP), `server`
-(`serve_in_thread`), `run` (`run_simulator`).
+(requests against Amazon's model in `bridge.amazon.contract`), `envelope` (SP-API errors),
+`auth` (LWA), `buckets` (rate limits), `faults`, `ledger`, `dropping` (connection drops), `app` +
+`controls` (HTTP), `server` (`serve_in_thread`), `run` (`run_simulator`).
 """
 
 from .app import create_simulator_app
@@ -18,7 +18,6 @@ from .ledger import Ledger
 from .run import run_simulator
 from .server import RunningServer, serve_in_thread
 from .state import Simulator
-from .validation import load_request_schema
 
 __all__ = [
     "ApiError",
@@ -35,7 +34,6 @@ __all__ = [
     "Timings",
     "create_simulator_app",
     "load_config",
-    "load_request_schema",
     "run_simulator",
     "serve_in_thread",
 ]

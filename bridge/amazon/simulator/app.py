@@ -107,7 +107,7 @@ def _outbound_blueprint(sim: Simulator) -> Blueprint:
 
     @bp.get("/tracking")
     def get_package_tracking_details() -> Response:
-        number = request.args.get("packageNumber", "")
+        number = request.args.get("packageNumber")
         return call("getPackageTrackingDetails", lambda: sim.get_package_tracking_details(number))
 
     @bp.get("/returnReasonCodes")

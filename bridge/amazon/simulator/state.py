@@ -49,7 +49,7 @@ from .fulfilment import (
 from .ledger import Ledger
 from .notifications import NotificationsService, check_token_kind
 from .preview import fulfillment_preview, is_undeliverable
-from .validation import validate_query, validate_request
+from .validation import validate_body, validate_parameters
 
 DROPPED = 0  # ledger status for a call answered by dropping the connection
 
@@ -201,7 +201,7 @@ class Simulator:
     # ----------------------------------------------------------------- SP-API operations
 
     def get_fulfillment_preview(self, body: Any) -> dict[str, Any]:
-        body = validate_request("get_fulfillment_preview", body)
+        body = validate_body("getFulfillmentPreview", body)
         with self._lock:
             self._settle(self._now())
             return fulfillment_preview(
@@ -213,7 +213,7 @@ class Simulator:
             )
 
     def create_fulfillment_order(self, body: Any) -> dict[str, Any]:
-        body = validate_request("create_fulfillment_order", body)
+        body = validate_body("createFulfillmentOrder", body)
         sfo_id = body["sellerFulfillmentOrderId"]
         with self._lock:
             if sfo_id in self._orders:
@@ -286,6 +286,7 @@ class Simulator:
         order.plan = ()
 
     def get_fulfillment_order(self, seller_fulfillment_order_id: str) -> dict[str, Any]:
+        validate_parameters("getFulfillmentOrder", {"sellerFulfillmentOrderId": seller_fulfillment_order_id})
         with self._lock:
             order = self._order(seller_fulfillment_order_id)
             return render.get_fulfillment_order(
@@ -295,8 +296,9 @@ class Simulator:
     def list_all_fulfillment_orders(
         self, query_start_date: str | None = None, next_token: str | None = None
     ) -> dict[str, Any]:
-        params = {k: v for k, v in (("queryStartDate", query_start_date), ("nextToken", next_token)) if v}
-        validate_query("listAllFulfillmentOrders", params)
+        validate_parameters(
+            "listAllFulfillmentOrders", {"queryStartDate": query_start_date, "nextToken": next_token}
+        )
         with self._lock:
             now = self._now()
             after: tuple[datetime, str] | None = None
@@ -322,7 +324,10 @@ class Simulator:
             return {"payload": payload}
 
     def update_fulfillment_order(self, seller_fulfillment_order_id: str, body: Any) -> dict[str, Any]:
-        body = validate_request("update_fulfillment_order", body)
+        validate_parameters(
+            "updateFulfillmentOrder", {"sellerFulfillmentOrderId": seller_fulfillment_order_id}
+        )
+        body = validate_body("updateFulfillmentOrder", body)
         with self._lock:
             order = self._order(seller_fulfillment_order_id)
             now = self._now().replace(microsecond=0)
@@ -370,6 +375,9 @@ class Simulator:
             line.extras.update({k: item[k] for k in _LINE_EXTRAS if k in item})
 
     def cancel_fulfillment_order(self, seller_fulfillment_order_id: str) -> dict[str, Any]:
+        validate_parameters(
+            "cancelFulfillmentOrder", {"sellerFulfillmentOrderId": seller_fulfillment_order_id}
+        )
         with self._lock:
             order = self._order(seller_fulfillment_order_id)
             now = self._now().replace(microsecond=0)
@@ -386,9 +394,10 @@ class Simulator:
             self._release(order)
         return {}
 
-    def get_package_tracking_details(self, package_number: str | int) -> dict[str, Any]:
-        number = str(package_number)
-        validate_query("getPackageTrackingDetails", {"packageNumber": number})
+    def get_package_tracking_details(self, package_number: str | int | None) -> dict[str, Any]:
+        number = None if package_number is None else str(package_number)
+        validate_parameters("getPackageTrackingDetails", {"packageNumber": number})
+        assert number is not None
         with self._lock:
             now = self._now()
             entry = self._packages.get(int(number))
@@ -413,7 +422,7 @@ class Simulator:
             "sellerFulfillmentOrderId": seller_fulfillment_order_id,
             "language": language,
         }
-        validate_query("listReturnReasonCodes", {k: v for k, v in raw.items() if v is not None})
+        validate_parameters("listReturnReasonCodes", raw)
         with self._lock:
             if seller_sku not in self._skus:
                 raise invalid_input("Value for parameter sellerSku is invalid. Reason: unknown SKU.")
@@ -428,7 +437,10 @@ class Simulator:
         return {"payload": {"reasonCodeDetails": details}}
 
     def create_fulfillment_return(self, seller_fulfillment_order_id: str, body: Any) -> dict[str, Any]:
-        body = validate_request("create_fulfillment_return", body)
+        validate_parameters(
+            "createFulfillmentReturn", {"sellerFulfillmentOrderId": seller_fulfillment_order_id}
+        )
+        body = validate_body("createFulfillmentReturn", body)
         fc_id = self.config.fulfillment_center_id
         with self._lock:
             order = self._order(seller_fulfillment_order_id)
@@ -495,7 +507,7 @@ class Simulator:
         return None
 
     def get_features(self, marketplace_id: str | None) -> dict[str, Any]:
-        validate_query("getFeatures", {"marketplaceId": marketplace_id} if marketplace_id else {})
+        validate_parameters("getFeatures", {"marketplaceId": marketplace_id})
         features = [
             {"featureName": name, "featureDescription": description, "sellerEligible": True}
             for name, description in FEATURES
@@ -671,7 +683,6 @@ class Simulator:
             order.reservation_released = True
 
     def _order(self, seller_fulfillment_order_id: str) -> SimOrder:
-        validate_query("sellerFulfillmentOrderId", {"sellerFulfillmentOrderId": seller_fulfillment_order_id})
         order = self._orders.get(seller_fulfillment_order_id)
         if order is None:
             raise not_found(f"Fulfillment order {seller_fulfillment_order_id} was not found.")

@@ -1,7 +1,7 @@
 """fulfillment units: the storefront fulfillment orders an Amazon order covers
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-10 09:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
