@@ -156,9 +156,16 @@ def _engine_and_clock() -> tuple[Any, Any]:
 @click.option("--limit", type=int, default=50, show_default=True)
 def orders(state: str | None, attention: bool, limit: int) -> None:
     """List orders, newest first."""
-    from .admin import list_orders
+    from .admin import account_problems, list_orders
 
     engine, _ = _engine_and_clock()
+    if attention:
+        problems = account_problems(engine)
+        if problems:
+            click.echo("account problems:")
+            for a in problems:
+                click.echo(f"  ! {a.account_id} [{a.kind}] {a.message}")
+            click.echo("orders:")
     for o in list_orders(engine, state=state, attention=attention, limit=limit):
         flag = f"  ! {o.attention}" if o.attention else ""
         click.echo(
@@ -207,6 +214,10 @@ def jobs(ctx: click.Context) -> None:
             f"dead job {job.id} kind={job.kind} order_id={job.order_id} "
             f"attempts={job.attempts}: {job.last_error}"
         )
+    from .admin import open_breakers
+
+    for breaker in open_breakers(engine):
+        click.echo(f"open circuit breaker {breaker.key.split(':', 1)[1]}: {breaker.message}")
 
 
 @jobs.command("retry")
@@ -294,6 +305,30 @@ def return_(channel_id: str, external_id: str, items: tuple[str, ...], comment: 
     except AdminError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("return queued; `bridge order` shows Amazon's authorisation once the worker ran it")
+
+
+@main.group()
+def amazon() -> None:
+    """Amazon accounts: check credentials after the seller re-authorised the app."""
+
+
+@amazon.command("recheck")
+@click.argument("account_id")
+def amazon_recheck(account_id: str) -> None:
+    """Ask Login with Amazon now whether ACCOUNT's credentials work; a parked account resumes at once."""
+    from .admin import AdminError, recheck_amazon_account
+    from .amazon.errors import SpApiError
+
+    bridge = _bootstrap()
+    try:
+        recheck_amazon_account(bridge, account_id)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SpApiError as exc:
+        raise click.ClickException(
+            f"Amazon account {account_id} still cannot get an access token: {exc.describe()}"
+        ) from None
+    click.echo(f"Amazon account {account_id}: credentials accepted; parked work resumes now")
 
 
 if __name__ == "__main__":

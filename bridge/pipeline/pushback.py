@@ -10,6 +10,7 @@ fulfilments of the same order.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -18,7 +19,16 @@ from .. import jobs
 from ..audit import note
 from ..bootstrap import Bridge
 from ..store import JobRecord, OrderRecord, PackageRecord, PushRecord, read_session
-from ..storefronts.push import OrderNote, PushError, PushLine, PushResult, ShipmentPush, StorefrontRejected
+from ..storefronts.push import (
+    INVALID_TRACKING_URL,
+    OrderNote,
+    PushError,
+    PushLine,
+    PushResult,
+    ShipmentPush,
+    StorefrontPusher,
+    StorefrontRejected,
+)
 from ..worker import GiveUp, JobContext, RetryLater
 
 log = logging.getLogger("bridge.pushback")
@@ -104,11 +114,13 @@ def handle_push(ctx: JobContext) -> None:
     if channel is None:
         raise GiveUp(f"channel {row.channel_id} is no longer configured")
     pusher = ctx.services["storefronts"].for_channel(channel)
+    dropped_url: str | None = None
     try:
         if package is not None:
             shipment = build_shipment_push(bridge, row, package, all_shipped)
             result = pusher.find_existing(shipment) if ctx.job.attempts > 1 else None
-            result = result or pusher.push_shipment(shipment)
+            if result is None:
+                result, dropped_url = _push_shipment(pusher, shipment)
         else:
             result = pusher.add_note(OrderNote(row.external_id, push.key, push.note))
     except StorefrontRejected as exc:
@@ -119,10 +131,29 @@ def handle_push(ctx: JobContext) -> None:
         if not exc.retryable:
             raise GiveUp(exc.message) from None
         raise RetryLater(exc.message, after_s=exc.retry_after) from None
-    _record_done(ctx, push_id, result, package)
+    _record_done(ctx, push_id, result, package, dropped_url)
 
 
-def _record_done(ctx: JobContext, push_id: int, result: PushResult, package: PackageRecord | None) -> None:
+def _push_shipment(pusher: StorefrontPusher, shipment: ShipmentPush) -> tuple[PushResult, str | None]:
+    """Push the package; if the storefront refuses only its tracking URL, push the tracking number
+    and carrier without it (the storefront builds its own link from them) rather than losing the
+    tracking. Returns the result and the URL that was left out, if any."""
+    try:
+        return pusher.push_shipment(shipment), None
+    except PushError as exc:
+        if exc.code != INVALID_TRACKING_URL or not shipment.tracking_url:
+            raise
+    log.warning("storefront refused the tracking URL of %s; pushing without it", shipment.package_key)
+    return pusher.push_shipment(replace(shipment, tracking_url=None)), shipment.tracking_url
+
+
+def _record_done(
+    ctx: JobContext,
+    push_id: int,
+    result: PushResult,
+    package: PackageRecord | None,
+    dropped_url: str | None = None,
+) -> None:
     now = ctx.bridge.clock.now()
     with ctx.finish() as session:
         push = session.get(PushRecord, push_id)
@@ -141,4 +172,13 @@ def _record_done(ctx: JobContext, push_id: int, result: PushResult, package: Pac
             now,
             f"{what} pushed to the storefront ({push.storefront_ref})",
         )
+        if dropped_url is not None and package is not None:
+            note(
+                session,
+                row,
+                "pushed:without_tracking_url",
+                now,
+                f"the storefront refused package {package.package_number}'s tracking URL "
+                f"({dropped_url[:300]}); pushed its tracking number and carrier without it",
+            )
     log.info("push done push_id=%s kind=%s order_id=%s", push_id, push.kind, push.order_id)

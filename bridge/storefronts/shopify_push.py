@@ -39,6 +39,7 @@ import httpx
 from ..channels import Channel
 from ..clock import Clock
 from .push import (
+    INVALID_TRACKING_URL,
     MAX_RETRY_AFTER_S,
     OrderNote,
     PushError,
@@ -403,6 +404,12 @@ class ShopifyPusher:
         }
         data = self._call(FULFILLMENT_CREATE, {"fulfillment": fulfillment_input})
         payload = _object(data.get("fulfillmentCreate"))
+        if push.tracking_url and _only_the_tracking_url_refused(payload):
+            raise PushError(
+                INVALID_TRACKING_URL,
+                f"Shopify refused the tracking URL of order {push.order_external_id}: invalid",
+                retryable=False,
+            )
         _raise_user_errors(FULFILLMENT_CREATE, payload, push.order_external_id)
         fulfillment = _object(payload.get("fulfillment"))
         fulfillment_id = fulfillment.get("id")
@@ -637,6 +644,16 @@ def _next_cursor(connection: dict[str, Any]) -> str | None:
 def _truncate(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def _only_the_tracking_url_refused(payload: dict[str, Any]) -> bool:
+    """Every userError of a `fulfillmentCreate` is about `trackingInfo.url` (Shopify answers
+    "Tracking url is invalid." on field `["fulfillment", "trackingInfo", "url"]`)."""
+    user_errors = [_object(e) for e in _list(payload.get("userErrors"))]
+    return bool(user_errors) and all(
+        [str(f) for f in _list(e.get("field"))][-2:] in (["trackingInfo", "url"], ["trackingInfo", "urls"])
+        for e in user_errors
+    )
 
 
 def _raise_user_errors(operation: GraphQLOperation, payload: dict[str, Any], order_id: str) -> None:
