@@ -178,6 +178,11 @@ class LwaAuth:
                 ):
                     raise self._parked(state, now)
             if self._store.claim_refresh(account_id, now, self._lease_s):
+                # Another process may have stored a token between our read and our claim.
+                state = self._store.load(account_id)
+                if not force and state is not None and state.usable(now, refused):
+                    self._store.release(account_id)
+                    return self._adopt(state)
                 return self._refresh_holding_lease(state, now)
             if now >= give_up:
                 raise TransportError(
