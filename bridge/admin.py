@@ -1,4 +1,4 @@
-"""Operator queries and actions behind `bridge orders`, `bridge jobs` and `bridge return`.
+"""Operator queries and actions behind `fba-bridge orders`, `jobs`, `return` and `amazon recheck`.
 
 Everything here shows ids, states, SKUs and reasons, never addresses, names or contact data.
 """
@@ -6,16 +6,21 @@ Everything here shows ids, states, SKUs and reasons, never addresses, names or c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from . import alerts, jobs
+from .amazon.breaker_alerts import ALERT_KIND as BREAKER_ALERT_KIND
 from .clock import Clock
 from .intake import queue_return
 from .store import AlertRecord, JobRecord, OrderEventRecord, OrderRecord, read_session, write_session
 from .storefronts.base import ReturnItemRequest, ReturnRequest
+
+if TYPE_CHECKING:
+    from .bootstrap import Bridge
 
 
 class AdminError(ValueError):
@@ -33,9 +38,21 @@ class OrderLine:
     attention: str
 
 
+def _waiting_jobs() -> Any:
+    """Active jobs whose last try failed or was put off (Amazon's error, a parked account, an open
+    breaker, a throttled storefront): their orders are blocked until the cause goes away."""
+    return select(col(JobRecord.order_id)).where(
+        col(JobRecord.status).in_((jobs.READY, jobs.RUNNING)),
+        col(JobRecord.last_error) != "",
+        col(JobRecord.order_id).is_not(None),
+    )
+
+
 def list_orders(
     engine: Engine, *, state: str | None = None, attention: bool = False, limit: int = 50
 ) -> list[OrderLine]:
+    """Newest first. With `attention`: parked or flagged orders, orders with an open alert, and
+    orders whose next step is waiting on an error, each with the text that says why."""
     query = select(OrderRecord).order_by(col(OrderRecord.id).desc()).limit(limit)
     if state:
         query = query.where(col(OrderRecord.state) == state)
@@ -45,11 +62,14 @@ def list_orders(
                 col(OrderRecord.state) == "needs_attention",
                 col(OrderRecord.attention_reason) != "",
                 col(OrderRecord.id).in_(alerts.open_alert_order_ids()),
+                col(OrderRecord.id).in_(_waiting_jobs().scalar_subquery()),
             )
         )
     with read_session(engine) as session:
         rows = list(session.execute(query).scalars())
-    alert_text = _open_alert_text(engine, [r.id for r in rows if r.id is not None and not r.attention_reason])
+    unexplained = [r.id for r in rows if r.id is not None and not r.attention_reason]
+    alert_text = _open_alert_text(engine, unexplained)
+    job_text = _job_error_text(engine, [i for i in unexplained if i not in alert_text])
     return [
         OrderLine(
             r.id or 0,
@@ -58,10 +78,56 @@ def list_orders(
             r.display_id,
             r.state,
             r.amazon_status or "-",
-            r.attention_reason or alert_text.get(r.id or 0, ""),
+            r.attention_reason or alert_text.get(r.id or 0, "") or job_text.get(r.id or 0, ""),
         )
         for r in rows
     ]
+
+
+def _job_error_text(engine: Engine, order_ids: list[int]) -> dict[int, str]:
+    """The newest waiting job's error per order (`waiting: ...`)."""
+    if not order_ids:
+        return {}
+    query = (
+        select(col(JobRecord.order_id), col(JobRecord.kind), col(JobRecord.last_error))
+        .where(
+            col(JobRecord.order_id).in_(order_ids),
+            col(JobRecord.status).in_((jobs.READY, jobs.RUNNING)),
+            col(JobRecord.last_error) != "",
+        )
+        .order_by(col(JobRecord.updated_at))
+    )
+    with read_session(engine) as session:
+        rows = session.execute(query).all()
+    return {int(order_id): f"{kind} waiting: {error}" for order_id, kind, error in rows}
+
+
+def account_problems(engine: Engine) -> list[alerts.AlertView]:
+    """Open alerts about a whole Amazon account (parked credentials, open circuit breakers)."""
+    return [a for a in alerts.list_alerts(engine) if a.account_id and a.order_id is None]
+
+
+def open_breakers(engine: Engine) -> list[alerts.AlertView]:
+    return [a for a in account_problems(engine) if a.kind == BREAKER_ALERT_KIND]
+
+
+def recheck_amazon_account(bridge: Bridge, account_id: str) -> None:
+    """Ask Login with Amazon now whether a (parked) account's credentials work. On success the
+    account resumes (its alert cleared, its parked jobs due now); otherwise `CredentialsRejected`
+    says why. For after the seller re-authorised the app."""
+    from .amazon.accounts import build_amazon
+    from .amazon.tokens import resume_parked_jobs
+
+    if account_id not in bridge.config.accounts:
+        known = ", ".join(sorted(bridge.config.accounts)) or "none"
+        raise AdminError(f"no Amazon account {account_id!r} in the channels file (known: {known})")
+    amazon = build_amazon(bridge)
+    try:
+        amazon.for_account(account_id).recheck_credentials()
+    finally:
+        amazon.close()
+    with write_session(bridge.engine) as session:
+        resume_parked_jobs(session, account_id)
 
 
 def _open_alert_text(engine: Engine, order_ids: list[int]) -> dict[int, str]:

@@ -185,9 +185,16 @@ def _engine_and_clock() -> tuple[Any, Any]:
 @click.option("--limit", type=int, default=50, show_default=True)
 def orders(state: str | None, attention: bool, limit: int) -> None:
     """List orders, newest first."""
-    from .admin import list_orders
+    from .admin import account_problems, list_orders
 
     engine, _ = _engine_and_clock()
+    if attention:
+        problems = account_problems(engine)
+        if problems:
+            click.echo("account problems:")
+            for a in problems:
+                click.echo(f"  ! {a.account_id} [{a.kind}] {a.message}")
+            click.echo("orders:")
     for o in list_orders(engine, state=state, attention=attention, limit=limit):
         flag = f"  ! {o.attention}" if o.attention else ""
         click.echo(
@@ -236,6 +243,10 @@ def jobs(ctx: click.Context) -> None:
             f"dead job {job.id} kind={job.kind} order_id={job.order_id} "
             f"attempts={job.attempts}: {job.last_error}"
         )
+    from .admin import open_breakers
+
+    for breaker in open_breakers(engine):
+        click.echo(f"open circuit breaker {breaker.key.split(':', 1)[1]}: {breaker.message}")
 
 
 @jobs.command("retry")
@@ -382,7 +393,7 @@ def check_channel_command(channel_ids: tuple[str, ...], public_url: str | None) 
 
 @main.group()
 def amazon() -> None:
-    """Amazon account tasks: notification subscriptions."""
+    """Amazon account tasks: notification subscriptions, credential rechecks."""
 
 
 def _notifications_api(account_id: str) -> Any:
@@ -531,6 +542,25 @@ def _check_shops(config: Any) -> bool:
         else:
             click.echo(f"{channel.id}: the shop's set-up matches ({channel.shopify.mode})")
     return ok
+
+
+@amazon.command("recheck")
+@click.argument("account_id")
+def amazon_recheck(account_id: str) -> None:
+    """Ask Login with Amazon now whether ACCOUNT's credentials work; a parked account resumes at once."""
+    from .admin import AdminError, recheck_amazon_account
+    from .amazon.errors import SpApiError
+
+    bridge = _bootstrap()
+    try:
+        recheck_amazon_account(bridge, account_id)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SpApiError as exc:
+        raise click.ClickException(
+            f"Amazon account {account_id} still cannot get an access token: {exc.describe()}"
+        ) from None
+    click.echo(f"Amazon account {account_id}: credentials accepted; parked work resumes now")
 
 
 if __name__ == "__main__":

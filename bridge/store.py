@@ -244,6 +244,33 @@ class RateBucketRecord(SQLModel, table=True):
     burst: float
 
 
+class LwaTokenRecord(SQLModel, table=True):
+    """Per Amazon account: the current LWA access token (valid one hour), shared by every worker
+    process, and whether Login with Amazon has refused the account's credentials.
+
+    Times are epoch seconds of the injected clock. The token is used until `refresh_at` (a few
+    minutes before LWA's `expires_at`). `refreshing_until` is the lease of the one process fetching
+    a new token; the others wait for its result. While `rejected_code` is set the account is
+    parked: nobody asks LWA again before `retry_at`.
+    """
+
+    __tablename__ = "lwa_tokens"
+
+    account_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    access_token: str | None = Field(default=None, sa_column=Column(String(4096), nullable=True))
+    expires_at: float | None = None
+    refresh_at: float | None = None
+    refreshing_until: float | None = None
+    rejected_code: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    rejected_message: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
+    rejected_status: int | None = None
+    #: Fingerprint (truncated SHA-256) of the credentials LWA refused: new ones are tried at once.
+    rejected_credentials: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    failures: int = 0
+    retry_at: float | None = None
+    updated_at: float
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(

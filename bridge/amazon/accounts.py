@@ -14,10 +14,12 @@ import httpx
 from ..bootstrap import Bridge
 from ..channels import AmazonAccount, Channel
 from ..clock import ScaledClock
+from .breaker_alerts import AlertingBreakerListener
 from .limiter import Buckets, DatabaseBuckets
 from .notifications_api import NotificationsApi, notifications_client
 from .outbound import FulfillmentOutbound, outbound_client
 from .simulator import Simulator, create_simulator_app, load_config
+from .tokens import DatabaseTokenStore
 
 IN_PROCESS_SIMULATOR = "http://simulator.local"
 
@@ -69,12 +71,17 @@ def build_amazon(
     bridge: Bridge, *, simulator: Simulator | None = None, buckets: Buckets | None = None
 ) -> AmazonAccounts:
     """Clients for every configured account. Rate budgets default to the database (shared by all
-    processes, timed by the database clock)."""
+    processes, timed by the database clock); so do LWA access tokens and the parked state of an
+    account; open circuit breakers become operator alerts."""
     buckets = buckets or DatabaseBuckets(bridge.engine, bridge.clock)
+    tokens = DatabaseTokenStore(bridge.engine, bridge.clock)
+    listener = AlertingBreakerListener(bridge.engine, bridge.clock)
     clients: dict[str, FulfillmentOutbound] = {}
     for configured in bridge.config.accounts.values():
         account, transport, simulator = route(bridge, configured, simulator)
-        clients[account.id] = outbound_client(account, bridge.clock, buckets, transport)
+        clients[account.id] = outbound_client(
+            account, bridge.clock, buckets, transport, tokens=tokens, breaker_listener=listener
+        )
     return AmazonAccounts(clients, simulator)
 
 

@@ -3,24 +3,26 @@
 What a caller may rely on:
 
 - `access_token()` returns a cached token until a few minutes before it expires (time from the
-  injected Clock), then fetches a new one. Only one thread refreshes at a time; threads arriving
-  meanwhile wait for it and reuse its token, so a thundering herd makes one LWA request.
-- `refresh(stale)` forces a new token after Amazon said the token `stale` has expired. If another
-  thread already replaced it, the replacement is returned without a second request.
-- `invalid_grant`, `invalid_client` and `unauthorized_client` raise `CredentialsRejected` and are
-  remembered: later calls raise again at once without touching the token endpoint, until `reset()`
-  (an operator fixed the credentials) is called.
+  injected Clock), then a new one. The token lives in a `TokenStore`: with the database store every
+  worker process uses the same token, and only one of them (holding a lease) asks LWA for the next
+  one while the others wait for its result. Within a process one thread refreshes at a time.
+- `refresh(stale)` gives a token other than `stale` after Amazon refused it (expired, or revoked,
+  malformed or invalid). If another thread or process already replaced it, the replacement is
+  returned without asking LWA again.
+- `invalid_grant`, `invalid_client` and `unauthorized_client` raise `CredentialsRejected` and park
+  the account (in the store, so for every process): calls raise again at once, with
+  `retry_after` set, until the next try after a capped backoff (30 s doubling up to 10 min), or
+  until `recheck()` (`fba-bridge amazon recheck ACCOUNT`). The first successful refresh unparks
+  the account, with no restart. New credentials (a process started with another refresh token
+  or client secret) are tried at once.
 - Token endpoint outages raise `TransportError` / `ServerError` / `QuotaExceeded`, never ambiguous
   (nothing was sent to the SP-API yet).
 - Tokens, refresh tokens and client secrets never appear in logs, reprs or exception text.
-- `grantless_auth()` is the same cache for *grantless* operations (the Notifications API's
-  destinations): the token comes from the app's own credentials (`client_credentials` with a
-  scope), not from a seller's refresh token, so it must be a separate `LwaAuth`.
 """
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import logging
 import threading
 from typing import Protocol
@@ -40,11 +42,18 @@ from .errors import (
     UnexpectedResponse,
     credentials_rejected,
 )
+from .tokens import MemoryTokenStore, Rejection, TokenState, TokenStore
 
 LWA_TOKEN_ENDPOINT = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL, not a secret
-#: The scope of grantless Notifications API operations (createDestination, getDestinations, ...).
+#: The scope of grantless tokens for the Notifications API's destination operations.
 NOTIFICATIONS_SCOPE = "sellingpartnerapi::notifications"
 REFRESH_MARGIN_S = 300.0
+#: After LWA refused the credentials: first automatic retry, doubling up to the cap.
+RETRY_BASE_S = 30.0
+RETRY_CAP_S = 600.0
+#: How long one process may take to fetch a token before another may try (LWA's timeouts are shorter).
+REFRESH_LEASE_S = 30.0
+_WAIT_STEP_S = 0.2
 _DEFAULT_EXPIRES_IN = 3600.0
 _REJECTIONS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 _OPERATION = "lwa.token"
@@ -60,6 +69,8 @@ class AccessTokens(Protocol):
     def refresh(self, stale: str) -> str: ...
 
     def reset(self) -> None: ...
+
+    def recheck(self) -> str: ...
 
 
 def check_endpoint(url: str, *, allow_http: bool, what: str) -> str:
@@ -77,6 +88,14 @@ def check_endpoint(url: str, *, allow_http: bool, what: str) -> str:
     )
 
 
+def credentials_fingerprint(account: AmazonAccount) -> str:
+    """A short one-way digest of the LWA credentials: tells a rejection of these credentials from
+    a rejection of the ones they replaced (an operator put in a new refresh token and restarted)."""
+    parts = (account.client_id, account.client_secret, account.refresh_token)
+    material = "\x1f".join(p.reveal() if p else "" for p in parts)
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
 def grantless_form(account: AmazonAccount, scope: str) -> dict[str, str]:
     """LWA's form for a grantless token: the app's credentials and a scope, no refresh token."""
     assert account.client_id and account.client_secret
@@ -91,15 +110,15 @@ def grantless_form(account: AmazonAccount, scope: str) -> dict[str, str]:
 def grantless_auth(
     account: AmazonAccount, clock: Clock, http: httpx.Client, scope: str = NOTIFICATIONS_SCOPE
 ) -> LwaAuth:
-    """Tokens for grantless operations of `scope` with the account's app credentials."""
+    """Tokens for grantless operations of `scope` with the account's app credentials (kept in
+    this process: grantless calls are rare operator commands)."""
     return LwaAuth(account, clock, http, scope=scope)
 
 
 class LwaAuth:
-    """Access tokens for one Amazon account, shared by every thread of the process.
-
-    With `scope`, tokens are grantless (`client_credentials` for that scope) instead of the
-    seller's (`refresh_token`)."""
+    """Access tokens for one Amazon account, shared by every thread (and, with the database store,
+    every process). With `scope`, tokens are grantless (`client_credentials` for that scope)
+    instead of the seller's (`refresh_token`)."""
 
     def __init__(
         self,
@@ -107,12 +126,18 @@ class LwaAuth:
         clock: Clock,
         http: httpx.Client,
         *,
+        store: TokenStore | None = None,
         refresh_margin: float = REFRESH_MARGIN_S,
         timeout: httpx.Timeout | None = None,
+        retry_base: float = RETRY_BASE_S,
+        retry_cap: float = RETRY_CAP_S,
+        lease_s: float = REFRESH_LEASE_S,
         scope: str | None = None,
     ) -> None:
         self._account = account
         self._scope = scope
+        # The store's key: a grantless token must never be mistaken for the seller's.
+        self._key = account.id if scope is None else f"{account.id}#grantless"
         self._clock = clock
         self._http = http
         self._endpoint = check_endpoint(
@@ -120,67 +145,148 @@ class LwaAuth:
             allow_http=account.local_simulator,
             what=f"token_endpoint of Amazon account {account.id!r}",
         )
+        self._store: TokenStore = store or MemoryTokenStore()
         self._margin = refresh_margin
         self._timeout = timeout or httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._lease_s = lease_s
         self._lock = threading.Lock()
         self._token: str | None = None
         self._refresh_at = 0.0
-        self._rejected: CredentialsRejected | None = None
+        self._fingerprint = credentials_fingerprint(account)
 
     def __repr__(self) -> str:
-        grant = f", scope={self._scope!r}" if self._scope else ""
-        return f"LwaAuth(account={self._account.id!r}, endpoint={self._endpoint!r}{grant})"
+        scope = f", scope={self._scope!r}" if self._scope else ""
+        return f"LwaAuth(account={self._account.id!r}, endpoint={self._endpoint!r}{scope})"
 
     def access_token(self) -> str:
         with self._lock:
-            self._raise_if_rejected()
-            if self._token is not None and self._clock.monotonic() < self._refresh_at:
+            if self._token is not None and self._now() < self._refresh_at:
                 return self._token
-            return self._fetch()
+            return self._obtain(refused=None, force=False)
 
     def refresh(self, stale: str) -> str:
         with self._lock:
-            self._raise_if_rejected()
-            if (
-                self._token is not None
-                and self._token != stale
-                and self._clock.monotonic() < self._refresh_at
-            ):
+            if self._token is not None and self._token != stale and self._now() < self._refresh_at:
                 return self._token
-            return self._fetch()
+            return self._obtain(refused=stale, force=False)
+
+    def recheck(self) -> str:
+        """Ask LWA now, parked or not (the seller re-authorised); unparks the account on success."""
+        with self._lock:
+            return self._obtain(refused=self._token, force=True)
 
     def reset(self) -> None:
-        """Forget a remembered rejection and the cached token (after credentials were fixed)."""
+        """Forget the cached token and let the next call ask LWA at once (credentials were fixed)."""
         with self._lock:
-            self._rejected = None
             self._token = None
             self._refresh_at = 0.0
+            self._store.allow_retry(self._key)
 
-    @property
-    def rejected(self) -> CredentialsRejected | None:
-        return self._rejected
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
 
-    def _raise_if_rejected(self) -> None:
-        if self._rejected is not None:
-            # A fresh copy per raise: one exception object raised in many threads shares a traceback.
-            raise copy.copy(self._rejected)
+    def _obtain(self, *, refused: str | None, force: bool) -> str:
+        """A usable token from the store, or a new one from LWA. Caller holds the lock."""
+        account_id = self._key
+        give_up = self._now() + 2 * self._lease_s
+        while True:
+            now = self._now()
+            state = self._store.load(account_id)
+            if not force and state is not None:
+                if state.usable(now, refused):
+                    return self._adopt(state)
+                if (
+                    state.rejection is not None
+                    and state.rejection.credentials == self._fingerprint
+                    and state.retry_at is not None
+                    and now < state.retry_at
+                ):
+                    raise self._parked(state, now)
+            if self._store.claim_refresh(account_id, now, self._lease_s):
+                # Another process may have stored a token between our read and our claim.
+                state = self._store.load(account_id)
+                if not force and state is not None and state.usable(now, refused):
+                    self._store.release(account_id)
+                    return self._adopt(state)
+                return self._refresh_holding_lease(state, now)
+            if now >= give_up:
+                raise TransportError(
+                    message=f"another process has been fetching the LWA token of account {account_id!r} "
+                    f"for over {2 * self._lease_s:.0f}s",
+                    operation=_OPERATION,
+                )
+            self._clock.sleep(_WAIT_STEP_S)
 
-    def _fetch(self) -> str:
-        """Ask LWA for a new token. Caller holds the lock."""
+    def _adopt(self, state: TokenState) -> str:
+        assert state.access_token is not None and state.refresh_at is not None
+        self._token, self._refresh_at = state.access_token, state.refresh_at
+        return state.access_token
+
+    def _parked(self, state: TokenState, now: float) -> CredentialsRejected:
+        assert state.rejection is not None and state.retry_at is not None
+        return CredentialsRejected(
+            state.rejection.code,
+            state.rejection.message,
+            state.rejection.status,
+            operation=_OPERATION,
+            retry_after=max(0.0, state.retry_at - now),
+        )
+
+    def _refresh_holding_lease(self, state: TokenState | None, now: float) -> str:
+        account_id = self._key
+        self._token = None
+        try:
+            token, expires_in = self._fetch()
+        except CredentialsRejected as exc:
+            same = (
+                state is not None
+                and state.rejection is not None
+                and (state.rejection.credentials == self._fingerprint)
+            )
+            failures = (state.failures if state is not None and same else 0) + 1
+            delay = min(self._retry_cap, self._retry_base * 2 ** (failures - 1))
+            exc.retry_after = delay
+            rejection = Rejection(exc.code, exc.message, exc.status, self._fingerprint)
+            self._store.store_rejection(account_id, rejection, now, failures, now + delay)
+            log.error(
+                "lwa rejected the credentials of account=%s (%s); parked, next try in %.0fs",
+                account_id,
+                exc.code,
+                delay,
+                extra={"operation": _OPERATION, "account": account_id, "error_code": exc.code},
+            )
+            raise
+        except BaseException:
+            self._store.release(account_id)
+            raise
+        margin = min(self._margin, expires_in * 0.1)
+        expires_at = self._now() + expires_in
+        self._store.store_token(account_id, token, expires_at, expires_at - margin, now)
+        if state is not None and state.rejection is not None:
+            log.warning(
+                "lwa accepted the credentials of account=%s again; unparked",
+                account_id,
+                extra={"operation": _OPERATION, "account": account_id},
+            )
+        self._token, self._refresh_at = token, expires_at - margin
+        return token
+
+    def _fetch(self) -> tuple[str, float]:
+        """Ask LWA for a new token: (token, seconds it is valid). Caller holds the lease."""
         account = self._account
-        needed = account.client_id and account.client_secret and (self._scope or account.refresh_token)
-        if not needed:
-            self._rejected = CredentialsRejected(
+        if not (account.client_id and account.client_secret and (self._scope or account.refresh_token)):
+            raise CredentialsRejected(
                 "missing_credentials",
                 f"Amazon account {account.id!r} has no client_id, client_secret or refresh_token configured: "
                 "fill them in the channels file (from Seller Central app authorisation).",
                 operation=_OPERATION,
             )
-            raise copy.copy(self._rejected)
         if self._scope:
             form = grantless_form(account, self._scope)
         else:
-            assert account.client_id and account.client_secret and account.refresh_token
+            assert account.refresh_token
             form = {
                 "grant_type": "refresh_token",
                 "refresh_token": account.refresh_token.reveal(),
@@ -218,10 +324,10 @@ class LwaAuth:
             },
         )
         if response.status_code == 200:
-            return self._store(response)
+            return self._parse(response)
         raise self._failure(response)
 
-    def _store(self, response: httpx.Response) -> str:
+    def _parse(self, response: httpx.Response) -> tuple[str, float]:
         try:
             body = response.json()
             token = body["access_token"]
@@ -236,10 +342,7 @@ class LwaAuth:
             raise UnexpectedResponse(
                 message="Login with Amazon returned an empty access_token", status=200, operation=_OPERATION
             )
-        margin = min(self._margin, expires_in * 0.1)
-        self._token = token
-        self._refresh_at = self._clock.monotonic() + expires_in - margin
-        return token
+        return token, expires_in
 
     def _failure(self, response: httpx.Response) -> SpApiError:
         status = response.status_code
@@ -249,8 +352,9 @@ class LwaAuth:
         except ValueError:
             error = ""
         if error in _REJECTIONS:
-            self._rejected = credentials_rejected(error, self._account.id, status)
-            return copy.copy(self._rejected)
+            return credentials_rejected(
+                error, self._account.id, status, response.headers.get("x-amzn-RequestId")
+            )
         if status == 429:
             return QuotaExceeded(
                 message="Login with Amazon is throttling token requests", status=status, operation=_OPERATION

@@ -9,6 +9,12 @@ What a caller may rely on:
   get a clear answer (read timeout, dropped connection, 5xx) AND the operation is not idempotent
   (create, update, cancel, create return). The caller must read the order back before sending the
   request again. A GET never carries the flag: repeating it is harmless.
+- `NotFound` means Amazon said the order (or package) does not exist, whether it said so the
+  documented way (404 `NotFound`) or the way it really answers `getFulfillmentOrder` for an unknown
+  id (400 `InvalidInput` "Requested order not found"); `code` and `status` keep what Amazon sent.
+- `describe()` is the one line an operator sees in job errors and `orders --attention`:
+  operation, HTTP status, Amazon's code and message, and the `x-amzn-RequestId` Amazon support
+  asks for. Never a request body.
 - `retryable` says whether the same call may succeed later without anyone fixing anything
   (throttling, Amazon outages, network trouble, an open circuit). `CredentialsRejected`,
   `InvalidInput`, `AccessDenied` and `NotFound` are not retryable.
@@ -44,6 +50,7 @@ class SpApiError(Exception):
         ambiguous: bool = False,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        amazon_message: str = "",
     ) -> None:
         self.code = code or self.default_code
         self.message = message or self.code
@@ -54,6 +61,8 @@ class SpApiError(Exception):
         self.ambiguous = ambiguous
         self.retryable = self.default_retryable if retryable is None else retryable
         self.retry_after = retry_after
+        #: Amazon's own message (redacted), when Amazon answered with one.
+        self.amazon_message = amazon_message
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -74,6 +83,19 @@ class SpApiError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.__str__()!r})"
 
+    def describe(self) -> str:
+        """`getFulfillmentOrder: HTTP 400 InvalidInput: Requested order not found
+        (x-amzn-RequestId 1b2c...)`: what an operator (and Amazon support) needs, nothing more."""
+        head = self.operation or "SP-API"
+        if self.status is not None:
+            head += f": HTTP {self.status}"
+        line = f"{head} {self.code}: {self.amazon_message or self.message}"
+        if self.request_id:
+            line += f" (x-amzn-RequestId {self.request_id})"
+        if self.ambiguous:
+            line += " " + _AMBIGUOUS_HINT
+        return line
+
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only state would be lost by Exception's default pickling (args only).
         return (_rebuild, (type(self), dict(self.__dict__)))
@@ -86,7 +108,8 @@ class InvalidInput(SpApiError):
 
 
 class NotFound(SpApiError):
-    """404: no such fulfillment order / package / resource for this seller."""
+    """No such fulfillment order / package for this seller: 404 `NotFound`, or the 400
+    `InvalidInput` "Requested order not found" Amazon really answers for an unknown order id."""
 
     default_code = "NotFound"
 
@@ -141,17 +164,20 @@ class UnexpectedResponse(SpApiError):
 
 
 class CredentialsRejected(SpApiError):
-    """Login with Amazon refused the app's credentials; retrying cannot help.
+    """Login with Amazon refused the app's credentials; retrying at once cannot help.
 
-    Park the seller's work until an operator fixes the credentials, then call `reset()` on the
-    client's authenticator (or restart the worker).
+    The account is parked: the authenticator asks LWA again after a capped backoff
+    (`retry_after` says when), or at once on `fba-bridge amazon recheck ACCOUNT`, and resumes by
+    itself when the seller has re-authorised. Park the seller's work until then, without
+    spending attempts.
     """
 
     default_code = "CredentialsRejected"
 
 
 class CircuitOpen(SpApiError):
-    """Calls for this seller account are paused after repeated Amazon failures. Nothing was sent."""
+    """Calls of this operation for this seller account are paused after repeated Amazon failures.
+    Nothing was sent; `retry_after` says when the next probe may go."""
 
     default_code = "CircuitOpen"
     default_retryable = True
@@ -188,7 +214,9 @@ _CREDENTIAL_FIXES = {
 }
 
 
-def credentials_rejected(lwa_error: str, account_id: str, status: int | None) -> CredentialsRejected:
+def credentials_rejected(
+    lwa_error: str, account_id: str, status: int | None, request_id: str | None = None
+) -> CredentialsRejected:
     """The `CredentialsRejected` for an LWA `error` value, with the fix spelled out."""
     fix = _CREDENTIAL_FIXES.get(
         lwa_error,
@@ -196,10 +224,18 @@ def credentials_rejected(lwa_error: str, account_id: str, status: int | None) ->
     )
     return CredentialsRejected(
         lwa_error or "CredentialsRejected",
-        f"Amazon account {account_id!r}: {fix} Work for this account is parked until then.",
+        f"Amazon account {account_id!r}: {fix} Work for this account is parked until then "
+        f"(`fba-bridge amazon recheck {account_id}` resumes it at once).",
         status,
+        request_id,
         operation="lwa.token",
     )
+
+
+def parked_marker(account_id: str) -> str:
+    """How a job parked on an account's credentials starts its `last_error`, so the recovery can
+    find the jobs to resume."""
+    return f"Amazon account {account_id} is parked:"
 
 
 _QUOTED = re.compile(r"""(['"`])(.*?)\1""")

@@ -16,12 +16,14 @@ every `repr`, so a model that ends up in a log line or a traceback leaks nothing
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 Json = dict[str, Any]
 
@@ -134,6 +136,40 @@ def _objs(value: Any) -> list[Mapping[str, Any]]:
 
 def _str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+_ENCODED_SCHEME = re.compile(r"https?%(?:25)*3A", re.IGNORECASE)  # encoded once or more
+_MAX_DECODES = 3
+MAX_LINK_LENGTH = 1000
+
+
+def tracking_link(value: Any) -> str | None:
+    """A link a customer can open, made from Amazon's `customerTrackingLink` (or `carrierURL`).
+
+    Amazon sends `customerTrackingLink` percent-encoded, down to a trailing `%0A` (the model's
+    example: `https%3A%2F%2Fwww.swiship.com%2Ftrack%3Fid%3D...%0A`). It is decoded only when the
+    scheme itself is encoded, so the `%20`s of a plain link's query survive; surrounding
+    whitespace and newlines are dropped. Anything that is not then an absolute http(s) URL with a
+    host and no whitespace or control characters inside is None: no link beats a broken one.
+    """
+    text = _str(value)
+    if text is None:
+        return None
+    text = text.strip()
+    for _ in range(_MAX_DECODES):
+        if not _ENCODED_SCHEME.match(text):
+            break
+        text = unquote(text).strip()
+    if not text or len(text) > MAX_LINK_LENGTH or any(c.isspace() or not c.isprintable() for c in text):
+        return None
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    return text
 
 
 def _strs(value: Any) -> tuple[str, ...]:
@@ -833,7 +869,10 @@ class TrackingEvent:
 
 @dataclass(frozen=True)
 class PackageTrackingDetails:
-    """Carrier tracking for one package. The recipient's address and signature are not kept."""
+    """Carrier tracking for one package. The recipient's address and signature are not kept.
+
+    `customer_tracking_link` and `carrier_url` are openable http(s) links or None (see
+    `tracking_link`: Amazon's own value is percent-encoded)."""
 
     package_number: int
     tracking_number: str | None = None
@@ -854,8 +893,8 @@ class PackageTrackingDetails:
             package_number=_int(d.get("packageNumber")),
             tracking_number=_str(d.get("trackingNumber")),
             carrier_code=_str(d.get("carrierCode")),
-            carrier_url=_str(d.get("carrierURL")),
-            customer_tracking_link=_str(d.get("customerTrackingLink")),
+            carrier_url=tracking_link(d.get("carrierURL")),
+            customer_tracking_link=tracking_link(d.get("customerTrackingLink")),
             current_status=canonical(status, TrackingStatus) if status is not None else None,
             current_status_description=_str(d.get("currentStatusDescription")),
             ship_date=parse_timestamp(d.get("shipDate")),

@@ -42,7 +42,16 @@ from .models import (
     format_timestamp,
     previews_from_api,
 )
-from .spapi import CircuitPolicy, Operation, RetryPolicy, SpApiClient, SpApiResponse, unexpected
+from .spapi import (
+    BreakerListener,
+    CircuitPolicy,
+    Operation,
+    RetryPolicy,
+    SpApiClient,
+    SpApiResponse,
+    unexpected,
+)
+from .tokens import TokenStore
 
 T = TypeVar("T")
 
@@ -103,6 +112,11 @@ class FulfillmentOutbound(Protocol):
 
     def features(self, marketplace_id: str) -> list[Feature]: ...
 
+    def recheck_credentials(self) -> None:
+        """Ask Login with Amazon now whether the account's credentials work; a parked account
+        resumes on success, `CredentialsRejected` says why not."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -117,13 +131,15 @@ class Ops20200701:
         "getFulfillmentPreview", "POST", _BASE + "/fulfillmentOrders/preview", idempotent=True
     )
     CREATE = Operation("createFulfillmentOrder", "POST", _BASE + "/fulfillmentOrders", idempotent=False)
-    GET = Operation("getFulfillmentOrder", "GET", _ORDER, idempotent=True)
+    GET = Operation("getFulfillmentOrder", "GET", _ORDER, idempotent=True, by_id=True)
     LIST = Operation("listAllFulfillmentOrders", "GET", _BASE + "/fulfillmentOrders", idempotent=True)
-    UPDATE = Operation("updateFulfillmentOrder", "PUT", _ORDER, idempotent=False)
-    CANCEL = Operation("cancelFulfillmentOrder", "PUT", _ORDER + "/cancel", idempotent=False)
-    TRACKING = Operation("getPackageTrackingDetails", "GET", _BASE + "/tracking", idempotent=True)
+    UPDATE = Operation("updateFulfillmentOrder", "PUT", _ORDER, idempotent=False, by_id=True)
+    CANCEL = Operation("cancelFulfillmentOrder", "PUT", _ORDER + "/cancel", idempotent=False, by_id=True)
+    TRACKING = Operation("getPackageTrackingDetails", "GET", _BASE + "/tracking", idempotent=True, by_id=True)
     RETURN_REASONS = Operation("listReturnReasonCodes", "GET", _BASE + "/returnReasonCodes", idempotent=True)
-    CREATE_RETURN = Operation("createFulfillmentReturn", "PUT", _ORDER + "/return", idempotent=False)
+    CREATE_RETURN = Operation(
+        "createFulfillmentReturn", "PUT", _ORDER + "/return", idempotent=False, by_id=True
+    )
     FEATURES = Operation("getFeatures", "GET", _BASE + "/features", idempotent=True)
 
 
@@ -154,6 +170,9 @@ class FulfillmentOutbound20200701:
 
     def close(self) -> None:
         self.client.close()
+
+    def recheck_credentials(self) -> None:
+        self.client.auth.recheck()
 
     def preview(self, request: GetFulfillmentPreviewRequest) -> list[FulfillmentPreview]:
         response = self.client.call(self.ops.PREVIEW, json=request.to_api())
@@ -194,7 +213,8 @@ class FulfillmentOutbound20200701:
             if token in seen:
                 raise unexpected(op, "nextToken repeats an earlier page", response.request_id)
             seen.add(token)
-            params = {"queryStartDate": params["queryStartDate"], "nextToken": str(token)}
+            # Follow-up pages take nextToken alone: Amazon ignores queryStartDate next to it.
+            params = {"nextToken": str(token)}
         raise unexpected(op, f"more than {_MAX_PAGES} pages")
 
     def tracking(self, package_number: int) -> PackageTrackingDetails:
@@ -292,6 +312,8 @@ def outbound_client(
     retry: RetryPolicy | None = None,
     circuit: CircuitPolicy | None = None,
     auth: AccessTokens | None = None,
+    tokens: TokenStore | None = None,
+    breaker_listener: BreakerListener | None = None,
     limiter_max_wait: float | None = None,
 ) -> FulfillmentOutbound:
     """The MCF client for one Amazon account. Build it once per account and process, and reuse it.
@@ -314,6 +336,8 @@ def outbound_client(
         retry=retry,
         circuit=circuit,
         auth=auth,
+        tokens=tokens,
+        breaker_listener=breaker_listener,
         limiter_max_wait=limiter_max_wait,
     )
     return implementation(client)

@@ -1,8 +1,9 @@
 """The SP-API HTTP layer: endpoints, auth headers, rate limiting, retries, circuit breaking, errors.
 
 One `SpApiClient` per Amazon account per process; it is thread-safe and should be reused (it owns
-the connection pool, the cached LWA token and the account's circuit breaker). Operation-specific
-code (paths, payload shapes) lives in `outbound.py`; this module knows nothing about orders.
+the connection pool, the LWA authenticator and the account's circuit breakers, one per operation).
+Operation-specific code (paths, payload shapes) lives in `outbound.py`; this module knows nothing
+about orders.
 
 What a caller may rely on:
 
@@ -17,10 +18,17 @@ What a caller may rely on:
   connection): the error is raised with `ambiguous=True` and the caller must read before trying
   again, unless it passed `retry_ambiguous=True`. 429 and "could not connect" are not ambiguous
   (Amazon never saw or never ran the request) and are retried for every operation.
-- A 401/403 saying the access token expired triggers one forced token refresh per call.
-- The per-account circuit breaker opens after `CircuitPolicy.failure_threshold` consecutive 5xx or
-  transport failures, answers `CircuitOpen` without sending anything for `cool_down` seconds, then
-  lets a single probe through; the probe's success closes it, its failure re-opens it.
+- A 401/403 that names the token (expired; revoked, malformed or invalid; missing) triggers one
+  forced token refresh per call; a 403 that does not (the app lacks a role) is `AccessDenied`.
+- "Not found" is recognised by Amazon's code and message on operations that address an order or a
+  package by id: 404 `NotFound`, and the 400 `InvalidInput` "Requested order not found" Amazon
+  really answers for an unknown `sellerFulfillmentOrderId`. A bare 404 with neither is not.
+- One circuit breaker per (account, operation): a 5xx burst on previews leaves creates and
+  listing alone. It opens after `CircuitPolicy.failure_threshold` consecutive 5xx or transport
+  failures, answers `CircuitOpen` without sending anything, and lets one probe through after
+  `cool_down` seconds, doubling after each failed probe up to `max_cool_down`; the first success
+  closes it. A `BreakerListener` hears every opening and closing (the bridge turns them into
+  operator alerts).
 - Each attempt is logged on logger `bridge.amazon` with operation, status, latency, attempt and
   `x-amzn-RequestId`. Bodies, URLs (they hold order ids), tokens and personal data are never logged.
 - All waiting goes through the injected Clock.
@@ -41,7 +49,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -66,6 +74,7 @@ from .errors import (
     redact,
 )
 from .limiter import Buckets
+from .tokens import TokenStore
 
 log = logging.getLogger("bridge.amazon")
 
@@ -77,7 +86,12 @@ REGION_HOSTS: Mapping[str, str] = {
 USER_AGENT = f"fba-bridge/{getattr(bridge, '__version__', '0')} (Language=Python/{platform.python_version()})"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=15.0, pool=10.0)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-_EXPIRED_TOKEN = re.compile(r"(token|credential)[^.]*expired|expired[^.]*token", re.IGNORECASE)
+#: Amazon names the token in every 401/403 a new token can cure: "The access token you provided has
+#: expired.", "... is revoked, malformed or invalid.", "Access token is missing ...", "The security
+#: token included in the request is expired".
+_NAMES_THE_TOKEN = re.compile(r"\btoken\b", re.IGNORECASE)
+_SAYS_NOT_FOUND = re.compile(r"\bnot\s+found\b|\bdoes\s+not\s+exist\b", re.IGNORECASE)
+_NOT_FOUND_CODES = frozenset({"NotFound", "ResourceNotFound"})
 # Raised before a single byte reached Amazon: safe to repeat any operation.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -100,12 +114,14 @@ def base_url(account: AmazonAccount) -> str:
 
 @dataclass(frozen=True)
 class Operation:
-    """One SP-API operation: its name (also the rate-bucket name), HTTP method and path template."""
+    """One SP-API operation: its name (also the rate-bucket and breaker name), HTTP method and path
+    template. `by_id`: it addresses an existing order or package, so Amazon may answer "not found"."""
 
     name: str
     method: str
     path: str
     idempotent: bool
+    by_id: bool = False
 
     def url_path(self, params: Mapping[str, str] | None = None) -> str:
         return self.path.format(**{k: quote(str(v), safe="") for k, v in (params or {}).items()})
@@ -124,7 +140,17 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class CircuitPolicy:
     failure_threshold: int = 5
-    cool_down: float = 60.0
+    #: Wait before the first probe; doubled after each failed probe, up to `max_cool_down`.
+    cool_down: float = 2.0
+    max_cool_down: float = 60.0
+
+
+class BreakerListener(Protocol):
+    """Hears a breaker change state (called outside the breaker's lock; must not raise)."""
+
+    def opened(self, account_id: str, operation: str, failures: int, retry_in: float) -> None: ...
+
+    def closed(self, account_id: str, operation: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -159,24 +185,44 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 class CircuitBreaker:
-    """Consecutive-failure breaker for one seller account (closed -> open -> half-open -> closed)."""
+    """Consecutive-failure breaker for one operation of one seller account
+    (closed -> open -> half-open -> closed), probing with capped exponential backoff."""
 
     CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
-    def __init__(self, clock: Clock, policy: CircuitPolicy, name: str) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        policy: CircuitPolicy,
+        account_id: str,
+        operation: str = "",
+        listener: BreakerListener | None = None,
+    ) -> None:
         self._clock = clock
         self._policy = policy
-        self._name = name
+        self._account_id = account_id
+        self._operation = operation
+        self._listener = listener
         self._lock = threading.Lock()
         self._state = self.CLOSED
         self._failures = 0
+        self._trips = 0
         self._opened_at = 0.0
         self._probe_started: float | None = None
+        # An earlier process may have left this breaker's alert open: the first success says so.
+        self._maybe_stale_alert = listener is not None
 
     @property
     def state(self) -> str:
         with self._lock:
             return self._state
+
+    @property
+    def operation(self) -> str:
+        return self._operation
+
+    def _cool_down(self) -> float:
+        return min(self._policy.max_cool_down, self._policy.cool_down * 2 ** max(0, self._trips - 1))
 
     def acquire(self) -> bool:
         """Permission to send; True when this call is the half-open probe. Raises `CircuitOpen`."""
@@ -185,13 +231,13 @@ class CircuitBreaker:
                 return False
             now = self._clock.monotonic()
             if self._state == self.OPEN:
-                remaining = self._opened_at + self._policy.cool_down - now
+                remaining = self._opened_at + self._cool_down() - now
                 if remaining > 0:
                     raise self._open_error(remaining)
                 self._state = self.HALF_OPEN
             elif self._probe_started is not None:
                 # A probe is in flight; a probe that never reported back frees its slot after a cool-down.
-                remaining = self._probe_started + self._policy.cool_down - now
+                remaining = self._probe_started + self._cool_down() - now
                 if remaining > 0:
                     raise self._open_error(remaining)
             self._probe_started = now
@@ -199,16 +245,24 @@ class CircuitBreaker:
 
     def success(self) -> None:
         with self._lock:
-            self._state, self._failures, self._probe_started = self.CLOSED, 0, None
+            was_open = self._state != self.CLOSED or self._maybe_stale_alert
+            self._state, self._failures, self._trips, self._probe_started = self.CLOSED, 0, 0, None
+            self._maybe_stale_alert = False
+        if was_open and self._listener is not None:
+            self._listener.closed(self._account_id, self._operation)
 
     def failure(self) -> None:
         with self._lock:
+            tripped = False
             if self._state == self.HALF_OPEN:
-                self._trip()
+                tripped = self._trip()
             elif self._state == self.CLOSED:
                 self._failures += 1
                 if self._failures >= self._policy.failure_threshold:
-                    self._trip()
+                    tripped = self._trip()
+            failures, retry_in = self._failures, self._cool_down()
+        if tripped and self._listener is not None:
+            self._listener.opened(self._account_id, self._operation, failures, retry_in)
 
     def abandon(self, probe: bool) -> None:
         """The probe ended without an answer from Amazon (e.g. no token): let the next call probe."""
@@ -217,22 +271,26 @@ class CircuitBreaker:
                 if self._state == self.HALF_OPEN:
                     self._probe_started = None
 
-    def _trip(self) -> None:
+    def _trip(self) -> bool:
         self._state = self.OPEN
+        self._trips += 1
         self._opened_at = self._clock.monotonic()
         self._probe_started = None
         log.warning(
-            "spapi circuit opened account=%s cool_down_s=%s",
-            self._name,
-            self._policy.cool_down,
-            extra={"account": self._name},
+            "spapi circuit opened account=%s operation=%s next_probe_s=%.0f",
+            self._account_id,
+            self._operation,
+            self._cool_down(),
+            extra={"account": self._account_id, "operation": self._operation},
         )
+        return True
 
     def _open_error(self, remaining: float) -> CircuitOpen:
         return CircuitOpen(
-            message=f"calls to Amazon for account {self._name!r} are paused for {remaining:.0f}s after "
-            f"{self._policy.failure_threshold} consecutive failures (Amazon 5xx or network errors); "
-            "nothing was sent",
+            message=f"{self._operation or 'calls'} for Amazon account {self._account_id!r} paused for "
+            f"{remaining:.0f}s after {self._policy.failure_threshold} consecutive failures (Amazon 5xx "
+            "or network errors); nothing was sent, other operations continue",
+            operation=self._operation,
             retry_after=remaining,
         )
 
@@ -262,9 +320,10 @@ class SpApiClient:
         *,
         transport: httpx.BaseTransport | None = None,
         auth: AccessTokens | None = None,
+        tokens: TokenStore | None = None,
         retry: RetryPolicy | None = None,
         circuit: CircuitPolicy | None = None,
-        breaker: CircuitBreaker | None = None,
+        breaker_listener: BreakerListener | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         limiter_max_wait: float | None = None,
         rng: random.Random | None = None,
@@ -276,9 +335,12 @@ class SpApiClient:
         self._http = httpx.Client(
             transport=transport, timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT}
         )
-        self.auth: AccessTokens = auth or LwaAuth(account, clock, self._http)
+        self.auth: AccessTokens = auth or LwaAuth(account, clock, self._http, store=tokens)
         self._retry = retry or RetryPolicy()
-        self.breaker = breaker or CircuitBreaker(clock, circuit or CircuitPolicy(), account.id)
+        self._circuit = circuit or CircuitPolicy()
+        self._breaker_listener = breaker_listener
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._breakers_lock = threading.Lock()
         self._limiter_max_wait = limiter_max_wait
         self._rng = rng or random.Random()
 
@@ -287,6 +349,16 @@ class SpApiClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def breaker_for(self, operation: str) -> CircuitBreaker:
+        """The circuit breaker of one operation of this account (created closed on first use)."""
+        with self._breakers_lock:
+            breaker = self._breakers.get(operation)
+            if breaker is None:
+                breaker = self._breakers[operation] = CircuitBreaker(
+                    self._clock, self._circuit, self.account.id, operation, self._breaker_listener
+                )
+            return breaker
 
     def __enter__(self) -> SpApiClient:
         return self
@@ -368,21 +440,22 @@ class SpApiClient:
     def _attempt(self, call: _Call) -> SpApiResponse:
         call.attempt += 1
         call.reported = False
-        probe = self.breaker.acquire()
+        breaker = self.breaker_for(call.op.name)
+        probe = breaker.acquire()
         try:
             token = self.auth.access_token()
-            response = self._send(call, token)
-            if response.status_code in (401, 403) and not call.refreshed and _says_token_expired(response):
+            response = self._send(call, token, breaker)
+            if response.status_code in (401, 403) and not call.refreshed and _names_the_token(response):
                 call.refreshed = True
                 token = self.auth.refresh(token)
-                response = self._send(call, token)
+                response = self._send(call, token, breaker)
             return self._interpret(call, response)
         finally:
             if not call.reported:
                 # Nothing reached Amazon (no token, local throttle): free the half-open probe slot.
-                self.breaker.abandon(probe)
+                breaker.abandon(probe)
 
-    def _send(self, call: _Call, token: str) -> httpx.Response:
+    def _send(self, call: _Call, token: str, breaker: CircuitBreaker) -> httpx.Response:
         op = call.op
         self._buckets.acquire(self.account.id, op.name, max_wait=self._limiter_max_wait)
         headers = {"x-amz-access-token": token, "Accept": "application/json"}
@@ -392,7 +465,7 @@ class SpApiClient:
                 op.method, call.url, params=call.params, json=call.body, headers=headers
             )
         except httpx.TransportError as exc:
-            self.breaker.failure()
+            breaker.failure()
             call.reported = True
             latency_ms = round((time.perf_counter() - started) * 1000)
             self._log(call, type(exc).__name__, latency_ms, None, logging.WARNING)
@@ -405,9 +478,9 @@ class SpApiClient:
             ) from exc
         latency_ms = round((time.perf_counter() - started) * 1000)
         if response.status_code >= 500:
-            self.breaker.failure()
+            breaker.failure()
         else:
-            self.breaker.success()
+            breaker.success()
         call.reported = True
         request_id = response.headers.get("x-amzn-RequestId")
         level = logging.INFO if response.status_code < 400 else logging.WARNING
@@ -472,7 +545,10 @@ class SpApiClient:
             "request_id": request_id,
             "details": redact(details),
             "operation": op.name,
+            "amazon_message": redact(message),
         }
+        if op.by_id and _says_not_found(status, code, message):
+            return NotFound(code, f"Amazon found nothing for {op.name}: {text}", **common)
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
             return QuotaExceeded(
@@ -487,7 +563,7 @@ class SpApiClient:
             )
         if status == 400:
             return InvalidInput(code, f"Amazon rejected {op.name} as invalid: {text}", **common)
-        if status == 404:
+        if status == 404 and _says_not_found(status, code, message):
             return NotFound(code, f"Amazon found nothing for {op.name}: {text}", **common)
         if status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
@@ -504,9 +580,17 @@ class SpApiClient:
         )
 
 
-def _says_token_expired(response: httpx.Response) -> bool:
+def _names_the_token(response: httpx.Response) -> bool:
     _, message, details = _first_error(_json_or_none(response))
-    return bool(_EXPIRED_TOKEN.search(f"{message} {details}"))
+    return bool(_NAMES_THE_TOKEN.search(f"{message} {details}"))
+
+
+def _says_not_found(status: int, code: str | None, message: str) -> bool:
+    """Amazon's "no such order/package", by its code and message rather than the status alone."""
+    says = bool(_SAYS_NOT_FOUND.search(message))
+    if status == 404:
+        return code in _NOT_FOUND_CODES or says
+    return status == 400 and code == "InvalidInput" and says
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -1147,8 +1147,16 @@ def _throttled(requested: int, throttle_status: dict[str, Any]) -> dict[str, Any
 
 
 def _is_url(value: str) -> bool:
+    """What Shopify accepts as a tracking URL: http(s)://host..., nothing percent-encoded in
+    place of `://` and no whitespace anywhere (a trailing newline included)."""
     scheme, sep, rest = value.partition("://")
-    return bool(sep) and scheme.lower() in ("http", "https") and bool(rest) and " " not in value
+    return (
+        bool(sep)
+        and scheme.lower() in ("http", "https")
+        and bool(rest)
+        and "%3a%2f%2f" not in value.lower()
+        and not any(c.isspace() for c in value)
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,21 +19,29 @@ from ..worker import RetryLater
 log = logging.getLogger("bridge.pipeline")
 
 JOB_PUSH = "push"
-PARKED_ACCOUNT_RETRY_S = 900.0
+PARKED_ACCOUNT_RETRY_S = 600.0
+#: Parked jobs come back just after the authenticator's next LWA try is due.
+PARKED_JITTER_S = 1.0
 
 
 def amazon_retry(exc: amz.SpApiError, channel: Channel) -> RetryLater:
-    """Account-wide conditions (credentials, open circuit, local throttle) park the work without
-    spending the order's attempts: an outage must never dead-letter orders."""
+    """Amazon's error -> when to try again, with the text an operator (and Amazon support) needs:
+    operation, HTTP status, Amazon's code and message, `x-amzn-RequestId`.
+
+    Account-wide conditions park the work without spending the order's attempts, because an
+    outage must never dead-letter orders: rejected credentials (the job comes back when the
+    authenticator next asks LWA, and at once when the account recovers or on
+    `fba-bridge amazon recheck`), an open circuit breaker, our own rate budget."""
     if isinstance(exc, amz.CredentialsRejected):
-        log.error("Amazon account %s: credentials rejected; %s", channel.account_id, exc)
+        log.warning("Amazon account %s is parked: %s", channel.account_id, exc.code)
+        wait = exc.retry_after if exc.retry_after is not None else PARKED_ACCOUNT_RETRY_S
         return RetryLater(
-            f"Amazon account {channel.account_id}: {exc}", after_s=PARKED_ACCOUNT_RETRY_S, count_attempt=False
+            f"{amz.parked_marker(channel.account_id)} {exc.describe()}",
+            after_s=wait + PARKED_JITTER_S,
+            count_attempt=False,
         )
     account_wide = isinstance(exc, amz.CircuitOpen | amz.LocalThrottle)
-    return RetryLater(
-        f"{type(exc).__name__}[{exc.code}]", after_s=exc.retry_after, count_attempt=not account_wide
-    )
+    return RetryLater(exc.describe(), after_s=exc.retry_after, count_attempt=not account_wide)
 
 
 def owe_note(session: Session, row: OrderRecord, key: str, now: datetime, text: str) -> None:

@@ -10,6 +10,7 @@ fulfilments of the same order (`jobs.sibling_running`).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -19,7 +20,16 @@ from .. import jobs
 from ..audit import note
 from ..bootstrap import Bridge
 from ..store import OrderRecord, PackageRecord, PushRecord, ShipmentRecord, read_session
-from ..storefronts.push import OrderNote, PushError, PushLine, PushResult, ShipmentPush, StorefrontRejected
+from ..storefronts.push import (
+    INVALID_TRACKING_URL,
+    OrderNote,
+    PushError,
+    PushLine,
+    PushResult,
+    ShipmentPush,
+    StorefrontPusher,
+    StorefrontRejected,
+)
 from ..worker import GiveUp, JobContext, RetryLater
 from .amendment import Submission, left_for_merchant
 from .common import owe_note
@@ -108,6 +118,7 @@ def handle_push(ctx: JobContext) -> None:
     if channel is None:
         raise GiveUp(f"channel {row.channel_id} is no longer configured")
     pusher = ctx.services["storefronts"].for_channel(channel)
+    dropped_url: str | None = None
     try:
         if package is not None:
             shipped_at = shipment.shipped_at if shipment else None
@@ -115,7 +126,8 @@ def handle_push(ctx: JobContext) -> None:
                 bridge, row, package, last, shipped_at=shipped_at, remaining=remaining
             )
             result = pusher.find_existing(message) if ctx.job.attempts > 1 else None
-            result = result or pusher.push_shipment(message)
+            if result is None:
+                result, dropped_url = _push_shipment(pusher, message)
         else:
             result = pusher.add_note(OrderNote(row.external_id, push.key, push.note))
     except StorefrontRejected as exc:
@@ -126,10 +138,29 @@ def handle_push(ctx: JobContext) -> None:
         if not exc.retryable:
             raise GiveUp(exc.message) from None
         raise RetryLater(exc.message, after_s=exc.retry_after) from None
-    _record_done(ctx, push_id, result, package)
+    _record_done(ctx, push_id, result, package, dropped_url)
 
 
-def _record_done(ctx: JobContext, push_id: int, result: PushResult, package: PackageRecord | None) -> None:
+def _push_shipment(pusher: StorefrontPusher, shipment: ShipmentPush) -> tuple[PushResult, str | None]:
+    """Push the package; if the storefront refuses only its tracking URL, push the tracking number
+    and carrier without it (the storefront builds its own link from them) rather than losing the
+    tracking. Returns the result and the URL that was left out, if any."""
+    try:
+        return pusher.push_shipment(shipment), None
+    except PushError as exc:
+        if exc.code != INVALID_TRACKING_URL or not shipment.tracking_url:
+            raise
+    log.warning("storefront refused the tracking URL of %s; pushing without it", shipment.package_key)
+    return pusher.push_shipment(replace(shipment, tracking_url=None)), shipment.tracking_url
+
+
+def _record_done(
+    ctx: JobContext,
+    push_id: int,
+    result: PushResult,
+    package: PackageRecord | None,
+    dropped_url: str | None = None,
+) -> None:
     now = ctx.bridge.clock.now()
     with ctx.finish() as session:
         push = session.get(PushRecord, push_id)
@@ -151,6 +182,15 @@ def _record_done(ctx: JobContext, push_id: int, result: PushResult, package: Pac
         if package is not None and result.not_pushed:
             owe_note(
                 session, row, f"not-pushed:{package.package_number}", now, _not_pushed_text(package, result)
+            )
+        if dropped_url is not None and package is not None:
+            note(
+                session,
+                row,
+                "pushed:without_tracking_url",
+                now,
+                f"the storefront refused package {package.package_number}'s tracking URL "
+                f"({dropped_url[:300]}); pushed its tracking number and carrier without it",
             )
     log.info("push done push_id=%s kind=%s order_id=%s", push_id, push.kind, push.order_id)
 

@@ -202,7 +202,7 @@ def _submit(
                 sfo_id=plan.seller_fulfillment_order_id,
             )
             return
-        _finish_with(ctx, row.id, Event.PARK, f"Amazon rejected the order ({exc.code}): {exc.message}")
+        _finish_with(ctx, row.id, Event.PARK, f"Amazon rejected the order: {exc.describe()}")
         return
     except amz.SpApiError as exc:
         if not exc.ambiguous:

@@ -104,6 +104,11 @@ class PushError(Exception):
         self.status = status
 
 
+#: `PushError.code` of a pusher whose storefront refused the package's tracking URL (and nothing
+#: else): the push-back stage sends the tracking number and carrier again without the URL.
+INVALID_TRACKING_URL = "invalid_tracking_url"
+
+
 class StorefrontRejected(PushError):
     """Credentials revoked or scopes missing (401/403): an operator has to act; retrying won't help soon."""
 

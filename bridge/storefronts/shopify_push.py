@@ -41,7 +41,7 @@ import httpx
 from ..channels import Channel
 from ..clock import Clock
 from .carriers import carrier_name
-from .push import NotPushed, OrderNote, PushError, PushResult, ShipmentPush
+from .push import INVALID_TRACKING_URL, NotPushed, OrderNote, PushError, PushResult, ShipmentPush
 from .shopify_fulfillment import (
     FINISHED_STATUSES,
     FULFILLABLE_STATUSES,
@@ -285,6 +285,12 @@ class ShopifyPusher:
                     "shopify: order %s changed between read and create; reading again", push.order_external_id
                 )
                 continue
+            if push.tracking_url and _only_the_tracking_url_refused(payload):
+                raise PushError(
+                    INVALID_TRACKING_URL,
+                    f"Shopify refused the tracking URL of order {push.order_external_id}: invalid",
+                    retryable=False,
+                )
             raise_user_errors(FULFILLMENT_CREATE, payload, f"order {push.order_external_id}")
             return self._created(push, payload, allocation, not_pushed, sum(wanted.values()))
         raise AssertionError("unreachable")
@@ -409,3 +415,13 @@ def _wanted(push: ShipmentPush) -> dict[str, int]:
     if not wanted:
         raise PushError("invalid_package", f"package {push.package_key} has no lines", retryable=False)
     return wanted
+
+
+def _only_the_tracking_url_refused(payload: dict[str, Any]) -> bool:
+    """Every userError of a `fulfillmentCreate` is about `trackingInfo.url` (Shopify answers
+    "Tracking url is invalid." on field `["fulfillment", "trackingInfo", "url"]`)."""
+    user_errors = [obj(e) for e in items(payload.get("userErrors"))]
+    return bool(user_errors) and all(
+        [str(f) for f in items(e.get("field"))][-2:] in (["trackingInfo", "url"], ["trackingInfo", "urls"])
+        for e in user_errors
+    )

@@ -33,6 +33,7 @@ from bridge.clock import ManualClock
 from bridge.fakes.shopify import FakeShopify, QueryCost, create_fake_shopify_app
 from bridge.storefronts.push import OrderNote, PushError, PushLine, ShipmentPush, StorefrontRejected
 from bridge.storefronts.shopify_fulfillment import FULFILLMENT_ORDER_LINE_ITEMS, FULFILLMENT_ORDERS
+from bridge.storefronts.shopify_graphql import raise_user_errors
 from bridge.storefronts.shopify_fulfillment import OPERATIONS as FULFILLMENT_OPERATIONS
 from bridge.storefronts.shopify_push import (
     FULFILLMENT_CREATE,
@@ -272,16 +273,31 @@ def test_a_fulfillment_order_closed_between_read_and_create_is_read_again(
     assert result.storefront_ref == "" and "closed" in result.not_pushed[0].why
 
 
-def test_shopify_user_errors_become_a_non_retryable_error_with_field_paths(
+def test_a_refused_tracking_url_alone_is_reported_as_such_and_nothing_is_created(
     pusher: ShopifyPusher, fake: FakeShopify
 ) -> None:
     with pytest.raises(PushError) as caught:
         pusher.push_shipment(package(("11", 1), url="not a url"))
 
+    assert caught.value.code == "invalid_tracking_url"
+    assert not caught.value.retryable and not caught.value.ambiguous
+    assert fake.fulfillments("1001") == [] and fake.calls("fulfillmentCreate") == 1
+
+
+def test_shopify_user_errors_become_a_non_retryable_error_with_field_paths() -> None:
+    payload = {
+        "userErrors": [
+            {"field": ["fulfillment", "lineItemsByFulfillmentOrder", "0"], "message": "Invalid  line\nitem"},
+            {"field": None, "message": "Something else"},
+        ]
+    }
+    with pytest.raises(PushError) as caught:
+        raise_user_errors(FULFILLMENT_CREATE, payload, "order 1001")
+
     assert caught.value.code == "user_errors"
     assert not caught.value.retryable and not caught.value.ambiguous
-    assert "fulfillment.trackingInfo.url" in caught.value.message
-    assert fake.fulfillments("1001") == [] and fake.calls("fulfillmentCreate") == 1
+    assert "fulfillment.lineItemsByFulfillmentOrder.0: Invalid line item" in caught.value.message
+    assert "(input): Something else" in caught.value.message
 
 
 def test_an_unknown_order_is_refused(pusher: ShopifyPusher) -> None:

@@ -189,6 +189,35 @@ def test_a_revoked_refresh_token_gets_invalid_grant_until_restored(h: Harness) -
     assert h.http.post("/auth/o2/token", data=_grant_form()).status_code == 200
 
 
+def test_revoking_the_authorisation_revokes_its_access_tokens_until_reauthorised(h: Harness) -> None:
+    features = {"marketplaceId": "ATVPDKIKX0DER"}
+    h.http.post("/_sim/tokens/revoke", json={})
+    revoked = h.call("GET", "/features", params=features)
+    assert revoked.status_code == 403
+    assert _error(revoked)["details"] == "The access token you provided is revoked, malformed or invalid."
+    assert h.http.post("/auth/o2/token", data=_grant_form()).json()["error"] == "invalid_grant"
+    assert h.http.post("/_sim/tokens/reauthorise").status_code == 200
+    assert h.call("GET", "/features", params=features).status_code == 403, "the old token stays dead"
+    assert h.call("GET", "/features", params=features, token=h.grant()).status_code == 200
+
+
+def test_access_tokens_surviving_a_revoked_grant_is_the_kind_option(h: Harness) -> None:
+    h.sim.set_fidelity(revoke_access_tokens_with_grant=False)
+    h.http.post("/_sim/tokens/revoke", json={})
+    assert h.call("GET", "/features", params={"marketplaceId": "ATVPDKIKX0DER"}).status_code == 200
+
+
+def test_revoked_access_tokens_are_403_while_new_grants_work(h: Harness) -> None:
+    features = {"marketplaceId": "ATVPDKIKX0DER"}
+    assert h.http.post("/_sim/tokens/revoke-access").status_code == 200
+    response = h.call("GET", "/features", params=features)
+    assert response.status_code == 403 and "revoked, malformed or invalid" in _error(response)["details"]
+    fresh = h.grant()
+    assert h.call("GET", "/features", params=features, token=fresh).status_code == 200
+    h.sim.inject_fault("getFeatures", kind="revoke_access_tokens")
+    assert h.call("GET", "/features", params=features, token=fresh).status_code == 403
+
+
 def test_access_tokens_expire_after_an_hour_of_the_rate_clock_not_the_fulfilment_clock(h: Harness) -> None:
     features = {"marketplaceId": "ATVPDKIKX0DER"}
     h.clock.advance(10 * DAY)
@@ -231,8 +260,18 @@ def test_responses_carry_a_request_id_and_the_applied_rate_limit(h: Harness) -> 
     ids = {ok.headers["x-amzn-RequestId"], missing.headers["x-amzn-RequestId"]}
     assert len(ids) == 2 and all(uuid.UUID(i) for i in ids)
     assert ok.headers["x-amzn-RateLimit-Limit"] == "2.0"
-    assert missing.status_code == 404
-    assert _error(missing)["code"] == "NotFound"
+    assert missing.status_code == 400 and missing.headers["x-amzn-RateLimit-Limit"] == "2.0"
+
+
+def test_every_response_carries_a_request_id_even_the_token_endpoint_and_unknown_routes(h: Harness) -> None:
+    answers = [
+        h.http.post("/auth/o2/token", data=_grant_form()),
+        h.http.post("/auth/o2/token", data=_grant_form("revoked-or-unknown")),
+        h.call("GET", "/no/such/route"),
+        h.http.get(BASE + "/features"),  # no token: 403
+    ]
+    assert [a.status_code for a in answers] == [200, 400, 404, 403]
+    assert all(uuid.UUID(a.headers["x-amzn-RequestId"]) for a in answers)
 
 
 def test_preview_returns_one_fulfillable_preview_per_speed_with_fees_and_dates(h: Harness) -> None:
@@ -416,11 +455,32 @@ def test_create_with_an_unknown_sku_is_rejected_like_amazon(h: Harness) -> None:
     assert _error(response)["message"] == "the SellerSKU for Item Id: line-9 is invalid."
 
 
-def test_unknown_order_ids_are_404_not_found(h: Harness) -> None:
-    for method, path in [("GET", "/fulfillmentOrders/ghost"), ("PUT", "/fulfillmentOrders/ghost/cancel")]:
-        response = h.call(method, path)
-        assert response.status_code == 404
+UNKNOWN_ORDER_CALLS = [
+    ("GET", "/fulfillmentOrders/ghost", None),
+    ("PUT", "/fulfillmentOrders/ghost/cancel", None),
+    ("PUT", "/fulfillmentOrders/ghost", {"displayableOrderComment": "x"}),
+]
+
+
+def test_unknown_order_ids_are_400_invalid_input_requested_order_not_found_like_amazon(h: Harness) -> None:
+    for method, path, body in UNKNOWN_ORDER_CALLS:
+        response = h.call(method, path, json=body)
+        assert response.status_code == 400, path
+        assert (_error(response)["code"], _error(response)["message"]) == (
+            "InvalidInput",
+            "Requested order not found",
+        )
+
+
+def test_the_kind_404_for_unknown_order_ids_is_an_option(h: Harness) -> None:
+    assert h.http.post("/_sim/fidelity", json={"order_not_found_as_invalid_input": False}).status_code == 200
+    for method, path, body in UNKNOWN_ORDER_CALLS:
+        response = h.call(method, path, json=body)
+        assert response.status_code == 404, path
         assert _error(response)["code"] == "NotFound"
+    assert h.http.get("/_sim/fidelity").json()["order_not_found_as_invalid_input"] is False
+    h.http.post("/_sim/reset")
+    assert h.http.get("/_sim/fidelity").json()["order_not_found_as_invalid_input"] is True
 
 
 # ----------------------------------------------------------------------------- progression
@@ -490,7 +550,10 @@ def test_tracking_progresses_from_in_transit_to_out_for_delivery_to_delivered(h:
     assert first["trackingNumber"] == package["trackingNumber"]
     assert first["carrierCode"] == package["carrierCode"]
     assert first["carrierURL"].startswith("https://")
-    assert package["trackingNumber"] in first["customerTrackingLink"]
+    # Amazon's link comes percent-encoded with a trailing newline (the model's own example).
+    assert first["customerTrackingLink"] == (
+        f"https%3A%2F%2Fwww.swiship.com%2Ftrack%3Fid%3D{package['trackingNumber']}%0A"
+    )
     assert [e["eventCode"] for e in first["trackingEvents"]] == ["EVENT_101"]
     h.clock.advance(18 * HOUR)  # Priority: 24 h in transit, out for delivery 6 h before
     assert track()["currentStatus"] == "OUT_FOR_DELIVERY"
@@ -675,6 +738,34 @@ def test_list_returns_orders_changed_since_the_start_date_in_pages() -> None:
     assert {o["fulfillmentOrderStatus"] for o in orders} == {"Planning"}
     bad = h.call("GET", "/fulfillmentOrders", params={"nextToken": "garbage!"})
     assert bad.status_code == 400
+    assert h.sim.ledger.warnings() == 0
+
+
+def test_query_start_date_sent_with_a_next_token_is_ignored_with_a_warning() -> None:
+    h = Harness(SimulatorConfig(skus=SKUS, page_size=2))
+    start = iso(h.clock.now())
+    for n in range(3):
+        h.create(order_body(f"warn-{n}"))
+    first = h.call("GET", "/fulfillmentOrders", params={"queryStartDate": start}).json()["payload"]
+    later = iso(h.clock.now() + timedelta(days=1))  # would match nothing if it were used
+    params = {"queryStartDate": later, "nextToken": first["nextToken"]}
+    second = h.call("GET", "/fulfillmentOrders", params=params).json()["payload"]
+    assert [o["sellerFulfillmentOrderId"] for o in second["fulfillmentOrders"]] == ["warn-2"]
+    assert h.sim.ledger.warnings("listAllFulfillmentOrders") == 1
+    assert h.http.get("/_sim/ledger").json()["warnings"] == {
+        "listAllFulfillmentOrders": {"queryStartDate is ignored when nextToken is given": 1}
+    }
+
+
+def test_plain_tracking_links_are_the_kind_option(h: Harness) -> None:
+    h.sim.set_fidelity(encoded_tracking_links=False)
+    h.create(order_body("plain-link", shippingSpeedCategory="Priority"))
+    h.clock.advance(4 * HOUR)
+    package = h.order("plain-link")["fulfillmentShipments"][0]["fulfillmentShipmentPackage"][0]
+    payload = h.call("GET", "/tracking", params={"packageNumber": package["packageNumber"]}).json()["payload"]
+    assert payload["customerTrackingLink"] == f"https://www.swiship.com/track?id={package['trackingNumber']}"
+    with pytest.raises(ValueError, match="unknown fidelity"):
+        h.sim.set_fidelity(made_up=True)
 
 
 # ----------------------------------------------------------------------------- returns
@@ -767,7 +858,7 @@ def test_an_empty_bucket_answers_429_quota_exceeded_and_refills_on_the_rate_cloc
     h.rate_clock.advance(0.5)  # 2 per second: one token
     assert h.call("GET", "/features", params=params).status_code == 200
     assert h.call("GET", "/features", params=params).status_code == 429
-    assert h.call("GET", "/fulfillmentOrders/other-operation-bucket").status_code == 404
+    assert h.call("GET", "/fulfillmentOrders/other-operation-bucket").status_code == 400  # not found
     assert h.sim.ledger.throttled("getFeatures") == 3
 
 

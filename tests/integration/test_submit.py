@@ -195,7 +195,8 @@ def test_revoked_credentials_park_the_work_without_failing_orders(
     assert job.status == "ready" and job.attempts == 0, "credential trouble spends no attempt"
     assert "re-authori" in job.last_error or "invalid_grant" in job.last_error
     assert order_row(bridge, "1008").state == "received"
-    # The operator re-authorises and restarts the workers with the new refresh token.
+    # The seller re-authorises; a restarted worker shares the parked state through the database
+    # and resumes with the others once the next try is due (no restart needed, none harmful).
     simulator.restore_refresh_tokens()
     restarted = make_worker(
         bridge,
@@ -205,6 +206,10 @@ def test_revoked_credentials_park_the_work_without_failing_orders(
             buckets=DatabaseBuckets(bridge.engine, bridge.clock, use_db_clock=False),
         ),
     )
+    due_now(bridge.engine)
+    restarted.drain()
+    assert order_row(bridge, "1008").state == "received"
+    bridge.clock.advance(31)  # type: ignore[attr-defined]
     due_now(bridge.engine)
     restarted.drain()
     assert order_row(bridge, "1008").state == "submitted"

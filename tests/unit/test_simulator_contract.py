@@ -129,5 +129,6 @@ def test_refusals_answer_in_amazons_error_shape(sim: tuple[Simulator, ManualCloc
     assert_amazon_shape("createFulfillmentOrder", bad.value.body(), "400")
     with pytest.raises(ApiError) as missing:
         s.get_fulfillment_order("ghost")
-    assert missing.value.status == 404
-    assert_amazon_shape("getFulfillmentOrder", missing.value.body(), "404")
+    # Amazon answers an unknown order with 400 InvalidInput (the simulator's faithful default).
+    assert missing.value.status == 400
+    assert_amazon_shape("getFulfillmentOrder", missing.value.body(), "400")

@@ -490,7 +490,7 @@ def test_circuit_opens_after_consecutive_failures_then_half_opens_and_closes(ama
     for _ in range(3):
         with pytest.raises(ServerError):
             mcf.get("SO-1")
-    assert mcf.client.breaker.state == "open"
+    assert mcf.client.breaker_for("getFulfillmentOrder").state == "open"
 
     with pytest.raises(CircuitOpen) as info:
         mcf.get("SO-1")
@@ -503,7 +503,7 @@ def test_circuit_opens_after_consecutive_failures_then_half_opens_and_closes(ama
         mcf.get("SO-1")
     clock.advance(1)
     assert mcf.get("SO-1").seller_fulfillment_order_id == "SO-1"  # the probe
-    assert mcf.client.breaker.state == "closed"
+    assert mcf.client.breaker_for("getFulfillmentOrder").state == "closed"
     mcf.get("SO-1")
     assert len(amazon.api_requests) == 5
 
@@ -544,7 +544,7 @@ def test_4xx_answers_do_not_count_as_failures(amazon, clock, buckets) -> None:
     for error in (ServerError, NotFound, ServerError):
         with pytest.raises(error):
             mcf.get("SO-1")
-    assert mcf.client.breaker.state == "closed"
+    assert mcf.client.breaker_for("getFulfillmentOrder").state == "closed"
 
 
 def test_half_open_lets_exactly_one_probe_through(clock) -> None:
@@ -850,7 +850,7 @@ def test_list_changed_follows_next_token_through_every_page(mcf, amazon) -> None
     assert [o.seller_fulfillment_order_id for o in mcf.list_changed(since)] == ["A", "B", "C"]
     queries = [dict(r.url.params) for r in amazon.api_requests]
     assert queries[0] == {"queryStartDate": "2026-11-22T00:00:00Z"}
-    assert queries[1]["nextToken"] == "t1" and queries[2]["nextToken"] == "t2"
+    assert queries[1:] == [{"nextToken": "t1"}, {"nextToken": "t2"}], "follow-up pages: nextToken alone"
 
 
 def test_list_changed_stops_on_a_repeating_next_token(mcf, amazon) -> None:
@@ -1000,4 +1000,193 @@ def test_a_probe_that_never_reached_amazon_frees_the_half_open_slot(amazon, cloc
     assert info.value.operation == "lwa.token"
     amazon.token_reply = None
     assert mcf.get("SO-1").seller_fulfillment_order_id == "SO-1"
-    assert mcf.client.breaker.state == "closed"
+    assert mcf.client.breaker_for("getFulfillmentOrder").state == "closed"
+
+
+# --------------------------------------------------------------------------------------------
+# Amazon as it really answers: "not found" as 400, tokens named in a 403, per-operation breakers
+
+
+def test_400_requested_order_not_found_on_a_read_is_not_found(mcf, amazon) -> None:
+    amazon.then(envelope(400, "InvalidInput", "Requested order not found", **{"x-amzn-RequestId": "rid-1"}))
+    with pytest.raises(NotFound) as info:
+        mcf.get("SO-404")
+    exc = info.value
+    assert (exc.code, exc.status, exc.request_id) == ("InvalidInput", 400, "rid-1"), (
+        "Amazon's own answer kept"
+    )
+    assert exc.describe() == (
+        "getFulfillmentOrder: HTTP 400 InvalidInput: Requested order not found (x-amzn-RequestId rid-1)"
+    )
+    assert len(amazon.api_requests) == 1
+
+
+def test_not_found_is_judged_by_code_and_message_not_by_status_alone(mcf, amazon) -> None:
+    amazon.then(
+        envelope(400, "InvalidInput", "Value for parameter marketplaceId is invalid."),
+        httpx.Response(404, text="<html>no route</html>"),
+        envelope(400, "InvalidInput", "SKU not found"),
+    )
+    with pytest.raises(InvalidInput):
+        mcf.get("SO-1")  # a 400 that is not about the order
+    with pytest.raises(SpApiError) as bare:
+        mcf.get("SO-1")  # a 404 with neither Amazon's code nor its words
+    assert not isinstance(bare.value, NotFound)
+    with pytest.raises(InvalidInput) as create:
+        mcf.create(create_request())  # a create addresses no existing order: never "not found"
+    assert not isinstance(create.value, NotFound)
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        "The access token you provided is revoked, malformed or invalid.",
+        "The access token you provided has expired.",
+        "The security token included in the request is expired",
+    ],
+)
+def test_a_403_naming_the_token_forces_one_refresh(mcf, amazon, details: str) -> None:
+    amazon.then(envelope(403, "Unauthorized", "Access to requested resource is denied.", details=details))
+    assert mcf.get("SO-1").seller_fulfillment_order_id == "SO-1"
+    assert amazon.tokens_used == ["Atza|access-1", "Atza|access-2"]
+
+
+def test_a_preview_breaker_leaves_other_operations_of_the_account_alone(amazon, clock, buckets) -> None:
+    mcf = make_client(
+        amazon, clock, buckets, retry=RetryPolicy(max_attempts=1), circuit=CircuitPolicy(failure_threshold=2)
+    )
+    from bridge.amazon.models import GetFulfillmentPreviewItem, GetFulfillmentPreviewRequest
+
+    preview = GetFulfillmentPreviewRequest(
+        address=create_request().destination_address, items=[GetFulfillmentPreviewItem("SKU-1", "1", 1)]
+    )
+    amazon.then(*[envelope(503, "ServiceUnavailable", "Busy.")] * 2)
+    for _ in range(2):
+        with pytest.raises(ServerError):
+            mcf.preview(preview)
+    with pytest.raises(CircuitOpen) as info:
+        mcf.preview(preview)
+    assert info.value.operation == "getFulfillmentPreview"
+    assert mcf.get("SO-1").seller_fulfillment_order_id == "SO-1"
+    mcf.create(create_request())
+    assert mcf.client.breaker_for("getFulfillmentPreview").state == "open"
+    assert mcf.client.breaker_for("createFulfillmentOrder").state == "closed"
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+
+    def opened(self, account_id: str, operation: str, failures: int, retry_in: float) -> None:
+        self.events.append(("opened", account_id, operation, str(failures), f"{retry_in:.0f}"))
+
+    def closed(self, account_id: str, operation: str) -> None:
+        self.events.append(("closed", account_id, operation))
+
+
+def test_probes_back_off_exponentially_to_a_minute_and_the_first_success_closes(clock) -> None:
+    heard = Heard()
+    breaker = CircuitBreaker(
+        clock, CircuitPolicy(failure_threshold=1), "acct", "getFulfillmentPreview", heard
+    )
+    breaker.success()  # a fresh process clears an alert an earlier one may have left open
+    assert heard.events == [("closed", "acct", "getFulfillmentPreview")]
+    breaker.failure()
+    waits = []
+    for _ in range(7):
+        with pytest.raises(CircuitOpen) as info:
+            breaker.acquire()
+        assert info.value.retry_after is not None
+        waits.append(round(info.value.retry_after))
+        clock.advance(info.value.retry_after)
+        assert breaker.acquire() is True  # the probe
+        breaker.failure()
+    assert waits == [2, 4, 8, 16, 32, 60, 60]
+    clock.advance(60)
+    assert breaker.acquire() is True
+    breaker.success()
+    assert breaker.state == "closed" and breaker.acquire() is False
+    assert heard.events[1] == ("opened", "acct", "getFulfillmentPreview", "1", "2")
+    assert heard.events[-1] == ("closed", "acct", "getFulfillmentPreview")
+    assert [e[0] for e in heard.events].count("closed") == 2
+    breaker.failure()  # closed again: one failure of a fresh count
+    assert heard.events[-1][:3] == ("opened", "acct", "getFulfillmentPreview")
+    with pytest.raises(CircuitOpen) as info:
+        breaker.acquire()
+    assert info.value.retry_after == pytest.approx(2), "the backoff starts over after a close"
+
+
+def test_rejected_credentials_are_tried_again_after_a_capped_backoff(mcf, amazon, clock) -> None:
+    amazon.token_reply = lambda: httpx.Response(400, json={"error": "invalid_grant"})
+    waits = []
+    for _ in range(7):
+        with pytest.raises(CredentialsRejected) as info:
+            mcf.get("SO-1")
+        assert info.value.retry_after is not None
+        waits.append(round(info.value.retry_after))
+        with pytest.raises(CredentialsRejected):
+            mcf.get("SO-1")  # parked: no LWA request before the wait is over
+        clock.advance(info.value.retry_after)
+    assert waits == [30, 60, 120, 240, 480, 600, 600]
+    assert len(amazon.token_requests) == 7
+    amazon.token_reply = None  # the seller re-authorised
+    assert mcf.get("SO-1").seller_fulfillment_order_id == "SO-1"
+    assert len(amazon.token_requests) == 8
+
+
+def test_new_credentials_are_tried_at_once_even_while_the_old_ones_are_parked(amazon, clock) -> None:
+    from bridge.amazon.tokens import MemoryTokenStore
+
+    store = MemoryTokenStore()
+
+    def client(refresh_token: str) -> FulfillmentOutbound20200701:
+        account = make_account(refresh_token=Secret(refresh_token))
+        return FulfillmentOutbound20200701(
+            SpApiClient(
+                account, clock, MemoryBuckets(clock), transport=httpx.MockTransport(amazon), tokens=store
+            )
+        )
+
+    amazon.token_reply = lambda: httpx.Response(400, json={"error": "invalid_grant"})
+    with pytest.raises(CredentialsRejected):
+        client("Atzr|revoked").get("SO-1")
+    with pytest.raises(CredentialsRejected):
+        client("Atzr|revoked").get("SO-1")  # a restart with the same token: still parked
+    assert len(amazon.token_requests) == 1
+    amazon.token_reply = None
+    assert client("Atzr|new").get("SO-1").seller_fulfillment_order_id == "SO-1"
+    assert len(amazon.token_requests) == 2
+
+
+def test_processes_sharing_a_store_make_one_token_request(amazon, clock) -> None:
+    from bridge.amazon.tokens import MemoryTokenStore
+
+    store = MemoryTokenStore()
+    first, second = (
+        FulfillmentOutbound20200701(
+            SpApiClient(
+                make_account(),
+                clock,
+                MemoryBuckets(clock),
+                transport=httpx.MockTransport(amazon),
+                tokens=store,
+            )
+        )
+        for _ in range(2)
+    )
+    first.get("SO-1")
+    second.get("SO-1")
+    assert len(amazon.token_requests) == 1
+    # Amazon revokes the token: the first to see the 403 refreshes, the other adopts its token.
+    revoked = envelope(
+        403,
+        "Unauthorized",
+        "Access to requested resource is denied.",
+        details="The access token you provided is revoked, malformed or invalid.",
+    )
+    amazon.then(revoked)
+    first.get("SO-1")
+    amazon.then(revoked)
+    second.get("SO-1")
+    assert len(amazon.token_requests) == 2
+    assert amazon.tokens_used[-1] == "Atza|access-2"

@@ -10,7 +10,7 @@ timeline as pure functions of time), `preview`, `render` (response shapes), `val
 """
 
 from .app import create_simulator_app
-from .config import Credentials, OperationLimit, SimulatorConfig, SkuConfig, Timings, load_config
+from .config import Credentials, Fidelity, OperationLimit, SimulatorConfig, SkuConfig, Timings, load_config
 from .dropping import SimulatedConnectionDrop
 from .envelope import ApiError
 from .faults import Fault, FaultKind
@@ -24,6 +24,7 @@ __all__ = [
     "Credentials",
     "Fault",
     "FaultKind",
+    "Fidelity",
     "Ledger",
     "OperationLimit",
     "RunningServer",

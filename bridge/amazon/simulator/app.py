@@ -1,8 +1,9 @@
 """The simulator's HTTP face: LWA's token endpoint and the Fulfillment Outbound routes.
 
 Routes are thin: parse the request, call the `Simulator`, turn the result or `ApiError` into a
-response with Amazon's headers (`x-amzn-RequestId` always; `x-amzn-RateLimit-Limit` where the
-model lists it: 200, 400 and 404). Control routes live in `controls.py`.
+response with Amazon's headers (`x-amzn-RequestId` on every response, the token endpoint and
+unknown routes included; `x-amzn-RateLimit-Limit` where the model lists it: 200, 400 and 404).
+Control routes live in `controls.py`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def create_simulator_app(sim: Simulator) -> Flask:
     @app.errorhandler(405)
     def _bad_method(_err: Exception) -> Response:
         return json_response(ApiError(405, "MethodNotAllowed", "Method not allowed.").body(), 405)
+
+    @app.after_request
+    def _request_id(response: Response) -> Response:
+        response.headers.setdefault("x-amzn-RequestId", str(uuid.uuid4()))
+        return response
 
     app.wsgi_app = ConnectionDropper(app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -6,6 +6,10 @@ instead of a seller, so an operation can tell which kind of token called it.
 Access tokens expire on the *rate* (real-time) clock, like rate limits: both are protocol
 concerns of the client, and a 60x demo must not force a token refresh every minute. Errors on
 the token endpoint use LWA's OAuth shape (`error`, `error_description`), not SP-API's envelope.
+
+A revoked refresh token gets `invalid_grant` until the seller re-authorises (`restore`); by
+default the access tokens issued from it stop working at once too, as Amazon's do (403
+"The access token you provided is revoked, malformed or invalid.").
 """
 
 from __future__ import annotations
@@ -29,12 +33,17 @@ GRANTLESS_SCOPES = frozenset({"sellingpartnerapi::notifications"})
 class _Issued:
     refresh_token: str
     expires_at: float
+    revoked: bool = False
 
 
 class LwaAuthority:
-    def __init__(self, credentials: Credentials, clock: Clock) -> None:
+    def __init__(
+        self, credentials: Credentials, clock: Clock, *, revoke_access_with_grant: bool = True
+    ) -> None:
         self._credentials = credentials
         self._clock = clock
+        #: Whether revoking a refresh token also revokes the access tokens issued from it.
+        self.revoke_access_with_grant = revoke_access_with_grant
         self._revoked: set[str] = set()
         self._issued: dict[str, _Issued] = {}
         self._lock = threading.Lock()
@@ -81,7 +90,12 @@ class LwaAuthority:
             raise unauthorized(TOKEN_MISSING)
         with self._lock:
             issued = self._issued.get(access_token)
-            if issued is None:
+            grant_revoked = (
+                self.revoke_access_with_grant
+                and issued is not None
+                and (issued.refresh_token in self._revoked)
+            )
+            if issued is None or issued.revoked or grant_revoked:
                 raise unauthorized(TOKEN_INVALID)
             if self._clock.monotonic() >= issued.expires_at:
                 raise unauthorized(TOKEN_EXPIRED)
@@ -96,8 +110,20 @@ class LwaAuthority:
                 self._revoked.add(refresh_token)
 
     def restore(self) -> None:
+        """The seller re-authorised: revoked refresh tokens work again (access tokens revoked with
+        them stay revoked; the client must fetch new ones)."""
         with self._lock:
+            for issued in self._issued.values():
+                if issued.refresh_token in self._revoked and self.revoke_access_with_grant:
+                    issued.revoked = True
             self._revoked.clear()
+
+    def revoke_access_tokens(self) -> None:
+        """Every access token issued so far is revoked (new grants still work): what a client sees
+        when Amazon invalidates tokens before they expire."""
+        with self._lock:
+            for issued in self._issued.values():
+                issued.revoked = True
 
     def expire_all(self) -> None:
         """Every access token issued so far is expired from now on (new grants still work)."""

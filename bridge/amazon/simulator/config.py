@@ -112,8 +112,36 @@ class SkuConfig:
 
 
 @dataclass(frozen=True)
+class Fidelity:
+    """Where Amazon answers less conveniently than its documentation suggests. Every switch
+    defaults to Amazon's real behaviour; turning one off gives the kinder answer (for a test that
+    wants to isolate something else, or to compare).
+
+    - `encoded_tracking_links`: `customerTrackingLink` comes percent-encoded and ends in `%0A`,
+      as in the model's own example; off: a plain `https://` link.
+    - `order_not_found_as_invalid_input`: an unknown `sellerFulfillmentOrderId` is answered
+      400 `InvalidInput` "Requested order not found" (what sellers report for
+      `getFulfillmentOrder`; applied to every operation addressing an order by id); off: the
+      model's 404 `NotFound`.
+    - `revoke_access_tokens_with_grant`: revoking a seller's refresh token also revokes the access
+      tokens issued from it (403 "revoked, malformed or invalid"); off: they stay valid until
+      they expire.
+    """
+
+    encoded_tracking_links: bool = True
+    order_not_found_as_invalid_input: bool = True
+    revoke_access_tokens_with_grant: bool = True
+
+    @classmethod
+    def kind(cls) -> Fidelity:
+        """Every switch off: the simulator as it answered before it copied Amazon's quirks."""
+        return cls(False, False, False)
+
+
+@dataclass(frozen=True)
 class SimulatorConfig:
     credentials: Credentials = field(default_factory=Credentials)
+    fidelity: Fidelity = field(default_factory=Fidelity)
     timings: Timings = field(default_factory=Timings)
     default_limit: OperationLimit = field(default_factory=OperationLimit)
     limits: Mapping[str, OperationLimit] = field(default_factory=dict)
@@ -155,6 +183,8 @@ class SimulatorConfig:
             changes["credentials"] = Credentials(**creds)
         if "timings" in data:
             changes["timings"] = Timings(**data["timings"])
+        if "fidelity" in data:
+            changes["fidelity"] = Fidelity(**data["fidelity"])
         if "default_limit" in data:
             changes["default_limit"] = OperationLimit(**data["default_limit"])
         if "limits" in data:

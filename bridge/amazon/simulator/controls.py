@@ -9,8 +9,13 @@
 - `GET /_sim/ledger`: creates per order id, calls, call rates, statuses, 429s.
 - `POST /_sim/advance`: body `{"seconds": N, "clock": "fulfilment" | "rate" | "both"}`.
 - `POST /_sim/tokens/expire`: every issued access token is expired from now on.
-- `POST /_sim/tokens/revoke`: body `{"refreshToken": optional}`; grants answer `invalid_grant`.
-- `POST /_sim/tokens/restore`: un-revoke all refresh tokens.
+- `POST /_sim/tokens/revoke`: body `{"refreshToken": optional}`; the seller revoked the app:
+  grants answer `invalid_grant` (and, by default, the access tokens issued from it are revoked).
+- `POST /_sim/tokens/reauthorise` (or `/restore`): the seller re-authorised; grants work again.
+- `POST /_sim/tokens/revoke-access`: every issued access token is revoked (403 "revoked,
+  malformed or invalid"); refresh tokens keep working.
+- `GET|POST /_sim/fidelity`: Amazon's quirks on or off, body e.g.
+  `{"encoded_tracking_links": false}` (names as in `config.Fidelity`).
 - `GET /_sim/orders`: every order id with its current status.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
@@ -114,8 +120,27 @@ def controls_blueprint(sim: Simulator) -> Blueprint:
         return answer(lambda: _ok(lambda: sim.revoke_refresh_token(_body().get("refreshToken"))))
 
     @bp.post("/tokens/restore")
+    @bp.post("/tokens/reauthorise")
     def restore_tokens() -> Response:
         return answer(lambda: _ok(sim.restore_refresh_tokens))
+
+    @bp.post("/tokens/revoke-access")
+    def revoke_access_tokens() -> Response:
+        return answer(lambda: _ok(sim.revoke_access_tokens))
+
+    @bp.get("/fidelity")
+    def get_fidelity() -> Response:
+        return answer(lambda: asdict(sim.fidelity))
+
+    @bp.post("/fidelity")
+    def post_fidelity() -> Response:
+        def run() -> dict[str, Any]:
+            body = _body()
+            if not all(isinstance(v, bool) for v in body.values()):
+                raise invalid_input("Fidelity switches must be true or false.")
+            return asdict(sim.set_fidelity(**body))
+
+        return answer(run)
 
     @bp.get("/orders")
     def orders() -> Response:

@@ -15,6 +15,7 @@ TOKEN_MISSING = "Access token is missing in the request header."  # noqa: S105 -
 TOKEN_INVALID = "The access token you provided is revoked, malformed or invalid."  # noqa: S105
 TOKEN_EXPIRED = "The access token you provided has expired."  # noqa: S105
 QUOTA_EXCEEDED = "You exceeded your quota for the requested resource."
+ORDER_NOT_FOUND = "Requested order not found"
 
 
 class ApiError(Exception):
@@ -45,6 +46,14 @@ def invalid_input(message: str, details: str = "") -> ApiError:
 
 def not_found(message: str) -> ApiError:
     return ApiError(404, "NotFound", message)
+
+
+def order_not_found(seller_fulfillment_order_id: str, *, as_invalid_input: bool) -> ApiError:
+    """An unknown `sellerFulfillmentOrderId`. Amazon answers `getFulfillmentOrder` for it with 400
+    `InvalidInput` "Requested order not found", not the 404 its model lists."""
+    if as_invalid_input:
+        return invalid_input(ORDER_NOT_FOUND)
+    return not_found(f"Fulfillment order {seller_fulfillment_order_id} was not found.")
 
 
 def unauthorized(details: str) -> ApiError:

@@ -8,6 +8,8 @@ Kinds:
 - `drop`: drop the connection without doing the work.
 - `expire_tokens`: expire every issued access token, then handle the call normally (it gets the
   expired-token 403).
+- `revoke_access_tokens`: revoke every issued access token (refresh tokens keep working), then
+  handle the call normally (it gets the 403 "revoked, malformed or invalid").
 Any kind may add `delay_seconds` (real time, bounded by the config) before the call is handled.
 """
 
@@ -31,6 +33,7 @@ class FaultKind(StrEnum):
     ACCEPT_THEN_DELAY = "accept_then_delay"
     DROP = "drop"
     EXPIRE_TOKENS = "expire_tokens"
+    REVOKE_ACCESS_TOKENS = "revoke_access_tokens"
 
 
 @dataclass

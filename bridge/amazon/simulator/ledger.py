@@ -1,8 +1,9 @@
 """What the bridge did to the simulator: the evidence for idempotency and rate-limit claims.
 
 Counts successful creates per sellerFulfillmentOrderId (exactly one per order proves no double
-submission), every call and response status per operation, and call rates measured on the rate
-clock (the real-time clock Amazon's limits are defined on).
+submission), every call and response status per operation, call rates measured on the rate
+clock (the real-time clock Amazon's limits are defined on), and warnings: requests Amazon would
+answer but not as the client meant (e.g. `queryStartDate` sent with a `nextToken`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ class Ledger:
         self._creates: Counter[str] = Counter()
         self._call_times: defaultdict[str, list[float]] = defaultdict(list)
         self._statuses: defaultdict[str, Counter[int]] = defaultdict(Counter)
+        self._warnings: defaultdict[str, Counter[str]] = defaultdict(Counter)
+
+    def record_warning(self, operation: str, text: str) -> None:
+        with self._lock:
+            self._warnings[operation][text] += 1
+
+    def warnings(self, operation: str | None = None) -> int:
+        """How many requests drew a warning (for one operation, or all)."""
+        with self._lock:
+            ops = [operation] if operation else list(self._warnings)
+            return sum(sum(self._warnings[op].values()) for op in ops if op in self._warnings)
 
     def record_call(self, operation: str, at: float) -> None:
         with self._lock:
@@ -74,6 +86,7 @@ class Ledger:
                 },
                 "throttled": {op: self._statuses[op][429] for op in ops if op in self._statuses},
                 "throttledTotal": sum(c[429] for c in self._statuses.values()),
+                "warnings": {op: dict(texts) for op, texts in sorted(self._warnings.items())},
             }
 
     def reset(self) -> None:
@@ -81,6 +94,7 @@ class Ledger:
             self._creates.clear()
             self._call_times.clear()
             self._statuses.clear()
+            self._warnings.clear()
 
 
 def _max_in_window(times: list[float], width: float) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from .config import Timings
 from .fulfilment import (
@@ -182,7 +183,16 @@ def get_fulfillment_order(order: SimOrder, timings: Timings, now: datetime, fc_i
     }
 
 
-def package_tracking(order: SimOrder, package: PlannedPackage, progress: Tracking) -> dict[str, Any]:
+def customer_tracking_link(tracking_number: str, *, encoded: bool) -> str:
+    """Amazon's tracking page for a package. Amazon sends it percent-encoded with a trailing
+    newline (`https%3A%2F%2F...%0A`, the model's own example); `encoded=False` gives the plain URL."""
+    link = f"https://www.swiship.com/track?id={tracking_number}"
+    return quote(link + "\n", safe="") if encoded else link
+
+
+def package_tracking(
+    order: SimOrder, package: PlannedPackage, progress: Tracking, *, encoded_link: bool = True
+) -> dict[str, Any]:
     address = order.fields["destinationAddress"]
     destination = {
         "city": str(address.get("city", ""))[:150],
@@ -192,7 +202,7 @@ def package_tracking(order: SimOrder, package: PlannedPackage, progress: Trackin
     payload: dict[str, Any] = {
         "packageNumber": package.number,
         "trackingNumber": package.tracking_number,
-        "customerTrackingLink": f"https://www.swiship.com/track?id={package.tracking_number}",
+        "customerTrackingLink": customer_tracking_link(package.tracking_number, encoded=encoded_link),
         "carrierCode": package.carrier,
         "carrierURL": IdFactory.carrier_url(package.carrier),
         "shipDate": iso(progress.shipped_at),

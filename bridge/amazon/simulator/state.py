@@ -25,8 +25,8 @@ from bridge.clock import Clock, SystemClock
 from . import render
 from .auth import LwaAuthority
 from .buckets import RateLimiter
-from .config import SimulatorConfig, SkuConfig
-from .envelope import ApiError, for_status, invalid_input, not_found, quota_exceeded
+from .config import Fidelity, SimulatorConfig, SkuConfig
+from .envelope import ApiError, for_status, invalid_input, not_found, order_not_found, quota_exceeded
 from .faults import Fault, FaultBook, FaultKind
 from .fulfilment import (
     CANCELLABLE,
@@ -139,7 +139,12 @@ class Simulator:
         self.delay_clock: Clock = delay_clock or SystemClock()
         self.ledger = Ledger()
         self.faults = FaultBook()
-        self.auth = LwaAuthority(self.config.credentials, self.rate_clock)
+        self.fidelity = self.config.fidelity
+        self.auth = LwaAuthority(
+            self.config.credentials,
+            self.rate_clock,
+            revoke_access_with_grant=self.fidelity.revoke_access_tokens_with_grant,
+        )
         self.buckets = RateLimiter(self.rate_clock, self.config.limit_for)
         self._lock = threading.RLock()
         self._orders: dict[str, SimOrder] = {}
@@ -173,6 +178,8 @@ class Simulator:
                 self.delay_clock.sleep(min(fault.delay_seconds, self.config.max_fault_delay))
             if fault.kind is FaultKind.EXPIRE_TOKENS:
                 self.auth.expire_all()
+            elif fault.kind is FaultKind.REVOKE_ACCESS_TOKENS:
+                self.auth.revoke_access_tokens()
             elif fault.kind is FaultKind.STATUS:
                 raise for_status(fault.status, fault.code, fault.message, self._retry_after(fault))
             elif fault.kind is FaultKind.DROP:
@@ -303,6 +310,11 @@ class Simulator:
             now = self._now()
             after: tuple[datetime, str] | None = None
             if next_token:
+                if query_start_date:
+                    # Amazon ignores queryStartDate on follow-up pages and says so in a warning.
+                    self.ledger.record_warning(
+                        "listAllFulfillmentOrders", "queryStartDate is ignored when nextToken is given"
+                    )
                 start, after = _decode_next_token(next_token)
             elif query_start_date:
                 start = _parse_time(query_start_date)
@@ -407,7 +419,9 @@ class Simulator:
             progress = tracking(order, self.config.timings, now)
             if progress is None or shipment_status(order, shipment, self.config.timings, now) != SHIPPED:
                 raise not_found(f"Package {number} was not found.")
-            return render.package_tracking(order, package, progress)
+            return render.package_tracking(
+                order, package, progress, encoded_link=self.fidelity.encoded_tracking_links
+            )
 
     def list_return_reason_codes(
         self,
@@ -601,10 +615,26 @@ class Simulator:
         self.faults.clear()
 
     def revoke_refresh_token(self, refresh_token: str | None = None) -> None:
+        """The seller revoked the app's authorisation: grants answer `invalid_grant` until
+        `restore_refresh_tokens` (re-authorisation)."""
         self.auth.revoke(refresh_token)
 
     def restore_refresh_tokens(self) -> None:
+        """The seller re-authorised the app: the refresh token works again."""
         self.auth.restore()
+
+    def revoke_access_tokens(self) -> None:
+        self.auth.revoke_access_tokens()
+
+    def set_fidelity(self, **changes: bool) -> Fidelity:
+        """Switch Amazon's quirks on or off at run time (names as in `Fidelity`)."""
+        unknown = set(changes) - set(Fidelity.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown fidelity switches: {sorted(unknown)}")
+        with self._lock:
+            self.fidelity = replace(self.fidelity, **changes)
+            self.auth.revoke_access_with_grant = self.fidelity.revoke_access_tokens_with_grant
+            return self.fidelity
 
     def expire_access_tokens(self) -> None:
         self.auth.expire_all()
@@ -646,7 +676,8 @@ class Simulator:
 
     def reset(self) -> None:
         """Back to the configured starting state: no orders, starting inventory, no faults, empty
-        ledger, full buckets, refresh tokens un-revoked. Issued access tokens stay valid."""
+        ledger, full buckets, configured fidelity, refresh tokens un-revoked. Issued access tokens
+        of grants that were never revoked stay valid."""
         with self._lock:
             self._orders.clear()
             self._packages.clear()
@@ -654,6 +685,8 @@ class Simulator:
             self._available = {sku: cfg.quantity for sku, cfg in self.config.skus.items()}
             self._invalid_postal_codes = frozenset(self.config.invalid_postal_codes)
             self._ids = IdFactory(self.config.seed)
+            self.fidelity = self.config.fidelity
+            self.auth.revoke_access_with_grant = self.fidelity.revoke_access_tokens_with_grant
         self.faults.clear()
         self.ledger.reset()
         self.buckets.reset()
@@ -685,7 +718,9 @@ class Simulator:
     def _order(self, seller_fulfillment_order_id: str) -> SimOrder:
         order = self._orders.get(seller_fulfillment_order_id)
         if order is None:
-            raise not_found(f"Fulfillment order {seller_fulfillment_order_id} was not found.")
+            raise order_not_found(
+                seller_fulfillment_order_id, as_invalid_input=self.fidelity.order_not_found_as_invalid_input
+            )
         return order
 
 
