@@ -18,6 +18,7 @@ from .config import BASE_PATH
 from .controls import controls_blueprint
 from .dropping import ConnectionDropper, mark_drop
 from .envelope import ApiError, invalid_input
+from .inventory import inventory_blueprint
 from .state import DROPPED, CallPermit, Simulator
 
 _RATE_LIMIT_STATUSES = frozenset({200, 400, 404})
@@ -30,6 +31,7 @@ def create_simulator_app(sim: Simulator) -> Flask:
     app.register_blueprint(_lwa_blueprint(sim))
     app.register_blueprint(_outbound_blueprint(sim))
     app.register_blueprint(controls_blueprint(sim))
+    app.register_blueprint(inventory_blueprint(sim))
 
     @app.errorhandler(404)
     def _no_route(_err: Exception) -> Response:

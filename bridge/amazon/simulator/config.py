@@ -29,6 +29,7 @@ OPERATIONS: tuple[str, ...] = (
     "listReturnReasonCodes",
     "createFulfillmentReturn",
     "getFeatures",
+    "getInventorySummaries",
 )
 
 SPEEDS: tuple[str, ...] = ("Standard", "Expedited", "Priority", "ScheduledDelivery")
@@ -78,6 +79,10 @@ class OperationLimit:
     burst: int = 30
 
 
+#: Operations whose documented usage plan differs from the outbound API's (FBA Inventory v1).
+OWN_USAGE_PLANS: Mapping[str, OperationLimit] = {"getInventorySummaries": OperationLimit(rate=2.0, burst=2)}
+
+
 @dataclass(frozen=True)
 class SkuConfig:
     """One SKU in the simulated fulfilment network.
@@ -119,7 +124,7 @@ class SimulatorConfig:
     per_order_fee: str = "1.00"
 
     def limit_for(self, operation: str) -> OperationLimit:
-        return self.limits.get(operation, self.default_limit)
+        return self.limits.get(operation) or OWN_USAGE_PLANS.get(operation, self.default_limit)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SimulatorConfig:
