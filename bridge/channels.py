@@ -97,6 +97,38 @@ class StorefrontConfig:
 
 
 @dataclass(frozen=True)
+class StockBuffer:
+    """Units a channel holds back from what Amazon can ship: a fixed number, or a share (rounded up)."""
+
+    units: int = 0
+    percent: Decimal = Decimal(0)
+
+    @classmethod
+    def parse(cls, value: int | str) -> StockBuffer:
+        if isinstance(value, str) and value.endswith("%"):
+            return cls(percent=Decimal(value[:-1]))
+        return cls(units=int(value))
+
+    def __str__(self) -> str:
+        return f"{self.percent.normalize():f}%" if self.percent else str(self.units)
+
+
+@dataclass(frozen=True)
+class InventoryConfig:
+    """`inventory:` of a channel: push Amazon's sellable stock to the storefront (off by default)."""
+
+    sync: bool = False
+    buffer: StockBuffer = field(default_factory=StockBuffer)
+    sku_buffers: Mapping[str, StockBuffer] = field(default_factory=dict)
+    interval_s: float = 300.0
+    full_sweep_h: float = 24.0
+    location: str = ""  # Shopify: the location (gid) whose `available` quantity the bridge sets
+
+    def buffer_for(self, storefront_sku: str) -> StockBuffer:
+        return self.sku_buffers.get(storefront_sku, self.buffer)
+
+
+@dataclass(frozen=True)
 class Channel:
     id: str
     platform: str
@@ -116,6 +148,7 @@ class Channel:
     unpaid_policy: str = "wait"
     enabled: bool = True
     storefront: StorefrontConfig = field(default_factory=StorefrontConfig)
+    inventory: InventoryConfig = field(default_factory=InventoryConfig)
 
     def intake_policy(self) -> IntakePolicy:
         return IntakePolicy(
@@ -288,6 +321,7 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
                 "use an id listed under amazon.accounts: " + (", ".join(sorted(accounts)) or "(none)"),
             )
         _check_storefront(ch, ("channels", i), problem)
+        _check_inventory(ch, ("channels", i), problem)
         if ch.get("platform") == "generic":
             for j, secret in enumerate(ch.get("webhook_secrets", [])):
                 if not _is_standard_webhooks_secret(secret):
@@ -322,6 +356,24 @@ def _check_storefront(ch: dict[str, Any], path: Path_, problem: Any) -> None:
                     reason,
                     "use the shop's public https:// address (set `local: true` only for test servers)",
                 )
+
+
+def _check_inventory(ch: dict[str, Any], path: Path_, problem: Any) -> None:
+    inventory = ch.get("inventory") or {}
+    mapped = set((ch.get("skus") or {}).get("map") or {})
+    for sku in inventory.get("sku_buffers") or {}:
+        if sku.strip() not in {m.strip() for m in mapped}:
+            problem(
+                (*path, "inventory", "sku_buffers", sku),
+                f"{sku!r} is not a storefront SKU of skus.map",
+                "name a storefront SKU listed under skus.map, or remove the entry",
+            )
+    if inventory.get("sync") and ch.get("platform") == "shopify" and not inventory.get("location"):
+        problem(
+            (*path, "inventory"),
+            "inventory sync on Shopify needs the location whose stock the bridge sets",
+            "add `location: gid://shopify/Location/<id>` (the location Amazon fulfils from)",
+        )
 
 
 def unsafe_url_reason(url: str, *, allow_local: bool) -> str | None:
@@ -426,6 +478,7 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
         shipping = ch.get("shipping", {})
         payment = ch.get("payment", {})
         fee_cap = ch.get("fee_cap")
+        stock = ch.get("inventory") or {}
         channels[ch["id"]] = Channel(
             id=ch["id"],
             platform=ch["platform"],
@@ -457,6 +510,16 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
                 callback_secret=_secret(sf.get("callback_secret") or ch["webhook_secrets"][0]),
                 shipment_tracking_extension=sf.get("shipment_tracking_extension", False),
                 notify_customer=sf.get("notify_customer", True),
+            ),
+            inventory=InventoryConfig(
+                sync=stock.get("sync", False),
+                buffer=StockBuffer.parse(stock.get("buffer", 0)),
+                sku_buffers={
+                    k.strip(): StockBuffer.parse(v) for k, v in (stock.get("sku_buffers") or {}).items()
+                },
+                interval_s=float(stock.get("interval_s", 300)),
+                full_sweep_h=float(stock.get("full_sweep_h", 24)),
+                location=stock.get("location", ""),
             ),
         )
     return ChannelsConfig(channels=channels, accounts=accounts, source=source, warnings=warnings)
