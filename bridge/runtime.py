@@ -17,6 +17,12 @@ from .bootstrap import Bridge
 from .intake import JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
 from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.cancel import handle_cancel
+from .pipeline.inventory import (
+    JOB_INVENTORY_PUSH,
+    JOB_INVENTORY_SYNC,
+    handle_inventory_push,
+    handle_inventory_sync,
+)
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
 from .pipeline.returns import handle_return
@@ -58,6 +64,8 @@ HANDLERS: dict[str, Handler] = {
     JOB_PURGE: _handle_purge,
     JOB_RETURN: handle_return,
     JOB_ALERT_DELIVERY: handle_alert_delivery,
+    JOB_INVENTORY_SYNC: handle_inventory_sync,
+    JOB_INVENTORY_PUSH: handle_inventory_push,
 }
 
 

@@ -26,6 +26,7 @@ from sqlmodel import Session, col
 
 from . import jobs
 from .bootstrap import Bridge
+from .pipeline.inventory import JOB_INVENTORY_SYNC, sync_key
 from .pipeline.sync import JOB_SYNC, JOB_SYNC_STALE
 from .store import LeaderLeaseRecord, db_now, write_session
 
@@ -127,12 +128,28 @@ class Clock:
             self._every(interval, f"sync:{account_id}", JOB_SYNC, {"account_id": account_id})
         self._every(max(interval * 3, 60.0), "sync-stale", JOB_SYNC_STALE, {})
         self._every(3600.0, "purge", JOB_PURGE, {"retention_days": settings.retention_days})
+        for channel in bridge.config.channels.values():
+            if channel.enabled and channel.inventory.sync:
+                # Channels on one account and marketplace share one job (and one read of Amazon).
+                self._every(
+                    channel.inventory.interval_s,
+                    f"inventory:{channel.id}",
+                    JOB_INVENTORY_SYNC,
+                    {
+                        "account_id": channel.account_id,
+                        "marketplace_id": channel.marketplace_id,
+                        "channel_id": channel.id,
+                    },
+                    key=sync_key(channel.account_id, channel.marketplace_id),
+                )
 
-    def _every(self, seconds: float, name: str, kind: str, payload: dict[str, object]) -> None:
+    def _every(
+        self, seconds: float, name: str, kind: str, payload: dict[str, object], key: str | None = None
+    ) -> None:
         # A run that is late by less than one interval still happens (once: coalesce); a later one
         # is dropped and logged, the next regular run covers it.
         self.scheduler.add_job(
-            self._enqueue(kind, payload, seconds),
+            self._enqueue(kind, payload, seconds, key),
             IntervalTrigger(seconds=seconds),
             id=name,
             name=name,
@@ -142,8 +159,10 @@ class Clock:
             next_run_time=datetime.now(UTC),
         )
 
-    def _enqueue(self, kind: str, payload: dict[str, object], interval: float) -> Callable[[], None]:
-        key = f"{kind}:{payload.get('account_id', '')}"
+    def _enqueue(
+        self, kind: str, payload: dict[str, object], interval: float, dedupe_key: str | None = None
+    ) -> Callable[[], None]:
+        key = dedupe_key or f"{kind}:{payload.get('account_id', '')}"
         last_run: list[float] = []
 
         def run() -> None:

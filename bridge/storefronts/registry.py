@@ -16,6 +16,7 @@ from ..channels import Channel
 from ..clock import Clock
 from . import generic, shopify, woocommerce
 from .base import StorefrontAdapter
+from .inventory import StockPusher
 from .push import StorefrontPusher
 
 
@@ -57,6 +58,26 @@ def make_pusher(
     return pushers[channel.platform](channel, clock, transport)
 
 
+def make_stock_pusher(
+    channel: Channel, clock: Clock, transport: httpx.BaseTransport | None, pusher: StorefrontPusher
+) -> StockPusher:
+    """The inventory side of a channel's platform. Shopify's shares the channel's push-back pusher
+    (one cost bucket per shop)."""
+    from .generic_inventory import GenericStock
+    from .shopify_inventory import ShopifyStock
+    from .shopify_push import ShopifyPusher
+    from .woocommerce_inventory import WooCommerceStock
+
+    if channel.platform == "shopify":
+        assert isinstance(pusher, ShopifyPusher)
+        return ShopifyStock(channel, pusher)
+    if channel.platform == "woocommerce":
+        return WooCommerceStock(channel, clock, transport)
+    if channel.platform == "generic":
+        return GenericStock(channel, clock, transport)
+    raise UnknownPlatform(channel.platform)
+
+
 class Storefronts:
     """Pushers by channel, created on first use and reused (they hold HTTP connection pools)."""
 
@@ -64,7 +85,18 @@ class Storefronts:
         self._clock = clock
         self._transports = dict(transports or {})
         self._pushers: dict[str, StorefrontPusher] = {}
+        self._stock: dict[str, StockPusher] = {}
         self._lock = threading.Lock()
+
+    def stock_for(self, channel: Channel) -> StockPusher:
+        """The channel's stock writer (inventory sync), created on first use."""
+        pusher = self.for_channel(channel)
+        with self._lock:
+            if channel.id not in self._stock:
+                self._stock[channel.id] = make_stock_pusher(
+                    channel, self._clock, self._transports.get(channel.id), pusher
+                )
+            return self._stock[channel.id]
 
     def for_channel(self, channel: Channel) -> StorefrontPusher:
         with self._lock:
@@ -75,5 +107,7 @@ class Storefronts:
             return self._pushers[channel.id]
 
     def close(self) -> None:
+        for stock in self._stock.values():
+            stock.close()
         for pusher in self._pushers.values():
             pusher.close()
