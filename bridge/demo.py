@@ -3,7 +3,8 @@
 Everything real but the outside world: the bridge's own web app, worker and clock on a SQLite
 file, the bundled MCF simulator on a sped-up clock, and fake Shopify, WooCommerce and generic
 storefronts on loopback. It sends a few orders through signed webhooks and prints each order's
-way: accepted -> previewed -> created -> shipped -> tracking pushed.
+way: accepted -> previewed -> created -> shipped -> tracking pushed, and each demo SKU's stock in
+the shops before and after the orders ship (inventory sync is switched on for the demo).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from .amazon.accounts import build_amazon
 from .amazon.simulator import Simulator, create_simulator_app, load_config, serve_in_thread
 from .app import create_app
 from .bootstrap import Bridge
-from .channels import load_channels
+from .channels import ChannelsConfig, load_channels
 from .clock import ScaledClock, SystemClock
 from .fakes.generic import FakeGenericReceiver, create_fake_generic_app
-from .fakes.shopify import FakeShopify, create_fake_shopify_app
+from .fakes.shopify import DEFAULT_LOCATION, FakeShopify, create_fake_shopify_app
 from .fakes.woocommerce import FakeWooCommerce, create_fake_woocommerce_app
 from .migrate import upgrade
+from .pipeline.inventory import stock_report
 from .runtime import make_worker
 from .scheduler import Clock
 from .settings import Settings
@@ -47,6 +49,8 @@ SIMULATOR_CONFIG = Path("config/simulator.yaml")
 SHOPIFY_SECRET = "demo-shopify-secret"  # noqa: S105 - the example config's demo default
 WOO_SECRET = "demo-woo-secret"  # noqa: S105
 GENERIC_SECRET = "whsec_ZGVtby1nZW5lcmljLXNlY3JldC0xMjM0NTY3ODkw"  # noqa: S105
+INVENTORY_INTERVAL_S = 2.0  # production: 300 s (`inventory.interval_s`)
+STOCK_WAIT_S = 20.0
 
 LABELS = {
     "intake:created": "accepted",
@@ -238,7 +242,7 @@ def _run(
         "WOO_URL": servers["woo"].base_url,
         "OWN_SHOP_CALLBACK_URL": servers["generic"].base_url + "/fba-bridge/events",
     }
-    config = load_channels(EXAMPLE_CONFIG, env=env)
+    config = with_inventory_sync(load_channels(EXAMPLE_CONFIG, env=env))
     database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
     settings = Settings(
         database_url=database_url, sync_interval_s=2.0, leader_lease_s=10.0, simulator_speed=SPEED
@@ -276,6 +280,10 @@ def _run(
         ),
         DemoOrder("Own shop A-1001: generic signed webhook", "own-shop", "A-1001", "shipped"),
     ]
+    _seed_catalogs(shopify, woo)
+    if not _wait_for_stock(bridge, time.monotonic() + STOCK_WAIT_S):
+        out("the shops' stock did not settle; see `fba-bridge inventory` with the DATABASE_URL below")
+    _print_stock(bridge, out, "before")
     shopify.add_order("1001", [("11", "TSHIRT-BLUE-L", 2), ("12", "TSHIRT-RED-M", 1)])
     shopify.add_order("1002", [("21", "MUG-WHITE", 1)])
     send = _Sender(web.base_url)
@@ -287,22 +295,75 @@ def _run(
     cancelled = _shopify_order(1002, [(21, "MUG-WHITE", 1)], cancelled=True)
     send.shopify(cancelled, topic="orders/cancelled")
     ok = _follow(bridge, orders, out, timeout_s)
+    settled = _wait_for_stock(bridge, time.monotonic() + STOCK_WAIT_S, after=datetime.now(UTC))
+    out("")
+    _print_stock(bridge, out, "after")
+    ok = ok and settled
     out("")
     for fulfillment in shopify.fulfillments("1001"):
         out(
             f"Shopify order #1001 fulfillment {fulfillment.gid}: "
             f"tracking {', '.join(fulfillment.tracking_numbers)}"
         )
+    events = [e for e in receiver.events if e.type != "inventory.updated"]
     out(
-        f"generic shop received {len(receiver.events)} signed event(s): "
-        + ", ".join(sorted({e.type or "?" for e in receiver.events}))
+        f"generic shop received {len(events)} signed event(s): "
+        + ", ".join(sorted({e.type or "?" for e in events}))
     )
+    out(f"generic shop received {len(receiver.events_of('inventory.updated'))} signed stock update(s)")
     out(
         f"\nWhere to look: the database is {workdir / 'demo.sqlite3'}; for an order's audit trail run\n"
         f"  DATABASE_URL={database_url} bridge order shop-a 1001\n"
         f"  DATABASE_URL={database_url} bridge orders --attention"
     )
     return 0 if ok else 1
+
+
+def with_inventory_sync(config: ChannelsConfig) -> ChannelsConfig:
+    """The example channels with inventory sync on, read every few seconds (the demo's pace)."""
+    channels = {}
+    for cid, channel in config.channels.items():
+        inventory = replace(
+            channel.inventory,
+            sync=True,
+            interval_s=INVENTORY_INTERVAL_S,
+            location=channel.inventory.location
+            or (DEFAULT_LOCATION if channel.platform == "shopify" else ""),
+        )
+        channels[cid] = replace(channel, inventory=inventory)
+    return replace(config, channels=channels)
+
+
+def _seed_catalogs(shopify: FakeShopify, woo: FakeWooCommerce) -> None:
+    """The demo SKUs as the fake shops list them, with no stock until the bridge sets it."""
+    for sku in ("TSHIRT-RED-M", "TSHIRT-BLUE-L", "MUG-WHITE"):
+        shopify.inventory.add_item(sku, 0)
+    for sku in ("MUG-WHITE", "POSTER-A2"):
+        woo.catalog.add_product(sku, 0)
+
+
+def _wait_for_stock(bridge: Bridge, deadline: float, after: datetime | None = None) -> bool:
+    """Until a sync that started after `after` has run and every storefront holds its target."""
+    while time.monotonic() < deadline:
+        cursors, lines = stock_report(bridge, limit=1000)
+        fresh = bool(cursors) and all(
+            c.changes_until and (after is None or c.changes_until > after) for c in cursors
+        )
+        if fresh and lines and all(line.in_sync for line in lines):
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def _print_stock(bridge: Bridge, out: Callable[[str], None], when: str) -> None:
+    _, lines = stock_report(bridge, limit=1000)
+    for line in lines:
+        shop = "-" if line.storefront_quantity is None else str(line.storefront_quantity)
+        held = f", {line.in_flight} held for orders not at Amazon yet" if line.in_flight else ""
+        out(
+            f"stock {when:<6} {line.channel_id:<9} {line.storefront_sku:<14} shop {shop:>4}  "
+            f"(Amazon {line.amazon_sku}: {line.amazon_quantity} sellable{held})"
+        )
 
 
 def _stopper(stop: Callable[[], None], thread: threading.Thread) -> Callable[[], None]:

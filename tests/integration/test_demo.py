@@ -19,3 +19,10 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "needs attention: Amazon cannot fulfil this order: FBA-POSTER-A2: InventoryUnavailable" in story
     assert "generic shop received 1 signed event(s): shipment.created" in story
     assert "Demo Buyer" not in story and "demo.buyer@example.com" not in story
+    stock = {tuple(line.split()[1:4]): line.split()[5] for line in lines if line.startswith("stock ")}
+    assert stock[("before", "shop-a", "TSHIRT-RED-M")] == "500"  # a sale lowers the shop's stock
+    assert stock[("after", "shop-a", "TSHIRT-RED-M")] == "499"
+    assert stock[("after", "shop-a", "TSHIRT-BLUE-L")] == "198"
+    assert stock[("after", "woo-main", "MUG-WHITE")] == "1000"  # the cancelled mug came back
+    assert stock[("after", "own-shop", "SKU-1")] == "299"
+    assert "generic shop received 2 signed stock update(s)" in story
