@@ -10,6 +10,9 @@ and answered in exactly the selection's shape, aliases included. What it holds a
   fulfillment order line items, moves a fulfillment order to IN_PROGRESS, or CLOSED when nothing
   remains, records the fulfillment, and refuses over-fulfilment, unknown ids and closed
   fulfillment orders with `userErrors`. `orderUpdate` stores the note.
+- Inventory (`fake.inventory`, its own block at the end of the module): items per SKU with
+  `available` units per location, `inventoryItems(query: "sku:...")` and `inventorySetQuantities`
+  with `changeFromQuantity` and the required `@idempotent` key; `sell()` is a sale in the shop.
 - Authentication by `X-Shopify-Access-Token` (401 with Shopify's body otherwise; `revoke()`).
 - Shopify's calculated query cost (objects 1, connections 2 + first x node cost, mutations 10),
   a leaky bucket on an injectable clock (`maximum_available` 1000, `restore_rate` 50/s by

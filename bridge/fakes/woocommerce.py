@@ -14,6 +14,9 @@ socket (`serve_in_thread(app)`). Routes (route names in brackets, for fault inje
   [list_providers] (public). With `shipment_tracking=False` these answer 404 `rest_no_route`,
   as a store without the extension does.
 
+The catalog (`fake.catalog`: products and variations with SKUs and stock, the products search
+and the batch routes inventory sync uses) is its own block at the end of the module.
+
 Every route but the providers list wants HTTP Basic auth with the fake's consumer key and
 secret: none answers 401 `woocommerce_rest_cannot_view` (or `_cannot_create` / `_cannot_edit` /
 `_cannot_delete`), a wrong or revoked key 401 `woocommerce_rest_authentication_error`, and a
