@@ -238,6 +238,10 @@ class AmazonStockRecord(SQLModel, table=True):
     seen_at: datetime
 
 
+#: A storefront SKU whose known value differs from its target (see `ix_storefront_stock_due`).
+STOCK_DUE = "storefront_quantity IS NULL OR storefront_quantity != target"
+
+
 class StorefrontStockRecord(SQLModel, table=True):
     """One storefront SKU of a channel: what it may sell, and what the storefront was last told.
 
@@ -249,6 +253,14 @@ class StorefrontStockRecord(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel_id", "storefront_sku", name="uq_storefront_stock_sku"),
         Index("ix_storefront_stock_amazon", "channel_id", "amazon_sku"),
+        # The SKUs a push is owed for, without reading the whole catalogue of a channel.
+        Index(
+            "ix_storefront_stock_due",
+            "channel_id",
+            "target_changed_at",
+            sqlite_where=text(STOCK_DUE),
+            postgresql_where=text(STOCK_DUE),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -27,7 +27,7 @@ import binascii
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -91,6 +91,13 @@ class StockTimes:
         with self._lock:
             return self._touched.get(sku, self._base)
 
+    def changed_after(self, start: datetime, skus: Iterable[str]) -> set[str]:
+        """The SKUs (of `skus`) whose last explicit change is after `start`."""
+        with self._lock:
+            if self._base > start:
+                return set(skus)
+            return {sku for sku, when in self._touched.items() if when > start}
+
 
 @dataclass(frozen=True)
 class Stock:
@@ -104,8 +111,8 @@ class Stock:
         return self.fulfillable + self.reserved
 
 
-def stock(sim: Simulator, now: datetime) -> dict[str, Stock]:
-    """Every SKU's quantities and lastUpdatedTime as of `now` (call under the simulator's lock).
+def _orders_view(sim: Simulator, now: datetime) -> tuple[dict[str, int], dict[str, datetime]]:
+    """(units reserved per SKU, when a shipment of the SKU last left) as of `now`.
 
     Held orders keep their units reserved; a released order's units leave (reserved and total)
     when its shipments leave, which is also a change of the SKU."""
@@ -126,8 +133,23 @@ def stock(sim: Simulator, now: datetime) -> dict[str, Stock]:
                         reserved[sku] = reserved.get(sku, 0) + quantity
                     else:
                         shipped[sku] = max(shipped.get(sku, m.shipped), m.shipped)
+    return reserved, shipped
+
+
+def stock(sim: Simulator, now: datetime, skus: Iterable[str] | None = None) -> dict[str, Stock]:
+    """The quantities and lastUpdatedTime of `skus` (default: every SKU) as of `now`; call under
+    the simulator's lock."""
+    reserved, shipped = _orders_view(sim, now)
+    return _rows(sim, sim._skus if skus is None else skus, reserved, shipped)
+
+
+def _rows(
+    sim: Simulator, skus: Iterable[str], reserved: dict[str, int], shipped: dict[str, datetime]
+) -> dict[str, Stock]:
     out = {}
-    for sku in sim._skus:
+    for sku in skus:
+        if sku not in sim._skus:
+            continue
         touched = sim.stock_times.get(sku)
         left = shipped.get(sku)
         out[sku] = Stock(
@@ -137,6 +159,14 @@ def stock(sim: Simulator, now: datetime) -> dict[str, Stock]:
             updated=max(touched, left) if left else touched,
         )
     return out
+
+
+def changed_after(sim: Simulator, start: datetime, now: datetime) -> dict[str, Stock]:
+    """The SKUs whose quantities changed after `start` (work in proportion to the changes)."""
+    reserved, shipped = _orders_view(sim, now)
+    candidates = sim.stock_times.changed_after(start, sim._skus)
+    candidates |= {sku for sku, when in shipped.items() if when > start}
+    return {s: row for s, row in _rows(sim, candidates, reserved, shipped).items() if row.updated > start}
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,17 +247,16 @@ def get_inventory_summaries(sim: Simulator, args: Mapping[str, str]) -> dict[str
                     "Value for parameter nextToken is invalid: repeat the filters of the first request "
                     "(startDateTime included) with every nextToken."
                 )
-        rows = stock(sim, now)
         filters = _filters(query)
         if "startDateTime" in filters:
-            start = _parse_start(filters["startDateTime"], now)
-            skus = [s for s, row in rows.items() if row.updated > start]
+            rows = changed_after(sim, _parse_start(filters["startDateTime"], now), now)
         elif "sellerSkus" in filters:
-            skus = [s for s in filters["sellerSkus"] if s in rows]
+            rows = stock(sim, now, filters["sellerSkus"])
         elif "sellerSku" in filters:
-            skus = [filters["sellerSku"]] if filters["sellerSku"] in rows else []
+            rows = stock(sim, now, [filters["sellerSku"]])
         else:
-            skus = list(rows)
+            rows = stock(sim, now)
+        skus = list(rows)
         selected = sorted(s for s in set(skus) if s > after)
         page = selected[: sim.config.page_size]
         details = query.get("details") == "true"

@@ -16,6 +16,8 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+STOCK_DUE = "storefront_quantity IS NULL OR storefront_quantity != target"
+
 
 def upgrade() -> None:
     op.create_table(
@@ -72,10 +74,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("storefront_stock", schema=None) as batch_op:
         batch_op.create_index("ix_storefront_stock_amazon", ["channel_id", "amazon_sku"], unique=False)
+        batch_op.create_index(
+            "ix_storefront_stock_due",
+            ["channel_id", "target_changed_at"],
+            unique=False,
+            sqlite_where=sa.text(STOCK_DUE),
+            postgresql_where=sa.text(STOCK_DUE),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("storefront_stock", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_storefront_stock_due", sqlite_where=sa.text(STOCK_DUE), postgresql_where=sa.text(STOCK_DUE)
+        )
         batch_op.drop_index("ix_storefront_stock_amazon")
 
     op.drop_table("storefront_stock")
