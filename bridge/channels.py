@@ -128,6 +128,38 @@ class ShopifyOptions:
 
 
 @dataclass(frozen=True)
+class StockBuffer:
+    """Units a channel holds back from what Amazon can ship: a fixed number, or a share (rounded up)."""
+
+    units: int = 0
+    percent: Decimal = Decimal(0)
+
+    @classmethod
+    def parse(cls, value: int | str) -> StockBuffer:
+        if isinstance(value, str) and value.endswith("%"):
+            return cls(percent=Decimal(value[:-1]))
+        return cls(units=int(value))
+
+    def __str__(self) -> str:
+        return f"{self.percent.normalize():f}%" if self.percent else str(self.units)
+
+
+@dataclass(frozen=True)
+class InventoryConfig:
+    """`inventory:` of a channel: push Amazon's sellable stock to the storefront (off by default)."""
+
+    sync: bool = False
+    buffer: StockBuffer = field(default_factory=StockBuffer)
+    sku_buffers: Mapping[str, StockBuffer] = field(default_factory=dict)
+    interval_s: float = 300.0
+    full_sweep_h: float = 24.0
+    location: str = ""  # Shopify: the location (gid) whose `available` quantity the bridge sets
+
+    def buffer_for(self, storefront_sku: str) -> StockBuffer:
+        return self.sku_buffers.get(storefront_sku, self.buffer)
+
+
+@dataclass(frozen=True)
 class Channel:
     id: str
     platform: str
@@ -152,6 +184,7 @@ class Channel:
     shipping_address_fallback: str = "none"  # "billing": ship to the billing address when none is given
     postal_code_fallback: Mapping[str, str] = field(default_factory=dict)  # country -> placeholder
     carrier_names: Mapping[str, str] = field(default_factory=dict)  # Amazon carrier code -> shown name
+    inventory: InventoryConfig = field(default_factory=InventoryConfig)
 
     def intake_policy(self) -> IntakePolicy:
         return IntakePolicy(
@@ -333,6 +366,7 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
             )
         _check_storefront(ch, ("channels", i), problem)
         _check_shopify(ch, ("channels", i), problem)
+        _check_inventory(ch, ("channels", i), problem)
         if ch.get("platform") == "generic":
             for j, secret in enumerate(ch.get("webhook_secrets", [])):
                 if not _is_standard_webhooks_secret(secret):
@@ -418,6 +452,37 @@ def _shopify_warnings(raw: dict[str, Any]) -> list[str]:
                     "the location(s) whose stock is at Amazon"
                 )
     return out
+
+
+def _check_inventory(ch: dict[str, Any], path: Path_, problem: Any) -> None:
+    inventory = ch.get("inventory") or {}
+    mapped = set((ch.get("skus") or {}).get("map") or {})
+    for sku in inventory.get("sku_buffers") or {}:
+        if sku.strip() not in {m.strip() for m in mapped}:
+            problem(
+                (*path, "inventory", "sku_buffers", sku),
+                f"{sku!r} is not a storefront SKU of skus.map",
+                "name a storefront SKU listed under skus.map, or remove the entry",
+            )
+    if (
+        inventory.get("sync")
+        and ch.get("platform") == "shopify"
+        and not inventory.get("location")
+        and not _first_location_gid(ch)
+    ):
+        problem(
+            (*path, "inventory"),
+            "inventory sync on Shopify needs the location whose stock the bridge sets",
+            "add `location: gid://shopify/Location/<id>` (the location Amazon fulfils from), or name "
+            "that location by its gid first in shopify.locations",
+        )
+
+
+def _first_location_gid(ch: dict[str, Any]) -> str:
+    """The first of `shopify.locations` when it is a gid: the default inventory location."""
+    locations = (ch.get("shopify") or {}).get("locations") or []
+    first = str(locations[0]) if locations else ""
+    return first if first.startswith("gid://shopify/Location/") else ""
 
 
 def unsafe_url_reason(url: str, *, allow_local: bool) -> str | None:
@@ -522,6 +587,7 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
         shipping = ch.get("shipping", {})
         payment = ch.get("payment", {})
         fee_cap = ch.get("fee_cap")
+        stock = ch.get("inventory") or {}
         channels[ch["id"]] = Channel(
             id=ch["id"],
             platform=ch["platform"],
@@ -559,6 +625,16 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
                 notify_customer=sf.get("notify_customer", True),
             ),
             shopify=_shopify_options(ch.get("shopify") or {}),
+            inventory=InventoryConfig(
+                sync=stock.get("sync", False),
+                buffer=StockBuffer.parse(stock.get("buffer", 0)),
+                sku_buffers={
+                    k.strip(): StockBuffer.parse(v) for k, v in (stock.get("sku_buffers") or {}).items()
+                },
+                interval_s=float(stock.get("interval_s", 300)),
+                full_sweep_h=float(stock.get("full_sweep_h", 24)),
+                location=stock.get("location", "") or _first_location_gid(ch),
+            ),
         )
     return ChannelsConfig(channels=channels, accounts=accounts, source=source, warnings=warnings)
 

@@ -563,5 +563,125 @@ def amazon_recheck(account_id: str) -> None:
     click.echo(f"Amazon account {account_id}: credentials accepted; parked work resumes now")
 
 
+# fba-bridge inventory
+
+
+class _ChannelOrCommand(click.Group):
+    """`inventory [CHANNEL]` and `inventory sync CHANNEL`: a first word that is not a subcommand
+    is the channel to show."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            ctx.meta["inventory_channel"] = args[0]
+            args = args[1:]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[CHANNEL]", *super().collect_usage_pieces(ctx)]
+
+
+def _when(moment: Any) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "-"
+
+
+@main.group(cls=_ChannelOrCommand, invoke_without_command=True)
+@click.option("--sku", default=None, help="only this storefront or Amazon SKU")
+@click.option("--limit", type=int, default=200, show_default=True)
+@click.pass_context
+def inventory(ctx: click.Context, sku: str | None, limit: int) -> None:
+    """Stock per storefront SKU: Amazon's sellable units, in flight, the target, the storefront's
+    value and when the bridge last pushed it."""
+    if ctx.invoked_subcommand:
+        return
+    from .pipeline.inventory import stock_report
+
+    bridge = _bootstrap()
+    channel_id = ctx.meta.get("inventory_channel")
+    if channel_id and bridge.config.channel(channel_id) is None:
+        raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")
+    cursors, lines = stock_report(bridge, channel_id, sku, limit)
+    synced = [c.id for c in bridge.config.channels.values() if c.inventory.sync]
+    if not synced:
+        click.echo(
+            "inventory sync is off for every channel (set `inventory: {sync: true}` in the channels file)"
+        )
+    for c in cursors:
+        click.echo(
+            f"Amazon {c.account_id}/{c.marketplace_id}: changes read up to {_when(c.changes_until)} UTC, "
+            f"last full read {_when(c.swept_at)} UTC"
+        )
+    if not lines:
+        click.echo("no stock recorded yet" + (" for this SKU" if sku else ""))
+        return
+    click.echo(
+        f"{'CHANNEL':<14} {'SKU':<20} {'AMAZON SKU':<20} {'AMAZON':>7} {'FLYING':>6} {'TARGET':>7} "
+        f"{'SHOP':>6} {'PUSHED':>6} {'PUSHED AT (UTC)':<19}  STATUS"
+    )
+    for line in lines:
+        status = line.status if line.status != "ok" else ("in sync" if line.in_sync else "pending")
+        detail = f": {line.detail}" if line.detail else ""
+        click.echo(
+            f"{line.channel_id:<14} {line.storefront_sku:<20} {line.amazon_sku:<20} "
+            f"{line.amazon_quantity:>7} {line.in_flight:>6} {line.target:>7} "
+            f"{_num(line.storefront_quantity):>6} {_num(line.pushed_quantity):>6} "
+            f"{_when(line.pushed_at):<19}  {status}{detail}"
+        )
+
+
+def _num(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+@inventory.command("sync")
+@click.argument("channel_id")
+@click.option("--now", "now_", is_flag=True, help="run the sync and its pushes in this process, now")
+@click.option("--full", is_flag=True, help="read every mapped SKU, not only Amazon's changes")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="seconds to wait with --now")
+def inventory_sync(channel_id: str, now_: bool, full: bool, timeout: float) -> None:
+    """Queue an inventory sync of CHANNEL's Amazon account (with --now: run it here and wait)."""
+    import time
+
+    from .pipeline.inventory import JOB_INVENTORY_PUSH, JOB_INVENTORY_SYNC, enqueue_sync, stock_report
+    from .store import write_session
+
+    bridge = _bootstrap()
+    channel = bridge.config.channel(channel_id)
+    if channel is None:
+        raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")
+    if not channel.inventory.sync:
+        raise click.ClickException(
+            f"inventory sync is off for channel {channel_id}; "
+            "set `inventory: {sync: true}` in the channels file"
+        )
+    with write_session(bridge.engine) as session:
+        queued = enqueue_sync(session, channel, full=full)
+    click.echo(
+        f"inventory sync of {channel.account_id}/{channel.marketplace_id} "
+        + ("queued" if queued else "already queued or running")
+    )
+    if not now_:
+        click.echo("a worker runs it; `fba-bridge inventory` shows the result")
+        return
+    from .runtime import HANDLERS, make_worker
+
+    worker = make_worker(bridge)
+    worker.handlers = {k: v for k, v in HANDLERS.items() if k in (JOB_INVENTORY_SYNC, JOB_INVENTORY_PUSH)}
+    deadline = time.monotonic() + timeout
+    ran = 0
+    while time.monotonic() < deadline:
+        step = worker.drain(limit=100)
+        ran += step
+        if step == 0:
+            break
+    _, lines = stock_report(bridge, channel_id, None, 100_000)
+    pending = sum(1 for line in lines if not line.in_sync and line.status == "ok")
+    problems = sum(1 for line in lines if line.status != "ok")
+    click.echo(
+        f"ran {ran} job(s): {len(lines)} SKU(s), {len(lines) - pending - problems} in sync, "
+        f"{pending} pending, {problems} with a problem "
+        f"(see `fba-bridge inventory {channel_id}` and `fba-bridge alerts`)"
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -4,7 +4,8 @@ Everything real but the outside world: the bridge's own web app, worker and cloc
 file, the bundled MCF simulator on a sped-up clock, and fake Shopify, WooCommerce and generic
 storefronts on loopback. It sends a few orders through signed webhooks and prints each order's
 way: accepted -> previewed -> created -> shipped -> tracking pushed. One Shopify order is split
-across Amazon's location and another app's: only Amazon's part is shipped and fulfilled.
+across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. Each
+demo SKU's stock in the shops is shown before and after the orders ship (inventory sync is on).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from .bootstrap import Bridge
 from .channels import ChannelsConfig, ShopifyOptions, load_channels
 from .clock import ScaledClock, SystemClock
 from .fakes.generic import FakeGenericReceiver, create_fake_generic_app
-from .fakes.shopify import FakeShopify, create_fake_shopify_app
+from .fakes.shopify import DEFAULT_LOCATION, FakeShopify, create_fake_shopify_app
 from .fakes.woocommerce import FakeWooCommerce, create_fake_woocommerce_app
 from .migrate import upgrade
+from .pipeline.inventory import stock_report
 from .runtime import make_worker
 from .scheduler import Clock
 from .settings import Settings
@@ -50,6 +52,8 @@ WOO_SECRET = "demo-woo-secret"  # noqa: S105
 GENERIC_SECRET = "whsec_ZGVtby1nZW5lcmljLXNlY3JldC0xMjM0NTY3ODkw"  # noqa: S105
 AMAZON_LOCATION = "Amazon FBA"  # the Shopify location whose stock is at Amazon
 OTHER_APP = "Print on demand"  # another app's fulfillment service
+INVENTORY_INTERVAL_S = 2.0  # production: 300 s (`inventory.interval_s`)
+STOCK_WAIT_S = 20.0
 
 LABELS = {
     "intake:created": "accepted",
@@ -246,7 +250,10 @@ def _run(
         "WOO_URL": servers["woo"].base_url,
         "OWN_SHOP_CALLBACK_URL": servers["generic"].base_url + "/fba-bridge/events",
     }
-    config = _with_amazon_location(load_channels(EXAMPLE_CONFIG, env=env))
+    amazon_location = shopify.add_location(AMAZON_LOCATION)
+    config = with_inventory_sync(
+        _with_amazon_location(load_channels(EXAMPLE_CONFIG, env=env)), amazon_location
+    )
     database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
     settings = Settings(
         database_url=database_url, sync_interval_s=2.0, leader_lease_s=10.0, simulator_speed=SPEED
@@ -285,8 +292,11 @@ def _run(
         ),
         DemoOrder("Own shop A-1001: generic signed webhook", "own-shop", "A-1001", "shipped"),
     ]
-    shopify.add_location(AMAZON_LOCATION)
     shopify.add_fulfillment_service(OTHER_APP, "https://print-on-demand.example/shopify")
+    _seed_catalogs(shopify, woo, amazon_location)
+    if not _wait_for_stock(bridge, time.monotonic() + STOCK_WAIT_S):
+        out("the shops' stock did not settle; see `fba-bridge inventory` with the DATABASE_URL below")
+    _print_stock(bridge, out, "before")
     shopify.add_order(
         "1001", [("11", "TSHIRT-BLUE-L", 2), ("12", "TSHIRT-RED-M", 1)], locations=AMAZON_LOCATION
     )
@@ -308,6 +318,10 @@ def _run(
     cancelled = _shopify_order(1002, [(21, "MUG-WHITE", 1)], cancelled=True)
     send.shopify(cancelled, topic="orders/cancelled")
     ok = _follow(bridge, orders, out, timeout_s)
+    settled = _wait_for_stock(bridge, time.monotonic() + STOCK_WAIT_S, after=datetime.now(UTC))
+    out("")
+    _print_stock(bridge, out, "after")
+    ok = ok and settled
     out("")
     for fulfillment in shopify.fulfillments("1001"):
         out(
@@ -315,10 +329,12 @@ def _run(
             f"tracking {', '.join(fulfillment.tracking_numbers)}"
         )
     _show_split(shopify, out)
+    events = [e for e in receiver.events if e.type != "inventory.updated"]
     out(
-        f"generic shop received {len(receiver.events)} signed event(s): "
-        + ", ".join(sorted({e.type or "?" for e in receiver.events}))
+        f"generic shop received {len(events)} signed event(s): "
+        + ", ".join(sorted({e.type or "?" for e in events}))
     )
+    out(f"generic shop received {len(receiver.events_of('inventory.updated'))} signed stock update(s)")
     out(
         f"\nWhere to look: the database is {workdir / 'demo.sqlite3'}; for an order's audit trail run\n"
         f"  DATABASE_URL={database_url} bridge order shop-a 1001\n"
@@ -347,6 +363,53 @@ def _show_split(shopify: FakeShopify, out: Callable[[str], None]) -> None:
             f"fulfilled by Amazon, tracking {tracking}" if shipped else "left to its own app, unfulfilled"
         )
         out(f"Shopify order #1003 at '{where}' ({lines}): {fo.status}, {verdict}")
+
+
+def with_inventory_sync(config: ChannelsConfig, shopify_location: str = DEFAULT_LOCATION) -> ChannelsConfig:
+    """The example channels with inventory sync on, read every few seconds (the demo's pace)."""
+    channels = {}
+    for cid, channel in config.channels.items():
+        inventory = replace(
+            channel.inventory,
+            sync=True,
+            interval_s=INVENTORY_INTERVAL_S,
+            location=channel.inventory.location
+            or (shopify_location if channel.platform == "shopify" else ""),
+        )
+        channels[cid] = replace(channel, inventory=inventory)
+    return replace(config, channels=channels)
+
+
+def _seed_catalogs(shopify: FakeShopify, woo: FakeWooCommerce, shopify_location: str) -> None:
+    """The demo SKUs as the fake shops list them, with no stock until the bridge sets it."""
+    for sku in ("TSHIRT-RED-M", "TSHIRT-BLUE-L", "MUG-WHITE"):
+        shopify.inventory.add_item(sku, 0, location=shopify_location)
+    for sku in ("MUG-WHITE", "POSTER-A2"):
+        woo.catalog.add_product(sku, 0)
+
+
+def _wait_for_stock(bridge: Bridge, deadline: float, after: datetime | None = None) -> bool:
+    """Until a sync that started after `after` has run and every storefront holds its target."""
+    while time.monotonic() < deadline:
+        cursors, lines = stock_report(bridge, limit=1000)
+        fresh = bool(cursors) and all(
+            c.changes_until and (after is None or c.changes_until > after) for c in cursors
+        )
+        if fresh and lines and all(line.in_sync for line in lines):
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def _print_stock(bridge: Bridge, out: Callable[[str], None], when: str) -> None:
+    _, lines = stock_report(bridge, limit=1000)
+    for line in lines:
+        shop = "-" if line.storefront_quantity is None else str(line.storefront_quantity)
+        held = f", {line.in_flight} held for orders not at Amazon yet" if line.in_flight else ""
+        out(
+            f"stock {when:<6} {line.channel_id:<9} {line.storefront_sku:<14} shop {shop:>4}  "
+            f"(Amazon {line.amazon_sku}: {line.amazon_quantity} sellable{held})"
+        )
 
 
 def _stopper(stop: Callable[[], None], thread: threading.Thread) -> Callable[[], None]:

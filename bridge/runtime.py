@@ -18,6 +18,12 @@ from .intake import JOB_AMEND, JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN,
 from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.amend import handle_amend
 from .pipeline.cancel import handle_cancel
+from .pipeline.inventory import (
+    JOB_INVENTORY_PUSH,
+    JOB_INVENTORY_SYNC,
+    handle_inventory_push,
+    handle_inventory_sync,
+)
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
 from .pipeline.requests import (
@@ -69,6 +75,8 @@ HANDLERS: dict[str, Handler] = {
     JOB_ALERT_DELIVERY: handle_alert_delivery,
     JOB_REQUESTS: handle_requests,
     JOB_ANSWER_CANCELLATION: handle_answer_cancellation,
+    JOB_INVENTORY_SYNC: handle_inventory_sync,
+    JOB_INVENTORY_PUSH: handle_inventory_push,
 }
 
 

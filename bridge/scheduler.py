@@ -26,6 +26,7 @@ from sqlmodel import Session, col
 
 from . import jobs
 from .bootstrap import Bridge
+from .pipeline.inventory import JOB_INVENTORY_SYNC, sync_key
 from .pipeline.requests import JOB_REQUESTS
 from .pipeline.sync import JOB_SYNC, JOB_SYNC_STALE
 from .store import LeaderLeaseRecord, db_now, write_session
@@ -134,12 +135,28 @@ class Clock:
                 for request_kind in ("fulfillment", "cancellation"):
                     payload: dict[str, object] = {"channel_id": channel.id, "kind": request_kind}
                     self._every(interval, f"requests:{channel.id}:{request_kind}", JOB_REQUESTS, payload)
+        for channel in bridge.config.channels.values():
+            if channel.enabled and channel.inventory.sync:
+                # Channels on one account and marketplace share one job (and one read of Amazon).
+                self._every(
+                    channel.inventory.interval_s,
+                    f"inventory:{channel.id}",
+                    JOB_INVENTORY_SYNC,
+                    {
+                        "account_id": channel.account_id,
+                        "marketplace_id": channel.marketplace_id,
+                        "channel_id": channel.id,
+                    },
+                    key=sync_key(channel.account_id, channel.marketplace_id),
+                )
 
-    def _every(self, seconds: float, name: str, kind: str, payload: dict[str, object]) -> None:
+    def _every(
+        self, seconds: float, name: str, kind: str, payload: dict[str, object], key: str | None = None
+    ) -> None:
         # A run that is late by less than one interval still happens (once: coalesce); a later one
         # is dropped and logged, the next regular run covers it.
         self.scheduler.add_job(
-            self._enqueue(kind, payload, seconds),
+            self._enqueue(kind, payload, seconds, key),
             IntervalTrigger(seconds=seconds),
             id=name,
             name=name,
@@ -149,9 +166,11 @@ class Clock:
             next_run_time=datetime.now(UTC),
         )
 
-    def _enqueue(self, kind: str, payload: dict[str, object], interval: float) -> Callable[[], None]:
-        key = f"{kind}:{payload.get('account_id', '')}"
-        if "channel_id" in payload:
+    def _enqueue(
+        self, kind: str, payload: dict[str, object], interval: float, dedupe_key: str | None = None
+    ) -> Callable[[], None]:
+        key = dedupe_key or f"{kind}:{payload.get('account_id', '')}"
+        if dedupe_key is None and "channel_id" in payload:
             key += f"{payload['channel_id']}:{payload.get('kind', '')}"
         last_run: list[float] = []
 

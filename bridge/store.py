@@ -221,6 +221,97 @@ class SyncCursorRecord(SQLModel, table=True):
     updated_at: datetime
 
 
+class InventoryCursorRecord(SQLModel, table=True):
+    """Per Amazon account and marketplace: how far Amazon's inventory changes have been read."""
+
+    __tablename__ = "inventory_cursors"
+
+    account_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    marketplace_id: str = Field(sa_column=Column(String(20), primary_key=True))
+    #: The change feed has been read completely up to here (our clock, at the start of that read).
+    changes_until: datetime | None = None
+    #: The last complete read of every mapped SKU.
+    swept_at: datetime | None = None
+    #: Digest of the channels' SKU maps and buffers the targets were computed with.
+    mapping: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    updated_at: datetime
+
+
+class AmazonStockRecord(SQLModel, table=True):
+    """Amazon's quantities of one seller SKU in one marketplace, as last read."""
+
+    __tablename__ = "amazon_stock"
+    __table_args__ = (
+        UniqueConstraint("account_id", "marketplace_id", "amazon_sku", name="uq_amazon_stock_sku"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(sa_column=Column(String(64), nullable=False))
+    marketplace_id: str = Field(sa_column=Column(String(20), nullable=False))
+    amazon_sku: str = Field(sa_column=Column(String(50), nullable=False))
+    fulfillable: int = 0
+    total: int = 0
+    reserved: int = 0
+    inbound: int = 0
+    #: False when Amazon had no summary for the SKU at the last full read (sellable: 0).
+    known: bool = True
+    amazon_updated_at: datetime | None = None  # Amazon's lastUpdatedTime
+    changed_at: datetime  # when our copy of `fulfillable` last changed
+    seen_at: datetime
+
+
+#: A storefront SKU whose known value differs from its target (see `ix_storefront_stock_due`).
+STOCK_DUE = "storefront_quantity IS NULL OR storefront_quantity != target"
+
+
+class StorefrontStockRecord(SQLModel, table=True):
+    """One storefront SKU of a channel: what it may sell, and what the storefront was last told.
+
+    `target` is recomputed whenever Amazon's quantity or the units of orders in flight change;
+    `target_version` counts those changes. A push carries the version it sets, so a result that
+    arrives after the target moved again is recorded as what the storefront has, not as done."""
+
+    __tablename__ = "storefront_stock"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "storefront_sku", name="uq_storefront_stock_sku"),
+        Index("ix_storefront_stock_amazon", "channel_id", "amazon_sku"),
+        # The SKUs a push is owed for, without reading the whole catalogue of a channel.
+        Index(
+            "ix_storefront_stock_due",
+            "channel_id",
+            "target_changed_at",
+            sqlite_where=text(STOCK_DUE),
+            postgresql_where=text(STOCK_DUE),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(sa_column=Column(String(64), nullable=False))
+    storefront_sku: str = Field(sa_column=Column(String(255), nullable=False))
+    amazon_sku: str = Field(sa_column=Column(String(50), nullable=False))
+    amazon_quantity: int = 0
+    in_flight: int = 0
+    target: int = 0
+    target_version: int = 1
+    target_changed_at: datetime
+    #: Amazon's lastUpdatedTime behind the current target (how late the storefront is).
+    amazon_changed_at: datetime | None = None
+    #: The storefront's value as last seen or set by us (None: not looked at yet).
+    storefront_quantity: int | None = None
+    pushed_quantity: int | None = None
+    pushed_version: int = 0
+    pushed_at: datetime | None = None
+    #: The storefront's id: Shopify inventory item gid, WooCommerce product or variation id.
+    storefront_ref: str = Field(default="", sa_column=Column(String(200), nullable=False, default=""))
+    storefront_parent: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    #: ok | missing | unmanaged | not_stocked | duplicate | error
+    status: str = Field(default="ok", sa_column=Column(String(16), nullable=False, default="ok"))
+    status_detail: str = Field(default="", sa_column=Column(String(500), nullable=False, default=""))
+    #: Not before then (a concurrent storefront change was seen, or the SKU is to be looked up again).
+    retry_at: datetime | None = None
+    updated_at: datetime
+
+
 class LeaderLeaseRecord(SQLModel, table=True):
     """Who may run the periodic schedule; held in database time, renewed by its holder."""
 

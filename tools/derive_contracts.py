@@ -425,7 +425,13 @@ def _sdl_usage(sdl: str, usage: _Usage) -> None:
     for definition in parse(sdl).definitions:
         if isinstance(definition, ast.SchemaDefinitionNode):
             usage.types.update(op.type.name.value for op in definition.operation_types)
-        elif isinstance(definition, ast.ObjectTypeDefinitionNode | ast.InterfaceTypeDefinitionNode):
+        elif isinstance(
+            definition,
+            ast.ObjectTypeDefinitionNode
+            | ast.InterfaceTypeDefinitionNode
+            | ast.ObjectTypeExtensionNode
+            | ast.InterfaceTypeExtensionNode,
+        ):
             name = definition.name.value
             usage.types.add(name)
             for field in definition.fields or ():
@@ -658,9 +664,9 @@ def read_shopify_header(text: str) -> dict[str, str]:
 
 
 def fake_shopify_sdl() -> str:
-    from bridge.fakes.shopify import SCHEMA_SDL
+    from bridge.fakes.shopify import fake_schema_sdl
 
-    return SCHEMA_SDL
+    return fake_schema_sdl()
 
 
 # ----------------------------------------------------------------------------- driver

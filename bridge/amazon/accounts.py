@@ -15,10 +15,12 @@ from ..bootstrap import Bridge
 from ..channels import AmazonAccount, Channel
 from ..clock import ScaledClock
 from .breaker_alerts import AlertingBreakerListener
+from .inventory import FbaInventory
 from .limiter import Buckets, DatabaseBuckets
 from .notifications_api import NotificationsApi, notifications_client
 from .outbound import FulfillmentOutbound, outbound_client
 from .simulator import Simulator, create_simulator_app, load_config
+from .spapi import SpApiClient
 from .tokens import DatabaseTokenStore
 
 IN_PROCESS_SIMULATOR = "http://simulator.local"
@@ -34,6 +36,13 @@ class AmazonAccounts:
 
     def for_account(self, account_id: str) -> FulfillmentOutbound:
         return self._clients[account_id]
+
+    def inventory(self, account_id: str) -> FbaInventory:
+        """FBA Inventory for an account, on the same SP-API client (token, breaker, connections)."""
+        client = getattr(self._clients[account_id], "client", None)
+        if not isinstance(client, SpApiClient):
+            raise TypeError(f"the Amazon client of account {account_id!r} exposes no SP-API client")
+        return FbaInventory(client)
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -46,7 +46,8 @@ class Limit:
 
 FULFILLMENT_OUTBOUND_LIMIT = Limit(rate=2.0, burst=30.0)
 
-#: Documented usage plans (Fulfillment Outbound 2020-07-01). Unknown operations get the default.
+#: Documented usage plans (Fulfillment Outbound 2020-07-01, FBA Inventory v1). Unknown operations
+#: get the default.
 DEFAULT_LIMITS: Mapping[str, Limit] = {
     "getFulfillmentPreview": FULFILLMENT_OUTBOUND_LIMIT,
     "createFulfillmentOrder": FULFILLMENT_OUTBOUND_LIMIT,
@@ -65,6 +66,8 @@ DEFAULT_LIMITS: Mapping[str, Limit] = {
     "getSubscription": Limit(rate=1.0, burst=5.0),
     "createSubscription": Limit(rate=1.0, burst=5.0),
     "deleteSubscriptionById": Limit(rate=1.0, burst=5.0),
+    # FBA Inventory v1 (its own usage plan: 2 requests/s, burst 2).
+    "getInventorySummaries": Limit(rate=2.0, burst=2.0),
 }
 
 _MAX_RATE = 1000.0

@@ -70,6 +70,9 @@ class FakeGenericReceiver:
         self._seen: set[str] = set()
         self._faults: list[_Fault] = []
         self.lock = threading.RLock()
+        #: For `inventory.updated`: the SKUs the shop sells (None: all); others are answered as
+        #: `unknown_skus`.
+        self.known_skus: set[str] | None = None
         # verify() wants a channel; only its secrets matter here
         self._channel = Channel(
             id="fake-generic-receiver",
@@ -117,8 +120,38 @@ class FakeGenericReceiver:
         except ValueError:
             payload = None
         self._seen.add(msg_id)
-        self.events.append(ReceivedEvent(msg_id, int(header(headers, TIMESTAMP_HEADER)), path, payload))
-        return 200, {"ok": True, "duplicate": False}
+        event = ReceivedEvent(msg_id, int(header(headers, TIMESTAMP_HEADER)), path, payload)
+        self.events.append(event)
+        return 200, {"ok": True, "duplicate": False, **unknown_skus(event, self.known_skus)}
+
+    def stock(self) -> dict[str, int]:
+        """SKU -> the quantity of the newest `inventory.updated` item (highest version) received."""
+        with self.lock:
+            return stock_levels(self.events)
+
+
+def unknown_skus(event: ReceivedEvent, known: set[str] | None) -> dict[str, list[str]]:
+    if known is None or event.type != "inventory.updated":
+        return {}
+    items = event.data.get("items")
+    skus = [str(i.get("sku")) for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    unknown = sorted({s for s in skus if s not in known})
+    return {"unknown_skus": unknown} if unknown else {}
+
+
+def stock_levels(events: Sequence[ReceivedEvent]) -> dict[str, int]:
+    best: dict[str, tuple[int, int]] = {}  # sku -> (version, quantity)
+    for event in events:
+        if event.type != "inventory.updated":
+            continue
+        for item in event.data.get("items") or []:
+            if not isinstance(item, dict):
+                continue
+            sku, version, quantity = item.get("sku"), item.get("version"), item.get("quantity")
+            if isinstance(sku, str) and isinstance(version, int) and isinstance(quantity, int):
+                if sku not in best or version >= best[sku][0]:
+                    best[sku] = (version, quantity)
+    return {sku: quantity for sku, (_, quantity) in best.items()}
 
 
 def create_fake_generic_app(fake: FakeGenericReceiver) -> Flask:

@@ -23,6 +23,9 @@ and answered in exactly the selection's shape, aliases included. What it holds a
   (accept: IN_PROGRESS), a cancellation only while CANCELLATION_REQUESTED (accepting it closes
   the fulfillment order, as `fulfillmentOrderCancel`'s description says Shopify does).
   `assignedFulfillmentOrders` lists the caller's services' fulfillment orders by assignment status.
+- Inventory (`fake.inventory`, its own block at the end of the module): items per SKU with
+  `available` units per location, `inventoryItems(query: "sku:...")` and `inventorySetQuantities`
+  with `changeFromQuantity` and the required `@idempotent` key; `sell()` is a sale in the shop.
 - Authentication by `X-Shopify-Access-Token` (401 with Shopify's body otherwise; `revoke()`).
 - What `fba-bridge check channel` reads: `shop`, `currentAppInstallation.accessScopes` (set
   `access_scopes`) and the app's `webhookSubscriptions` (`add_webhook_subscription`).
@@ -53,6 +56,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -1113,9 +1117,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+def fake_schema_sdl() -> str:
+    """The whole fake schema: push-back's part (`SCHEMA_SDL`) and inventory's (`INVENTORY_SDL`)."""
+    return SCHEMA_SDL + INVENTORY_SDL
+
+
 def build_fake_schema() -> GraphQLSchema:
-    schema = build_schema(SCHEMA_SDL)
-    for (type_name, field_name), resolve in _resolvers().items():
+    schema = build_schema(fake_schema_sdl())
+    for (type_name, field_name), resolve in {**_resolvers(), **_inventory_resolvers()}.items():
         graphql_type = schema.get_type(type_name)
         graphql_type.fields[field_name].resolve = resolve  # type: ignore[union-attr]
     return schema
@@ -1199,6 +1208,7 @@ class FakeShopify:
         self._locations: dict[int, FakeLocation] = {}
         self._services: dict[int, FakeFulfillmentService] = {}
         self.primary_location = self.add_location(PRIMARY_LOCATION)
+        self.inventory = FakeShopifyInventory(self)
 
     # -- locations and fulfillment services --------------------------------------------------------
 
@@ -1926,9 +1936,428 @@ def create_fake_shopify_app(fake: FakeShopify) -> Flask:
             }
         )
 
+    add_inventory_routes(app, fake)
     app.wsgi_app = ConnectionDropper(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(json.dumps(body), status=status, headers=dict(headers or {}), mimetype="application/json")
+
+
+# --------------------------------------------------------------------------------------------
+# Inventory: items, levels per location, `inventoryItems` search, `inventorySetQuantities`
+#
+# Seed with `fake.inventory.add_item(sku, available, ...)`; a sale in the shop is `sell(sku, n)`.
+# `inventorySetQuantities` behaves as 2026-07 documents it: `name` `available` or `on_hand`, an
+# explicit `changeFromQuantity` on every quantity (null skips the check), compare-and-swap against
+# the stored value (`CHANGE_FROM_QUANTITY_STALE`), all or nothing (any user error: nothing is
+# applied), and a required `@idempotent(key:)`: a key seen before with the same input answers the
+# stored result without applying it again, with other input `IDEMPOTENCY_KEY_PARAMETER_MISMATCH`,
+# after a refused attempt `IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED`. Evidence: `stock_log`.
+
+INVENTORY_SDL = """
+directive @idempotent(key: String!) on FIELD
+
+extend type QueryRoot {
+  inventoryItems(
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+    query: String
+  ): InventoryItemConnection!
+}
+
+extend type Mutation {
+  inventorySetQuantities(input: InventorySetQuantitiesInput!): InventorySetQuantitiesPayload
+}
+
+type InventoryItemConnection {
+  edges: [InventoryItemEdge!]!
+  nodes: [InventoryItem!]!
+  pageInfo: PageInfo!
+}
+
+type InventoryItemEdge {
+  cursor: String!
+  node: InventoryItem!
+}
+
+type InventoryItem {
+  id: ID!
+  sku: String
+  tracked: Boolean!
+  inventoryLevel(locationId: ID!, includeInactive: Boolean = false): InventoryLevel
+}
+
+type InventoryLevel {
+  id: ID!
+  item: InventoryItem!
+  quantities(names: [String!]!): [InventoryQuantity!]!
+}
+
+type InventoryQuantity {
+  id: ID!
+  name: String!
+  quantity: Int!
+  updatedAt: DateTime
+}
+
+input InventorySetQuantitiesInput {
+  reason: String!
+  name: String!
+  referenceDocumentUri: String
+  quantities: [InventoryQuantityInput!]!
+}
+
+input InventoryQuantityInput {
+  inventoryItemId: ID!
+  locationId: ID!
+  quantity: Int!
+  changeFromQuantity: Int
+}
+
+type InventorySetQuantitiesPayload {
+  inventoryAdjustmentGroup: InventoryAdjustmentGroup
+  userErrors: [InventorySetQuantitiesUserError!]!
+}
+
+type InventoryAdjustmentGroup {
+  id: ID!
+  reason: String!
+  createdAt: DateTime!
+  referenceDocumentUri: String
+}
+
+type InventorySetQuantitiesUserError {
+  code: InventorySetQuantitiesUserErrorCode
+  field: [String!]
+  message: String!
+}
+
+enum InventorySetQuantitiesUserErrorCode {
+  INVALID_INVENTORY_ITEM
+  INVALID_LOCATION
+  INVALID_QUANTITY_NEGATIVE
+  INVALID_REASON
+  ITEM_NOT_STOCKED_AT_LOCATION
+  COMPARE_QUANTITY_REQUIRED
+  CHANGE_FROM_QUANTITY_STALE
+  INVALID_NAME
+  NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR
+  IDEMPOTENCY_CONCURRENT_REQUEST
+  IDEMPOTENCY_KEY_PARAMETER_MISMATCH
+  IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED
+}
+"""
+
+DEFAULT_LOCATION = "gid://shopify/Location/1"
+#: A few of Shopify's documented reasons for a quantity change.
+INVENTORY_REASONS = frozenset(
+    {"correction", "cycle_count_available", "damaged", "movement_created", "received", "restock", "other"}
+)
+QUANTITY_NAMES = frozenset({"available", "on_hand"})
+
+
+@dataclass
+class FakeInventoryItem:
+    id: int
+    sku: str | None
+    tracked: bool
+    levels: dict[str, dict[str, int]]  # location gid -> quantity name -> units
+
+    @property
+    def gid(self) -> str:
+        return _gid("InventoryItem", self.id)
+
+
+@dataclass(frozen=True)
+class StockChange:
+    """One quantity the fake changed: through `inventorySetQuantities` (`via` "api") or a sale."""
+
+    sku: str | None
+    location: str
+    before: int
+    after: int
+    at: datetime
+    via: str
+
+
+class FakeShopifyInventory:
+    """The shop's inventory; lives on `FakeShopify.inventory` and uses its lock, ids and clock."""
+
+    def __init__(self, shop: FakeShopify) -> None:
+        self._shop = shop
+        self.locations: set[str] = {DEFAULT_LOCATION}
+        self._items: dict[int, FakeInventoryItem] = {}
+        self._by_sku: dict[str, list[int]] = {}
+        self._keys: dict[str, tuple[str, dict[str, Any]]] = {}  # idempotency key -> (input digest, answer)
+        self.stock_log: list[StockChange] = []
+
+    # -- seeding and inspection ------------------------------------------------------------------
+
+    def add_item(
+        self,
+        sku: str | None,
+        available: int | None = 0,
+        *,
+        location: str = DEFAULT_LOCATION,
+        tracked: bool = True,
+    ) -> str:
+        """An inventory item (one per variant) with `available` units at `location` (None: not
+        stocked there). Returns its gid."""
+        with self._shop._lock:
+            item = FakeInventoryItem(self._shop._new_id(), sku, tracked, {})
+            self.locations.add(location)
+            if available is not None:
+                item.levels[location] = {"available": available, "on_hand": available}
+            self._items[item.id] = item
+            if sku:
+                self._by_sku.setdefault(sku, []).append(item.id)
+            return item.gid
+
+    def available(self, sku: str, location: str = DEFAULT_LOCATION) -> int | None:
+        with self._shop._lock:
+            for item_id in self._by_sku.get(sku, []):
+                level = self._items[item_id].levels.get(location)
+                if level is not None:
+                    return level["available"]
+            return None
+
+    def sell(self, sku: str, units: int = 1, location: str = DEFAULT_LOCATION) -> None:
+        """A sale in the shop: Shopify takes the units off `available` at once (it may go negative)."""
+        with self._shop._lock:
+            item = self._items[self._by_sku[sku][0]]
+            level = item.levels[location]
+            before = level["available"]
+            level["available"] -= units
+            self.stock_log.append(
+                StockChange(sku, location, before, before - units, self._shop.clock.now(), "sale")
+            )
+
+    def set_tracked(self, sku: str, tracked: bool) -> None:
+        with self._shop._lock:
+            for item_id in self._by_sku.get(sku, []):
+                self._items[item_id].tracked = tracked
+
+    def api_changes(self, sku: str | None = None) -> list[StockChange]:
+        with self._shop._lock:
+            return [c for c in self.stock_log if c.via == "api" and (sku is None or c.sku == sku)]
+
+    # -- resolvers -------------------------------------------------------------------------------
+
+    def item_by_gid(self, value: str) -> FakeInventoryItem | None:
+        legacy = _parse_gid(value, "InventoryItem")
+        return self._items.get(int(legacy)) if legacy else None
+
+    def search(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """`inventoryItems(query:)` with `sku:` terms joined by OR (a term matches SKUs starting
+        with it, as Shopify's search is not an exact match) and `id:` terms."""
+        terms = _search_terms(str(args.get("query") or ""))
+        found = []
+        for item in self._items.values():
+            if not terms or any(_matches(item, field, value) for field, value in terms):
+                found.append(item)
+        return _connection(found, args)
+
+    def level(self, item: FakeInventoryItem, location: str) -> dict[str, Any] | None:
+        if _parse_gid(location, "Location") is None:
+            return None
+        quantities = item.levels.get(location)
+        if quantities is None:
+            return None
+        legacy = location.rsplit("/", 1)[-1]
+        return {
+            "id": f"gid://shopify/InventoryLevel/{item.id}?inventory_item_id={legacy}",
+            "item": item,
+            "q": quantities,
+        }
+
+    def set_quantities(self, data: Mapping[str, Any], key: str | None) -> dict[str, Any]:
+        if not key or not key.strip():
+            raise GraphQLError(
+                "An idempotency key is required for inventorySetQuantities: add @idempotent(key: ...)",
+                extensions={"code": "BAD_REQUEST"},
+            )
+        digest = json.dumps(data, sort_keys=True, default=str)
+        if key in self._keys:
+            stored_digest, answer = self._keys[key]
+            if stored_digest != digest:
+                return _set_answer(None, [_stock_error(None, "IDEMPOTENCY_KEY_PARAMETER_MISMATCH")])
+            if answer["userErrors"]:
+                return _set_answer(None, [_stock_error(None, "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED")])
+            return answer
+        answer = self._apply(data)
+        self._keys[key] = (digest, answer)
+        return answer
+
+    def _apply(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        errors: list[dict[str, Any]] = []
+        name = data["name"]
+        if name not in QUANTITY_NAMES:
+            errors.append(_stock_error(["input", "name"], "INVALID_NAME"))
+        if data["reason"] not in INVENTORY_REASONS:
+            errors.append(_stock_error(["input", "reason"], "INVALID_REASON"))
+        plan: list[tuple[FakeInventoryItem, str, int]] = []
+        seen: set[tuple[str, str]] = set()
+        for i, quantity in enumerate(data["quantities"]):
+            path = ["input", "quantities", str(i)]
+            item = self.item_by_gid(quantity["inventoryItemId"])
+            location = quantity["locationId"]
+            pair = (quantity["inventoryItemId"], location)
+            if pair in seen:
+                errors.append(_stock_error(path, "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR"))
+                continue
+            seen.add(pair)
+            if item is None:
+                errors.append(_stock_error([*path, "inventoryItemId"], "INVALID_INVENTORY_ITEM"))
+                continue
+            if location not in self.locations:
+                errors.append(_stock_error([*path, "locationId"], "INVALID_LOCATION"))
+                continue
+            levels = item.levels.get(location)
+            if levels is None:
+                errors.append(_stock_error([*path, "locationId"], "ITEM_NOT_STOCKED_AT_LOCATION"))
+                continue
+            if quantity["quantity"] < 0:
+                errors.append(_stock_error([*path, "quantity"], "INVALID_QUANTITY_NEGATIVE"))
+                continue
+            if "changeFromQuantity" not in quantity:
+                errors.append(_stock_error([*path, "changeFromQuantity"], "COMPARE_QUANTITY_REQUIRED"))
+                continue
+            expected = quantity["changeFromQuantity"]
+            if expected is not None and expected != levels[name if name in levels else "available"]:
+                errors.append(_stock_error([*path, "changeFromQuantity"], "CHANGE_FROM_QUANTITY_STALE"))
+                continue
+            plan.append((item, location, quantity["quantity"]))
+        if errors:
+            return _set_answer(None, errors)
+        now = self._shop.clock.now()
+        for item, location, units in plan:
+            levels = item.levels[location]
+            before = levels["available"]
+            delta = units - levels[name]
+            levels["available"] += delta
+            levels["on_hand"] += delta
+            self.stock_log.append(StockChange(item.sku, location, before, levels["available"], now, "api"))
+        group = {
+            "id": _gid("InventoryAdjustmentGroup", self._shop._new_id()),
+            "reason": data["reason"],
+            "createdAt": now.isoformat().replace("+00:00", "Z"),
+            "referenceDocumentUri": data.get("referenceDocumentUri"),
+        }
+        return _set_answer(group, [])
+
+
+_STOCK_MESSAGES = {
+    "INVALID_INVENTORY_ITEM": "The specified inventory item could not be found.",
+    "INVALID_LOCATION": "The specified location could not be found.",
+    "INVALID_QUANTITY_NEGATIVE": "The quantity can't be negative.",
+    "INVALID_REASON": "The specified reason is invalid.",
+    "ITEM_NOT_STOCKED_AT_LOCATION": "The specified inventory item is not stocked at the location.",
+    "COMPARE_QUANTITY_REQUIRED": "The changeFromQuantity argument must be given to each quantity.",
+    "CHANGE_FROM_QUANTITY_STALE": "The changeFromQuantity value does not match persisted value.",
+    "INVALID_NAME": "The quantity name must be either 'available' or 'on_hand'.",
+    "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR": (
+        "The combination of inventoryItemId and locationId must be unique."
+    ),
+    "IDEMPOTENCY_KEY_PARAMETER_MISMATCH": (
+        "The same idempotency key cannot be used with different operation parameters."
+    ),
+    "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED": (
+        "A previous request with this idempotency key failed. Retry with a new idempotency key."
+    ),
+}
+
+
+def _stock_error(path: list[str] | None, code: str) -> dict[str, Any]:
+    return {"field": path, "message": _STOCK_MESSAGES[code], "code": code}
+
+
+def _set_answer(group: dict[str, Any] | None, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"inventoryAdjustmentGroup": group, "userErrors": errors}
+
+
+def _search_terms(query: str) -> list[tuple[str, str]]:
+    terms = []
+    for part in re.split(r"\s+OR\s+", query.strip()) if query.strip() else []:
+        field_name, _, value = part.strip().partition(":")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        terms.append((field_name.strip().lower(), value))
+    return terms
+
+
+def _matches(item: FakeInventoryItem, field_name: str, value: str) -> bool:
+    if field_name == "sku":
+        return bool(item.sku) and item.sku.lower().startswith(value.lower())  # type: ignore[union-attr]
+    if field_name == "id":
+        return str(item.id) == value
+    return False
+
+
+def _idempotency_key(info: Any) -> str | None:
+    for directive in info.field_nodes[0].directives or ():
+        if directive.name.value != "idempotent":
+            continue
+        for argument in directive.arguments or ():
+            if argument.name.value == "key":
+                value = argument.value
+                if isinstance(value, VariableNode):
+                    # graphql-core 3.3 wraps the values (`.coerced`); 3.2 passes the dict itself
+                    variables = getattr(info.variable_values, "coerced", info.variable_values)
+                    found = variables.get(value.name.value)
+                    return found if isinstance(found, str) else None
+                return getattr(value, "value", None)
+    return None
+
+
+def _inventory_resolvers() -> dict[tuple[str, str], Resolver]:
+    def inv(info: Any) -> FakeShopifyInventory:
+        fake: FakeShopify = info.context
+        return fake.inventory
+
+    return {
+        ("QueryRoot", "inventoryItems"): lambda _r, info, **a: inv(info).search(a),
+        ("Mutation", "inventorySetQuantities"): lambda _r, info, **a: inv(info).set_quantities(
+            a["input"], _idempotency_key(info)
+        ),
+        ("InventoryItem", "id"): lambda item, _i: item.gid,
+        ("InventoryItem", "inventoryLevel"): lambda item, info, **a: inv(info).level(item, a["locationId"]),
+        ("InventoryLevel", "id"): lambda level, _i: level["id"],
+        ("InventoryLevel", "item"): lambda level, _i: level["item"],
+        ("InventoryLevel", "quantities"): lambda level, _i, **a: [
+            {"id": f"{level['id']}#{n}", "name": n, "quantity": level["q"][n], "updatedAt": None}
+            for n in a["names"]
+            if n in level["q"]
+        ],
+    }
+
+
+def add_inventory_routes(app: Flask, fake: FakeShopify) -> None:
+    """`POST /_fake/inventory` `{"items": [{"sku", "available", "location", "tracked"}]}` seeds
+    items; `GET /_fake/inventory/<sku>` shows a SKU's `available` units (for another process)."""
+
+    @app.post("/_fake/inventory")
+    def seed_inventory() -> Response:
+        data = request.get_json(silent=True) or {}
+        try:
+            gids = [
+                fake.inventory.add_item(
+                    x.get("sku"),
+                    x.get("available", 0),
+                    location=x.get("location", DEFAULT_LOCATION),
+                    tracked=bool(x.get("tracked", True)),
+                )
+                for x in data["items"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            return _json({"error": f"cannot seed the inventory: {exc}"}, 400)
+        return _json({"inventory_items": gids}, 201)
+
+    @app.get("/_fake/inventory/<sku>")
+    def show_inventory(sku: str) -> Response:
+        return _json({"sku": sku, "available": fake.inventory.available(sku)})

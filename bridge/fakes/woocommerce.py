@@ -17,6 +17,9 @@ socket (`serve_in_thread(app)`). Routes (route names in brackets, for fault inje
   [list_providers] (public). With `shipment_tracking=False` these answer 404 `rest_no_route`,
   as a store without the extension does.
 
+The catalog (`fake.catalog`: products and variations with SKUs and stock, the products search
+and the batch routes inventory sync uses) is its own block at the end of the module.
+
 Every route but the providers list wants HTTP Basic auth with the fake's consumer key and
 secret: none answers 401 `woocommerce_rest_cannot_view` (or `_cannot_create` / `_cannot_edit` /
 `_cannot_delete`), a wrong or revoked key 401 `woocommerce_rest_authentication_error`, and a
@@ -209,6 +212,7 @@ class FakeWooCommerce:
         self._faults: list[_Fault] = []
         self._next_note_id = 1000
         self.lock = threading.RLock()
+        self.catalog = FakeCatalog(self.clock)
 
     # ---------------------------------------------------------------------------------------
     # Controls
@@ -527,6 +531,8 @@ def create_fake_woocommerce_app(fake: FakeWooCommerce) -> Flask:
     def list_providers() -> Response:
         return handle("list_providers", None, lambda: (fake.providers, 200, {}), public=True)
 
+    add_catalog_routes(app, fake, handle)
+
     @app.errorhandler(404)
     def _not_found(_err: Exception) -> Response:
         return _json(_no_route().body, 404)
@@ -537,6 +543,182 @@ def create_fake_woocommerce_app(fake: FakeWooCommerce) -> Flask:
 
     app.wsgi_app = ConnectionDropper(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+# -------------------------------------------------------------------------------------------
+# Catalog: products and variations with SKUs and stock (what inventory sync reads and writes)
+#
+# Routes: `GET /wp-json/wc/v3/products` [list_products] (`sku` exact, comma-separated, and, as
+# WooCommerce does, variations too; `per_page` <= 100, `page`, `_fields`; `X-WP-Total` and
+# `X-WP-TotalPages` headers), `POST /wp-json/wc/v3/products/batch` [batch_products] and
+# `POST /wp-json/wc/v3/products/<id>/variations/batch` [batch_variations] (`update` only, at most
+# 100 objects; each answered with the object or an `error`). `stock_quantity` is applied only
+# where the product manages stock. Controls: `fake.catalog.add_product`, `add_variation`,
+# `sell(sku, n)` (a sale: WooCommerce reduces the stock at once); evidence: `stock_log`.
+
+CATALOG_BATCH_LIMIT = 100
+
+
+@dataclass
+class FakeProduct:
+    id: int
+    sku: str
+    type: str  # simple | variable | variation
+    parent_id: int = 0
+    manage_stock: bool | str = True  # a variation may say "parent"
+    stock_quantity: int | None = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.sku,
+            "type": self.type,
+            "status": "publish",
+            "sku": self.sku,
+            "parent_id": self.parent_id,
+            "manage_stock": self.manage_stock,
+            "stock_quantity": self.stock_quantity if self.manage_stock is True else None,
+            "stock_status": "instock" if (self.stock_quantity or 0) > 0 else "outofstock",
+        }
+
+
+@dataclass(frozen=True)
+class StockWrite:
+    sku: str
+    before: int | None
+    after: int | None
+    at: str
+    via: str  # "api" | "sale"
+
+
+class FakeCatalog:
+    """The store's products; routes use it under the fake's lock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.products: dict[int, FakeProduct] = {}
+        self.stock_log: list[StockWrite] = []
+        self._next_id = 500
+
+    def add_product(
+        self, sku: str, stock_quantity: int | None = 0, *, manage_stock: bool = True, type: str = "simple"
+    ) -> int:
+        self._next_id += 1
+        self.products[self._next_id] = FakeProduct(self._next_id, sku, type, 0, manage_stock, stock_quantity)
+        return self._next_id
+
+    def add_variation(
+        self, parent_id: int, sku: str, stock_quantity: int | None = 0, *, manage_stock: bool | str = True
+    ) -> int:
+        if parent_id not in self.products:
+            raise KeyError(parent_id)
+        self._next_id += 1
+        variation = FakeProduct(self._next_id, sku, "variation", parent_id, manage_stock, stock_quantity)
+        self.products[self._next_id] = variation
+        return self._next_id
+
+    def by_sku(self, sku: str) -> FakeProduct:
+        return next(p for p in self.products.values() if p.sku == sku)
+
+    def stock(self, sku: str) -> int | None:
+        return self.by_sku(sku).stock_quantity
+
+    def sell(self, sku: str, units: int = 1) -> None:
+        product = self.by_sku(sku)
+        before = product.stock_quantity or 0
+        product.stock_quantity = before - units
+        self.stock_log.append(StockWrite(sku, before, product.stock_quantity, self._now(), "sale"))
+
+    def search(self, sku_param: str) -> list[FakeProduct]:
+        skus = sku_param.split(",")
+        if len(skus) > 1:  # WooCommerce also matches the whole string
+            skus.append(sku_param)
+        wanted = set(skus)
+        return sorted((p for p in self.products.values() if p.sku in wanted), key=lambda p: p.id)
+
+    def update(self, row: Any, parent_id: int | None) -> dict[str, Any]:
+        product_id = row.get("id") if isinstance(row, dict) else None
+        product = self.products.get(product_id) if isinstance(product_id, int) else None
+        wrong_kind = product is not None and (
+            (parent_id is None and product.type == "variation")
+            or (parent_id is not None and product.parent_id != parent_id)
+        )
+        if product is None or wrong_kind:
+            code = (
+                "woocommerce_rest_product_variation_invalid_id"
+                if parent_id
+                else "woocommerce_rest_product_invalid_id"
+            )
+            return {
+                "id": row.get("id") if isinstance(row, dict) else None,
+                "error": {"code": code, "message": "Invalid ID.", "data": {"status": 400}},
+            }
+        if "stock_quantity" in row and product.manage_stock is True:
+            quantity = row["stock_quantity"]
+            if not isinstance(quantity, int) or isinstance(quantity, bool):
+                return {
+                    "id": product.id,
+                    "error": {
+                        "code": "rest_invalid_param",
+                        "message": "Invalid parameter(s): stock_quantity",
+                        "data": {"status": 400},
+                    },
+                }
+            self.stock_log.append(
+                StockWrite(product.sku, product.stock_quantity, quantity, self._now(), "api")
+            )
+            product.stock_quantity = quantity
+        return product.to_json()
+
+    def _now(self) -> str:
+        return self.clock.now().isoformat()
+
+
+def add_catalog_routes(app: Flask, fake: FakeWooCommerce, handle: Any) -> None:
+    catalog = fake.catalog
+
+    @app.get(f"{WC}/products")
+    def list_products() -> Response:
+        def work() -> tuple[Any, int, dict[str, str]]:
+            try:
+                per_page = int(request.args.get("per_page", 10))
+                page = int(request.args.get("page", 1))
+            except ValueError:
+                raise WooError(400, "rest_invalid_param", "Invalid parameter(s): per_page, page") from None
+            if not 1 <= per_page <= 100 or page < 1:
+                raise WooError(400, "rest_invalid_param", "Invalid parameter(s): per_page")
+            sku = request.args.get("sku", "")
+            found = catalog.search(sku) if sku else sorted(catalog.products.values(), key=lambda p: p.id)
+            rows = [p.to_json() for p in found[(page - 1) * per_page : page * per_page]]
+            wanted = [f.strip() for f in request.args.get("_fields", "").split(",") if f.strip()]
+            if wanted:
+                rows = [{k: v for k, v in row.items() if k in wanted} for row in rows]
+            pages = max(1, -(-len(found) // per_page))
+            return rows, 200, {"X-WP-Total": str(len(found)), "X-WP-TotalPages": str(pages)}
+
+        return handle("list_products", None, work)
+
+    def batch(parent_id: int | None) -> tuple[Any, int, dict[str, str]]:
+        body = _body()
+        updates = body.get("update") or []
+        total = sum(len(body.get(k) or []) for k in ("create", "update", "delete"))
+        if total > CATALOG_BATCH_LIMIT:
+            raise WooError(
+                413,
+                "woocommerce_rest_request_entity_too_large",
+                f"Unable to accept more than {CATALOG_BATCH_LIMIT} items for this request.",
+            )
+        if parent_id is not None and parent_id not in catalog.products:
+            raise WooError(404, "woocommerce_rest_product_invalid_id", "Invalid ID.")
+        return {"update": [catalog.update(row, parent_id) for row in updates]}, 200, {}
+
+    @app.post(f"{WC}/products/batch")
+    def batch_products() -> Response:
+        return handle("batch_products", None, lambda: batch(None))
+
+    @app.post(f"{WC}/products/<int:product_id>/variations/batch")
+    def batch_variations(product_id: int) -> Response:
+        return handle("batch_variations", None, lambda: batch(product_id))
 
 
 def _no_route() -> WooError:

@@ -141,7 +141,18 @@ class GenericPusher:
     def close(self) -> None:
         self._http.close()
 
+    def send_json(self, msg_id: str, payload: dict[str, Any]) -> Any:
+        """Send one signed event (any type); the receiver's JSON answer, or None if it sent none."""
+        response = self._post(msg_id, payload)
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
     def _send(self, msg_id: str, payload: dict[str, Any]) -> int:
+        return self._post(msg_id, payload).status_code
+
+    def _post(self, msg_id: str, payload: dict[str, Any]) -> httpx.Response:
         url = self.channel.storefront.callback_url
         if not url:
             raise PushError(
@@ -164,7 +175,6 @@ class GenericPusher:
                 "by base64 of at least 24 random bytes",
                 retryable=False,
             ) from None
-        response = self._http.request(
+        return self._http.request(
             "POST", url, idempotent=True, content=body, headers={"Content-Type": "application/json", **signed}
         )
-        return response.status_code

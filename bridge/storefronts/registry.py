@@ -17,6 +17,7 @@ from ..clock import Clock
 from . import generic, shopify, woocommerce
 from .assignment import FulfillmentAssignments
 from .base import StorefrontAdapter
+from .inventory import StockPusher
 from .push import StorefrontPusher
 
 
@@ -58,6 +59,26 @@ def make_pusher(
     return pushers[channel.platform](channel, clock, transport)
 
 
+def make_stock_pusher(
+    channel: Channel, clock: Clock, transport: httpx.BaseTransport | None, pusher: StorefrontPusher
+) -> StockPusher:
+    """The inventory side of a channel's platform. Shopify's shares the channel's push-back pusher
+    (one cost bucket per shop)."""
+    from .generic_inventory import GenericStock
+    from .shopify_inventory import ShopifyStock
+    from .shopify_push import ShopifyPusher
+    from .woocommerce_inventory import WooCommerceStock
+
+    if channel.platform == "shopify":
+        assert isinstance(pusher, ShopifyPusher)
+        return ShopifyStock(channel, pusher)
+    if channel.platform == "woocommerce":
+        return WooCommerceStock(channel, clock, transport)
+    if channel.platform == "generic":
+        return GenericStock(channel, clock, transport)
+    raise UnknownPlatform(channel.platform)
+
+
 class Storefronts:
     """Pushers by channel, created on first use and reused (they hold HTTP connection pools)."""
 
@@ -66,7 +87,18 @@ class Storefronts:
         self._transports = dict(transports or {})
         self._pushers: dict[str, StorefrontPusher] = {}
         self._channels: dict[str, Channel] = {}
+        self._stock: dict[str, StockPusher] = {}
         self._lock = threading.Lock()
+
+    def stock_for(self, channel: Channel) -> StockPusher:
+        """The channel's stock writer (inventory sync), created on first use."""
+        pusher = self.for_channel(channel)
+        with self._lock:
+            if channel.id not in self._stock:
+                self._stock[channel.id] = make_stock_pusher(
+                    channel, self._clock, self._transports.get(channel.id), pusher
+                )
+            return self._stock[channel.id]
 
     def for_channel(self, channel: Channel) -> StorefrontPusher:
         """The channel's pusher; a changed channel definition gets a new one."""
@@ -88,5 +120,7 @@ class Storefronts:
         return found if isinstance(found, FulfillmentAssignments) else None
 
     def close(self) -> None:
+        for stock in self._stock.values():
+            stock.close()
         for pusher in self._pushers.values():
             pusher.close()

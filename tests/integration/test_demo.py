@@ -25,3 +25,10 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         in story
     )
     assert "Demo Buyer" not in story and "demo.buyer@example.com" not in story
+    stock = {tuple(line.split()[1:4]): line.split()[5] for line in lines if line.startswith("stock ")}
+    assert stock[("before", "shop-a", "TSHIRT-RED-M")] == "500"  # a sale lowers the shop's stock
+    assert stock[("after", "shop-a", "TSHIRT-RED-M")] == "497"  # 1 in #1001, 2 in #1003
+    assert stock[("after", "shop-a", "TSHIRT-BLUE-L")] == "198"
+    assert stock[("after", "woo-main", "MUG-WHITE")] == "1000"  # the cancelled mug came back
+    assert stock[("after", "own-shop", "SKU-1")] == "299"
+    assert "generic shop received 2 signed stock update(s)" in story

@@ -33,8 +33,8 @@ from bridge.clock import ManualClock
 from bridge.fakes.shopify import FakeShopify, QueryCost, create_fake_shopify_app
 from bridge.storefronts.push import OrderNote, PushError, PushLine, ShipmentPush, StorefrontRejected
 from bridge.storefronts.shopify_fulfillment import FULFILLMENT_ORDER_LINE_ITEMS, FULFILLMENT_ORDERS
-from bridge.storefronts.shopify_graphql import raise_user_errors
 from bridge.storefronts.shopify_fulfillment import OPERATIONS as FULFILLMENT_OPERATIONS
+from bridge.storefronts.shopify_graphql import raise_user_errors
 from bridge.storefronts.shopify_push import (
     FULFILLMENT_CREATE,
     OPERATIONS,

@@ -19,6 +19,7 @@ from .config import BASE_PATH
 from .controls import controls_blueprint
 from .dropping import ConnectionDropper, mark_drop
 from .envelope import ApiError, invalid_input
+from .inventory import inventory_blueprint
 from .notifications_routes import notifications_blueprint
 from .state import DROPPED, CallPermit, Simulator
 
@@ -39,6 +40,7 @@ def create_simulator_app(sim: Simulator) -> Flask:
             _json_body,
         )
     )
+    app.register_blueprint(inventory_blueprint(sim))
 
     @app.errorhandler(404)
     def _no_route(_err: Exception) -> Response:

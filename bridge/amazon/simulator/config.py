@@ -29,6 +29,7 @@ OPERATIONS: tuple[str, ...] = (
     "listReturnReasonCodes",
     "createFulfillmentReturn",
     "getFeatures",
+    "getInventorySummaries",
 )
 
 #: Notifications API v1 operations the simulator serves (`notifications.py`).
@@ -90,9 +91,11 @@ class OperationLimit:
     burst: int = 30
 
 
-#: Amazon's published usage plans that differ from `default_limit` (Notifications API: 1/s, burst 5).
+#: Amazon's published usage plans that differ from `default_limit` (Notifications API: 1/s,
+#: burst 5; FBA Inventory v1: 2/s, burst 2).
 BUILTIN_LIMITS: Mapping[str, OperationLimit] = {
-    op: OperationLimit(rate=1.0, burst=5) for op in NOTIFICATION_OPERATIONS
+    **{op: OperationLimit(rate=1.0, burst=5) for op in NOTIFICATION_OPERATIONS},
+    "getInventorySummaries": OperationLimit(rate=2.0, burst=2),
 }
 
 

@@ -3,7 +3,9 @@
 - `GET /_sim/health`: `{"ok": true}`.
 - `POST /_sim/reset`: back to the configured starting state.
 - `GET|POST /_sim/inventory`: body `{"items": [{"sellerSku", "quantity", "split",
-  "cancelledByFulfiller", "weightLb"}]}` or the short form `{"SKU": 5, "SKU2": {"split": true}}`.
+  "cancelledByFulfiller", "weightLb", "silent"}]}` or the short form `{"SKU": 5, "SKU2": {"split": true}}`
+  (`silent`: the change does not move the SKU's lastUpdatedTime). `POST /_sim/restock` lives in
+  `inventory.py`.
 - `GET|POST /_sim/invalid-postal-codes`: body `{"postalCodes": [...]}`, undeliverable destinations.
 - `GET|POST|DELETE /_sim/faults`: queue (body as in `Fault.from_json`), list, clear.
 - `GET /_sim/ledger`: creates per order id, calls, call rates, statuses, 429s.
@@ -186,5 +188,6 @@ def _set_inventory(sim: Simulator, body: Mapping[str, Any]) -> dict[str, Any]:
             split=row.get("split"),
             cancelled_by_fulfiller=row.get("cancelledByFulfiller"),
             weight_lb=row.get("weightLb"),
+            silent=bool(row.get("silent", False)),
         )
     return sim.inventory()

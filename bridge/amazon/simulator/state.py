@@ -46,6 +46,7 @@ from .fulfilment import (
     status_at,
     tracking,
 )
+from .inventory import StockTimes, get_inventory_summaries
 from .ledger import Ledger
 from .notifications import NotificationsService, check_token_kind
 from .preview import fulfillment_preview, is_undeliverable
@@ -154,6 +155,7 @@ class Simulator:
         self._invalid_postal_codes: frozenset[str] = frozenset()
         self._ids = IdFactory(self.config.seed)
         self.notifications = NotificationsService(f"amzn1.sp.solution.{self.config.credentials.client_id}")
+        self.stock_times = StockTimes()
         self.reset()
 
     # ----------------------------------------------------------------- protocol: auth, limits, faults
@@ -249,6 +251,7 @@ class Simulator:
                     ln.fulfillable = 0
             for ln in lines:
                 self._available[ln.sku] -= ln.fulfillable
+                self.stock_times.touch(ln.sku, self._now())
             fields = {k: body[k] for k in _ORDER_FIELDS if k in body}
             fields["marketplaceId"] = body.get("marketplaceId", self.config.default_marketplace_id)
             order = SimOrder(
@@ -382,6 +385,7 @@ class Simulator:
                 raise invalid_input(f"Not enough sellable inventory for item {line.item_id}.")
             extra = min(extra, available)
             self._available[line.sku] -= extra
+            self.stock_times.touch(line.sku, self._now())
             line.fulfillable += extra
             line.quantity = wanted
             line.extras.update({k: item[k] for k in _LINE_EXTRAS if k in item})
@@ -538,8 +542,10 @@ class Simulator:
         split: bool | None = None,
         cancelled_by_fulfiller: bool | None = None,
         weight_lb: str | None = None,
+        silent: bool = False,
     ) -> None:
-        """Create or change a SKU: sellable quantity now, and its scenario flags."""
+        """Create or change a SKU: sellable quantity now, and its scenario flags. `silent` leaves
+        the SKU's lastUpdatedTime alone (a change Amazon's change feed would not report)."""
         if quantity is not None and quantity < 0:
             raise ValueError("quantity must not be negative")
         with self._lock:
@@ -549,6 +555,8 @@ class Simulator:
             if quantity is not None:
                 changes["quantity"] = quantity
                 self._available[sku] = quantity
+                if not silent:
+                    self.stock_times.touch(sku, self._now())
             if split is not None:
                 changes["split"] = split
             if cancelled_by_fulfiller is not None:
@@ -557,6 +565,22 @@ class Simulator:
                 changes["weight_lb"] = str(weight_lb)
             self._skus[sku] = replace(cfg, **changes)
             self._available.setdefault(sku, 0)
+
+    def restock(self, sku: str, units: int, *, silent: bool = False) -> None:
+        """`units` more (or, negative, fewer: damaged, removed) sellable units of a known SKU."""
+        with self._lock:
+            if sku not in self._skus:
+                raise ValueError(f"unknown SKU {sku!r}; create it with set_inventory first")
+            self._settle(self._now())
+            if self._available.get(sku, 0) + units < 0:
+                raise ValueError("a restock cannot take the sellable quantity below zero")
+            self._available[sku] = self._available.get(sku, 0) + units
+            if not silent:
+                self.stock_times.touch(sku, self._now())
+
+    def get_inventory_summaries(self, args: Mapping[str, str]) -> dict[str, Any]:
+        """FBA Inventory v1 (see `inventory.py`): summaries of the same stock orders draw on."""
+        return get_inventory_summaries(self, args)
 
     def inventory(self) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -687,6 +711,7 @@ class Simulator:
             self._ids = IdFactory(self.config.seed)
             self.fidelity = self.config.fidelity
             self.auth.revoke_access_with_grant = self.fidelity.revoke_access_tokens_with_grant
+            self.stock_times.reset(self._now())
         self.faults.clear()
         self.ledger.reset()
         self.buckets.reset()
@@ -713,6 +738,7 @@ class Simulator:
         if not order.reservation_released:
             for ln in order.lines:
                 self._available[ln.sku] = self._available.get(ln.sku, 0) + ln.fulfillable
+                self.stock_times.touch(ln.sku, self._now())
             order.reservation_released = True
 
     def _order(self, seller_fulfillment_order_id: str) -> SimOrder:
