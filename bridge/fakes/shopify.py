@@ -5,11 +5,12 @@ It executes real GraphQL (graphql-core, a runtime dependency of this module) aga
 names (a test checks it against the full schema), so any document the bridge sends is validated
 and answered in exactly the selection's shape, aliases included. What it holds and does:
 
-- Orders seeded with `add_order`: each gets one OPEN fulfillment order holding every line (or
-  several, with `fulfillment_order_groups`). `fulfillmentCreate` takes quantities off the
-  fulfillment order line items, moves a fulfillment order to IN_PROGRESS, or CLOSED when nothing
-  remains, records the fulfillment, and refuses over-fulfilment, unknown ids and closed
-  fulfillment orders with `userErrors`. `orderUpdate` stores the note.
+- Orders seeded with `add_order` (or by `order_source` on first sight): each gets one OPEN
+  fulfillment order holding every line (or several, with `fulfillment_order_groups`).
+  `fulfillmentCreate` takes quantities off the fulfillment order line items, moves a
+  fulfillment order to IN_PROGRESS, or CLOSED when nothing remains, records the fulfillment,
+  and refuses over-fulfilment, unknown ids and closed fulfillment orders with `userErrors`.
+  `orderUpdate` stores the note.
 - Authentication by `X-Shopify-Access-Token` (401 with Shopify's body otherwise; `revoke()`).
 - Shopify's calculated query cost (objects 1, connections 2 + first x node cost, mutations 10),
   a leaky bucket on an injectable clock (`maximum_available` 1000, `restore_rate` 50/s by
@@ -664,8 +665,15 @@ def _is_url(value: str) -> bool:
 # The fake
 
 
+OrderSource = Callable[[str], Sequence[tuple[str, str | None, int]] | None]
+"""Lines (REST line id, sku, quantity) of an order the fake was not seeded with, or None."""
+
+
 class FakeShopify:
-    """One shop's Admin GraphQL API state. Thread-safe: calls are handled one at a time."""
+    """One shop's Admin GraphQL API state. Thread-safe: calls are handled one at a time.
+
+    `order_source` seeds an unknown order on first sight (`fba-bridge run --with-fakes` reads it
+    from the bridge's own database, so any order sent to the bridge exists in the fake shop)."""
 
     def __init__(
         self,
@@ -675,8 +683,10 @@ class FakeShopify:
         maximum_available: float = 1000.0,
         restore_rate: float = 50.0,
         shop_name: str = "shop-a",
+        order_source: OrderSource | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
+        self.order_source = order_source
         self.shop_name = shop_name
         self.bucket = CostBucket(self.clock, maximum_available, restore_rate)
         self.schema = build_fake_schema()
@@ -929,7 +939,13 @@ class FakeShopify:
 
     def _order_by_gid(self, value: str) -> FakeOrder | None:
         legacy = _parse_gid(value, "Order")
-        return self._orders.get(legacy) if legacy else None
+        if not legacy:
+            return None
+        if legacy not in self._orders and self.order_source is not None:
+            lines = self.order_source(legacy)
+            if lines:
+                self.add_order(legacy, lines)
+        return self._orders.get(legacy)
 
     def _fulfillment_order_by_gid(self, value: str) -> FakeFulfillmentOrder | None:
         legacy = _parse_gid(value, "FulfillmentOrder")
