@@ -100,15 +100,16 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations (the Procfile's release phase runs this)."""
-    from .migrate import safe_upgrade
+    from .migrate import current_revision, safe_upgrade
     from .store import make_engine
 
     settings = _settings()
+    engine = make_engine(settings.database_url)
     try:
-        safe_upgrade(make_engine(settings.database_url), revision)
+        safe_upgrade(engine, revision)
     except DatabaseNotReady as exc:
         raise _not_ready(exc) from None
-    click.echo(f"database {mask_url(settings.database_url)} is at {revision}")
+    click.echo(f"database {mask_url(settings.database_url)} is at revision {current_revision(engine)}")
 
 
 @main.command()
