@@ -121,6 +121,12 @@ def run_all(bridge: Bridge, host: str, port: int, *, with_fakes: bool = False) -
             stoppers.append(shops.stop)
             env.update(shops.env())
             log.info("fake shops: %s", ", ".join(f"{name} {s.base_url}" for name, s in shops.servers.items()))
+        elif local := sorted(c.id for c in bridge.config.channels.values() if c.storefront.local):
+            log.warning(
+                "channel(s) %s push tracking to local test servers (storefront.local: true), which only "
+                "--with-fakes and the demo start; set the shops' real addresses before going live",
+                ", ".join(local),
+            )
         if (
             any(a.embedded_simulator for a in bridge.config.accounts.values())
             and not bridge.settings.simulator_url

@@ -78,7 +78,9 @@ def test_bridge_run_serves_submits_and_stops(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    assert b"clock is the leader" in (tmp_path / "run.log").read_bytes()
+    output = (tmp_path / "run.log").read_bytes()
+    assert b"clock is the leader" in output
+    assert b"channel(s) own-shop, shop-a, woo-main push tracking to local test servers" in output
 
 
 def _run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
