@@ -4,7 +4,7 @@
 #   docker run --env-file bridge.env fba-bridge worker
 # Build: docker build -t fba-bridge .   (the pinned requirements.txt decides every version)
 
-ARG PYTHON_VERSION=3.12
+ARG PYTHON_VERSION=3.11
 
 # --- build: wheels for the project and every pinned dependency --------------------------------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build

@@ -15,7 +15,7 @@ Set-up, all on 127.0.0.1:
   fulfilment clock `--speed` times faster;
 - the web app under gunicorn (gthread, as in the Procfile), receiving signed Shopify webhooks for
   channel `shop-a` (storefront SKU TSHIRT-RED-M -> FBA-TSHIRT-RED-M);
-- `bridge worker` as a separate process, talking to the simulator over loopback
+- `fba-bridge worker` as a separate process, talking to the simulator over loopback
   (BRIDGE_SIMULATOR_URL), with its rate budget in the database like production;
 - a fresh SQLite file, or with `--database-url postgresql://...` a fresh `bench_<random>`
   database on that server, dropped afterwards.
@@ -718,7 +718,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--worker-processes",
         type=int,
         default=1,
-        help="`bridge worker` processes sharing the queue and the rate budget (default 1)",
+        help="`fba-bridge worker` processes sharing the queue and the rate budget (default 1)",
     )
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (default 2, x4 threads)")
     parser.add_argument(
@@ -983,14 +983,14 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
     res.workers = [
         Process(
             f"worker{i + 1}",
-            [*_console_script("bridge", "bridge.cli"), "worker"],
+            [*_console_script("fba-bridge", "bridge"), "worker"],
             worker_env,
             workdir / f"worker{i + 1}.log",
         )
         for i in range(args.worker_processes)
     ]
     print(
-        f"starting {len(res.workers)} `bridge worker` process(es); throughput phase (~"
+        f"starting {len(res.workers)} `fba-bridge worker` process(es); throughput phase (~"
         f"{max(0, args.orders - burst) / rate:.0f} s at {rate:g}/s after the burst)",
         flush=True,
     )

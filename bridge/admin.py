@@ -6,6 +6,7 @@ Everything here shows ids, states, SKUs and reasons, never addresses, names or c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
@@ -36,6 +37,8 @@ class OrderLine:
     state: str
     amazon_status: str
     attention: str
+    created_at: datetime
+    updated_at: datetime
 
 
 def _waiting_jobs() -> Any:
@@ -79,6 +82,8 @@ def list_orders(
             r.state,
             r.amazon_status or "-",
             r.attention_reason or alert_text.get(r.id or 0, "") or job_text.get(r.id or 0, ""),
+            r.created_at,
+            r.updated_at,
         )
         for r in rows
     ]
@@ -143,20 +148,37 @@ def _open_alert_text(engine: Engine, order_ids: list[int]) -> dict[int, str]:
         return {int(order_id): message for order_id, message in session.execute(query).all()}
 
 
-def find_order(engine: Engine, channel_id: str, external_id: str) -> OrderRecord:
+def find_order(engine: Engine, channel_id: str, order_id: str) -> OrderRecord:
+    """The order whose shop id is `order_id` (the ORDER column of `fba-bridge orders`), else the
+    one whose shop-facing name it is (`#1001`, with or without the `#`) when only one has it."""
+    order_id = order_id.strip()
+    channel = col(OrderRecord.channel_id) == channel_id
+    names = {order_id, order_id.lstrip("#"), "#" + order_id.lstrip("#")}
     with read_session(engine) as session:
         row = (
-            session.execute(
-                select(OrderRecord).where(
-                    col(OrderRecord.channel_id) == channel_id, col(OrderRecord.external_id) == external_id
-                )
-            )
+            session.execute(select(OrderRecord).where(channel, col(OrderRecord.external_id) == order_id))
             .scalars()
             .first()
         )
-    if row is None:
-        raise AdminError(f"no order {external_id!r} on channel {channel_id!r}")
-    return row
+        if row is not None:
+            return row
+        named = list(
+            session.execute(
+                select(OrderRecord).where(channel, col(OrderRecord.display_id).in_(sorted(names))).limit(10)
+            ).scalars()
+        )
+        known_channel = session.execute(select(col(OrderRecord.id)).where(channel).limit(1)).first()
+    if len(named) == 1:
+        return named[0]
+    if named:
+        ids = ", ".join(sorted(r.external_id for r in named))
+        raise AdminError(
+            f"{order_id!r} names several orders on channel {channel_id!r}; give the order id: {ids}"
+        )
+    where = "" if known_channel else f" (no orders at all on channel {channel_id!r})"
+    raise AdminError(
+        f"no order {order_id!r} on channel {channel_id!r}{where}; `fba-bridge orders` lists the ids"
+    )
 
 
 def audit_trail(engine: Engine, order_id: int) -> list[OrderEventRecord]:
@@ -192,7 +214,7 @@ def retry_job(engine: Engine, clock: Clock, job_id: int) -> None:
 
 
 def request_return(
-    engine: Engine, clock: Clock, channel_id: str, external_id: str, items: list[str], comment: str = ""
+    engine: Engine, clock: Clock, channel_id: str, order_id: str, items: list[str], comment: str = ""
 ) -> None:
     """`items` are `LINE:QTY` or `LINE:QTY:REASON` (storefront line id, units, Amazon reason code)."""
     parsed = []
@@ -203,8 +225,8 @@ def request_return(
         parsed.append(
             ReturnItemRequest(parts[0], int(parts[1]), parts[2] if len(parts) == 3 else "", comment)
         )
-    row = find_order(engine, channel_id, external_id)
+    row = find_order(engine, channel_id, order_id)
     with write_session(engine) as session:
         locked = session.get(OrderRecord, row.id)
         assert locked is not None
-        queue_return(session, locked, ReturnRequest(external_id, tuple(parsed)), clock.now())
+        queue_return(session, locked, ReturnRequest(row.external_id, tuple(parsed)), clock.now())

@@ -49,5 +49,10 @@ def bootstrap(
     for warning in config.warnings:
         log.warning("channels file: %s", warning)
     engine = engine or make_engine(settings.database_url)
-    log.info("bridge ready database=%s channels=%d", mask_url(settings.database_url), len(config.channels))
+    log.info(
+        "fba-bridge ready database=%s channels=%d config=%s",
+        mask_url(settings.database_url),
+        len(config.channels),
+        settings.config_path,
+    )
     return Bridge(settings=settings, config=config, engine=engine, clock=clock or SystemClock())

@@ -227,7 +227,41 @@ def _render_path(path: Path_) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# YAML with line numbers
+# YAML 1.2 with line numbers
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with the YAML 1.2 core schema's plain scalars.
+
+    PyYAML follows YAML 1.1, where `NO` (Norway), `yes`, `on` and `off` are booleans, `1:30` is a
+    number in base 60, `010` is octal and `2026-01-01` a date. In YAML 1.2 only `true`/`false`
+    are booleans, and everything else above stays text, which is what the file's author meant."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+.0123456789",
+    ),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+):
+    _Yaml12Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    value = str(loader.construct_scalar(node))
+    if value.startswith("0o"):
+        return int(value[2:], 8)
+    if value.startswith("0x"):
+        return int(value[2:], 16)
+    return int(value, 10)  # 010 is ten in YAML 1.2, not eight
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 class _Doc:
@@ -249,7 +283,7 @@ class _Doc:
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)  # type: ignore[arg-type]
+                key = _LOADER.construct_scalar(key_node)  # type: ignore[arg-type]
                 key = str(key)
                 if key in out:
                     self.problems.append(
@@ -267,7 +301,7 @@ class _Doc:
         return _LOADER.construct_object(node, deep=True)
 
 
-_LOADER = yaml.SafeLoader("")
+_LOADER = _Yaml12Loader("")
 
 
 def _interpolate(value: Any, path: Path_, doc: _Doc, env: Mapping[str, str], defaulted: set[str]) -> Any:
@@ -320,18 +354,36 @@ def _fix_for(error: ValidationError) -> str:
     if kind == "const":
         return f"write {error.validator_value!r}"
     if kind == "type":
-        return f"write a value of type {error.validator_value}"
+        expected = error.validator_value
+        if expected == "boolean":
+            return "write true or false (yes, no, on and off are text in YAML 1.2)"
+        if expected == "string" and not isinstance(error.instance, dict | list):
+            return "put the value in quotes to write it as text"
+        return f"write a value of type {expected}"
     if kind in ("pattern", "format"):
         return (
             f"write {schema['description']}" if "description" in schema else f"match {error.validator_value}"
         )
-    if kind in ("minItems", "minLength"):
-        return "it must not be empty"
+    if kind == "minLength":
+        n = error.validator_value
+        return "write a value" if n == 1 else f"write at least {n} characters"
+    if kind == "minItems":
+        n = error.validator_value
+        return "it must not be empty" if n == 1 else f"list at least {n} entries"
     if kind in ("maxItems", "maxLength"):
         return f"shorten it to at most {error.validator_value}"
     if kind == "uniqueItems":
         return "remove the repeated entries"
     return str(schema.get("description", ""))
+
+
+def _secret_message(error: ValidationError) -> str:
+    """What is wrong with a secret, without quoting it (jsonschema's messages include the value)."""
+    if error.validator == "minLength":
+        return f"must be at least {error.validator_value} characters"
+    if error.validator == "type":
+        return f"not a {error.validator_value}"
+    return f"invalid value ({error.validator} rule)"
 
 
 def _secret(value: Any) -> Secret:
@@ -524,7 +576,7 @@ def parse_channels(
     env = os.environ if env is None else env
     doc = _Doc()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Yaml12Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -555,7 +607,7 @@ def parse_channels(
             continue  # already explained by a missing environment variable
         message = error.message
         if any(part in _SECRET_KEYS for part in path if isinstance(part, str)):
-            message = f"invalid value ({error.validator} rule)"
+            message = _secret_message(error)
         doc.problems.append(ConfigProblem(_render_path(path), message, _fix_for(error), doc.line_of(path)))
     if not doc.problems:
         _semantic_checks(raw, doc)

@@ -1,4 +1,4 @@
-"""The `bridge` command: operate the bridge from a shell or a Procfile."""
+"""The `fba-bridge` command (also installed as `bridge`): operate the bridge from a shell or a Procfile."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Any
 import click
 
 from .channels import INLINE_SOURCE, ConfigError, load_channels, load_configured_channels
+from .command import command as cli_command
+from .migrate import DatabaseNotReady
+from .orders import OrderState
 from .settings import Settings, SettingsError, mask_url
 
 
@@ -31,6 +34,40 @@ def _bootstrap() -> Any:
         ) from None
 
 
+def _not_ready(exc: DatabaseNotReady) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+def _ready_engine() -> Any:
+    """The database of $DATABASE_URL, which must exist and be migrated (never created here)."""
+    from .migrate import open_ready
+
+    try:
+        return open_ready(_settings().database_url)
+    except DatabaseNotReady as exc:
+        raise _not_ready(exc) from None
+
+
+def _migrate(engine: Any) -> None:
+    from .migrate import safe_upgrade
+
+    try:
+        safe_upgrade(engine)
+    except DatabaseNotReady as exc:
+        raise _not_ready(exc) from None
+
+
+def _require_ready(bridge: Any) -> None:
+    """For the long-running processes that do not migrate: worker and clock."""
+    from .migrate import check_schema, require_existing
+
+    try:
+        require_existing(bridge.settings.database_url)
+        check_schema(bridge.engine)
+    except DatabaseNotReady as exc:
+        raise _not_ready(exc) from None
+
+
 @click.group()
 def main() -> None:
     """fba-bridge: storefront orders shipped by Amazon Multi-Channel Fulfillment."""
@@ -40,9 +77,9 @@ def main() -> None:
 @click.argument("path", required=False)
 @click.option("--offline", is_flag=True, help="do not ask the shops whether their set-up matches")
 def check_config(path: str | None, offline: bool) -> None:
-    """Validate the channels file (default: $BRIDGE_CONFIG_YAML, $BRIDGE_CONFIG or
-    config/channels.yaml); then, unless --offline, check each Shopify channel's locations or
-    fulfillment service against its shop."""
+    """Validate the channels file (default: $BRIDGE_CONFIG_YAML, $BRIDGE_CONFIG, else
+    ./config/channels.yaml, else the bundled example); then, unless --offline, check each Shopify
+    channel's locations or fulfillment service against its shop."""
     settings = _settings()
     target = path or (INLINE_SOURCE if settings.config_yaml else str(settings.config_path))
     try:
@@ -68,12 +105,16 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations (the Procfile's release phase runs this)."""
-    from .migrate import upgrade
+    from .migrate import current_revision, safe_upgrade
     from .store import make_engine
 
     settings = _settings()
-    upgrade(make_engine(settings.database_url), revision)
-    click.echo(f"database {mask_url(settings.database_url)} is at {revision}")
+    engine = make_engine(settings.database_url)
+    try:
+        safe_upgrade(engine, revision)
+    except DatabaseNotReady as exc:
+        raise _not_ready(exc) from None
+    click.echo(f"database {mask_url(settings.database_url)} is at revision {current_revision(engine)}")
 
 
 @main.command()
@@ -82,10 +123,8 @@ def db_upgrade(revision: str) -> None:
 @click.option("--workers", type=int, default=2, show_default=True)
 def serve(host: str, port: int | None, workers: int) -> None:
     """Serve the webhook endpoints with gunicorn (applies migrations first)."""
-    from .migrate import upgrade
-
     bridge = _bootstrap()
-    upgrade(bridge.engine)
+    _migrate(bridge.engine)
     from .web.server import run_gunicorn
 
     run_gunicorn(host, port or bridge.settings.port, workers)
@@ -94,9 +133,15 @@ def serve(host: str, port: int | None, workers: int) -> None:
 @main.command()
 def worker() -> None:
     """Run queued jobs until SIGTERM (the Procfile's `worker`)."""
+    from .amazon.accounts import SimulatorLayoutError
     from .runtime import run_worker
 
-    run_worker(_bootstrap())
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    try:
+        sys.exit(run_worker(bridge))
+    except SimulatorLayoutError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -104,7 +149,9 @@ def clock() -> None:
     """Enqueue periodic work (sync, stale-order sync, retention purge) while holding the lease."""
     from .runtime import run_clock
 
-    run_clock(_bootstrap())
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    sys.exit(run_clock(bridge))
 
 
 @main.command()
@@ -125,14 +172,26 @@ def notifications() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="default: $PORT or 5000")
-def run(host: str, port: int | None) -> None:
-    """Everything on one machine: migrations, web, worker, clock (and the simulator if configured)."""
-    from .migrate import upgrade
-    from .runtime import run_all
+@click.option(
+    "--with-fakes",
+    is_flag=True,
+    help="also run fake Shopify, WooCommerce and generic shops on loopback and point the example "
+    "channels file's storefronts at them (a complete local loop; not for production)",
+)
+def run(host: str, port: int | None, with_fakes: bool) -> None:
+    """Everything on one machine: migrations, web, worker, clock (and the simulator if configured).
 
+    Exits non-zero when one of its processes dies, so a supervisor restarts it."""
+    from .runtime import PortInUse, check_port_free, run_all
+
+    port = port or _settings().port
+    try:
+        check_port_free(host, port)
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from None
     bridge = _bootstrap()
-    upgrade(bridge.engine)
-    run_all(bridge, host, port or bridge.settings.port)
+    _migrate(bridge.engine)
+    sys.exit(run_all(bridge, host, port, with_fakes=with_fakes))
 
 
 @main.command()
@@ -142,7 +201,10 @@ def run(host: str, port: int | None) -> None:
     "--speed", type=float, default=60.0, show_default=True, help="virtual fulfilment seconds per second"
 )
 @click.option(
-    "--config", "config_path", default=None, help="simulator inventory file (default config/simulator.yaml)"
+    "--config",
+    "config_path",
+    default=None,
+    help="simulator inventory file (default: $BRIDGE_SIMULATOR_CONFIG, else config/simulator.yaml)",
 )
 @click.option(
     "--sqs-endpoint",
@@ -174,17 +236,24 @@ def demo(timeout: float) -> None:
 
 def _engine_and_clock() -> tuple[Any, Any]:
     from .clock import SystemClock
-    from .store import make_engine
 
-    return make_engine(_settings().database_url), SystemClock()
+    return _ready_engine(), SystemClock()
+
+
+ORDER_STATES = [state.value for state in OrderState]
 
 
 @main.command()
-@click.option("--state", default=None, help="only orders in this state (e.g. needs_attention)")
+@click.option(
+    "--state",
+    type=click.Choice(ORDER_STATES),
+    default=None,
+    help="only orders in this state: " + ", ".join(ORDER_STATES),
+)
 @click.option("--attention", is_flag=True, help="only orders an operator should look at")
 @click.option("--limit", type=int, default=50, show_default=True)
 def orders(state: str | None, attention: bool, limit: int) -> None:
-    """List orders, newest first."""
+    """List orders, newest first. ORDER is what `order`, `return` take (the shop's order id)."""
     from .admin import account_problems, list_orders
 
     engine, _ = _engine_and_clock()
@@ -195,28 +264,42 @@ def orders(state: str | None, attention: bool, limit: int) -> None:
             for a in problems:
                 click.echo(f"  ! {a.account_id} [{a.kind}] {a.message}")
             click.echo("orders:")
-    for o in list_orders(engine, state=state, attention=attention, limit=limit):
-        flag = f"  ! {o.attention}" if o.attention else ""
+    found = list_orders(engine, state=state, attention=attention, limit=limit)
+    if not found:
         click.echo(
-            f"{o.id:>6} {o.channel_id:<14} {o.display_id:<12} {o.state:<20} amazon={o.amazon_status}{flag}"
+            "no orders" + (" in this state" if state else "") + (" need attention" if attention else "")
+        )
+        return
+    click.echo(
+        f"{'CHANNEL':<14} {'ORDER':<16} {'NAME':<12} {'STATE':<20} {'AMAZON':<18} "
+        f"{'CREATED (UTC)':<16}  {'UPDATED (UTC)':<16}  ATTENTION"
+    )
+    for o in found:
+        click.echo(
+            f"{o.channel_id:<14} {o.external_id:<16} {o.display_id:<12} {o.state:<20} {o.amazon_status:<18} "
+            f"{o.created_at:%Y-%m-%d %H:%M}  {o.updated_at:%Y-%m-%d %H:%M}  {o.attention}".rstrip()
         )
 
 
 @main.command()
 @click.argument("channel_id")
-@click.argument("external_id")
-def order(channel_id: str, external_id: str) -> None:
-    """Show one order and its audit trail."""
+@click.argument("order_id")
+def order(channel_id: str, order_id: str) -> None:
+    """Show one order and its audit trail. ORDER_ID is the shop's order id (the ORDER column of
+    `orders`) or its name as the shop shows it (e.g. #1001)."""
     from .admin import AdminError, audit_trail, find_order
 
     engine, _ = _engine_and_clock()
     try:
-        row = find_order(engine, channel_id, external_id)
+        row = find_order(engine, channel_id, order_id)
     except AdminError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"{row.display_id} ({row.channel_id}/{row.external_id}) state={row.state} "
         f"amazon={row.amazon_status or '-'} sellerFulfillmentOrderId={row.seller_fulfillment_order_id or '-'}"
+    )
+    click.echo(
+        f"created {row.created_at:%Y-%m-%d %H:%M:%S} UTC, updated {row.updated_at:%Y-%m-%d %H:%M:%S} UTC"
     )
     if row.attention_reason:
         click.echo(f"attention: {row.attention_reason}")
@@ -230,7 +313,7 @@ def order(channel_id: str, external_id: str) -> None:
 @main.group(invoke_without_command=True)
 @click.pass_context
 def jobs(ctx: click.Context) -> None:
-    """Queue overview; `bridge jobs retry ID` gives a dead-lettered job new attempts."""
+    """Queue overview; `fba-bridge jobs retry ID` gives a dead-lettered job new attempts."""
     if ctx.invoked_subcommand:
         return
     from .admin import dead_jobs, job_counts
@@ -319,21 +402,24 @@ def alerts_resolve(alert_id: int) -> None:
 
 @main.command("return")
 @click.argument("channel_id")
-@click.argument("external_id")
+@click.argument("order_id")
 @click.option(
     "--item", "items", multiple=True, required=True, help="LINE_ID:QUANTITY[:REASON_CODE], repeatable"
 )
 @click.option("--comment", default="", help="return comment for Amazon")
-def return_(channel_id: str, external_id: str, items: tuple[str, ...], comment: str) -> None:
-    """Ask Amazon to authorise a customer return for shipped units."""
+def return_(channel_id: str, order_id: str, items: tuple[str, ...], comment: str) -> None:
+    """Ask Amazon to authorise a customer return for shipped units (ORDER_ID as for `order`)."""
     from .admin import AdminError, request_return
 
     engine, clock = _engine_and_clock()
     try:
-        request_return(engine, clock, channel_id, external_id, list(items), comment)
+        request_return(engine, clock, channel_id, order_id, list(items), comment)
     except AdminError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo("return queued; `bridge order` shows Amazon's authorisation once the worker ran it")
+    click.echo(
+        f'return queued; "{cli_command()} order {channel_id} {order_id}" shows Amazon\'s authorisation '
+        "once the worker ran it"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -684,4 +770,4 @@ def inventory_sync(channel_id: str, now_: bool, full: bool, timeout: float) -> N
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="fba-bridge")

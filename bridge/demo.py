@@ -1,4 +1,4 @@
-"""`bridge demo`: the whole loop on a fresh machine, with no account and no credentials.
+"""`fba-bridge demo`: the whole loop on a fresh machine, with no account and no credentials.
 
 Everything real but the outside world: the bridge's own web app, worker and clock on a SQLite
 file, the bundled MCF simulator on a sped-up clock, and fake Shopify, WooCommerce and generic
@@ -31,11 +31,13 @@ from .app import create_app
 from .bootstrap import Bridge
 from .channels import ChannelsConfig, ShopifyOptions, load_channels
 from .clock import ScaledClock, SystemClock
-from .fakes.generic import FakeGenericReceiver, create_fake_generic_app
-from .fakes.shopify import DEFAULT_LOCATION, FakeShopify, create_fake_shopify_app
-from .fakes.woocommerce import FakeWooCommerce, create_fake_woocommerce_app
+from .command import command
+from .fakes.local import start_local_shops
+from .fakes.shopify import DEFAULT_LOCATION, FakeShopify
+from .fakes.woocommerce import FakeWooCommerce
 from .migrate import upgrade
 from .pipeline.inventory import stock_report
+from .resources import example_channels_file, example_simulator_file
 from .runtime import make_worker
 from .scheduler import Clock
 from .settings import Settings
@@ -45,10 +47,10 @@ from .storefronts.generic import sign_standard_webhook
 from .storefronts.registry import Storefronts
 
 SPEED = 1800.0  # Amazon's ~4 h from order to shipment takes 8 s
-EXAMPLE_CONFIG = Path("config/channels.yaml")
-SIMULATOR_CONFIG = Path("config/simulator.yaml")
+SHOPIFY_TOKEN = "demo-shopify-token"  # noqa: S105 - the example config's demo defaults
 SHOPIFY_SECRET = "demo-shopify-secret"  # noqa: S105 - the example config's demo default
 WOO_SECRET = "demo-woo-secret"  # noqa: S105
+WOO_KEY, WOO_KEY_SECRET = "ck_demo", "cs_demo"
 GENERIC_SECRET = "whsec_ZGVtby1nZW5lcmljLXNlY3JldC0xMjM0NTY3ODkw"  # noqa: S105
 AMAZON_LOCATION = "Amazon FBA"  # the Shopify location whose stock is at Amazon
 OTHER_APP = "Print on demand"  # another app's fulfillment service
@@ -233,26 +235,15 @@ def run_demo(
 def _run(
     out: Callable[[str], None], timeout_s: float, workdir: Path, stoppers: list[Callable[[], None]]
 ) -> int:
-    shopify = FakeShopify("demo-shopify-token")
-    woo = FakeWooCommerce(auto_create_orders=True)
-    receiver = FakeGenericReceiver(GENERIC_SECRET)
-    servers = {
-        name: serve_in_thread(app)
-        for name, app in (
-            ("shopify", create_fake_shopify_app(shopify)),
-            ("woo", create_fake_woocommerce_app(woo)),
-            ("generic", create_fake_generic_app(receiver)),
-        )
-    }
-    stoppers.extend(server.stop for server in servers.values())
-    env = {
-        "SHOP_A_URL": servers["shopify"].base_url,
-        "WOO_URL": servers["woo"].base_url,
-        "OWN_SHOP_CALLBACK_URL": servers["generic"].base_url + "/fba-bridge/events",
-    }
+    shops = start_local_shops(
+        shopify_token=SHOPIFY_TOKEN, woo_key=WOO_KEY, woo_secret=WOO_KEY_SECRET, generic_secret=GENERIC_SECRET
+    )
+    stoppers.append(shops.stop)
+    shopify, woo, receiver, servers = shops.shopify, shops.woocommerce, shops.generic, shops.servers
     amazon_location = shopify.add_location(AMAZON_LOCATION)
+    # The example file with its demo defaults, whatever this shell exports for a real deployment.
     config = with_inventory_sync(
-        _with_amazon_location(load_channels(EXAMPLE_CONFIG, env=env)), amazon_location
+        _with_amazon_location(load_channels(example_channels_file(), env=shops.env())), amazon_location
     )
     database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
     settings = Settings(
@@ -261,7 +252,7 @@ def _run(
     engine = make_engine(database_url)
     upgrade(engine)
     bridge = Bridge(settings=settings, config=config, engine=engine, clock=SystemClock())
-    simulator = Simulator(load_config(SIMULATOR_CONFIG), clock=ScaledClock(SPEED))
+    simulator = Simulator(load_config(example_simulator_file()), clock=ScaledClock(SPEED))
     amazon_server = serve_in_thread(create_simulator_app(simulator))
     stoppers.append(amazon_server.stop)
     bridge.settings = replace(settings, simulator_url=amazon_server.base_url)
@@ -280,8 +271,9 @@ def _run(
 
     out(f"fba-bridge demo: MCF simulator x{SPEED:g} at {amazon_server.base_url}, webhooks at {web.base_url}")
     out(
-        f"fake storefronts: Shopify {servers['shopify'].base_url}, WooCommerce {servers['woo'].base_url}, "
-        f"generic {servers['generic'].base_url}\n"
+        "fake storefronts: "
+        + ", ".join(f"{name} {server.base_url}" for name, server in servers.items())
+        + "\n"
     )
     orders = [
         DemoOrder("Shopify #1001: 2 blue + 1 red T-shirt (several packages)", "shop-a", "1001", "shipped"),
@@ -335,10 +327,11 @@ def _run(
         + ", ".join(sorted({e.type or "?" for e in events}))
     )
     out(f"generic shop received {len(receiver.events_of('inventory.updated'))} signed stock update(s)")
+    cli = command()
     out(
         f"\nWhere to look: the database is {workdir / 'demo.sqlite3'}; for an order's audit trail run\n"
-        f"  DATABASE_URL={database_url} bridge order shop-a 1001\n"
-        f"  DATABASE_URL={database_url} bridge orders --attention"
+        f"  DATABASE_URL={database_url} {cli} order shop-a 1001\n"
+        f"  DATABASE_URL={database_url} {cli} orders --attention"
     )
     return 0 if ok else 1
 
@@ -473,5 +466,5 @@ def _follow(bridge: Bridge, orders: list[DemoOrder], out: Callable[[str], None],
         if done:
             return True
         time.sleep(0.3)
-    out("the demo timed out; see `bridge jobs` and `bridge orders` with the DATABASE_URL below")
+    out(f'the demo timed out; see "{command()} jobs" and "{command()} orders" with the DATABASE_URL below')
     return False

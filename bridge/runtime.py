@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from .alerts import JOB_ALERT_DELIVERY
-from .amazon.accounts import build_amazon
+from .amazon.accounts import build_amazon, require_shared_simulator
 from .bootstrap import Bridge
 from .intake import JOB_AMEND, JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
 from .pipeline.alert_delivery import handle_alert_delivery
@@ -88,17 +90,22 @@ def make_worker(bridge: Bridge, **services: Any) -> Worker:
     return Worker(bridge, HANDLERS, services=services, lease_s=bridge.settings.job_lease_s)
 
 
-def run_worker(bridge: Bridge) -> None:
+def run_worker(bridge: Bridge) -> int:
+    """The `worker` process; returns its exit status (non-zero: the database cannot be used)."""
+    require_shared_simulator(bridge)
     worker = make_worker(bridge)
     check_storefronts(bridge, worker.services["storefronts"])
     install_signal_handlers(worker.stop)
     worker.run_forever()
+    return 1 if worker.fatal else 0
 
 
-def run_clock(bridge: Bridge) -> None:
+def run_clock(bridge: Bridge) -> int:
+    """The `clock` process; returns its exit status (non-zero: the database cannot be used)."""
     clock = Clock(bridge)
     install_signal_handlers(clock.stop)
     clock.run_forever()
+    return 1 if clock.fatal else 0
 
 
 def run_notifications(bridge: Bridge) -> None:
@@ -113,60 +120,111 @@ def run_notifications(bridge: Bridge) -> None:
     consumer.run_forever()
 
 
-def run_all(bridge: Bridge, host: str, port: int) -> None:
+class PortInUse(RuntimeError):
+    pass
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before starting anything when the web port is taken (gunicorn would retry, then die)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); stop what uses it, or pass "
+                "--port (or set PORT) to use another port"
+            ) from None
+
+
+def run_all(bridge: Bridge, host: str, port: int, *, with_fakes: bool = False) -> int:
     """Single machine: web, worker and clock (and `notifications` when BRIDGE_SQS_QUEUE_URL is set)
     as child processes on one database; the bundled simulator (for `embedded_simulator` accounts)
-    in this process, shared with them over loopback, publishing notifications to a local SQS
-    (BRIDGE_SQS_ENDPOINT_URL) when a seller subscribed."""
+    and, with `with_fakes`, the fake shops in this process, shared with them over loopback (the
+    simulator publishes notifications to a local SQS when BRIDGE_SQS_ENDPOINT_URL is set).
+    Returns 0 after SIGTERM/SIGINT, 1 when a child died (so a supervisor restarts the whole set)."""
     env = dict(os.environ)
-    server = None
-    publisher = None
-    if (
-        any(a.embedded_simulator for a in bridge.config.accounts.values())
-        and not bridge.settings.simulator_url
-    ):
-        from .amazon.accounts import simulator_for
-        from .amazon.simulator import create_simulator_app, serve_in_thread
+    stoppers: list[Callable[[], None]] = []
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        if with_fakes:
+            from .fakes.local import shops_for
 
-        simulator = simulator_for(bridge)
-        server = serve_in_thread(create_simulator_app(simulator))
-        env["BRIDGE_SIMULATOR_URL"] = server.base_url
-        log.info("MCF simulator (speed x%g) at %s", bridge.settings.simulator_speed, server.base_url)
-        if bridge.settings.sqs.endpoint_url:
-            from .amazon.simulator.publisher import NotificationPublisher, SqsSink
+            shops = shops_for(bridge.config, bridge.engine)
+            stoppers.append(shops.stop)
+            env.update(shops.env())
+            log.info("fake shops: %s", ", ".join(f"{name} {s.base_url}" for name, s in shops.servers.items()))
+        elif local := sorted(c.id for c in bridge.config.channels.values() if c.storefront.local):
+            log.warning(
+                "channel(s) %s push tracking to local test servers (storefront.local: true), which only "
+                "--with-fakes and the demo start; set the shops' real addresses before going live",
+                ", ".join(local),
+            )
+        if (
+            any(a.embedded_simulator for a in bridge.config.accounts.values())
+            and not bridge.settings.simulator_url
+        ):
+            from .amazon.accounts import simulator_for
+            from .amazon.simulator import create_simulator_app, serve_in_thread
 
-            publisher = NotificationPublisher(simulator, SqsSink(bridge.settings.sqs.endpoint_url))
-            publisher.start()
-    command = [sys.executable, "-m", "bridge.cli"]
-    children = [
-        subprocess.Popen([*command, "serve", "--host", host, "--port", str(port)], env=env),  # noqa: S603
-        subprocess.Popen([*command, "worker"], env=env),  # noqa: S603
-        subprocess.Popen([*command, "clock"], env=env),  # noqa: S603
-    ]
-    if bridge.settings.sqs.queue_url:
-        children.append(subprocess.Popen([*command, "notifications"], env=env))  # noqa: S603
+            simulator = simulator_for(bridge)
+            server = serve_in_thread(create_simulator_app(simulator))
+            stoppers.append(server.stop)
+            env["BRIDGE_SIMULATOR_URL"] = server.base_url
+            log.info("MCF simulator (speed x%g) at %s", bridge.settings.simulator_speed, server.base_url)
+            if bridge.settings.sqs.endpoint_url:
+                # A local SQS (e.g. moto): the simulator publishes notifications to subscribed queues.
+                from .amazon.simulator.publisher import NotificationPublisher, SqsSink
+
+                publisher = NotificationPublisher(simulator, SqsSink(bridge.settings.sqs.endpoint_url))
+                publisher.start()
+                stoppers.append(publisher.stop)
+        command = [sys.executable, "-m", "bridge"]
+        for name, args in (
+            ("web", ["serve", "--host", host, "--port", str(port)]),
+            ("worker", ["worker"]),
+            ("clock", ["clock"]),
+            *([("notifications", ["notifications"])] if bridge.settings.sqs.queue_url else []),
+        ):
+            children[name] = subprocess.Popen([*command, *args], env=env)  # noqa: S603
+        return _supervise(children, host, port)
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+        for stop in reversed(stoppers):
+            stop()
+
+
+def _supervise(children: dict[str, subprocess.Popen[bytes]], host: str, port: int) -> int:
     stopping = threading.Event()
 
     def stop() -> None:
         stopping.set()
-        for child in children:
+        for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
     install_signal_handlers(stop)
-    log.info("bridge running: webhooks at http://%s:%d/webhooks/<channel-id>", host, port)
-    try:
-        while not stopping.wait(1.0):
-            if any(child.poll() is not None for child in children):
-                log.error("a bridge process exited; stopping the others")
+    log.info(
+        "fba-bridge running: webhooks at http://%s:%d/webhooks/<channel-id> (%s)",
+        host,
+        port,
+        ", ".join(f"{name} pid {child.pid}" for name, child in children.items()),
+    )
+    died: list[str] = []
+    while not stopping.wait(0.5):
+        for name, child in children.items():
+            code = child.poll()
+            if code is not None:
+                log.error("the %s process exited (status %s); stopping the others", name, code)
+                died.append(name)
                 stop()
-        for child in children:
+                break
+    for child in children.values():
+        try:
             child.wait(timeout=30)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-        if publisher is not None:
-            publisher.stop()
-        if server is not None:
-            server.stop()
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 1 if died else 0

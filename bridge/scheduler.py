@@ -26,6 +26,7 @@ from sqlmodel import Session, col
 
 from . import jobs
 from .bootstrap import Bridge
+from .migrate import schema_problem
 from .pipeline.inventory import JOB_INVENTORY_SYNC, sync_key
 from .pipeline.requests import JOB_REQUESTS
 from .pipeline.sync import JOB_SYNC, JOB_SYNC_STALE
@@ -47,10 +48,12 @@ class LeaderLease:
         self.lease_s = lease_s
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._valid_until = 0.0  # time.monotonic() deadline
+        self.failing = False  # the last renewal could not reach the database
 
     def renew(self) -> bool:
         """Take or extend the lease; False when another holder has it (or the database is away)."""
         started = time.monotonic()
+        self.failing = False
         try:
             with write_session(self.bridge.engine) as session:
                 now = db_now(session)
@@ -79,6 +82,7 @@ class LeaderLease:
             self._valid_until = 0.0
             return False
         except Exception as exc:
+            self.failing = True
             log.warning(
                 "clock lease renewal failed (%s); standing down until it succeeds", type(exc).__name__
             )
@@ -120,6 +124,7 @@ class Clock:
         self.bridge = bridge
         self.lease = lease or LeaderLease(bridge, settings.leader_lease_s)
         self.stopping = threading.Event()
+        self.fatal = ""
         self.scheduler = BackgroundScheduler(
             timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
         )
@@ -216,6 +221,11 @@ class Clock:
                     log.warning("clock lost the lead; periodic jobs paused")
                     self.scheduler.pause()
                 leading = now_leading
+                problem = schema_problem(self.bridge.engine) if self.lease.failing else None
+                if problem:
+                    log.error("clock stopping: %s", problem)
+                    self.fatal = problem
+                    break
                 self.stopping.wait(renew_every)
         finally:
             self.scheduler.shutdown(wait=True)

@@ -1,7 +1,7 @@
-"""Finds and compiles the JSON Schemas in the repository's `schemas/` folder.
+"""Finds and compiles the JSON Schemas of the repository's `schemas/` folder.
 
-Schemas live outside the package so operators and other tools can read them; a deployment
-runs from the repository checkout (Heroku-style), and `BRIDGE_SCHEMAS_DIR` overrides the place.
+Operators and other tools read them there; the package carries them (`bridge.resources`), so an
+installed wheel needs no checkout. `BRIDGE_SCHEMAS_DIR` points at another folder instead.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
+from .resources import schemas_dir
+
 
 class SchemaNotFound(FileNotFoundError):
     pass
@@ -25,12 +27,13 @@ def schema_dir() -> Path:
     override = os.environ.get("BRIDGE_SCHEMAS_DIR")
     if override:
         return Path(override)
-    for candidate in (Path(__file__).resolve().parents[1] / "schemas", Path.cwd() / "schemas"):
-        if (candidate / "channels.json").is_file():
-            return candidate
-    raise SchemaNotFound(
-        "cannot find the schemas/ folder; run from the repository checkout or set BRIDGE_SCHEMAS_DIR"
-    )
+    packaged = schemas_dir()
+    if not (packaged / "channels.json").is_file():
+        raise SchemaNotFound(
+            f"the JSON Schemas are missing from the installed package ({packaged}); reinstall "
+            "fba-bridge, or set BRIDGE_SCHEMAS_DIR to a copy of the repository's schemas/ folder"
+        )
+    return packaged
 
 
 def load_schema(name: str) -> dict[str, Any]:

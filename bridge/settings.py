@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from .resources import example_channels_file, example_simulator_file
+
 DEFAULT_DATABASE_URL = "sqlite:///fba-bridge.sqlite3"
 DEFAULT_CONFIG_PATH = "config/channels.yaml"
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -106,8 +108,11 @@ def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _existing(path: Path) -> Path | None:
-    return path if path.is_file() else None
+def _default_file(local: str, packaged: Path) -> Path:
+    """`local` (relative to the working directory, as in a checkout) if it exists, else the copy
+    the package carries, so an installed wheel runs with no checkout around."""
+    path = Path(local)
+    return path if path.is_file() else packaged
 
 
 def _local_or_https(url: str, name: str) -> str:
@@ -225,7 +230,9 @@ class Settings:
             )
         return cls(
             database_url=normalise_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
-            config_path=Path(env.get("BRIDGE_CONFIG") or DEFAULT_CONFIG_PATH),
+            config_path=Path(env["BRIDGE_CONFIG"])
+            if env.get("BRIDGE_CONFIG")
+            else _default_file(DEFAULT_CONFIG_PATH, example_channels_file()),
             config_yaml=config_yaml if config_yaml.strip() else "",
             port=_int_env(env, "PORT", 5000),
             log_level=level,
@@ -240,7 +247,7 @@ class Settings:
             simulator_speed=_float_env(env, "BRIDGE_SIMULATOR_SPEED", 60.0),
             simulator_config=Path(env["BRIDGE_SIMULATOR_CONFIG"])
             if env.get("BRIDGE_SIMULATOR_CONFIG")
-            else _existing(Path(DEFAULT_SIMULATOR_CONFIG)),
+            else _default_file(DEFAULT_SIMULATOR_CONFIG, example_simulator_file()),
             alert_webhook_url=alert_url,
             alert_webhook_secret=alert_secret,
             sqs=_sqs(env),

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from . import alerts, jobs
 from .bootstrap import Bridge
+from .migrate import schema_problem
 from .store import JobRecord, OrderRecord, write_session
 
 log = logging.getLogger("bridge.worker")
@@ -118,6 +119,7 @@ class Worker:
         self.lease_s = lease_s
         self.poll_interval_s = poll_interval_s
         self.stopping = threading.Event()
+        self.fatal = ""
 
     def run_once(self) -> bool:
         """Claim and run one due job. Returns False when there was nothing to do."""
@@ -202,16 +204,29 @@ class Worker:
         log.warning("job %s kind=%s postponed %.0fs: %s", job.id, job.kind, delay, exc.reason)
 
     def run_forever(self) -> None:
-        """Poll until `stop()`; an in-flight job is finished before returning."""
+        """Poll until `stop()`; an in-flight job is finished before returning. Returns early, with
+        `fatal` set, when the database answers but its schema is missing or out of date: waiting
+        cannot fix that, so the process exits rather than failing every claim forever."""
         log.info("worker started kinds=%s", ",".join(sorted(self.handlers)))
+        failures = 0
         while not self.stopping.is_set():
             try:
                 worked = self.run_once()
+                failures = 0
             except Exception as exc:
-                log.warning("worker could not claim a job: %s", type(exc).__name__)
                 worked = False
+                failures += 1
+                problem = schema_problem(self.bridge.engine)
+                if problem:
+                    log.error("worker stopping: %s", problem)
+                    self.fatal = problem
+                    break
+                if failures == 1 or failures % 100 == 0:
+                    log.warning(
+                        "worker could not claim a job (%d time(s) in a row): %s", failures, type(exc).__name__
+                    )
             if not worked:
-                self.stopping.wait(self.poll_interval_s)
+                self.stopping.wait(self.poll_interval_s * min(failures + 1, 20))
         log.info("worker stopped")
 
     def stop(self) -> None:

@@ -2,7 +2,8 @@
 
 An account marked `embedded_simulator` talks to the bundled simulator instead: in-process
 through httpx's WSGI transport, or, when `BRIDGE_SIMULATOR_URL` names a simulator that another
-process serves on loopback (what `bridge run` does), over HTTP so every process shares it.
+process serves on loopback (what `fba-bridge run` does), over HTTP so every process shares it.
+A worker started on its own never builds its own simulator (`require_shared_simulator`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import httpx
 from ..bootstrap import Bridge
 from ..channels import AmazonAccount, Channel
 from ..clock import ScaledClock
+from ..command import command
 from .breaker_alerts import AlertingBreakerListener
 from .inventory import FbaInventory
 from .limiter import Buckets, DatabaseBuckets
@@ -47,6 +49,28 @@ class AmazonAccounts:
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
+
+
+class SimulatorLayoutError(RuntimeError):
+    """The deployment would run more than one simulator; the message says how to run one."""
+
+
+def require_shared_simulator(bridge: Bridge) -> None:
+    """A long-running worker with an `embedded_simulator` account needs `BRIDGE_SIMULATOR_URL`.
+
+    Without it the worker would keep its own in-process simulator: a second worker (or a restart)
+    would see none of its orders (404s), and both would hand out the same package ids and
+    tracking numbers. `fba-bridge run` serves one simulator and gives every process its URL."""
+    embedded = sorted(a.id for a in bridge.config.accounts.values() if a.embedded_simulator)
+    if not embedded or bridge.settings.simulator_url:
+        return
+    cli = command()
+    raise SimulatorLayoutError(
+        f"Amazon account {', '.join(embedded)} uses embedded_simulator, but BRIDGE_SIMULATOR_URL is not "
+        "set: this worker would keep a simulator of its own that no other process sees. Run everything "
+        f'on one machine with "{cli} run", or start "{cli} simulator" as its own process and set '
+        "BRIDGE_SIMULATOR_URL to its URL for every process (or configure a real Amazon account)"
+    )
 
 
 def simulator_for(bridge: Bridge) -> Simulator:

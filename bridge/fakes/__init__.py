@@ -1,4 +1,4 @@
-"""Runnable fake storefronts for tests and `bridge demo`.
+"""Runnable fake storefronts for tests and `fba-bridge demo`.
 
 Each fake is a small stateful object plus a Flask app serving the platform's real endpoints with
 the platform's answer shapes, so the bridge's own push-back adapters talk to it unchanged: in

@@ -8,8 +8,9 @@ and answered in exactly the selection's shape, aliases included. What it holds a
 - Locations: a primary "Shop location", more with `add_location`, and one per fulfillment
   service. Fulfillment services: another app's (`add_fulfillment_service`, e.g. print on demand)
   or the caller's own (`fulfillmentServiceCreate`, names unique; `fulfillmentServiceUpdate`).
-- Orders seeded with `add_order`: one OPEN fulfillment order holding every line (or several, with
-  `fulfillment_order_groups`), each at a location (`locations`). `fulfillmentCreate` takes
+- Orders seeded with `add_order` (or by `order_source` on first sight): one OPEN fulfillment
+  order holding every line (or several, with `fulfillment_order_groups`), each at a location
+  (`locations`). `fulfillmentCreate` takes
   quantities off the fulfillment order line items, moves a fulfillment order to IN_PROGRESS, or
   CLOSED when nothing remains, records the fulfillment, and refuses with `userErrors`:
   over-fulfilment, unknown ids, fulfillment orders not OPEN/IN_PROGRESS, another app's
@@ -1172,8 +1173,15 @@ def _is_url(value: str) -> bool:
 # The fake
 
 
+OrderSource = Callable[[str], Sequence[tuple[str, str | None, int]] | None]
+"""Lines (REST line id, sku, quantity) of an order the fake was not seeded with, or None."""
+
+
 class FakeShopify:
-    """One shop's Admin GraphQL API state. Thread-safe: calls are handled one at a time."""
+    """One shop's Admin GraphQL API state. Thread-safe: calls are handled one at a time.
+
+    `order_source` seeds an unknown order on first sight (`fba-bridge run --with-fakes` reads it
+    from the bridge's own database, so any order sent to the bridge exists in the fake shop)."""
 
     def __init__(
         self,
@@ -1186,8 +1194,10 @@ class FakeShopify:
         access_scopes: Sequence[str] = DEFAULT_ACCESS_SCOPES,
         app_secret: str | None = None,
         callback_transport: httpx.BaseTransport | None = None,
+        order_source: OrderSource | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
+        self.order_source = order_source
         self.shop_name = shop_name
         self.access_scopes: list[str] = list(access_scopes)
         self.webhook_subscriptions: list[FakeWebhookSubscription] = []
@@ -1580,7 +1590,13 @@ class FakeShopify:
 
     def _order_by_gid(self, value: str) -> FakeOrder | None:
         legacy = _parse_gid(value, "Order")
-        return self._orders.get(legacy) if legacy else None
+        if not legacy:
+            return None
+        if legacy not in self._orders and self.order_source is not None:
+            lines = self.order_source(legacy)
+            if lines:
+                self.add_order(legacy, lines)
+        return self._orders.get(legacy)
 
     def _fulfillment_order_by_gid(self, value: str) -> FakeFulfillmentOrder | None:
         legacy = _parse_gid(value, "FulfillmentOrder")

@@ -660,7 +660,7 @@ class ShopifyFulfillmentOrders:
             if service is None or not service.location_id:
                 return OurLocations(frozenset(), ()), [
                     f"no fulfillment service {options.service_name!r} with callback URL "
-                    f"{service_callback_url(self.channel)} in the shop; run `bridge shopify register "
+                    f"{service_callback_url(self.channel)} in the shop; run `fba-bridge shopify register "
                     f"{self.channel.id}`"
                 ]
             return OurLocations(frozenset({service.location_id}), (service.location_name,)), []

@@ -30,7 +30,7 @@ def notification(channel_id: str) -> ResponseReturnValue:
             404,
             "unknown_channel",
             "no enabled Shopify channel in fulfillment_service mode with this id; check the callback URL "
-            "registered with `bridge shopify register`",
+            "registered with `fba-bridge shopify register`",
         )
     body = read_body(bridge.settings.max_body_bytes)
     headers = cast(Mapping[str, str], request.headers)

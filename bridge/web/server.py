@@ -1,4 +1,4 @@
-"""Gunicorn embedded, so `bridge serve` and `bridge run` need no separate command line."""
+"""Gunicorn embedded, so `fba-bridge serve` and `fba-bridge run` need no separate command line."""
 
 from __future__ import annotations
 

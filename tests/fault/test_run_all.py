@@ -1,4 +1,5 @@
-"""`bridge run`: web, worker and clock on one machine, a real order end to end, clean SIGTERM."""
+"""`fba-bridge run`: web, worker and clock on one machine, a real order end to end, clean SIGTERM,
+a non-zero exit when a process dies or the port is taken, and `--with-fakes` closing the loop."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_bridge_run_serves_submits_and_stops(tmp_path: Path) -> None:
     }
     log = (tmp_path / "run.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "run", "--port", str(port)],
+        [sys.executable, "-m", "bridge", "run", "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=log,
@@ -60,7 +61,7 @@ def test_bridge_run_serves_submits_and_stops(tmp_path: Path) -> None:
 
         def submitted() -> bool:
             out = subprocess.run(
-                [sys.executable, "-m", "bridge.cli", "order", "shop-a", "8801"],
+                [sys.executable, "-m", "bridge", "order", "shop-a", "8801"],
                 env=env,
                 cwd=ROOT,
                 capture_output=True,
@@ -77,4 +78,122 @@ def test_bridge_run_serves_submits_and_stops(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    assert b"clock is the leader" in (tmp_path / "run.log").read_bytes()
+    output = (tmp_path / "run.log").read_bytes()
+    assert b"clock is the leader" in output
+    assert b"channel(s) own-shop, shop-a, woo-main push tracking to local test servers" in output
+
+
+def _run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        **TEST_ENV,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
+        "BRIDGE_CONFIG": str(EXAMPLE_CONFIG),
+        "LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of a process's children, from /proc."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            out.append((int(child), cmdline))
+    return out
+
+
+def test_bridge_run_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "bridge", "run", "--port", str(port)],
+            env=_run_env(tmp_path),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"Error: cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+
+
+def test_bridge_run_exits_non_zero_when_one_of_its_processes_dies(tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "run.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run", "--port", str(port)],
+        env=_run_env(tmp_path),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(
+            lambda: any(" worker" in cmd for _, cmd in _children(proc.pid)), timeout=60, what="the worker"
+        )
+        wait_for(
+            lambda: b"worker started" in (tmp_path / "run.log").read_bytes(), timeout=60, what="worker start"
+        )
+        [worker] = [pid for pid, cmd in _children(proc.pid) if cmd.rstrip().endswith(" worker")]
+        os.kill(worker, signal.SIGKILL)
+        assert proc.wait(60) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    output = (tmp_path / "run.log").read_bytes()
+    assert b"the worker process exited (status -9); stopping the others" in output
+
+
+def test_bridge_run_with_fakes_closes_the_loop_locally(tmp_path: Path) -> None:
+    """The example channels file as shipped, plus `--with-fakes`: a Shopify order goes to the
+    simulator, ships, and its tracking lands in the fake Shopify the run started."""
+    port = free_port()
+    env = _run_env(tmp_path, BRIDGE_SIMULATOR_SPEED="3600", BRIDGE_SYNC_INTERVAL_S="2")
+    for name in ("SHOP_A_URL", "WOO_URL", "OWN_SHOP_CALLBACK_URL"):
+        env.pop(name, None)
+    log = (tmp_path / "run.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run", "--port", str(port), "--with-fakes"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(base + "/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, timeout=60, what="the web process")
+        body, headers = shopify_delivery(shopify_order(8802))
+        answer = httpx.post(base + "/webhooks/shop-a", content=body, headers=headers)
+        assert answer.json()["status"] == "accepted"
+
+        def pushed() -> bool:
+            out = subprocess.run(
+                [sys.executable, "-m", "bridge", "order", "shop-a", "8802"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            return "pushed:shipment" in out.stdout
+
+        wait_for(pushed, timeout=90, what="tracking pushed to the fake Shopify")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    output = (tmp_path / "run.log").read_bytes()
+    assert b"fake shops: shopify http://127.0.0.1:" in output

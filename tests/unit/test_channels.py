@@ -152,3 +152,52 @@ def test_bad_what_ships_options_are_reported_with_fixes() -> None:
     lines = "\n".join(problems(text))
     assert "test_orders" in lines and "use one of: skip, ship" in lines
     assert "postal_code_fallback" in lines
+
+
+# YAML 1.2: what the author wrote is what the bridge reads
+
+
+def test_norway_and_other_yaml_1_1_booleans_stay_text() -> None:
+    text = MINIMAL + "    countries: [NO, SE, DK]\n    packing_slip_comment: yes\n"
+    shop = parse_channels(text, "channels.yaml", ENV).channels["shop-a"]
+    assert shop.countries == frozenset({"NO", "SE", "DK"})
+    assert shop.packing_slip_comment == "yes"
+
+
+def test_sku_keys_and_values_keep_their_digits() -> None:
+    text = MINIMAL.replace("skus: {map: {A: FBA-A}}", 'skus: {map: {010: "0755", 1_000: FBA-A}}')
+    shop = parse_channels(text, "channels.yaml", ENV).channels["shop-a"]
+    assert shop.amazon_sku("010") == "0755", "a leading zero is neither octal nor dropped in a key"
+    assert shop.amazon_sku("1_000") == "FBA-A"
+
+
+def test_yes_for_a_boolean_is_refused_with_the_yaml_1_2_hint_and_its_line() -> None:
+    text = MINIMAL.replace(
+        '    storefront: {base_url: "https://shop-a.myshopify.com", access_token: "${TOKEN}"}\n',
+        '    storefront:\n      base_url: "https://shop-a.myshopify.com"\n      access_token: "${TOKEN}"\n'
+        "      notify_customer: yes\n",
+    )
+    [line] = problems(text)
+    assert line.startswith("channels.yaml:14: channels[0].storefront.notify_customer:")
+    assert "write true or false" in line
+
+
+def test_unquoted_numbers_where_text_is_needed_say_to_quote_them() -> None:
+    [line] = problems(MINIMAL.replace("skus: {map: {A: FBA-A}}", "skus: {map: {A: 12345}}"))
+    assert line.startswith("channels.yaml:13: channels[0].skus.map.A:")
+    assert "put the value in quotes" in line
+
+
+def test_true_false_and_numbers_still_parse_as_yaml_1_2_says() -> None:
+    text = MINIMAL.replace("embedded_simulator: true", "embedded_simulator: True\n      sandbox: false")
+    text += '    fee_cap: {amount: "25.00", currency: USD}\n    enabled: TRUE\n'
+    config = parse_channels(text, "channels.yaml", ENV)
+    assert config.accounts["main"].embedded_simulator is True and config.accounts["main"].sandbox is False
+    assert config.channels["shop-a"].enabled is True
+
+
+def test_a_short_secret_says_how_long_it_must_be_without_showing_it() -> None:
+    [line] = problems(MINIMAL, {"SECRET": "abc1234", "TOKEN": "x"})
+    assert line.startswith("channels.yaml:10: channels[0].webhook_secrets[0]:")
+    assert "must be at least 8 characters" in line and "must not be empty" not in line
+    assert "abc1234" not in line

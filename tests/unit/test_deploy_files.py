@@ -97,11 +97,6 @@ def assert_bridge_command(argv: list[str], where: str) -> None:
         pytest.fail(f"{where}: `{' '.join(argv)}` is not a valid command: {exc.format_message()}")
 
 
-def pending_packaging(missing: bool, what: str) -> pytest.MarkDecorator:
-    """Strictly expected to fail until the packaging change lands `what`; a normal test after."""
-    return pytest.mark.xfail(missing, reason=f"{what} comes with the packaging change", strict=True)
-
-
 class RecordingEnv(Mapping[str, str]):
     """An empty environment that remembers every name asked for."""
 
@@ -219,7 +214,6 @@ def test_a_console_script_points_at_the_cli() -> None:
     assert console_scripts(), "pyproject [project.scripts] must declare the bridge's command"
 
 
-@pending_packaging(DOCUMENTED_SCRIPT not in console_scripts(), "the fba-bridge console script")
 def test_the_documented_command_is_a_declared_console_script() -> None:
     assert DOCUMENTED_SCRIPT in console_scripts()
 
@@ -302,10 +296,6 @@ def test_recording_env_sees_every_setting() -> None:
 # Heroku's Python buildpack
 
 
-@pending_packaging(
-    not (ROOT / "requirements.txt").is_file() or not (ROOT / ".python-version").is_file(),
-    "requirements.txt and .python-version",
-)
 def test_the_python_buildpack_finds_a_pinned_requirements_file_and_a_version() -> None:
     lines = [
         line.strip()

@@ -7,7 +7,7 @@ event, a new shipment status a `Shipment` event (with its packages), a return Am
 `Return` event. Changes while nobody is subscribed are not delivered later, as with Amazon.
 
 `publish_due()` does one comparison (tests call it after advancing the clock); `start()` runs it
-every `interval_s` seconds in a thread (the `bridge simulator --sqs-endpoint` process). Sending
+every `interval_s` seconds in a thread (the `fba-bridge simulator --sqs-endpoint` process). Sending
 goes through a `QueueSink`; `SqsSink` is boto3 against any SQS endpoint (moto, ElasticMQ, AWS).
 """
 

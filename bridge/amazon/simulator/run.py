@@ -1,4 +1,4 @@
-"""`run_simulator`: the standalone simulator process behind `bridge simulator`."""
+"""`run_simulator`: the standalone simulator process behind `fba-bridge simulator`."""
 
 from __future__ import annotations
 
