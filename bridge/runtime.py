@@ -11,6 +11,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+from . import metrics
 from .alerts import JOB_ALERT_DELIVERY
 from .amazon.accounts import build_amazon
 from .bootstrap import Bridge
@@ -72,7 +73,12 @@ def make_worker(bridge: Bridge, **services: Any) -> Worker:
 def run_worker(bridge: Bridge) -> None:
     worker = make_worker(bridge)
     install_signal_handlers(worker.stop)
-    worker.run_forever()
+    metrics.start(bridge.engine, bridge.settings.metrics_flush_s)
+    try:
+        worker.run_forever()
+    finally:
+        metrics.stop()
+        metrics.flush(bridge.engine)  # the last counts, before the process exits
 
 
 def run_clock(bridge: Bridge) -> None:
