@@ -94,11 +94,15 @@ def bridge(db: Engine, channels_config: ChannelsConfig, clock: ManualClock) -> B
 
 
 @pytest.fixture(autouse=True)
-def _fresh_metric_counts() -> None:
-    """Event counts recorded by an earlier test never reach this test's database."""
-    from bridge.metrics.events import BUFFER
+def _fresh_metric_counts() -> Iterator[None]:
+    """Event counts recorded by an earlier test never reach this test's database, and no flusher
+    an earlier test started (the demo's) takes this test's counts elsewhere."""
+    from bridge.metrics import events
 
-    BUFFER.reset()
+    events.stop(write=False)
+    events.BUFFER.reset()
+    yield
+    events.stop(write=False)
 
 
 @pytest.fixture

@@ -171,14 +171,15 @@ def start(engine: Engine, interval_s: float) -> None:
             _flusher = Flusher(engine, interval_s).start()
 
 
-def stop() -> None:
+def stop(*, write: bool = True) -> None:
     """Stop the flusher and write what is left (a worker's graceful shutdown)."""
     global _flusher
     with _state_lock:
         flusher, _flusher = _flusher, None
     if flusher is not None:
         flusher.stop()
-        flush(flusher.engine)
+        if write:
+            flush(flusher.engine)
 
 
 def _after_fork_in_child() -> None:

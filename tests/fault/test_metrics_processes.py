@@ -19,9 +19,12 @@ import httpx
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
+from bridge import metrics
 from bridge.amazon.simulator import RunningServer, Simulator
 from bridge.bootstrap import Bridge
+from bridge.metrics import counters
 from bridge.store import OrderRecord, read_session
 from tests.conftest import EXAMPLE_CONFIG, JSON_LOG_KEYS, ROOT, TEST_ENV
 from tests.fault.test_worker_processes import live_simulator, wait_for  # noqa: F401 (fixture)
@@ -230,3 +233,23 @@ def test_a_stopping_worker_writes_its_last_counts(
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     assert creates(client) == 1  # written before the process exited
+
+
+def test_a_forked_child_does_not_count_its_parents_pending_events(db: Engine) -> None:
+    """gunicorn forks its workers: counts still buffered in the parent must be written once."""
+    metrics.storefront_call("shop-a", "shopify", 200)  # pending in the parent at fork time
+    pid = os.fork()
+    if pid == 0:  # the child: its own connections, its own counts only
+        code = 1
+        try:
+            db.dispose(close=False)
+            metrics.storefront_call("shop-a", "shopify", 200)
+            code = 0 if metrics.flush(db) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert metrics.flush(db)
+    with read_session(db) as session:
+        [(_, _, value)] = counters.read(session)
+    assert value == 2
