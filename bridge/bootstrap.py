@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import IO
 
 from sqlalchemy.engine import Engine
 
+from . import logs
 from .channels import ChannelsConfig, load_configured_channels
 from .clock import Clock, SystemClock
 from .settings import Settings, mask_url
@@ -23,11 +25,15 @@ class Bridge:
     clock: Clock = field(default_factory=SystemClock)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+def configure_logging(level: str, fmt: str = "text", stream: IO[str] | None = None) -> None:
+    """Every process's logging: `fmt` is `text` or `json` (see `bridge/logs.py`)."""
+    logs.configure(level, fmt, stream)
+    if fmt == "json":
+        # gunicorn's worker-side messages (timeouts, exits) go through our handler too; the
+        # master's own start-up lines stay in gunicorn's format.
+        gunicorn_log = logging.getLogger("gunicorn.error")
+        gunicorn_log.handlers.clear()
+        gunicorn_log.propagate = True
     # httpx logs every request URL at INFO; our SP-API client logs each call itself, without ids.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # werkzeug only serves the simulator and fake storefronts (gunicorn serves the bridge).

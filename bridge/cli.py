@@ -25,7 +25,7 @@ def _bootstrap() -> Any:
     from .bootstrap import bootstrap, configure_logging
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return bootstrap(settings)
     except ConfigError as exc:

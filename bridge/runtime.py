@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from . import metrics
 from .alerts import JOB_ALERT_DELIVERY
 from .amazon.accounts import build_amazon, require_shared_simulator
 from .bootstrap import Bridge
@@ -96,7 +97,12 @@ def run_worker(bridge: Bridge) -> int:
     worker = make_worker(bridge)
     check_storefronts(bridge, worker.services["storefronts"])
     install_signal_handlers(worker.stop)
-    worker.run_forever()
+    metrics.start(bridge.engine, bridge.settings.metrics_flush_s)
+    try:
+        worker.run_forever()
+    finally:
+        metrics.stop()
+        metrics.flush(bridge.engine)  # the last counts, before the process exits
     return 1 if worker.fatal else 0
 
 

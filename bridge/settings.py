@@ -95,7 +95,7 @@ def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int = 1) 
     return value
 
 
-def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
+def _float_env(env: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False) -> float:
     raw = env.get(name)
     if not raw:
         return default
@@ -103,8 +103,8 @@ def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive")
+    if value < 0 or (value == 0 and not allow_zero) or value != value:
+        raise SettingsError(f"{name} must be {'zero or ' if allow_zero else ''}positive")
     return value
 
 
@@ -173,6 +173,13 @@ def _sqs(env: Mapping[str, str]) -> SqsSettings:
     )
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
 def _alert_webhook(env: Mapping[str, str]) -> tuple[str, Secret]:
     """The operator's alert relay: https (or http to loopback) and a Standard Webhooks secret."""
     url = env.get("BRIDGE_ALERT_WEBHOOK_URL", "").strip()
@@ -201,6 +208,8 @@ class Settings:
     config_yaml: str = ""
     port: int = 5000
     log_level: str = "INFO"
+    #: `text` (a terminal) or `json` (one object per line, for a log pipeline).
+    log_format: str = "text"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     notifications_token: Secret = field(default_factory=lambda: Secret(""))
     admin_token: Secret = field(default_factory=lambda: Secret(""))
@@ -214,6 +223,13 @@ class Settings:
     alert_webhook_url: str = ""
     alert_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
     sqs: SqsSettings = field(default_factory=SqsSettings)
+    #: Bearer token for `GET /metrics`; unset keeps the endpoint off.
+    metrics_token: Secret = field(default_factory=lambda: Secret(""))
+    #: How often a process writes its buffered event counters to the database (0: only when
+    #: /metrics is scraped in this process and at exit).
+    metrics_flush_s: float = 5.0
+    #: How long one scrape's answer is reused by the next scrapes of the same web process.
+    metrics_cache_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -221,6 +237,9 @@ class Settings:
         level = env.get("LOG_LEVEL", "INFO").upper()
         if level not in logging.getLevelNamesMapping():
             raise SettingsError(f"LOG_LEVEL={level!r} is not a log level; use DEBUG, INFO, WARNING or ERROR")
+        log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(f"LOG_FORMAT={log_format!r} is not a log format; use text or json")
         alert_url, alert_secret = _alert_webhook(env)
         config_yaml = env.get("BRIDGE_CONFIG_YAML") or ""
         if config_yaml.strip() and env.get("BRIDGE_CONFIG"):
@@ -236,6 +255,7 @@ class Settings:
             config_yaml=config_yaml if config_yaml.strip() else "",
             port=_int_env(env, "PORT", 5000),
             log_level=level,
+            log_format=log_format,
             max_body_bytes=_int_env(env, "BRIDGE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             notifications_token=Secret(env.get("BRIDGE_NOTIFICATIONS_TOKEN", "")),
             admin_token=Secret(env.get("BRIDGE_ADMIN_TOKEN", "")),
@@ -251,6 +271,9 @@ class Settings:
             alert_webhook_url=alert_url,
             alert_webhook_secret=alert_secret,
             sqs=_sqs(env),
+            metrics_token=Secret(env.get("BRIDGE_METRICS_TOKEN", "").strip()),
+            metrics_flush_s=_float_env(env, "BRIDGE_METRICS_FLUSH_S", 5.0, allow_zero=True),
+            metrics_cache_s=_float_env(env, "BRIDGE_METRICS_CACHE_S", 5.0, allow_zero=True),
         )
 
     def __repr__(self) -> str:

@@ -362,6 +362,18 @@ class LwaTokenRecord(SQLModel, table=True):
     updated_at: float
 
 
+class MetricCounterRecord(SQLModel, table=True):
+    """An event counter (or a latest-timestamp) summed over every process; see `bridge/metrics`."""
+
+    __tablename__ = "metric_counters"
+
+    name: str = Field(sa_column=Column(String(100), primary_key=True))
+    #: The label set as compact JSON with sorted keys, e.g. `{"channel":"shop-a","outcome":"created"}`.
+    labels: str = Field(sa_column=Column(String(400), primary_key=True))
+    value: float
+    updated_at: float
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(

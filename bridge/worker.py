@@ -17,12 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlmodel import Session, col
 
-from . import alerts, jobs
+from . import alerts, jobs, logs, metrics
 from .bootstrap import Bridge
 from .migrate import schema_problem
-from .store import JobRecord, OrderRecord, write_session
+from .store import JobRecord, OrderRecord, read_session, write_session
 
 log = logging.getLogger("bridge.worker")
 
@@ -137,6 +138,28 @@ class Worker:
         return done
 
     def _run(self, job: jobs.ClaimedJob) -> None:
+        channel, account = self._scope(job)
+        with logs.log_context(job_id=job.id, order_id=job.order_id, channel=channel):
+            outcome = self._run_handler(job)
+        done_at = self.bridge.clock.now().timestamp() if outcome == "done" else None
+        metrics.job_finished(job.kind, outcome, at=done_at, channel=channel, account=account)
+
+    def _scope(self, job: jobs.ClaimedJob) -> tuple[str | None, str | None]:
+        """The job's channel and account, for log lines and metrics (None when it names none)."""
+        payload = job.payload
+        channel = payload.get("channel_id") if isinstance(payload.get("channel_id"), str) else None
+        account = payload.get("account_id") if isinstance(payload.get("account_id"), str) else None
+        if channel is None and job.order_id is not None:
+            try:
+                with read_session(self.bridge.engine) as session:
+                    query = select(col(OrderRecord.channel_id)).where(col(OrderRecord.id) == job.order_id)
+                    channel = session.execute(query).scalar_one_or_none()
+            except Exception as exc:  # context is a nicety: the job itself reports database trouble
+                log.debug("job %s: channel unknown (%s)", job.id, type(exc).__name__)
+        return channel, account
+
+    def _run_handler(self, job: jobs.ClaimedJob) -> str:
+        """Run the job's handler and record its result; returns the outcome for the metrics."""
         ctx = JobContext(self.bridge, job, self.services)
         started = time.perf_counter()
         try:
@@ -146,23 +169,24 @@ class Worker:
                 with ctx.finish():
                     pass
             log.info("job %s kind=%s done ms=%.0f", job.id, job.kind, (time.perf_counter() - started) * 1000)
+            return "done"
         except jobs.LostLease:
             log.warning(
                 "job %s kind=%s was taken over by another worker; its result was discarded", job.id, job.kind
             )
+            return "lost"
         except GiveUp as exc:
-            self._fail(job, exc, None, permanent=True)
+            return self._fail(job, exc, None, permanent=True)
         except RetryLater as exc:
             if exc.count_attempt:
-                self._fail(job, exc, exc.after_s)
-            else:
-                self._postpone(job, exc)
+                return self._fail(job, exc, exc.after_s)
+            return self._postpone(job, exc)
         except Exception as exc:
-            self._fail(job, exc, None)
+            return self._fail(job, exc, None)
 
     def _fail(
         self, job: jobs.ClaimedJob, exc: BaseException, after_s: float | None, permanent: bool = False
-    ) -> None:
+    ) -> str:
         error = safe_error(exc)
 
         def dead_letter_alert(session: Session, record: JobRecord) -> None:
@@ -189,19 +213,21 @@ class Worker:
                 on_dead=dead_letter_alert,
             )
         except jobs.LostLease:
-            return
+            return "lost"
         level = logging.ERROR if status == jobs.DEAD else logging.WARNING
         log.log(
             level, "job %s kind=%s attempt=%d failed (%s): %s", job.id, job.kind, job.attempts, status, error
         )
+        return "dead" if status == jobs.DEAD else "retry"
 
-    def _postpone(self, job: jobs.ClaimedJob, exc: RetryLater) -> None:
+    def _postpone(self, job: jobs.ClaimedJob, exc: RetryLater) -> str:
         delay = exc.after_s if exc.after_s is not None else jobs.BACKOFF_BASE_S
         try:
             jobs.release(self.bridge.engine, job, delay_s=delay, note=exc.reason)
         except jobs.LostLease:
-            return
+            return "lost"
         log.warning("job %s kind=%s postponed %.0fs: %s", job.id, job.kind, delay, exc.reason)
+        return "postponed"
 
     def run_forever(self) -> None:
         """Poll until `stop()`; an in-flight job is finished before returning. Returns early, with

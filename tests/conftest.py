@@ -90,9 +90,21 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def bridge(db: Engine, channels_config: ChannelsConfig, clock: ManualClock) -> Bridge:
-    return Bridge(
-        settings=Settings(max_body_bytes=256 * 1024), config=channels_config, engine=db, clock=clock
-    )
+    # No background metrics flusher in tests: /metrics flushes this process's counts itself.
+    settings = Settings(max_body_bytes=256 * 1024, metrics_flush_s=0, metrics_cache_s=0)
+    return Bridge(settings=settings, config=channels_config, engine=db, clock=clock)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metric_counts() -> Iterator[None]:
+    """Event counts recorded by an earlier test never reach this test's database, and no flusher
+    an earlier test started (the demo's) takes this test's counts elsewhere."""
+    from bridge.metrics import events
+
+    events.stop(write=False)
+    events.BUFFER.reset()
+    yield
+    events.stop(write=False)
 
 
 @pytest.fixture
@@ -142,3 +154,61 @@ def due_now(engine: Engine) -> None:
     """Let every waiting job run now: the queue's retry delays are in database time."""
     with engine.begin() as conn:
         conn.execute(text("UPDATE jobs SET run_at = 0 WHERE status = 'ready'"))
+
+
+JSON_LOG_KEYS = {"time", "level", "logger", "message", "channel", "order_id", "job_id", "request_id"}
+
+
+class LogOutput:
+    """What the bridge's own log handler wrote, in one of its formats (`text` or `json`)."""
+
+    def __init__(self, fmt: str) -> None:
+        import io
+
+        self.format = fmt
+        self.stream = io.StringIO()
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def records(self) -> list[dict[str, object]]:
+        """Every JSON line, parsed; fails unless each line is one object with the stable keys."""
+        import json
+
+        out = []
+        for line in self.text.splitlines():
+            record = json.loads(line)
+            assert isinstance(record, dict), line
+            missing = JSON_LOG_KEYS - record.keys()
+            assert not missing, f"{missing} missing from {line}"
+            out.append(record)
+        return out
+
+    def assert_free_of(self, *values: str) -> None:
+        assert self.text, "nothing was logged"
+        if self.format == "json":
+            self.records()
+        for value in values:
+            assert value not in self.text, f"{value!r} reached the {self.format} log"
+
+
+@pytest.fixture(params=["text", "json"])
+def log_output(request: pytest.FixtureRequest) -> Iterator[LogOutput]:
+    """The bridge's formatter and context filter (`LOG_FORMAT=text` and `=json`) on a handler of
+    the test's own, at DEBUG, for the personal-data canary tests."""
+    import logging
+
+    from bridge.logs import ContextFilter, formatter_for
+
+    output = LogOutput(request.param)
+    handler = logging.StreamHandler(output.stream)
+    handler.setFormatter(formatter_for(request.param))
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield output
+    root.removeHandler(handler)
+    root.setLevel(level)

@@ -153,3 +153,22 @@ def generic_delivery(
         TEST_ENV["OWN_SHOP_SECRET"], msg_id or f"msg_{uuid.uuid4().hex}", int(now.timestamp()), raw
     )
     return raw, {"Content-Type": "application/json", **headers}
+
+
+class Scrape:
+    """A /metrics answer, parsed: `value(name, **labels)` of one sample, `families` by name."""
+
+    def __init__(self, text: str) -> None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        self.text = text
+        self.families = {f.name: f for f in text_string_to_metric_families(text)}
+        self.samples = {
+            (s.name, frozenset(s.labels.items())): s.value for f in self.families.values() for s in f.samples
+        }
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.samples.get((name, frozenset(labels.items())))
+
+    def series(self, name: str) -> list[tuple[dict[str, str], float]]:
+        return [(dict(labels), value) for (n, labels), value in self.samples.items() if n == name]

@@ -56,6 +56,7 @@ import httpx
 import tenacity
 
 import bridge
+from bridge import metrics
 from bridge.channels import AmazonAccount
 from bridge.clock import Clock
 
@@ -488,6 +489,7 @@ class SpApiClient:
         return response
 
     def _log(self, call: _Call, status: object, latency_ms: int, request_id: str | None, level: int) -> None:
+        metrics.spapi_call(self.account.id, call.op.name, status, latency_ms)
         log.log(
             level,
             "spapi %s status=%s latency_ms=%d attempt=%d request_id=%s account=%s",

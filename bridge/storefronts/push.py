@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .. import metrics
 from ..channels import Channel, unsafe_url_reason
 from ..clock import Clock
 
@@ -188,11 +189,14 @@ class StorefrontHttp:
         try:
             response = self._client.request(method, url, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            metrics.storefront_call(self.channel.id, self.channel.platform, None)
             raise PushError("unreachable", f"storefront not reachable ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
+            metrics.storefront_call(self.channel.id, self.channel.platform, None)
             raise PushError(
                 "no_answer", f"no answer from the storefront ({type(exc).__name__})", ambiguous=not idempotent
             ) from None
+        metrics.storefront_call(self.channel.id, self.channel.platform, response.status_code)
         self._raise_for(response, idempotent=idempotent)
         return response
 

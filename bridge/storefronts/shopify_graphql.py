@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from .. import metrics
 from ..channels import Channel
 from ..clock import Clock
 from .push import MAX_RETRY_AFTER_S, PushError, StorefrontHttp, StorefrontRejected
@@ -168,7 +169,9 @@ class ShopifyGraphQL:
         throttle, requested = self._observe(operation, body.get("extensions"))
         errors = body.get("errors")
         if errors:
-            raise _graphql_error(operation, errors, throttle, requested)
+            error = _graphql_error(operation, errors, throttle, requested)
+            metrics.storefront_graphql_error(self.channel.id, error.code)
+            raise error
         data = body.get("data")
         if not isinstance(data, dict):
             raise bad_answer(operation)

@@ -12,12 +12,14 @@ from werkzeug.exceptions import HTTPException
 
 from ..store import is_unavailable
 from ..storefronts.base import Rejection
+from .observe import set_outcome
 
 log = logging.getLogger("bridge.web")
 RETRY_AFTER_S = "5"
 
 
 def rejection_response(rejection: Rejection) -> ResponseReturnValue:
+    set_outcome(rejection.code)
     response = jsonify(rejection.body())
     response.status_code = rejection.status
     response.headers.update(rejection.headers)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
-
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..amazon.notifications import ingest_notification
 from ..storefronts.base import Rejection
+from .auth import bearer_matches
 from .webhooks import read_body
 
 bp = Blueprint("notifications", __name__)
@@ -22,8 +21,7 @@ def amazon() -> ResponseReturnValue:
     token = bridge.settings.notifications_token
     if not token:
         raise Rejection(404, "disabled", "set BRIDGE_NOTIFICATIONS_TOKEN to enable Amazon notifications")
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.reveal().encode()):
+    if not bearer_matches(request.headers.get("Authorization"), token):
         raise Rejection(401, "unauthorized", "send `Authorization: Bearer <BRIDGE_NOTIFICATIONS_TOKEN>`")
     body = read_body(bridge.settings.max_body_bytes)
     result = ingest_notification(bridge.engine, body, bridge.clock)

@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from ..intake import ingest
 from ..storefronts.base import Rejection
 from ..storefronts.registry import adapter_for
+from .observe import set_outcome
 
 log = logging.getLogger("bridge.webhooks")
 bp = Blueprint("webhooks", __name__)
@@ -62,8 +63,10 @@ def receive(channel_id: str) -> ResponseReturnValue:
     adapter.verify(channel, headers, body, bridge.clock)
     delivery = adapter.parse(channel, headers, body, bridge.clock)
     if not delivery.store:
+        set_outcome("not_stored")
         return jsonify(status="ok", topic=delivery.topic), 200
     result = ingest(bridge.engine, channel, delivery, body, bridge.clock)
+    set_outcome("duplicate" if result.duplicate else result.outcome)
     log.info(
         "webhook channel=%s topic=%s outcome=%s order_id=%s ms=%.1f",
         channel.id,
@@ -71,5 +74,6 @@ def receive(channel_id: str) -> ResponseReturnValue:
         result.outcome,
         result.order_id,
         (time.perf_counter() - started) * 1000,
+        extra={"order_id": result.order_id},
     )
     return jsonify(status="duplicate" if result.duplicate else "accepted", outcome=result.outcome), 200

@@ -20,7 +20,7 @@ from bridge.runtime import make_worker
 from bridge.store import JobRecord, PushRecord, read_session
 from bridge.storefronts.registry import Storefronts
 from bridge.worker import Worker
-from tests.conftest import TEST_ENV, due_now
+from tests.conftest import TEST_ENV, LogOutput, due_now
 from tests.integration.test_submit import order_row
 from tests.integration.test_sync import HOUR, count, send_generic, sync_cycle
 from tests.support import shopify_delivery, shopify_line, shopify_order, woo_delivery, woo_order
@@ -172,19 +172,26 @@ def test_simulator_sees_exactly_one_create_per_order(
 
 
 def test_no_personal_data_reaches_logs_anywhere_in_the_loop(
-    client: FlaskClient, bridge: Bridge, shops: Shops, clock: ManualClock, caplog: pytest.LogCaptureFixture
+    client: FlaskClient,
+    bridge: Bridge,
+    shops: Shops,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+    log_output: LogOutput,
 ) -> None:
     import logging
 
     caplog.set_level(logging.DEBUG)
     ship_shopify(client, bridge, shops, clock, 7007, [(79, "TSHIRT-RED-M", 1)])  # submit, sync, push-back
     assert len(shops.shopify.fulfillments("7007")) == 1
-    for canary in (
+    canaries = (
         "Jon Canary",
         "jon.canary@example.com",
         "42 Canary Wharf Lane",
         "+1 555 0100 777",
         "demo-shopify-token",
         TEST_ENV["SHOP_A_WEBHOOK_SECRET"],
-    ):
+    )
+    for canary in canaries:
         assert canary not in caplog.text
+    log_output.assert_free_of(*canaries)

@@ -41,6 +41,7 @@ from bridge.storefronts.shopify_push import (
     ORDER_FULFILLMENTS,
     ShopifyPusher,
 )
+from tests.conftest import LogOutput
 
 SHOP_URL = "https://shop-a.myshopify.com"
 SHOPIFY_CONTRACT = Path(__file__).resolve().parent.parent / "contracts" / "shopify-admin-2026-07.graphql"
@@ -536,7 +537,11 @@ def _coerces(schema: GraphQLSchema, definition: VariableDefinitionNode, value: A
 
 
 def test_no_access_token_or_personal_data_in_logs_or_errors(
-    pusher: ShopifyPusher, fake: FakeShopify, token: str, caplog: pytest.LogCaptureFixture
+    pusher: ShopifyPusher,
+    fake: FakeShopify,
+    token: str,
+    caplog: pytest.LogCaptureFixture,
+    log_output: LogOutput,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secret_text = "call Jon Canary on +1 555 0100 777 or jon.canary@example.com"
@@ -564,6 +569,7 @@ def test_no_access_token_or_personal_data_in_logs_or_errors(
     text = caplog.text + "\n".join(str(e) for e in errors)
     assert token not in text
     assert "Jon Canary" not in text and "jon.canary@example.com" not in text and "555 0100" not in text
+    log_output.assert_free_of(token, "Jon Canary", "jon.canary@example.com", "555 0100")
     assert all(token not in json.dumps(r.variables) for r in fake.requests)
 
 

@@ -19,6 +19,7 @@ from bridge.app import create_app
 from bridge.bootstrap import Bridge
 from bridge.settings import Settings
 from bridge.store import DeliveryRecord, JobRecord, OrderRecord, make_engine, read_session
+from tests.conftest import LogOutput
 from tests.support import (
     fixture,
     generic_delivery,
@@ -263,7 +264,7 @@ def test_concurrent_duplicate_storm_over_http_stores_one_order(app: Any, db: Eng
 
 
 def test_no_personal_data_reaches_logs_or_error_bodies(
-    client: FlaskClient, bridge: Bridge, caplog: pytest.LogCaptureFixture
+    client: FlaskClient, bridge: Bridge, caplog: pytest.LogCaptureFixture, log_output: LogOutput
 ) -> None:
     canaries = ["Zebulon Quixotic", "zq.canary@example.org", "42 Canary Wharf Lane", "+1 555 0100 777"]
     caplog.set_level(logging.DEBUG)
@@ -279,4 +280,5 @@ def test_no_personal_data_reaches_logs_or_error_bodies(
     text = caplog.text + "\n".join(bodies)
     for canary in canaries:
         assert canary not in text
+    log_output.assert_free_of(*canaries)
     assert json.loads(bodies[1])["error"] == "schema_violation"

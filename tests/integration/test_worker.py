@@ -1,5 +1,6 @@
 """The worker runtime and the privacy stage on a real database."""
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from bridge.pipeline.privacy import REDACTED_BODY, handle_privacy_job, purge_exp
 from bridge.store import DeliveryRecord, JobRecord, OrderEventRecord, OrderRecord, read_session, write_session
 from bridge.storefronts.base import Delivery, PrivacyRequest, PrivacyScope
 from bridge.worker import JobContext, RetryLater, Worker
+from tests.conftest import LogOutput
 from tests.integration.test_intake_service import delivery, make_order
 
 
@@ -53,14 +55,22 @@ def test_retry_later_then_dead_letter_with_a_safe_error(bridge: Bridge) -> None:
     assert (job.status, job.attempts, job.last_error) == ("dead", 2, "storefront throttled")
 
 
-def test_unexpected_exception_text_is_not_stored(bridge: Bridge) -> None:
+def test_unexpected_exception_text_is_neither_stored_nor_logged(
+    bridge: Bridge, log_output: LogOutput
+) -> None:
     def handler(ctx: JobContext) -> None:
+        logging.getLogger("bridge.test").exception("handler trouble")
         raise ValueError("jane.canary@example.com")
 
     add_job(bridge)
-    Worker(bridge, {"t": handler}).run_once()
+    try:
+        raise ValueError("jane.canary@example.com")
+    except ValueError:
+        Worker(bridge, {"t": handler}).run_once()  # the handler logs with this exception in flight
     [job] = job_rows(bridge)
     assert job.last_error == "ValueError"
+    log_output.assert_free_of("jane.canary@example.com")
+    assert "ValueError" in log_output.text
 
 
 def test_a_worker_paused_past_its_lease_records_nothing(bridge: Bridge) -> None:

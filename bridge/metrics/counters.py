@@ -1,0 +1,72 @@
+"""The `metric_counters` table: event counts summed over every process that ever flushed.
+
+One upsert per batch: `INSERT ... ON CONFLICT (name, labels) DO UPDATE` adds to the stored value
+(or keeps the larger one, for latest-timestamp gauges). Rows are written in key order, so two
+processes flushing at once lock them in the same order and cannot deadlock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from sqlalchemy import Table, case, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from ..store import MetricCounterRecord, write_session
+
+LabelSet = tuple[tuple[str, str], ...]
+Key = tuple[str, LabelSet]
+
+_TABLE: Table = MetricCounterRecord.metadata.tables[MetricCounterRecord.__tablename__]
+_CHUNK = 200
+_MAX_LABELS_CHARS = 400
+
+
+def encode_labels(labels: LabelSet) -> str:
+    text = json.dumps(dict(labels), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    if len(text) > _MAX_LABELS_CHARS:
+        raise ValueError(f"metric labels longer than {_MAX_LABELS_CHARS} characters: {sorted(dict(labels))}")
+    return text
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), _CHUNK):
+        yield rows[start : start + _CHUNK]
+
+
+def _rows(values: Mapping[Key, float], now: float) -> list[dict[str, Any]]:
+    rows = [
+        {"name": name, "labels": encode_labels(labels), "value": float(value), "updated_at": now}
+        for (name, labels), value in values.items()
+    ]
+    return sorted(rows, key=lambda row: (row["name"], row["labels"]))
+
+
+def add(engine: Engine, sums: Mapping[Key, float], maxes: Mapping[Key, float]) -> None:
+    """Add `sums` to the stored values and raise stored values to `maxes`, in one transaction."""
+    now = time.time()
+    with write_session(engine) as session:
+        insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        for rows, combine in ((_rows(sums, now), "sum"), (_rows(maxes, now), "max")):
+            for chunk in _chunks(rows):
+                stmt = insert(_TABLE).values(chunk)
+                new, old = stmt.excluded.value, _TABLE.c.value
+                value = old + new if combine == "sum" else case((new > old, new), else_=old)
+                session.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["name", "labels"],
+                        set_={"value": value, "updated_at": stmt.excluded.updated_at},
+                    )
+                )
+
+
+def read(session: Session) -> list[tuple[str, dict[str, str], float]]:
+    """Every stored counter as (name, labels, value)."""
+    query = select(_TABLE.c.name, _TABLE.c.labels, _TABLE.c.value)
+    return [(name, json.loads(labels), float(value)) for name, labels, value in session.execute(query)]
