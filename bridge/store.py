@@ -47,6 +47,8 @@ class OrderRecord(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     pii_purged_at: datetime | None = None
+    #: When the routine entries of this finished order's audit trail were dropped (`compaction.py`).
+    audit_compacted_at: datetime | None = None
 
     @property
     def order_state(self) -> OrderState:
@@ -91,7 +93,28 @@ class DeliveryRecord(SQLModel, table=True):
 class JobRecord(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_ready", "status", "run_at"),
+        # Partial indexes only, one per question, so no index on `status` can tempt a planner
+        # (SQLite without ANALYZE statistics) into sorting every ready job: `jobs.claim` takes the
+        # head of `ix_jobs_due` or `ix_jobs_expiring`; compaction walks `ix_jobs_finished`.
+        Index(
+            "ix_jobs_due",
+            "run_at",
+            "id",
+            sqlite_where=text("status = 'ready'"),
+            postgresql_where=text("status = 'ready'"),
+        ),
+        Index(
+            "ix_jobs_expiring",
+            "lease_until",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+        Index(
+            "ix_jobs_finished",
+            "updated_at",
+            sqlite_where=text("status = 'done'"),
+            postgresql_where=text("status = 'done'"),
+        ),
         Index(
             "uq_jobs_active_dedupe",
             "dedupe_key",

@@ -143,7 +143,13 @@ class Worker:
             if not ctx.finished:
                 with ctx.finish():
                     pass
-            log.info("job %s kind=%s done ms=%.0f", job.id, job.kind, (time.perf_counter() - started) * 1000)
+            log.info(
+                "job %s kind=%s done ms=%.0f late_ms=%.0f",
+                job.id,
+                job.kind,
+                (time.perf_counter() - started) * 1000,
+                job.late_s * 1000,
+            )
         except jobs.LostLease:
             log.warning(
                 "job %s kind=%s was taken over by another worker; its result was discarded", job.id, job.kind
@@ -199,7 +205,14 @@ class Worker:
             jobs.release(self.bridge.engine, job, delay_s=delay, note=exc.reason)
         except jobs.LostLease:
             return
-        log.warning("job %s kind=%s postponed %.0fs: %s", job.id, job.kind, delay, exc.reason)
+        log.warning(
+            "job %s kind=%s postponed %.1fs late_ms=%.0f: %s",
+            job.id,
+            job.kind,
+            delay,
+            job.late_s * 1000,
+            exc.reason,
+        )
 
     def run_forever(self) -> None:
         """Poll until `stop()`; an in-flight job is finished before returning."""
