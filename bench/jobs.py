@@ -77,6 +77,9 @@ def fill(engine: Engine, count: int) -> None:
             )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE jobs"))
+        ready = conn.execute(text("SELECT count(*) FROM jobs WHERE status = 'ready'")).scalar_one()
+    if ready != count:
+        raise BenchError(f"filling the queue went wrong: {ready} ready jobs instead of {count}")
 
 
 def plans(engine: Engine) -> list[str]:

@@ -17,6 +17,7 @@ from .bootstrap import Bridge
 from .intake import JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
 from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.cancel import handle_cancel
+from .pipeline.compaction import JOB_COMPACT, handle_compact
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
 from .pipeline.returns import handle_return
@@ -56,6 +57,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_PUSH: handle_push,
     JOB_TRACK: handle_track,
     JOB_PURGE: _handle_purge,
+    JOB_COMPACT: handle_compact,
     JOB_RETURN: handle_return,
     JOB_ALERT_DELIVERY: handle_alert_delivery,
 }

@@ -26,6 +26,7 @@ from sqlmodel import Session, col
 
 from . import jobs
 from .bootstrap import Bridge
+from .pipeline.compaction import JOB_COMPACT
 from .pipeline.sync import JOB_SYNC, JOB_SYNC_STALE
 from .store import LeaderLeaseRecord, db_now, write_session
 
@@ -127,6 +128,7 @@ class Clock:
             self._every(interval, f"sync:{account_id}", JOB_SYNC, {"account_id": account_id})
         self._every(max(interval * 3, 60.0), "sync-stale", JOB_SYNC_STALE, {})
         self._every(3600.0, "purge", JOB_PURGE, {"retention_days": settings.retention_days})
+        self._every(3600.0, "compact", JOB_COMPACT, {"retention_days": settings.retention_days})
 
     def _every(self, seconds: float, name: str, kind: str, payload: dict[str, object]) -> None:
         # A run that is late by less than one interval still happens (once: coalesce); a later one

@@ -204,6 +204,8 @@ class Settings:
     leader_lease_s: float = 30.0
     sync_interval_s: float = 300.0
     retention_days: int = 30
+    #: Finished (`done`) jobs are deleted after this many hours (`compaction.py`).
+    job_history_hours: float = 24.0
     simulator_speed: float = 60.0
     simulator_config: Path | None = None
     alert_webhook_url: str = ""
@@ -237,6 +239,7 @@ class Settings:
             leader_lease_s=_float_env(env, "BRIDGE_LEADER_LEASE_S", 30.0),
             sync_interval_s=_float_env(env, "BRIDGE_SYNC_INTERVAL_S", 300.0),
             retention_days=_int_env(env, "BRIDGE_RETENTION_DAYS", 30),
+            job_history_hours=_float_env(env, "BRIDGE_JOB_HISTORY_HOURS", 24.0),
             simulator_speed=_float_env(env, "BRIDGE_SIMULATOR_SPEED", 60.0),
             simulator_config=Path(env["BRIDGE_SIMULATOR_CONFIG"])
             if env.get("BRIDGE_SIMULATOR_CONFIG")
