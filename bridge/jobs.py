@@ -42,6 +42,8 @@ class ClaimedJob:
     #: When the job was due and when it was claimed (database clock, epoch seconds): the pickup lag.
     run_at: float = 0.0
     claimed_at: float = 0.0
+    #: A rate-bucket key with a token reserved for this run (see `hand_back`).
+    reserved: str | None = None
 
     @property
     def late_s(self) -> float:
@@ -106,7 +108,8 @@ def claim(
         job = _first(session, _expired_leases(now), kinds) or _first(session, _due_jobs(now), kinds)
         if job is None:
             return None
-        due = job.run_at
+        due, reserved = job.run_at, job.reserved
+        job.reserved = None  # the reservation belongs to this run only
         job.status = RUNNING
         job.claim_token = token
         job.lease_until = now + lease_s
@@ -125,6 +128,7 @@ def claim(
             claim_token=token,
             run_at=due,
             claimed_at=now,
+            reserved=reserved,
         )
 
 
@@ -241,6 +245,21 @@ def release(engine: Engine, job: ClaimedJob, delay_s: float = 0.0, note: str = "
         record.attempts = max(0, record.attempts - 1)
         record.lease_until = None
         record.run_at = db_now(session) + delay_s
+        session.add(record)
+
+
+def hand_back(engine: Engine, job: ClaimedJob, delay_s: float, reserved: str, note: str = "") -> None:
+    """Give a job back without counting an attempt, due when the rate token reserved for it (the
+    bucket key `reserved`) is there; its next claim carries the reservation (`bridge.budget`)."""
+    with write_session(engine) as session:
+        record = _owned(session, job, lock=True)
+        record.status = READY
+        if note:
+            record.last_error = note[:2000]
+        record.attempts = max(0, record.attempts - 1)
+        record.lease_until = None
+        record.run_at = db_now(session) + delay_s
+        record.reserved = reserved[:200]
         session.add(record)
 
 

@@ -68,7 +68,13 @@ def make_worker(bridge: Bridge, **services: Any) -> Worker:
         services["amazon"] = build_amazon(bridge)
     if "storefronts" not in services:
         services["storefronts"] = Storefronts(bridge.clock)
-    return Worker(bridge, HANDLERS, services=services, lease_s=bridge.settings.job_lease_s)
+    return Worker(
+        bridge,
+        HANDLERS,
+        services=services,
+        lease_s=bridge.settings.job_lease_s,
+        rate_wait_s=bridge.settings.rate_wait_s,
+    )
 
 
 def run_worker(bridge: Bridge) -> None:

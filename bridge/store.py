@@ -138,6 +138,9 @@ class JobRecord(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
     created_at: float
     updated_at: float
+    #: The rate bucket (account:operation) holding a token reserved for this job's next run, set
+    #: when the job was handed back instead of sleeping (`bridge.budget`), cleared by the claim.
+    reserved: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
 class ShipmentRecord(SQLModel, table=True):

@@ -13,13 +13,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session
 
-from . import alerts, jobs
+from . import alerts, budget, jobs
 from .bootstrap import Bridge
 from .store import JobRecord, OrderRecord, write_session
 
@@ -111,12 +111,16 @@ class Worker:
         services: Mapping[str, Any] | None = None,
         lease_s: float = jobs.DEFAULT_LEASE_S,
         poll_interval_s: float = 0.5,
+        rate_wait_s: float | None = None,
     ) -> None:
         self.bridge = bridge
         self.handlers = dict(handlers)
         self.services = dict(services or {})
         self.lease_s = lease_s
         self.poll_interval_s = poll_interval_s
+        #: Longest sleep for a rate token before a job goes back to the queue (`bridge.budget`);
+        #: None: always sleep.
+        self.rate_wait_s = rate_wait_s
         self.stopping = threading.Event()
 
     def run_once(self) -> bool:
@@ -137,8 +141,9 @@ class Worker:
     def _run(self, job: jobs.ClaimedJob) -> None:
         ctx = JobContext(self.bridge, job, self.services)
         started = time.perf_counter()
+        run_budget: budget.JobBudget | None = None
         try:
-            with _Heartbeat(self.bridge, job, self.lease_s):
+            with _Heartbeat(self.bridge, job, self.lease_s), self._budget(job) as run_budget:
                 self.handlers[job.kind](ctx)
             if not ctx.finished:
                 with ctx.finish():
@@ -160,9 +165,14 @@ class Worker:
             if exc.count_attempt:
                 self._fail(job, exc, exc.after_s)
             else:
-                self._postpone(job, exc)
+                self._postpone(job, exc, run_budget.reserved if run_budget else None)
         except Exception as exc:
             self._fail(job, exc, None)
+
+    def _budget(self, job: jobs.ClaimedJob) -> AbstractContextManager[budget.JobBudget | None]:
+        if self.rate_wait_s is None:
+            return nullcontext()
+        return budget.job_budget(self.rate_wait_s, job.reserved)
 
     def _fail(
         self, job: jobs.ClaimedJob, exc: BaseException, after_s: float | None, permanent: bool = False
@@ -199,10 +209,13 @@ class Worker:
             level, "job %s kind=%s attempt=%d failed (%s): %s", job.id, job.kind, job.attempts, status, error
         )
 
-    def _postpone(self, job: jobs.ClaimedJob, exc: RetryLater) -> None:
+    def _postpone(self, job: jobs.ClaimedJob, exc: RetryLater, reserved: str | None) -> None:
         delay = exc.after_s if exc.after_s is not None else jobs.BACKOFF_BASE_S
         try:
-            jobs.release(self.bridge.engine, job, delay_s=delay, note=exc.reason)
+            if reserved:
+                jobs.hand_back(self.bridge.engine, job, delay, reserved, note=exc.reason)
+            else:
+                jobs.release(self.bridge.engine, job, delay_s=delay, note=exc.reason)
         except jobs.LostLease:
             return
         log.warning(

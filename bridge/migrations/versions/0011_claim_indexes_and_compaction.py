@@ -6,7 +6,8 @@ Create Date: 2026-12-04 19:00:00
 
 Claiming takes the head of a partial index (due ready jobs by run_at, id; running jobs by lease
 expiry) instead of scanning (status, run_at) for an `OR` of both; compaction finds finished jobs
-by a third partial index; orders remember when their audit trail was compacted.
+by a third partial index; orders remember when their audit trail was compacted; a job handed
+back to wait for its account's rate budget remembers the token reserved for it.
 """
 
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("reserved", sa.String(length=200), nullable=True))
         batch_op.drop_index("ix_jobs_ready")
         for name, columns, status in (
             ("ix_jobs_due", ["run_at", "id"], "ready"),
@@ -45,3 +47,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_jobs_expiring")
         batch_op.drop_index("ix_jobs_due")
         batch_op.create_index("ix_jobs_ready", ["status", "run_at"], unique=False)
+        batch_op.drop_column("reserved")
