@@ -99,8 +99,8 @@ def claim(
     Two probes instead of one `ready OR expired` query (which no index could serve, so its cost grew
     with the backlog): each takes the head of its own partial index (`ix_jobs_expiring`,
     `ix_jobs_due`), so a claim costs the same with an empty queue and with 200,000 waiting
-    (bench/jobs.py). `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass
-    each other's rows on PostgreSQL; on SQLite `BEGIN IMMEDIATE` serialises them.
+    (bench/jobs.py). `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass each other's rows on
+    PostgreSQL; on SQLite `BEGIN IMMEDIATE` serialises them.
     """
     token = secrets.token_hex(16)
     with write_session(engine) as session:

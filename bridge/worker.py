@@ -218,6 +218,15 @@ class Worker:
                 jobs.release(self.bridge.engine, job, delay_s=delay, note=exc.reason)
         except jobs.LostLease:
             return
+        if reserved:  # routine with many sellers: the job waits in the queue, not in the worker
+            log.info(
+                "job %s kind=%s handed back %.1fs late_ms=%.0f: waiting for its reserved rate token",
+                job.id,
+                job.kind,
+                delay,
+                job.late_s * 1000,
+            )
+            return
         log.warning(
             "job %s kind=%s postponed %.1fs late_ms=%.0f: %s",
             job.id,
