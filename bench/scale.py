@@ -35,7 +35,7 @@ Figures:
   this process alone: arrival (commit) -> preview reaching the simulator;
 - CPU of the workers, of this process (simulator + arrivals) and of the whole machine.
 
-    python bench/scale.py                       # 20 sellers, 60 s of arrivals (~1.5 min)
+    python bench/scale.py                       # 10 sellers, 60 s of arrivals (~1.5 min)
     python bench/scale.py --sellers 100         # the issue's figure (~2.5 min; needs the CPU)
     python bench/scale.py --database-url sqlite:///tmp/scale.sqlite3
 
@@ -102,7 +102,7 @@ STOREFRONT_SKU = "SKU-1"
 AMAZON_SKU = "FBA-SKU-1"
 SECRET = "whsec_ZGVtby1nZW5lcmljLXNlY3JldC0xMjM0NTY3ODkw"
 
-DEFAULT_SELLERS = 20
+DEFAULT_SELLERS = 10
 ISSUE_SELLERS = 100
 TARGET_RATE_FRACTION = 0.9
 TARGET_429 = 0
