@@ -11,14 +11,19 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import random
+import signal
 import socket
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class BenchError(RuntimeError):
@@ -176,3 +181,76 @@ def signed_shopify_delivery(
         "X-Shopify-Triggered-At": now,
     }
     return SignedDelivery(body, webhook_id, event_id, headers)
+
+
+def console_script(name: str, module: str) -> list[str]:
+    """The venv's console script `name`, or `python -m module` when it is not installed."""
+    script = Path(sys.executable).with_name(name)
+    return [str(script)] if script.exists() else [sys.executable, "-m", module]
+
+
+def proc_ticks(pid: int | None) -> int | None:
+    """utime + stime of a process (all threads), in clock ticks; None without /proc."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+class Process:
+    """A child in its own session (so it can be killed with all its children), logging to a file."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.command = command
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 25) -> str:
+        text = self.log_text().splitlines()
+        return "\n".join("    " + line for line in text[-lines:]) or "    (empty log)"
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM (the bridge finishes its current job), then SIGKILL to the whole process group."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=grace)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only this child and its children
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        self.proc = None

@@ -63,7 +63,6 @@ import random
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -84,6 +83,7 @@ if str(ROOT) not in sys.path:
 from common import (  # noqa: E402
     BenchError,
     Database,
+    Process,
     free_port,
     percentile,
     prepared_database,
@@ -91,6 +91,8 @@ from common import (  # noqa: E402
     shopify_order,
     signed_shopify_delivery,
 )
+from common import console_script as _console_script  # noqa: E402
+from common import proc_ticks as _proc_ticks  # noqa: E402
 
 from bridge.amazon.simulator import (  # noqa: E402
     ApiError,
@@ -354,67 +356,6 @@ def _utc(value: datetime) -> datetime:
 # Processes
 
 
-def _console_script(name: str, module: str) -> list[str]:
-    script = Path(sys.executable).with_name(name)
-    return [str(script)] if script.exists() else [sys.executable, "-m", module]
-
-
-class Process:
-    """A child in its own session (so it can be killed with all its children), logging to a file."""
-
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.command = command
-        self.env = env
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                self.command,
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def exited(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 25) -> str:
-        text = self.log_text().splitlines()
-        return "\n".join("    " + line for line in text[-lines:]) or "    (empty log)"
-
-    def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM (the bridge finishes its current job), then SIGKILL to the whole process group."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only this child and its children
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-        self.proc = None
-
-
 def bridge_env(db: Database, args: argparse.Namespace, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "DATABASE_URL"))}
     env.update(
@@ -464,17 +405,6 @@ def start_web(db: Database, args: argparse.Namespace, workdir: Path) -> tuple[Pr
         f"gunicorn did not answer /healthz within {STARTUP_TIMEOUT_S:.0f} s (last: {last}):\n"
         + web.log_tail()
     )
-
-
-def _proc_ticks(pid: int | None) -> int | None:
-    """utime + stime of a process (all threads), in clock ticks; None without /proc."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[11]) + int(fields[12])
 
 
 # --------------------------------------------------------------------------------------------

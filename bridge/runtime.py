@@ -21,6 +21,7 @@ from .intake import JOB_AMEND, JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN,
 from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.amend import handle_amend
 from .pipeline.cancel import handle_cancel
+from .pipeline.compaction import JOB_COMPACT, handle_compact
 from .pipeline.inventory import (
     JOB_INVENTORY_PUSH,
     JOB_INVENTORY_SYNC,
@@ -74,6 +75,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_PUSH: handle_push,
     JOB_TRACK: handle_track,
     JOB_PURGE: _handle_purge,
+    JOB_COMPACT: handle_compact,
     JOB_RETURN: handle_return,
     JOB_ALERT_DELIVERY: handle_alert_delivery,
     JOB_REQUESTS: handle_requests,
@@ -88,7 +90,13 @@ def make_worker(bridge: Bridge, **services: Any) -> Worker:
         services["amazon"] = build_amazon(bridge)
     if "storefronts" not in services:
         services["storefronts"] = Storefronts(bridge.clock)
-    return Worker(bridge, HANDLERS, services=services, lease_s=bridge.settings.job_lease_s)
+    return Worker(
+        bridge,
+        HANDLERS,
+        services=services,
+        lease_s=bridge.settings.job_lease_s,
+        rate_wait_s=bridge.settings.rate_wait_s,
+    )
 
 
 def run_worker(bridge: Bridge) -> int:

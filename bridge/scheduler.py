@@ -27,6 +27,7 @@ from sqlmodel import Session, col
 from . import jobs
 from .bootstrap import Bridge
 from .migrate import schema_problem
+from .pipeline.compaction import JOB_COMPACT
 from .pipeline.inventory import JOB_INVENTORY_SYNC, sync_key
 from .pipeline.requests import JOB_REQUESTS
 from .pipeline.sync import JOB_SYNC, JOB_SYNC_STALE
@@ -154,6 +155,7 @@ class Clock:
                     },
                     key=sync_key(channel.account_id, channel.marketplace_id),
                 )
+        self._every(3600.0, "compact", JOB_COMPACT, {"retention_days": settings.retention_days})
 
     def _every(
         self, seconds: float, name: str, kind: str, payload: dict[str, object], key: str | None = None

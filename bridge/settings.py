@@ -115,6 +115,19 @@ def _default_file(local: str, packaged: Path) -> Path:
     return path if path.is_file() else packaged
 
 
+def _nonnegative_env(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
+    if not 0 <= value <= 3600:
+        raise SettingsError(f"{name} must be between 0 and 3600 seconds")
+    return value
+
+
 def _local_or_https(url: str, name: str) -> str:
     """`url` if it is https://, or http:// to this machine (a local SQS such as moto); else an error."""
     parts = urlsplit(url)
@@ -176,10 +189,6 @@ def _sqs(env: Mapping[str, str]) -> SqsSettings:
 LOG_FORMATS = ("text", "json")
 
 
-def _existing(path: Path) -> Path | None:
-    return path if path.is_file() else None
-
-
 def _alert_webhook(env: Mapping[str, str]) -> tuple[str, Secret]:
     """The operator's alert relay: https (or http to loopback) and a Standard Webhooks secret."""
     url = env.get("BRIDGE_ALERT_WEBHOOK_URL", "").strip()
@@ -218,6 +227,11 @@ class Settings:
     leader_lease_s: float = 30.0
     sync_interval_s: float = 300.0
     retention_days: int = 30
+    #: Finished (`done`) jobs are deleted after this many hours (`compaction.py`).
+    job_history_hours: float = 24.0
+    #: A worker sleeps at most this long for an Amazon account's rate token; a longer wait sends
+    #: the job back to the queue with the token reserved (`bridge.budget`). 0: never sleep.
+    rate_wait_s: float = 0.5
     simulator_speed: float = 60.0
     simulator_config: Path | None = None
     alert_webhook_url: str = ""
@@ -264,6 +278,8 @@ class Settings:
             leader_lease_s=_float_env(env, "BRIDGE_LEADER_LEASE_S", 30.0),
             sync_interval_s=_float_env(env, "BRIDGE_SYNC_INTERVAL_S", 300.0),
             retention_days=_int_env(env, "BRIDGE_RETENTION_DAYS", 30),
+            job_history_hours=_float_env(env, "BRIDGE_JOB_HISTORY_HOURS", 24.0),
+            rate_wait_s=_nonnegative_env(env, "BRIDGE_RATE_WAIT_S", 0.5),
             simulator_speed=_float_env(env, "BRIDGE_SIMULATOR_SPEED", 60.0),
             simulator_config=Path(env["BRIDGE_SIMULATOR_CONFIG"])
             if env.get("BRIDGE_SIMULATOR_CONFIG")

@@ -50,6 +50,8 @@ class OrderRecord(SQLModel, table=True):
     # What was sent to Amazon (pipeline/amendment.py `Submission`): the base of every amendment.
     # Item ids, SKUs, quantities and a digest of the address; never the address itself.
     submission: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    #: When the routine entries of this finished order's audit trail were dropped (`compaction.py`).
+    audit_compacted_at: datetime | None = None
 
     @property
     def order_state(self) -> OrderState:
@@ -94,7 +96,28 @@ class DeliveryRecord(SQLModel, table=True):
 class JobRecord(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_ready", "status", "run_at"),
+        # Partial indexes only, one per question, so no index on `status` can tempt a planner
+        # (SQLite without ANALYZE statistics) into sorting every ready job: `jobs.claim` takes the
+        # head of `ix_jobs_due` or `ix_jobs_expiring`; compaction walks `ix_jobs_finished`.
+        Index(
+            "ix_jobs_due",
+            "run_at",
+            "id",
+            sqlite_where=text("status = 'ready'"),
+            postgresql_where=text("status = 'ready'"),
+        ),
+        Index(
+            "ix_jobs_expiring",
+            "lease_until",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+        Index(
+            "ix_jobs_finished",
+            "updated_at",
+            sqlite_where=text("status = 'done'"),
+            postgresql_where=text("status = 'done'"),
+        ),
         # Only waiting jobs are deduplicated: a running job may have read stale state (jobs.py).
         Index(
             "uq_jobs_waiting_dedupe",
@@ -119,6 +142,9 @@ class JobRecord(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
     created_at: float
     updated_at: float
+    #: The rate bucket (account:operation) holding a token reserved for this job's next run, set
+    #: when the job was handed back instead of sleeping (`bridge.budget`), cleared by the claim.
+    reserved: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
 class ShipmentRecord(SQLModel, table=True):

@@ -13,14 +13,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from . import alerts, jobs, logs, metrics
+from . import alerts, budget, jobs, logs, metrics
 from .bootstrap import Bridge
 from .migrate import schema_problem
 from .store import JobRecord, OrderRecord, read_session, write_session
@@ -113,12 +113,16 @@ class Worker:
         services: Mapping[str, Any] | None = None,
         lease_s: float = jobs.DEFAULT_LEASE_S,
         poll_interval_s: float = 0.5,
+        rate_wait_s: float | None = None,
     ) -> None:
         self.bridge = bridge
         self.handlers = dict(handlers)
         self.services = dict(services or {})
         self.lease_s = lease_s
         self.poll_interval_s = poll_interval_s
+        #: Longest sleep for a rate token before a job goes back to the queue (`bridge.budget`);
+        #: None: always sleep.
+        self.rate_wait_s = rate_wait_s
         self.stopping = threading.Event()
         self.fatal = ""
 
@@ -162,13 +166,20 @@ class Worker:
         """Run the job's handler and record its result; returns the outcome for the metrics."""
         ctx = JobContext(self.bridge, job, self.services)
         started = time.perf_counter()
+        run_budget: budget.JobBudget | None = None
         try:
-            with _Heartbeat(self.bridge, job, self.lease_s):
+            with _Heartbeat(self.bridge, job, self.lease_s), self._budget(job) as run_budget:
                 self.handlers[job.kind](ctx)
             if not ctx.finished:
                 with ctx.finish():
                     pass
-            log.info("job %s kind=%s done ms=%.0f", job.id, job.kind, (time.perf_counter() - started) * 1000)
+            log.info(
+                "job %s kind=%s done ms=%.0f late_ms=%.0f",
+                job.id,
+                job.kind,
+                (time.perf_counter() - started) * 1000,
+                job.late_s * 1000,
+            )
             return "done"
         except jobs.LostLease:
             log.warning(
@@ -180,9 +191,14 @@ class Worker:
         except RetryLater as exc:
             if exc.count_attempt:
                 return self._fail(job, exc, exc.after_s)
-            return self._postpone(job, exc)
+            return self._postpone(job, exc, run_budget.reserved if run_budget else None)
         except Exception as exc:
             return self._fail(job, exc, None)
+
+    def _budget(self, job: jobs.ClaimedJob) -> AbstractContextManager[budget.JobBudget | None]:
+        if self.rate_wait_s is None:
+            return nullcontext()
+        return budget.job_budget(self.rate_wait_s, job.reserved)
 
     def _fail(
         self, job: jobs.ClaimedJob, exc: BaseException, after_s: float | None, permanent: bool = False
@@ -220,13 +236,32 @@ class Worker:
         )
         return "dead" if status == jobs.DEAD else "retry"
 
-    def _postpone(self, job: jobs.ClaimedJob, exc: RetryLater) -> str:
+    def _postpone(self, job: jobs.ClaimedJob, exc: RetryLater, reserved: str | None) -> str:
         delay = exc.after_s if exc.after_s is not None else jobs.BACKOFF_BASE_S
         try:
-            jobs.release(self.bridge.engine, job, delay_s=delay, note=exc.reason)
+            if reserved:
+                jobs.hand_back(self.bridge.engine, job, delay, reserved, note=exc.reason)
+            else:
+                jobs.release(self.bridge.engine, job, delay_s=delay, note=exc.reason)
         except jobs.LostLease:
             return "lost"
-        log.warning("job %s kind=%s postponed %.0fs: %s", job.id, job.kind, delay, exc.reason)
+        if reserved:  # routine with many sellers: the job waits in the queue, not in the worker
+            log.info(
+                "job %s kind=%s handed back %.1fs late_ms=%.0f: waiting for its reserved rate token",
+                job.id,
+                job.kind,
+                delay,
+                job.late_s * 1000,
+            )
+            return "handed_back"
+        log.warning(
+            "job %s kind=%s postponed %.1fs late_ms=%.0f: %s",
+            job.id,
+            job.kind,
+            delay,
+            job.late_s * 1000,
+            exc.reason,
+        )
         return "postponed"
 
     def run_forever(self) -> None:

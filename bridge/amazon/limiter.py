@@ -7,7 +7,8 @@ work waits here instead of collecting 429s there. One bucket exists per (account
 Buckets use *reservations*: `acquire()` always takes a token, possibly driving the balance below
 zero, and then sleeps for as long as the debt takes to refill. Waiters are therefore served in
 arrival order, and the shared (database) variant needs exactly one short transaction per call,
-never one held across the sleep.
+never one held across the sleep. Inside a worker's job (`bridge.budget`) a long wait is not slept:
+the token stays reserved for the job, which goes back to the queue until the token is there.
 
 Two implementations share the `Buckets` protocol:
 
@@ -30,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bridge import budget as job_budget
 from bridge.clock import Clock
 from bridge.store import RateBucketRecord, db_now, write_session
 
@@ -128,6 +130,37 @@ def _reserve(tokens: float, rate: float, max_wait: float | None) -> tuple[float,
     return after, wait
 
 
+def _prepaid(key: str) -> bool:
+    """Spend a token this job reserved before it was handed back (see `bridge.budget`)."""
+    current = job_budget.current()
+    if current is None or key not in current.prepaid:
+        return False
+    current.prepaid.discard(key)
+    current.spent = True
+    return True
+
+
+def _hand_back_instead(key: str, wait: float) -> bool:
+    """Whether the job in progress should go back to the queue rather than sleep `wait` seconds;
+    if so the reservation just made is noted for it (the caller raises after committing)."""
+    current = job_budget.current()
+    if current is None:
+        return False
+    if current.may_hand_back(wait):
+        current.reserved = key
+        return True
+    current.spent = True
+    return False
+
+
+def _handed_back(wait: float) -> LocalThrottle:
+    return LocalThrottle(
+        message=f"the account's rate budget has no token for {wait:.1f}s; one is reserved and the job "
+        "goes back to the queue until then; nothing was sent",
+        retry_after=wait,
+    )
+
+
 #: Tokens of Amazon's burst we never spend. Our bucket starts counting when a request leaves the
 #: limiter, Amazon's when it arrives a few milliseconds later; without headroom the first request
 #: after an exhausted burst can arrive just before Amazon's refill and draw a 429 (bench/submit.py
@@ -172,9 +205,13 @@ class MemoryBuckets:
 
     def acquire(self, account_id: str, operation: str, *, max_wait: float | None = None) -> float:
         key = bucket_key(account_id, operation)
+        if _prepaid(key):
+            return 0.0
         with self._lock:
             state = self._current(key, operation)
             state[0], wait = _reserve(state[0], state[2], max_wait)
+        if _hand_back_instead(key, wait):
+            raise _handed_back(wait)
         self._clock.sleep(wait)
         return wait
 
@@ -255,11 +292,15 @@ class DatabaseBuckets:
 
     def acquire(self, account_id: str, operation: str, *, max_wait: float | None = None) -> float:
         key = bucket_key(account_id, operation)
+        if _prepaid(key):
+            return 0.0
         with write_session(self._engine) as session:
             now = self._now(session)
             state = self._locked(session, key, operation, now)
             tokens, wait = _reserve(state.tokens, state.rate, max_wait)
             self._write(session, key, now, tokens)
+        if _hand_back_instead(key, wait):
+            raise _handed_back(wait)
         self._clock.sleep(wait)
         return wait
 

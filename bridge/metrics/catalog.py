@@ -66,7 +66,7 @@ JOBS_FINISHED = Family(
     "bridge_jobs_finished_total",
     "counter",
     ("kind", "outcome"),
-    "Job runs by kind and outcome (done, retry, postponed, dead, lost)",
+    "Job runs by kind and outcome (done, retry, postponed, handed_back, dead, lost)",
     EVENTS,
 )
 JOB_LAST_SUCCESS = Family(
