@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from . import alerts, jobs
@@ -292,17 +293,21 @@ def retry_job(bridge: Bridge, job_id: int, *, actor: str) -> None:
 
 
 def ack_alert(bridge: Bridge, alert_id: int, *, actor: str) -> alerts.AlertView:
-    who = _actor(actor)
-    try:
-        return alerts.acknowledge(bridge.engine, alert_id, who, bridge.clock.now())
-    except LookupError as exc:
-        raise OperatorError(str(exc)) from None
+    """Seen by an operator; the alert stays listed until its cause is gone."""
+    return _on_alert(alerts.acknowledge, bridge, alert_id, actor)
 
 
 def resolve_alert(bridge: Bridge, alert_id: int, *, actor: str) -> alerts.AlertView:
+    """Closed by hand; it opens again if its cause comes back."""
+    return _on_alert(alerts.resolve, bridge, alert_id, actor)
+
+
+def _on_alert(
+    act: Callable[[Engine, int, str, datetime], alerts.AlertView], bridge: Bridge, alert_id: int, actor: str
+) -> alerts.AlertView:
     who = _actor(actor)
     try:
-        return alerts.resolve(bridge.engine, alert_id, who, bridge.clock.now())
+        return act(bridge.engine, alert_id, who, bridge.clock.now())
     except LookupError as exc:
         raise OperatorError(str(exc)) from None
 
