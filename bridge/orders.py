@@ -182,9 +182,9 @@ class OrderRisk:
 
 class OrderState(enum.StrEnum):
     AWAITING_PAYMENT = "awaiting_payment"
-    AWAITING_APPROVAL = "awaiting_approval"
     RECEIVED = "received"
     NEEDS_ATTENTION = "needs_attention"
+    AWAITING_APPROVAL = "awaiting_approval"
     NOT_FOR_AMAZON = "not_for_amazon"
     SUBMITTING = "submitting"
     HELD_AT_AMAZON = "held_at_amazon"
@@ -215,7 +215,7 @@ class Event(enum.StrEnum):
     CANCEL_REFUSED = "cancel_refused"
     RESTORED = "restored"
     RESTORED_UNPAID = "restored_unpaid"
-    HOLD = "hold"
+    HOLD = "hold"  # an operator or a channel rule wants a person to approve the order first
     APPROVE = "approve"
 
 
@@ -233,16 +233,18 @@ TRANSITIONS: dict[tuple[OrderState, Event], OrderState] = {
     (S.RECEIVED, E.PARK): S.NEEDS_ATTENTION,
     (S.RECEIVED, E.SKIP): S.NOT_FOR_AMAZON,
     (S.RECEIVED, E.SUBMIT_STARTED): S.SUBMITTING,
-    # A merchant policy (approval mode, a hold rule) waits for an operator's approval.
-    (S.RECEIVED, E.HOLD): S.AWAITING_APPROVAL,
-    (S.NEEDS_ATTENTION, E.HOLD): S.AWAITING_APPROVAL,
-    (S.AWAITING_PAYMENT, E.HOLD): S.AWAITING_APPROVAL,
-    (S.AWAITING_APPROVAL, E.APPROVE): S.RECEIVED,
-    (S.AWAITING_APPROVAL, E.CANCEL): S.CANCELLED,
     (S.NEEDS_ATTENTION, E.RETRY): S.RECEIVED,
     (S.NEEDS_ATTENTION, E.CANCEL): S.CANCELLED,
     (S.NEEDS_ATTENTION, E.PAID): S.NEEDS_ATTENTION,
     (S.NOT_FOR_AMAZON, E.CANCEL): S.CANCELLED,
+    (S.AWAITING_PAYMENT, E.HOLD): S.AWAITING_APPROVAL,
+    (S.RECEIVED, E.HOLD): S.AWAITING_APPROVAL,
+    (S.NEEDS_ATTENTION, E.HOLD): S.AWAITING_APPROVAL,
+    (S.NOT_FOR_AMAZON, E.HOLD): S.AWAITING_APPROVAL,
+    (S.AWAITING_APPROVAL, E.APPROVE): S.RECEIVED,
+    (S.AWAITING_APPROVAL, E.CANCEL): S.CANCELLED,
+    (S.AWAITING_APPROVAL, E.PAID): S.AWAITING_APPROVAL,
+    (S.AWAITING_APPROVAL, E.HOLD): S.AWAITING_APPROVAL,
     (S.NOT_FOR_AMAZON, E.RETRY): S.RECEIVED,  # the storefront assigned part of it to Amazon later
     (S.SUBMITTING, E.CREATED): S.SUBMITTED,
     (S.SUBMITTING, E.CREATED_ON_HOLD): S.HELD_AT_AMAZON,
@@ -279,7 +281,7 @@ TRANSITIONS: dict[tuple[OrderState, Event], OrderState] = {
 }
 
 NOT_YET_SUBMITTED = frozenset(
-    {S.AWAITING_PAYMENT, S.AWAITING_APPROVAL, S.RECEIVED, S.NEEDS_ATTENTION, S.NOT_FOR_AMAZON}
+    {S.AWAITING_PAYMENT, S.RECEIVED, S.NEEDS_ATTENTION, S.AWAITING_APPROVAL, S.NOT_FOR_AMAZON}
 )
 FINAL = frozenset({S.CANCELLED, S.SHIPPED, S.UNFULFILLABLE, S.COMPLETED_PARTIALLY})
 AT_AMAZON = frozenset({S.SUBMITTED, S.HELD_AT_AMAZON, S.PARTIALLY_SHIPPED, S.CANCEL_REQUESTED})
