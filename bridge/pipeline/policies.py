@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from ..amazon.models import FulfillmentPreview
@@ -116,6 +117,24 @@ def _rules(order: CanonicalOrder, channel: Channel, risk: OrderRisk | None) -> l
         elif risk.recommendation in holds.risk:
             fired.append((RULE_RISK, f"the storefront's risk recommendation is {risk.describe()}"))
     return fired
+
+
+RISK_PENDING_WAIT_S = 600.0
+RISK_PENDING_RETRY_S = 60.0
+
+
+def risk_pending_wait(
+    risk: OrderRisk, channel: Channel, *, received_at: datetime, now: datetime
+) -> float | None:
+    """Seconds to wait before asking again while the storefront's risk analysis is still running
+    (an assessment `PENDING`, which Shopify reports for a while after checkout) and nothing holds
+    the order yet; None to decide now. After `RISK_PENDING_WAIT_S` from intake the bridge decides
+    on what is known, and the audit trail shows the pending assessment."""
+    if "PENDING" not in risk.levels or risk.recommendation in channel.holds.risk:
+        return None
+    if (now - received_at).total_seconds() >= RISK_PENDING_WAIT_S:
+        return None
+    return RISK_PENDING_RETRY_S
 
 
 def judge_fees(

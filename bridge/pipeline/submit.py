@@ -37,7 +37,7 @@ from ..worker import JobContext, RetryLater
 from .amendment import submission_of
 from .common import amazon_retry
 from .plan import Park, Plan, Skip, fees_seen, judge_preview, plan_submission
-from .policies import RULE_RISK, Hold, decide_approval, judge_fees, skip_by_tag
+from .policies import RULE_RISK, Hold, decide_approval, judge_fees, risk_pending_wait, skip_by_tag
 from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
 
 log = logging.getLogger("bridge.submit")
@@ -261,6 +261,9 @@ def _risk(ctx: JobContext, channel: Channel, row: OrderRecord, order: CanonicalO
             raise RetryLater(f"reading the order's risk: {exc.message}", exc.retry_after) from None
         _note(ctx, row.id or 0, "policy:risk_unreadable", f"cannot read the order's risk: {exc.message}")
         return None
+    wait = risk_pending_wait(risk, channel, received_at=row.created_at, now=ctx.bridge.clock.now())
+    if wait is not None:
+        raise RetryLater("the storefront's risk analysis is still pending", wait, count_attempt=False)
     _note(ctx, row.id or 0, "policy:risk", f"storefront risk recommendation: {risk.describe()}")
     return risk
 

@@ -24,7 +24,7 @@ from bridge.fakes.shopify import FakeShopify, create_fake_shopify_app
 from bridge.runtime import make_worker
 from bridge.storefronts.registry import Storefronts
 from bridge.worker import Worker
-from tests.conftest import ROOT, TEST_ENV
+from tests.conftest import ROOT, TEST_ENV, due_now
 from tests.integration.test_operator import reasons
 from tests.integration.test_submit import events, order_row
 from tests.support import fixture, generic_delivery, shopify_delivery, shopify_order, woo_delivery, woo_order
@@ -320,3 +320,25 @@ def test_shopify_risk_accept_goes_through_and_channels_without_risk_rules_never_
     worker.drain()
     assert order_row(bridge, "2303").state == "submitted"
     assert fake.calls("BridgeOrderRisk") == 1
+
+
+def test_a_pending_risk_analysis_is_waited_for_then_decided(
+    client: FlaskClient,
+    bridge: Bridge,
+    clock: ManualClock,
+    simulator: Simulator,
+    shop: tuple[FakeShopify, Worker],
+) -> None:
+    fake, worker = shop
+    fake.add_order("2304", [("1", "TSHIRT-RED-M", 1)])
+    fake.set_risk("2304", "NONE", ["PENDING"])
+    send_shopify(client, 2304, line={"id": 1})
+    worker.drain()
+    assert order_row(bridge, "2304").state == "received", "waits for Shopify's analysis"
+    fake.set_risk("2304", "INVESTIGATE", ["MEDIUM"])
+    clock.advance(61)
+    due_now(bridge.engine)
+    worker.drain()
+    row = order_row(bridge, "2304")
+    assert row.state == "awaiting_approval" and "INVESTIGATE" in row.attention_reason
+    assert simulator.ledger.calls("getFulfillmentPreview") == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,7 @@ from bridge.channels import Channel, ChannelsConfig, HoldRules, MetaHold
 from bridge.channels import Money as ConfigMoney
 from bridge.orders import Address, OrderLine, OrderRisk
 from bridge.pipeline.plan import Park, Plan, Skip, fees_seen, judge_preview, plan_submission
-from bridge.pipeline.policies import Hold, decide_approval, judge_fees, skip_by_tag
+from bridge.pipeline.policies import Hold, decide_approval, judge_fees, risk_pending_wait, skip_by_tag
 from tests.integration.test_intake_service import make_order
 
 
@@ -140,6 +141,17 @@ def test_risk_rule_holds_cancel_and_investigate_by_default(
     if held and risk:
         assert f"risk recommendation is {risk.recommendation} (assessments: {risk.levels[0]})" in held.reason
     assert decide_approval(make_order(), channel, risk=risk, approved=frozenset({"risk"})) is None
+
+
+def test_a_pending_risk_analysis_is_waited_for_a_while_unless_it_already_holds(shop: Channel) -> None:
+    channel = rules(shop, risk=frozenset({"CANCEL", "INVESTIGATE"}))
+    t0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    pending = OrderRisk("NONE", ("PENDING",))
+    assert risk_pending_wait(pending, channel, received_at=t0, now=t0 + timedelta(minutes=1)) == 60.0
+    assert risk_pending_wait(pending, channel, received_at=t0, now=t0 + timedelta(minutes=10)) is None
+    already = OrderRisk("INVESTIGATE", ("PENDING", "MEDIUM"))
+    assert risk_pending_wait(already, channel, received_at=t0, now=t0) is None
+    assert risk_pending_wait(OrderRisk("ACCEPT", ("LOW",)), channel, received_at=t0, now=t0) is None
 
 
 def test_rules_other_than_tags_do_not_apply_outside_rules_mode(shop: Channel) -> None:
