@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,15 @@ def test_bad_policy_values_are_explained(extra: str, expected: str) -> None:
         config(f"{skus}    approval: rules\n    {extra}" if "approval" not in extra else f"{skus}    {extra}")
     )
     assert any(expected in line for line in lines), lines
+
+
+def test_check_config_explains_a_policy_mistake_with_its_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    path = tmp_path / "channels.yaml"
+    path.write_text(config("    skus: {map: {A: FBA-A}}\n    holds:\n      countries: [CA]"))
+    result = CliRunner().invoke(main, ["check-config", "--offline", str(path)])
+    assert result.exit_code != 0
+    assert f"{path}:16: channels[0].holds: holds.countries only apply with approval: rules" in result.output
