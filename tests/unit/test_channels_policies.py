@@ -133,4 +133,4 @@ def test_check_config_explains_a_policy_mistake_with_its_line(tmp_path: Path) ->
     path.write_text(config("    skus: {map: {A: FBA-A}}\n    holds:\n      countries: [CA]"))
     result = CliRunner().invoke(main, ["check-config", "--offline", str(path)])
     assert result.exit_code != 0
-    assert f"{path}:16: channels[0].holds: holds.countries only apply with approval: rules" in result.output
+    assert f"{path}:15: channels[0].holds: holds.countries only apply with approval: rules" in result.output
