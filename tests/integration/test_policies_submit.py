@@ -342,3 +342,18 @@ def test_a_pending_risk_analysis_is_waited_for_then_decided(
     row = order_row(bridge, "2304")
     assert row.state == "awaiting_approval" and "INVESTIGATE" in row.attention_reason
     assert simulator.ledger.calls("getFulfillmentPreview") == 0
+
+
+def test_a_risk_shopify_cannot_give_holds_the_order_and_says_why(
+    client: FlaskClient, bridge: Bridge, simulator: Simulator, shop: tuple[FakeShopify, Worker]
+) -> None:
+    _, worker = shop
+    send_shopify(client, 2305, line={"id": 1})  # Shopify has no such order (another shop, deleted)
+    worker.drain()
+    row = order_row(bridge, "2305")
+    assert row.state == "awaiting_approval"
+    assert "risk assessment could not be read (rule risk)" in row.attention_reason
+    assert any(
+        "cannot read the order's risk: Shopify has no order 2305" in r for r in reasons(bridge, "2305")
+    )
+    assert simulator.ledger.calls("getFulfillmentPreview") == 0
