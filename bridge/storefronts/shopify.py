@@ -21,7 +21,8 @@ Merchant conventions (the bridge's own, not Shopify's):
   hyphens as underscores, is `gift_message` -- so "Gift message", "gift-message" and
   "gift_message" all work. The first non-empty one wins.
 - Gift message per line: a line item property (Shopify's `properties`, what a product page's
-  `properties[Gift message]` input writes) named the same way; it goes on that item at Amazon.
+  `properties[Gift message]` input writes) named the same way, also as a private property
+  (`_gift_message`); it goes on that item at Amazon.
 - Tags (`tags`, comma-separated) become the order's tags, lower-cased: `fba-hold` and `fba-skip`
   (or the channel's own) are per-order policy overrides. Note attributes are the order's
   attributes, which `holds.meta` rules test.
@@ -278,7 +279,7 @@ def _attributes(entries: Any, key: str) -> tuple[tuple[str, str], ...]:
 
 def _gift_message(attributes: list[dict[str, Any]] | None) -> str:
     for attribute in attributes or ():
-        name = re.sub(r"[\s\-]+", "_", payload_text(attribute.get("name")).lower())
+        name = re.sub(r"[\s\-]+", "_", payload_text(attribute.get("name")).lower()).strip("_")
         message = payload_text(attribute.get("value"))
         if name == GIFT_MESSAGE_ATTRIBUTE and message:
             return message

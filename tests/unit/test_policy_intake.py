@@ -33,7 +33,10 @@ def test_shopify_tags_note_attributes_and_line_properties(channels_config: Chann
         {"name": "Delivery instructions", "value": "leave at the door"},
         {"name": "Gift message", "value": "For the whole order"},
     ]
-    body["line_items"][0]["properties"] = [{"name": "gift-message", "value": "Enjoy the shirt"}]
+    body["line_items"][0]["properties"] = [
+        {"name": "Engraving", "value": "S"},
+        {"name": "_Gift-Message", "value": "Enjoy the shirt"},  # a private property (hidden at checkout)
+    ]
     order = parse(shop, *shopify_delivery(body))
     assert order.tags == ("vip", "fba-hold", "wholesale")
     assert order.meta == (("Fraud flag", "high"),), "only meta a rule tests is kept (it may be personal)"
