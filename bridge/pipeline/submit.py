@@ -275,11 +275,11 @@ def _hold(ctx: JobContext, order_id: int, held: Hold, version: str, fees: str = 
     reason = f"{held.reason} ({fees})" if fees else held.reason
     with ctx.finish() as session:
         row = lock_order(session, order_id)
-        if row.order_state not in NOT_SUBMITTED or _version(row) != version:
-            note(session, row, "ignored:hold", now, "the order changed while it was planned; replanning")
-            return
-        if not can(row.order_state, Event.HOLD):
+        if row.order_state not in NOT_SUBMITTED or not can(row.order_state, Event.HOLD):
             note(session, row, "ignored:hold", now, f"order is {row.state}: {reason}")
+            return
+        if _version(row) != version:
+            note(session, row, "ignored:hold", now, "the order changed while it was planned; replanning")
             return
         approvals = dict(row.approvals or {})
         row.approvals = {"held": list(held.rules), "approved": list(approvals.get("approved", ()))}
