@@ -62,7 +62,7 @@ def _require_ready(bridge: Any) -> None:
     from .migrate import check_schema, require_existing
 
     try:
-        require_existing(bridge.settings.database_url)
+        require_existing(bridge.engine.url.render_as_string(hide_password=False))
         check_schema(bridge.engine)
     except DatabaseNotReady as exc:
         raise _not_ready(exc) from None
