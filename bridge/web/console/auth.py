@@ -25,7 +25,7 @@ from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
-from werkzeug.security import check_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from ...settings import ConsoleSettings
 
@@ -76,6 +76,16 @@ def is_loopback_host(host: str) -> bool:
     except ValueError:
         return False
     return name in LOOPBACK_NAMES
+
+
+MIN_PASSWORD = 12
+
+
+def hash_password(password: str) -> str:
+    """The value for `BRIDGE_CONSOLE_PASSWORD_HASH` (werkzeug's scrypt)."""
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"use a console password of at least {MIN_PASSWORD} characters")
+    return generate_password_hash(password, method="scrypt")
 
 
 class LoginLimiter:
