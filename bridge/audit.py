@@ -31,9 +31,9 @@ def transition(
     )
     row.state = new_state.value
     row.updated_at = now
-    if new_state is OrderState.NEEDS_ATTENTION:
+    if new_state in (OrderState.NEEDS_ATTENTION, OrderState.AWAITING_APPROVAL):
         row.attention_reason = reason[:2000]
-    elif event is Event.RETRY:
+    elif event in (Event.RETRY, Event.APPROVE):
         row.attention_reason = ""
     session.add(row)
     return new_state

@@ -152,6 +152,7 @@ class OrderState(enum.StrEnum):
     AWAITING_PAYMENT = "awaiting_payment"
     RECEIVED = "received"
     NEEDS_ATTENTION = "needs_attention"
+    AWAITING_APPROVAL = "awaiting_approval"
     NOT_FOR_AMAZON = "not_for_amazon"
     SUBMITTING = "submitting"
     HELD_AT_AMAZON = "held_at_amazon"
@@ -182,6 +183,8 @@ class Event(enum.StrEnum):
     CANCEL_REFUSED = "cancel_refused"
     RESTORED = "restored"
     RESTORED_UNPAID = "restored_unpaid"
+    HOLD = "hold"  # an operator or a channel rule wants a person to approve the order first
+    APPROVE = "approve"
 
 
 S = OrderState
@@ -202,6 +205,14 @@ TRANSITIONS: dict[tuple[OrderState, Event], OrderState] = {
     (S.NEEDS_ATTENTION, E.CANCEL): S.CANCELLED,
     (S.NEEDS_ATTENTION, E.PAID): S.NEEDS_ATTENTION,
     (S.NOT_FOR_AMAZON, E.CANCEL): S.CANCELLED,
+    (S.AWAITING_PAYMENT, E.HOLD): S.AWAITING_APPROVAL,
+    (S.RECEIVED, E.HOLD): S.AWAITING_APPROVAL,
+    (S.NEEDS_ATTENTION, E.HOLD): S.AWAITING_APPROVAL,
+    (S.NOT_FOR_AMAZON, E.HOLD): S.AWAITING_APPROVAL,
+    (S.AWAITING_APPROVAL, E.APPROVE): S.RECEIVED,
+    (S.AWAITING_APPROVAL, E.CANCEL): S.CANCELLED,
+    (S.AWAITING_APPROVAL, E.PAID): S.AWAITING_APPROVAL,
+    (S.AWAITING_APPROVAL, E.HOLD): S.AWAITING_APPROVAL,
     (S.NOT_FOR_AMAZON, E.RETRY): S.RECEIVED,  # the storefront assigned part of it to Amazon later
     (S.SUBMITTING, E.CREATED): S.SUBMITTED,
     (S.SUBMITTING, E.CREATED_ON_HOLD): S.HELD_AT_AMAZON,
@@ -237,7 +248,9 @@ TRANSITIONS: dict[tuple[OrderState, Event], OrderState] = {
     (S.CANCELLED, E.RESTORED_UNPAID): S.AWAITING_PAYMENT,
 }
 
-NOT_YET_SUBMITTED = frozenset({S.AWAITING_PAYMENT, S.RECEIVED, S.NEEDS_ATTENTION, S.NOT_FOR_AMAZON})
+NOT_YET_SUBMITTED = frozenset(
+    {S.AWAITING_PAYMENT, S.RECEIVED, S.NEEDS_ATTENTION, S.AWAITING_APPROVAL, S.NOT_FOR_AMAZON}
+)
 FINAL = frozenset({S.CANCELLED, S.SHIPPED, S.UNFULFILLABLE, S.COMPLETED_PARTIALLY})
 AT_AMAZON = frozenset({S.SUBMITTED, S.HELD_AT_AMAZON, S.PARTIALLY_SHIPPED, S.CANCEL_REQUESTED})
 # After submission, a storefront change to these is checked against what Amazon can still take.
