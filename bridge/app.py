@@ -8,8 +8,7 @@ from . import metrics
 from .bootstrap import Bridge, bootstrap, configure_logging
 from .metrics.collect import ScrapeCache
 from .settings import Settings
-from .web import errors, fulfillment_service, health, notifications, observe, webhooks
-from .web import console
+from .web import console, errors, fulfillment_service, health, notifications, observe, webhooks
 from .web import metrics as metrics_endpoint
 
 
