@@ -28,6 +28,8 @@ _TONES = {
 }
 _OTHER_TONES = {
     "done": "good",
+    "shipped": "good",
+    "delivered": "good",
     "ready": "busy",
     "running": "busy",
     "dead": "bad",
