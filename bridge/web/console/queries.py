@@ -18,6 +18,7 @@ from sqlmodel import col
 from ... import alerts, jobs
 from ...admin import audit_trail
 from ...channels import Channel, ChannelsConfig
+from ...operator import JOB_RECONCILE
 from ...orders import CanonicalOrder
 from ...store import (
     AlertRecord,
@@ -32,9 +33,6 @@ from ...store import (
     db_now,
     read_session,
 )
-
-#: The job kind of a reconciliation pass (`bridge.operator.request_reconcile`).
-JOB_RECONCILE = "reconcile"
 
 
 @dataclass(frozen=True)
