@@ -145,6 +145,10 @@ def test_signing_in_and_finding_a_demo_order(browser: WebDriver, demo: DemoEnvir
     assert "#1001" in text_of(browser) and "702" in text_of(browser)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "console-orders.png"))
+    browser.set_window_size(390, 844)  # a phone: the table becomes labelled cards
+    assert browser.find_element(By.CSS_SELECTOR, "table.list thead").is_displayed() is False
+    browser.save_screenshot(str(SCREENSHOTS / "console-orders-phone.png"))
+    browser.set_window_size(1280, 1000)
     search = browser.find_element(By.NAME, "q")
     search.clear()
     search.send_keys("1001")

@@ -277,8 +277,8 @@ def test_order_page_masks_personal_data_and_reveal_is_audited(
 def test_order_page_shows_shipments_packages_pushbacks_and_the_trail(
     bridge: Bridge,
     operator_client: FlaskClient,
-    shops: Shops,
-    clock: ManualClock,  # noqa: F811
+    shops: Shops,  # noqa: F811 (the fixture imported above)
+    clock: ManualClock,
 ) -> None:
     ship_shopify(
         operator_client, bridge, shops, clock, 7001, [(71, "TSHIRT-BLUE-L", 2), (72, "TSHIRT-RED-M", 1)]
@@ -366,6 +366,9 @@ def test_an_action_the_order_cannot_take_says_why(operator_client: FlaskClient) 
 def test_cancel_before_submission_ends_the_order(bridge: Bridge, operator_client: FlaskClient) -> None:
     row = post_order(operator_client, 1001)
     page = act(operator_client, f"/console/orders/{row.id}/cancel")
+    assert "tick the box to confirm" in page
+    assert order_row(operator_client.application, "1001").state == "received"
+    page = act(operator_client, f"/console/orders/{row.id}/cancel", confirm="yes")
     assert "cancelled" in page
     assert order_row(operator_client.application, "1001").state == "cancelled"
 

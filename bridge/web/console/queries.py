@@ -76,6 +76,16 @@ def order_detail(engine: Engine, order_id: int) -> OrderDetail | None:
     )
 
 
+def order_ref(engine: Engine, order_id: int) -> tuple[str, str] | None:
+    with read_session(engine) as session:
+        row = session.execute(
+            select(col(OrderRecord.channel_id), col(OrderRecord.external_id)).where(
+                col(OrderRecord.id) == order_id
+            )
+        ).first()
+    return (str(row[0]), str(row[1])) if row else None
+
+
 @dataclass(frozen=True)
 class ChannelStatus:
     channel: Channel

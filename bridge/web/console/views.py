@@ -323,8 +323,8 @@ ORDER_ACTIONS: dict[str, Callable[..., ops.ActionResult]] = {
 
 
 def _order_ref(order_id: int) -> tuple[str, str] | None:
-    detail = queries.order_detail(_bridge().engine, order_id)
-    return (detail.row.channel_id, detail.row.external_id) if detail else None
+    """(channel, shop order id): how `bridge.operator` names an order."""
+    return queries.order_ref(_bridge().engine, order_id)
 
 
 @bp.post("/orders/<int:order_id>/<action>")
@@ -334,6 +334,8 @@ def order_action(order_id: int, action: str) -> ResponseReturnValue:
     if act is None or ref is None:
         return _page("refused.html", 404, reason="No such order or action.")
     extra = {"reason": request.form.get("reason", "")} if action == "hold" else {}
+    if action == "cancel" and request.form.get("confirm") != "yes":
+        return _back("console.order", "tick the box to confirm the cancellation", False, order_id=order_id)
     try:
         result = act(_bridge(), *ref, actor=_operator().actor, **extra)
     except ops.OperatorError as exc:
