@@ -183,6 +183,20 @@ def test_a_post_without_the_form_token_is_refused(app: Flask, operator_client: F
     assert order_row(app, "1001").state == "received"
 
 
+def test_signing_out_ends_the_session(operator_client: FlaskClient) -> None:
+    assert operator_client.post("/console/logout", data={}).status_code == 403  # needs the form token
+    response = operator_client.post("/console/logout", data={"csrf": csrf_of(operator_client)})
+    assert response.status_code == 302
+    assert operator_client.get("/console/orders").status_code == 302
+
+
+def test_a_sign_in_redirect_never_leaves_the_console(client: FlaskClient) -> None:
+    page = client.get("/console/login?next=https://evil.example/")
+    assert form_value(page.get_data(as_text=True), "next") == "/console/orders"
+    page = client.get("/console/login?next=//evil.example/console/")
+    assert form_value(page.get_data(as_text=True), "next") == "/console/orders"
+
+
 def test_a_tampered_session_cookie_is_not_a_session(app: Flask, operator_client: FlaskClient) -> None:
     cookie = operator_client.get_cookie("fba_console", path="/console/")
     assert cookie is not None
