@@ -160,6 +160,7 @@ def notifications() -> None:
     from .runtime import run_notifications
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     if not bridge.settings.sqs.queue_url:
         raise click.ClickException(
             "set BRIDGE_SQS_QUEUE_URL to the queue Amazon sends notifications to (and AWS_ACCESS_KEY_ID, "
@@ -597,6 +598,7 @@ def _notifications_api(account_id: str) -> Any:
     from .amazon.accounts import build_notifications_api
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     if account_id not in bridge.config.accounts:
         known = ", ".join(sorted(bridge.config.accounts)) or "none"
         raise click.ClickException(
@@ -749,6 +751,7 @@ def amazon_recheck(account_id: str) -> None:
     from .amazon.errors import SpApiError
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     try:
         recheck_amazon_account(bridge, account_id)
     except AdminError as exc:
@@ -793,6 +796,7 @@ def inventory(ctx: click.Context, sku: str | None, limit: int) -> None:
     from .pipeline.inventory import stock_report
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     channel_id = ctx.meta.get("inventory_channel")
     if channel_id and bridge.config.channel(channel_id) is None:
         raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")
@@ -842,6 +846,7 @@ def inventory_sync(channel_id: str, now_: bool, full: bool, timeout: float) -> N
     from .store import write_session
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     channel = bridge.config.channel(channel_id)
     if channel is None:
         raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")
