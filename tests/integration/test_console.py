@@ -455,3 +455,19 @@ def test_login_settings_reject_a_non_hash(monkeypatch: pytest.MonkeyPatch) -> No
         Settings.from_env({"BRIDGE_CONSOLE_TRUSTED_HEADER": "X-Email"})
     settings = Settings.from_env({"BRIDGE_CONSOLE_PASSWORD_HASH": console_settings().password_hash.reveal()})
     assert settings.console.enabled and "pbkdf2" not in repr(settings)
+
+
+def test_console_password_prints_a_hash_that_signs_in() -> None:
+    from click.testing import CliRunner
+    from werkzeug.security import check_password_hash
+
+    from bridge import cli
+
+    runner = CliRunner()
+    made = runner.invoke(cli.main, ["console-password"], input="a long console password\n" * 2)
+    assert made.exit_code == 0, made.output
+    hashed = made.output.strip().splitlines()[-1]
+    assert hashed.startswith("scrypt:") and check_password_hash(hashed, "a long console password")
+    assert Settings.from_env({"BRIDGE_CONSOLE_PASSWORD_HASH": hashed}).console.enabled
+    short = runner.invoke(cli.main, ["console-password"], input="short\nshort\n")
+    assert short.exit_code != 0 and "at least 12 characters" in short.output
