@@ -227,5 +227,40 @@ class ConsoleAuth:
         return text if isinstance(text, str) else ""
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """What became of one sign-in attempt: `cookie` on success, else `error` and its status."""
+
+    status: int
+    error: str = ""
+    cookie: str = ""
+    operator: Operator | None = None
+    retry_after_s: int = 0
+
+
+def sign_in(
+    auth: ConsoleAuth,
+    address: str,
+    now: float,
+    *,
+    nonce: str | None,
+    token: str | None,
+    password: str,
+    name: str,
+) -> SignIn:
+    """Throttle, then check the form's own token, then the password (counting a failure)."""
+    wait = auth.limiter.wait_s(address, now)
+    if wait > 0:
+        return SignIn(429, "Too many failed sign-ins; wait and retry.", retry_after_s=int(wait) + 1)
+    if not auth.login_token_matches(nonce, token):
+        return SignIn(400, "The sign-in form expired; try again.")
+    if not auth.password_matches(password):
+        auth.limiter.failed(address, now)
+        return SignIn(401, "Wrong password.")
+    auth.limiter.succeeded(address)
+    operator, cookie = auth.new_session(name)
+    return SignIn(302, cookie=cookie, operator=operator)
+
+
 def csrf_matches(operator: Operator, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(operator.csrf.encode(), (given or "").encode())

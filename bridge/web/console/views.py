@@ -25,6 +25,7 @@ from .auth import (
     Operator,
     csrf_matches,
     is_loopback_host,
+    sign_in,
 )
 from .reveal import reveal_address
 
@@ -161,29 +162,27 @@ def login() -> ResponseReturnValue:
         return _page("refused.html", 401, reason="Sign in through your organisation's login page.")
     error, status = "", 200
     if request.method == "POST":
-        address = request.remote_addr or "unknown"
-        wait = auth.limiter.wait_s(address, _now_s())
-        if wait > 0:
-            response = Response(
-                render_template("console/refused.html", reason="Too many failed sign-ins; wait and retry."),
-                429,
-            )
-            response.headers["Retry-After"] = str(int(wait) + 1)
-            return response
-        if not auth.login_token_matches(request.cookies.get(LOGIN_COOKIE), request.form.get("token")):
-            error, status = "The sign-in form expired; try again.", 400
-        elif not auth.password_matches(request.form.get("password", "")):
-            auth.limiter.failed(address, _now_s())
-            log.warning("console: sign-in refused (wrong password)")
-            error, status = "Wrong password.", 401
-        else:
-            auth.limiter.succeeded(address)
-            operator, cookie = auth.new_session(request.form.get("name", ""))
-            log.info("console: %s signed in", operator.name)
+        result = sign_in(
+            auth,
+            request.remote_addr or "unknown",
+            _now_s(),
+            nonce=request.cookies.get(LOGIN_COOKIE),
+            token=request.form.get("token"),
+            password=request.form.get("password", ""),
+            name=request.form.get("name", ""),
+        )
+        if result.operator is not None:
+            log.info("console: %s signed in", result.operator.name)
             signed_in = redirect(target)
-            _set_cookie(signed_in, SESSION_COOKIE, cookie, auth.max_age_s)
+            _set_cookie(signed_in, SESSION_COOKIE, result.cookie, auth.max_age_s)
             signed_in.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
             return signed_in
+        log.warning("console: sign-in refused (%s)", result.error)
+        if result.retry_after_s:
+            refused = Response(render_template("console/refused.html", reason=result.error), result.status)
+            refused.headers["Retry-After"] = str(result.retry_after_s)
+            return refused
+        error, status = result.error, result.status
     nonce, token = auth.new_login_token()
     response = Response(render_template("console/login.html", token=token, next=target, error=error), status)
     _set_cookie(response, LOGIN_COOKIE, nonce, 3600)
