@@ -32,7 +32,7 @@ def test_demo_serve_prints_a_console_url_and_password_that_sign_in(tmp_path) -> 
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
     seen: list[str] = []
     url = password = None
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + 100  # the demo tells its story in ~15 s
     try:
         while password is None and time.monotonic() < deadline and proc.poll() is None:
             try:
