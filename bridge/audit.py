@@ -35,6 +35,11 @@ def transition(
         row.attention_reason = reason[:2000]
     elif event in (Event.RETRY, Event.APPROVE):
         row.attention_reason = ""
+    if event is Event.APPROVE:
+        # Whoever approves (CLI, console), the rules that held the order are approved with it.
+        approvals = dict(row.approvals or {})
+        approved = [*approvals.get("approved", ()), *approvals.get("held", ())]
+        row.approvals = {"held": [], "approved": sorted(set(approved))}
     session.add(row)
     return new_state
 
