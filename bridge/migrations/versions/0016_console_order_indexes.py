@@ -1,7 +1,7 @@
 """console order indexes
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0014
 Create Date: 2026-12-05 07:30:00
 
 The console's order list stays fast at 100,000 orders: a search by the shop's order id or name
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0011"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
