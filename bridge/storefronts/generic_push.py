@@ -138,6 +138,10 @@ class GenericPusher:
         )
         return PushResult(storefront_ref=msg_id, details={"webhook_id": msg_id, "status": status})
 
+    def check_credentials(self) -> bool:
+        """False: the receiver has no read-only endpoint; the next push is the check."""
+        return False
+
     def close(self) -> None:
         self._http.close()
 

@@ -123,6 +123,12 @@ class StorefrontPusher(Protocol):
 
     def add_note(self, note: OrderNote) -> PushResult: ...
 
+    def check_credentials(self) -> bool:
+        """Ask the storefront, read-only, whether it accepts our credentials now: raises
+        `StorefrontRejected` if not (or another `PushError` when it cannot tell); returns False
+        when the platform has nothing to ask without pushing (the generic channel)."""
+        ...
+
     def close(self) -> None: ...
 
 

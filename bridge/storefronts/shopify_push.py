@@ -143,11 +143,24 @@ mutation BridgeOrderNoteUpdate($input: OrderInput!) {
     estimated_cost=10,
 )
 
+# The cheapest read there is: does the shop take our access token (`fba-bridge channels recheck`)?
+CREDENTIAL_CHECK = GraphQLOperation(
+    """
+query BridgeCredentialCheck {
+  shop {
+    myshopifyDomain
+  }
+}
+""".strip(),
+    estimated_cost=1,
+)
+
 OPERATIONS: tuple[GraphQLOperation, ...] = (
     FULFILLMENT_CREATE,
     ORDER_FULFILLMENTS,
     ORDER_NOTE,
     ORDER_NOTE_UPDATE,
+    CREDENTIAL_CHECK,
 )
 
 
@@ -374,6 +387,10 @@ class ShopifyPusher:
                     },
                 )
         return None
+
+    def check_credentials(self) -> bool:
+        self._call(CREDENTIAL_CHECK, {})
+        return True
 
     def add_note(self, note: OrderNote) -> PushResult:
         order_gid = gid("Order", note.order_external_id)

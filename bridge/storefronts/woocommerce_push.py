@@ -203,6 +203,12 @@ class WooCommercePusher:
         )
         return PushResult(storefront_ref=note_id, details={"created": True})
 
+    def check_credentials(self) -> bool:
+        self._request(
+            "GET", f"{self._base}{WC_API}/orders", idempotent=True, params={"per_page": 1, "_fields": "id"}
+        )
+        return True
+
     def close(self) -> None:
         self._http.close()
 
