@@ -139,6 +139,18 @@ def accepted(engine: Engine, clock: Clock, channel_id: str) -> bool:
     return True
 
 
+def probe_now(engine: Engine, clock: Clock, channel_id: str) -> int:
+    """Let a parked channel's next job probe at once and make its waiting jobs due now (for a
+    platform with no read-only check). Returns how many jobs were resumed."""
+    with write_session(engine) as session:
+        session.execute(
+            update(StorefrontCredentialRecord)
+            .where(col(StorefrontCredentialRecord.channel_id) == channel_id)
+            .values(recheck_at=None, updated_at=_now(clock))
+        )
+        return resume_parked_jobs(session, channel_id)
+
+
 def is_parked(engine: Engine, channel_id: str) -> bool:
     with read_session(engine) as session:
         row = session.get(StorefrontCredentialRecord, channel_id)

@@ -50,6 +50,7 @@ from .shopify_fulfillment import (
     ShopifyFulfillmentOrders,
 )
 from .shopify_graphql import (
+    CostBudget,
     GraphQLOperation,
     ShopifyGraphQL,
     gid,
@@ -267,10 +268,16 @@ class ShopifyPusher:
     """`StorefrontPusher` for a Shopify channel. Thread-safe; one per channel is enough. Its
     `assignments` (the channel's fulfillment orders) share its GraphQL client and cost budget."""
 
-    def __init__(self, channel: Channel, clock: Clock, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        clock: Clock,
+        transport: httpx.BaseTransport | None = None,
+        budget: CostBudget | None = None,
+    ) -> None:
         self.channel = channel
         self.clock = clock
-        self.graphql = ShopifyGraphQL(channel, clock, transport)
+        self.graphql = ShopifyGraphQL(channel, clock, transport, budget)
         self.assignments = ShopifyFulfillmentOrders(channel, clock, self.graphql)
 
     # -- StorefrontPusher ----------------------------------------------------------------------
