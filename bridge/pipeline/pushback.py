@@ -148,9 +148,8 @@ def handle_push(ctx: JobContext) -> None:
             )
             result = pusher.find_existing(message) if may_have_landed else None
             if result is None:
-                if not may_have_landed:
-                    _mark_sent(ctx, push_id)
-                result, dropped_url = _push_shipment(pusher, message)
+                marker = _SentMarker(ctx, push_id, done=may_have_landed)
+                result, dropped_url = _push_shipment(pusher, message, marker)
         else:
             # A note carries its marker and is looked up by the pusher on every send.
             result = pusher.add_note(OrderNote(row.external_id, push.key, push.note))
@@ -169,28 +168,41 @@ def handle_push(ctx: JobContext) -> None:
     _record_done(ctx, push_id, result, package, dropped_url)
 
 
-def _mark_sent(ctx: JobContext, push_id: int) -> None:
-    """Record, durably and while this worker still holds the job, that from now on the storefront
-    may have the package: any later run looks it up before pushing again."""
-    with write_session(ctx.bridge.engine) as session:
-        jobs.assert_held(session, ctx.job)
-        push = session.get(PushRecord, push_id)
-        assert push is not None
-        push.sent_at = ctx.bridge.clock.now()
-        session.add(push)
+class _SentMarker:
+    """The pusher's `before_write`: records, durably and while this worker still holds the job,
+    that from now on the storefront may have the package, so any later run looks it up before
+    pushing again. Reads and throttled waits before it leave nothing to look up."""
+
+    def __init__(self, ctx: JobContext, push_id: int, *, done: bool) -> None:
+        self.ctx, self.push_id, self.done = ctx, push_id, done
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        with write_session(self.ctx.bridge.engine) as session:
+            jobs.assert_held(session, self.ctx.job)
+            push = session.get(PushRecord, self.push_id)
+            assert push is not None
+            push.sent_at = self.ctx.bridge.clock.now()
+            session.add(push)
+        self.done = True
 
 
-def _push_shipment(pusher: StorefrontPusher, shipment: ShipmentPush) -> tuple[PushResult, str | None]:
+def _push_shipment(
+    pusher: StorefrontPusher, shipment: ShipmentPush, before_write: _SentMarker
+) -> tuple[PushResult, str | None]:
     """Push the package; if the storefront refuses only its tracking URL, push the tracking number
     and carrier without it (the storefront builds its own link from them) rather than losing the
     tracking. Returns the result and the URL that was left out, if any."""
     try:
-        return pusher.push_shipment(shipment), None
+        return pusher.push_shipment(shipment, before_write=before_write), None
     except PushError as exc:
         if exc.code != INVALID_TRACKING_URL or not shipment.tracking_url:
             raise
     log.warning("storefront refused the tracking URL of %s; pushing without it", shipment.package_key)
-    return pusher.push_shipment(replace(shipment, tracking_url=None)), shipment.tracking_url
+    return pusher.push_shipment(
+        replace(shipment, tracking_url=None), before_write=before_write
+    ), shipment.tracking_url
 
 
 def _record_done(

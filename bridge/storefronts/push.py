@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -110,6 +111,9 @@ class PushError(Exception):
 INVALID_TRACKING_URL = "invalid_tracking_url"
 
 
+BeforeWrite = Callable[[], None]
+
+
 class StorefrontRejected(PushError):
     """Credentials revoked or scopes missing (401/403): an operator has to act; retrying won't help soon."""
 
@@ -119,7 +123,11 @@ class StorefrontPusher(Protocol):
         """The storefront's record of this package if an earlier attempt created it."""
         ...
 
-    def push_shipment(self, push: ShipmentPush) -> PushResult: ...
+    def push_shipment(self, push: ShipmentPush, *, before_write: BeforeWrite | None = None) -> PushResult:
+        """Create the package's fulfilment. `before_write` is called right before the first
+        request that could create something at the storefront (the caller records, durably, that
+        from then on an earlier attempt may have landed)."""
+        ...
 
     def add_note(self, note: OrderNote) -> PushResult: ...
 

@@ -41,7 +41,7 @@ import httpx
 from ..channels import Channel
 from ..clock import Clock
 from .carriers import carrier_name
-from .push import INVALID_TRACKING_URL, NotPushed, OrderNote, PushError, PushResult, ShipmentPush
+from .push import INVALID_TRACKING_URL, BeforeWrite, NotPushed, OrderNote, PushError, PushResult, ShipmentPush
 from .shopify_fulfillment import (
     FINISHED_STATUSES,
     FULFILLABLE_STATUSES,
@@ -282,7 +282,7 @@ class ShopifyPusher:
 
     # -- StorefrontPusher ----------------------------------------------------------------------
 
-    def push_shipment(self, push: ShipmentPush) -> PushResult:
+    def push_shipment(self, push: ShipmentPush, *, before_write: BeforeWrite | None = None) -> PushResult:
         wanted = _wanted(push)
         for attempt in (1, 2):
             every = self.assignments.read(push.order_external_id)
@@ -298,6 +298,8 @@ class ShopifyPusher:
                 return PushResult(
                     storefront_ref="", details={"fulfillment_orders": []}, not_pushed=not_pushed
                 )
+            if before_write is not None:
+                before_write()
             data = self._call(FULFILLMENT_CREATE, {"fulfillment": self._fulfillment_input(push, allocation)})
             payload = obj(data.get("fulfillmentCreate"))
             if attempt == 1 and _stale(payload):

@@ -48,7 +48,7 @@ import httpx
 from ..channels import Channel
 from ..clock import Clock
 from .carriers import carrier_name
-from .push import OrderNote, PushError, PushResult, ShipmentPush, StorefrontHttp
+from .push import BeforeWrite, OrderNote, PushError, PushResult, ShipmentPush, StorefrontHttp
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,10 @@ class WooCommercePusher:
             details={"tracking_id": found.tracking_id, "note_id": found.note_id, "order_status": status},
         )
 
-    def push_shipment(self, push: ShipmentPush) -> PushResult:
+    def push_shipment(self, push: ShipmentPush, *, before_write: BeforeWrite | None = None) -> PushResult:
         found = self._existing(push.order_external_id, push.package_key, push.tracking_number)
+        if before_write is not None:
+            before_write()
         created: list[str] = []
         tracking_id = found.tracking_id
         if self._tracking_enabled and tracking_id is None:
