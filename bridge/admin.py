@@ -113,6 +113,11 @@ def account_problems(engine: Engine) -> list[alerts.AlertView]:
     return [a for a in alerts.list_alerts(engine) if a.account_id and a.order_id is None]
 
 
+def channel_problems(engine: Engine) -> list[alerts.AlertView]:
+    """Open alerts about a whole storefront channel (e.g. its credentials refused)."""
+    return [a for a in alerts.list_alerts(engine) if a.channel_id and a.order_id is None and not a.account_id]
+
+
 def open_breakers(engine: Engine) -> list[alerts.AlertView]:
     return [a for a in account_problems(engine) if a.kind == BREAKER_ALERT_KIND]
 

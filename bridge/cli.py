@@ -254,7 +254,7 @@ ORDER_STATES = [state.value for state in OrderState]
 @click.option("--limit", type=int, default=50, show_default=True)
 def orders(state: str | None, attention: bool, limit: int) -> None:
     """List orders, newest first. ORDER is what `order`, `return` take (the shop's order id)."""
-    from .admin import account_problems, list_orders
+    from .admin import account_problems, channel_problems, list_orders
 
     engine, _ = _engine_and_clock()
     if attention:
@@ -263,6 +263,12 @@ def orders(state: str | None, attention: bool, limit: int) -> None:
             click.echo("account problems:")
             for a in problems:
                 click.echo(f"  ! {a.account_id} [{a.kind}] {a.message}")
+        shops = channel_problems(engine)
+        if shops:
+            click.echo("channel problems:")
+            for a in shops:
+                click.echo(f"  ! {a.channel_id} [{a.kind}] {a.message}")
+        if problems or shops:
             click.echo("orders:")
     found = list_orders(engine, state=state, attention=attention, limit=limit)
     if not found:

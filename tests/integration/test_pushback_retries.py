@@ -401,3 +401,46 @@ def test_a_job_whose_attempts_ran_out_while_its_worker_died_is_dead_lettered_at_
     with read_session(bridge.engine) as session:
         [job] = session.execute(select(JobRecord).where(JobRecord.kind == "poison")).scalars()
     assert job.status == jobs.DEAD and job.attempts == 2
+
+
+# --------------------------------------------------------------------------------------------
+# What the operator sees and types
+
+
+def test_the_cli_shows_retrying_pushes_the_parked_channel_and_rechecks_it(
+    client: FlaskClient, shops: Shops, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from bridge import cli
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setattr(cli, "_bootstrap", lambda: shops.bridge)
+    runner = CliRunner()
+    order_to_shopify(client, shops, 8701)
+    order_to_woo(client, shops, 8702)
+    shops.shopify.fail_next("BridgeFulfillmentOrders", status=502)
+    shops.woo.revoke()
+    amazon_ships(shops)
+    shops.worker.drain()
+
+    listed = runner.invoke(cli.main, ["jobs"])
+    assert listed.exit_code == 0
+    assert f"order=shop-a/#8701 attempts=1/{retry_policy.PUSH.max_attempts}" in listed.output
+    assert "the storefront failed (502)" in listed.output
+    assert "order=woo-main/" in listed.output and "attempts=0/" in listed.output
+    attention = runner.invoke(cli.main, ["orders", "--attention"]).output
+    assert attention.startswith("channel problems:\n  ! woo-main [storefront_credentials]")
+    assert "8701" in attention and "8702" in attention
+
+    refused = runner.invoke(cli.main, ["channels", "recheck", "woo-main"])
+    assert refused.exit_code != 0 and "refused our credentials (401)" in refused.output
+    unknown = runner.invoke(cli.main, ["channels", "recheck", "nope"])
+    assert unknown.exit_code != 0 and "no channel 'nope'" in unknown.output
+
+    shops.woo.reinstate()
+    ok = runner.invoke(cli.main, ["channels", "recheck", "woo-main"])
+    assert ok.exit_code == 0 and "parked push-backs resume now" in ok.output
+    shops.worker.drain()
+    assert len(shops.woo.order(8702).trackings) == 1
+    assert "channel problems" not in runner.invoke(cli.main, ["orders", "--attention"]).output
