@@ -444,3 +444,23 @@ def test_the_cli_shows_retrying_pushes_the_parked_channel_and_rechecks_it(
     shops.worker.drain()
     assert len(shops.woo.order(8702).trackings) == 1
     assert "channel problems" not in runner.invoke(cli.main, ["orders", "--attention"]).output
+
+
+def test_throttled_answers_spend_no_attempt_on_shopify_or_woocommerce(
+    client: FlaskClient, shops: Shops
+) -> None:
+    order_to_shopify(client, shops, 8801)
+    order_to_woo(client, shops, 8802)
+    amazon_ships(shops)
+    shops.shopify.set_available(0)  # another app emptied the shop's bucket: THROTTLED answers
+    shops.woo.fail_next("*", status=429, count=3, retry_after=2)
+    for _ in range(60):
+        if all(p.status == "done" for p in pushes(shops.bridge)):
+            break
+        shops.worker.drain()
+        shops.advance(5)
+    assert [r.outcome for r in shops.shopify.requests].count("throttled") >= 1
+    assert len([c for c in shops.woo.calls if c.status == 429]) == 3
+    assert len(shops.shopify.fulfillments("8801")) == 1
+    assert len(shops.woo.order(8802).trackings) == 1
+    assert [j.attempts for j in push_jobs(shops.bridge)] == [1, 1], "throttling spent no attempt"
