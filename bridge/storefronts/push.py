@@ -1,10 +1,11 @@
 """What the push-back stage hands a storefront, and what every platform pusher shares.
 
 A pusher turns one Amazon package into one storefront fulfilment (or a note). Exactly-once is
-built from two pieces: the push-back stage calls `push_shipment` at most once per attempt for a
-package, and before any retry after an ambiguous outcome it asks `find_existing` what the
-storefront already has. So a pusher must be able to recognise its own earlier fulfilment (by
-tracking number, or the platform's idempotency key).
+built from three pieces: the push-back stage calls `push_shipment` at most once per attempt for a
+package; the pusher calls its `before_write` right before the first request that could create
+something, and the stage records that durably; and every later run of a push so marked asks
+`find_existing` what the storefront already has before pushing again. So a pusher must be able
+to recognise its own earlier fulfilment (by tracking number, or the platform's idempotency key).
 """
 
 from __future__ import annotations
