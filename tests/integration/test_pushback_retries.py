@@ -26,12 +26,14 @@ from bridge.fakes.shopify import FakeShopify, create_fake_shopify_app
 from bridge.fakes.woocommerce import FakeWooCommerce, create_fake_woocommerce_app
 from bridge.pipeline import storefront_access
 from bridge.pipeline.common import JOB_PUSH
+from bridge.pipeline.inventory import JOB_INVENTORY_PUSH
 from bridge.pipeline.shop_budget import SharedCostBuckets
 from bridge.runtime import HANDLERS, make_worker
 from bridge.store import JobRecord, PushRecord, read_session, write_session
 from bridge.storefronts.push import StorefrontRejected
 from bridge.storefronts.registry import Storefronts
 from bridge.worker import JobContext, Worker
+from tests.integration.test_inventory import Rig, with_inventory
 from tests.integration.test_sync import HOUR, sync_cycle
 from tests.support import shopify_delivery, shopify_line, shopify_order, woo_delivery, woo_order
 
@@ -464,3 +466,39 @@ def test_throttled_answers_spend_no_attempt_on_shopify_or_woocommerce(
     assert len(shops.shopify.fulfillments("8801")) == 1
     assert len(shops.woo.order(8802).trackings) == 1
     assert [j.attempts for j in push_jobs(shops.bridge)] == [1, 1], "throttling spent no attempt"
+
+
+@pytest.fixture
+def rig(db: Any, channels_config: Any, clock: ManualClock, simulator: Any) -> Iterator[Rig]:
+    """Inventory sync on for every example channel (as in test_inventory.py)."""
+    made = Rig(db, with_inventory(channels_config), clock, simulator)
+    for sku in ("TSHIRT-RED-M", "TSHIRT-BLUE-L", "MUG-WHITE"):
+        made.shop.inventory.add_item(sku, 0)
+    made.woo.catalog.add_product("MUG-WHITE", 3)
+    poster = made.woo.catalog.add_product("POSTER", None, manage_stock=False, type="variable")
+    made.woo.catalog.add_variation(poster, "POSTER-A2", 6)
+    yield made
+    made.close()
+
+
+def test_inventory_pushes_wait_on_the_same_parked_channel_and_resume_with_it(rig: Rig) -> None:
+    rig.woo.revoke()
+    rig.cycle()
+    assert storefront_access.is_parked(rig.bridge.engine, "woo-main")
+    assert [a.kind for a in alerts.list_alerts(rig.bridge.engine)] == [storefront_access.ALERT_KIND]
+    with read_session(rig.bridge.engine) as session:
+        [waiting] = [
+            job
+            for job in session.execute(
+                select(JobRecord).where(JobRecord.kind == JOB_INVENTORY_PUSH)
+            ).scalars()
+            if job.payload["channel_id"] == "woo-main"
+        ]
+    assert waiting.status == jobs.READY and waiting.attempts == 0
+    assert waiting.last_error.startswith(storefront_access.parked_marker("woo-main"))
+
+    rig.woo.reinstate()
+    assert recheck_channel(rig.bridge, "woo-main", rig.storefronts) is True
+    rig.worker.drain()
+    assert rig.woo.catalog.stock("MUG-WHITE") == 1000
+    assert alerts.list_alerts(rig.bridge.engine) == []
