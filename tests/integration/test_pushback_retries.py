@@ -502,3 +502,28 @@ def test_inventory_pushes_wait_on_the_same_parked_channel_and_resume_with_it(rig
     rig.worker.drain()
     assert rig.woo.catalog.stock("MUG-WHITE") == 1000
     assert alerts.list_alerts(rig.bridge.engine) == []
+
+
+def test_the_migration_gives_waiting_push_jobs_the_48_hour_allowance(db: Any) -> None:
+    from bridge.migrate import downgrade, upgrade
+
+    downgrade(db, "0011")
+    with db.begin() as conn:
+        for kind, status in (("push", "ready"), ("push", "dead"), ("submit", "ready")):
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (kind, payload, status, run_at, attempts, max_attempts, last_error, "
+                    "created_at, updated_at) VALUES (:kind, '{}', :status, 0, 3, 8, '', 0, 0)"
+                ),
+                {"kind": kind, "status": status},
+            )
+    upgrade(db)
+    with db.connect() as conn:
+        rows = conn.execute(
+            text("SELECT kind, status, max_attempts, lost_leases FROM jobs ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("push", "ready", retry_policy.PUSH.max_attempts, 0),
+        ("push", "dead", 8, 0),
+        ("submit", "ready", 8, 0),
+    ]
