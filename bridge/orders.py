@@ -98,6 +98,8 @@ class CanonicalOrder:
     shipping_method_code: str = ""
     # Why the storefront cancelled it, in words an operator reads in the audit trail (no PII).
     cancel_reason: str = ""
+    # The storefront's order tags (Shopify `tags`, the generic channel's `tags`), as sent.
+    tags: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -128,6 +130,7 @@ class CanonicalOrder:
             test=bool(data.get("test", False)),
             shipping_method_code=data.get("shipping_method_code", ""),
             cancel_reason=data.get("cancel_reason", ""),
+            tags=tuple(str(t) for t in data.get("tags", ())),
         )
 
     def same_content(self, other: CanonicalOrder) -> bool:

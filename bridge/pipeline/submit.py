@@ -35,6 +35,7 @@ from ..store import OrderRecord, lock_order, read_session, write_session
 from ..worker import JobContext, RetryLater
 from .amendment import submission_of
 from .common import amazon_retry
+from .features import judge_eligibility, plan_features, requested_features, with_features
 from .plan import Park, Plan, Skip, judge_preview, plan_submission
 from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
 
@@ -142,6 +143,7 @@ def handle_submit(ctx: JobContext) -> None:
         refuse(ctx, scoped, plan.reason)
         _finish_with(ctx, row.id or 0, Event.PARK, plan.reason, version=version)
         return
+    plan = with_features(plan, *requested_features(order, channel))
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     try:
         _submit(ctx, row, channel, plan, outbound, version, scoped)
@@ -179,8 +181,10 @@ def _submit(
                 "the order changed while the submission was resumed; replanning", count_attempt=False
             )
     else:
-        previews = outbound.preview(plan.preview)
-        verdict = judge_preview(previews, plan, channel)
+        verdict = _check_features(ctx, channel, plan, outbound)
+        if verdict is None:
+            previews = outbound.preview(plan.preview)
+            verdict = judge_preview(previews, plan, channel)
         if verdict is not None:
             refuse(ctx, scoped, verdict.reason)
             _finish_with(ctx, row.id, Event.PARK, verdict.reason, version=version)
@@ -232,6 +236,24 @@ def _submit(
     _finish_with(
         ctx, row.id, created_event, reason, amazon_status="Received", sfo_id=plan.seller_fulfillment_order_id
     )
+
+
+def _check_features(
+    ctx: JobContext, channel: Channel, plan: Plan, outbound: FulfillmentOutbound
+) -> Park | None:
+    """Park when a SKU may not ship with a feature the order requires (eligibility is cached per
+    account, marketplace and feature: no call per order in the steady state)."""
+    features = plan_features(plan)
+    if not features or not channel.features.check_eligibility:
+        return None
+    found = ctx.services["amazon"].eligibility.ineligible(
+        outbound,
+        channel.account_id,
+        channel.marketplace_id,
+        features,
+        [item.seller_sku for item in plan.create.items],
+    )
+    return judge_eligibility(found, channel)
 
 
 def _read_existing(outbound: FulfillmentOutbound, sfo_id: str) -> FulfillmentOrder | None:

@@ -226,6 +226,7 @@ def _canonical_order(channel: Channel, order: dict[str, Any]) -> CanonicalOrder:
             example="2026-11-23T12:00:00+00:00",
             what="generic order delivery",
         ),
+        tags=tuple(order.get("tags", ())),
         lines=tuple(
             OrderLine(
                 line_id=line["line_id"],

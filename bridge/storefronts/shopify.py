@@ -192,11 +192,19 @@ def _canonical_order(channel: Channel, data: dict[str, Any]) -> tuple[CanonicalO
         notes=payload_text(data.get("note")),
         cancelled=cancelled,
         test=data.get("test") is True,
+        tags=_tags(data.get("tags")),
         cancel_reason=(f"cancelled in Shopify ({reason})" if reason else "cancelled in Shopify")
         if cancelled
         else "",
     )
     return order, notes
+
+
+def _tags(raw: Any) -> tuple[str, ...]:
+    """Shopify sends an order's tags as one comma-separated string."""
+    if not isinstance(raw, str):
+        return ()
+    return tuple(t for t in (part.strip() for part in raw.split(",")) if t)
 
 
 def _lines(items: list[dict[str, Any]]) -> tuple[tuple[OrderLine, ...], tuple[str, ...]]:
