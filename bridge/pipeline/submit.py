@@ -19,9 +19,10 @@ No database transaction is open while Amazon is being called.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from .. import jobs
 from ..amazon import errors as amz
@@ -34,7 +35,8 @@ from ..orders import Event, OrderState, can
 from ..store import OrderRecord, lock_order, read_session, write_session
 from ..worker import JobContext, RetryLater
 from .amendment import submission_of
-from .common import amazon_retry
+from .common import amazon_retry, owe_note
+from .fallback import enqueue_release, on_unfulfillable_preview, preview_unfulfillable
 from .features import judge_eligibility, plan_features, requested_features, with_features
 from .plan import Park, Plan, Skip, judge_preview, plan_submission
 from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
@@ -60,11 +62,13 @@ def _finish_with(
     amazon_status: str | None = None,
     sfo_id: str | None = None,
     version: str | None = None,
+    then: Callable[[Session, OrderRecord], None] | None = None,
 ) -> None:
     """Record one lifecycle event for the order, if it still allows it, and complete the job.
 
     With `version` (a decision taken before anything was sent: park, skip), nothing is recorded
-    when the order changed since it was planned: the change's own job decides again."""
+    when the order changed since it was planned: the change's own job decides again. `then` runs
+    in the same transaction once the event was recorded (what the decision owes the storefront)."""
     now = ctx.bridge.clock.now()
     with ctx.finish() as session:
         row = lock_order(session, order_id)
@@ -92,6 +96,8 @@ def _finish_with(
             )
         elif can(state, event):
             transition(session, row, event, now, reason)
+            if then is not None:
+                then(session, row)
         else:
             note(session, row, f"ignored:{event.value}", now, f"order is {state.value}: {reason}")
 
@@ -185,6 +191,10 @@ def _submit(
         if verdict is None:
             previews = outbound.preview(plan.preview)
             verdict = judge_preview(previews, plan, channel)
+            if verdict is not None and preview_unfulfillable(previews, plan):
+                refuse(ctx, scoped, verdict.reason)
+                _fall_back(ctx, row.id, channel, verdict.reason, version)
+                return
         if verdict is not None:
             refuse(ctx, scoped, verdict.reason)
             _finish_with(ctx, row.id, Event.PARK, verdict.reason, version=version)
@@ -236,6 +246,24 @@ def _submit(
     _finish_with(
         ctx, row.id, created_event, reason, amazon_status="Received", sfo_id=plan.seller_fulfillment_order_id
     )
+
+
+def _fall_back(ctx: JobContext, order_id: int, channel: Channel, reason: str, version: str) -> None:
+    """Amazon cannot fulfil the order: park it, or hand it back, as the channel's `fallback` says."""
+    decision = on_unfulfillable_preview(channel, reason)
+    now = ctx.bridge.clock.now()
+
+    def owed(session: Session, row: OrderRecord) -> None:
+        if decision.release_all:
+            enqueue_release(session, row, "preview", None, reason)
+        if decision.note:
+            owe_note(session, row, "fallback:preview", now, decision.note)
+
+    if decision.park:
+        _finish_with(ctx, order_id, Event.PARK, reason, version=version, then=owed)
+    else:
+        why = f"{reason}; handed back to the storefront (fallback: release)"
+        _finish_with(ctx, order_id, Event.SKIP, why, version=version, then=owed)
 
 
 def _check_features(

@@ -41,6 +41,13 @@ from ..store import (
 )
 from ..worker import JobContext
 from .common import JOB_PUSH, amazon_retry, owe_note
+from .fallback import (
+    FINAL_UNSHIPPED,
+    release_after_create,
+    to_lines,
+    units_not_shipped,
+    units_of_cancelled_shipment,
+)
 from .plan import item_id_for
 
 log = logging.getLogger("bridge.sync")
@@ -276,6 +283,16 @@ def apply_amazon_order(
                 f"Amazon cancelled shipment {shipment.amazon_shipment_id} (CANCELLED_BY_FULFILLER); "
                 "its items will not be shipped by Amazon.",
             )
+            units = units_of_cancelled_shipment(amazon, shipment.amazon_shipment_id)
+            release_after_create(
+                session,
+                channel,
+                row,
+                f"shipment:{shipment.amazon_shipment_id}",
+                to_lines(units, line_of_item),
+                now,
+                f"Amazon cancelled shipment {shipment.amazon_shipment_id}",
+            )
         if shipment.status != "SHIPPED":
             continue
         for package in shipment.packages:
@@ -285,7 +302,18 @@ def apply_amazon_order(
                 new_packages.append(created)
     for new_package in new_packages:
         _owe_shipment_push(session, row, new_package, now)
+    before = row.order_state
     _advance_state(session, row, amazon, now)
+    if row.order_state is not before and amazon.status in FINAL_UNSHIPPED:
+        release_after_create(
+            session,
+            channel,
+            row,
+            f"status:{amazon.status}",
+            to_lines(units_not_shipped(amazon), line_of_item),
+            now,
+            f"Amazon reports {amazon.status}",
+        )
     session.add(row)
 
 
