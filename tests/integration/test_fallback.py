@@ -33,20 +33,20 @@ def notes_owed(bridge: Bridge, order_id: int | None) -> list[str]:
         return [p.note for p in session.execute(query).scalars()]
 
 
-def locations_of(world: World, order_id: int) -> list[tuple[str, dict[str, int]]]:
+def locations_of(shop_world: World, order_id: int) -> list[tuple[str, dict[str, int]]]:
     """(location name, REST line id -> units still to fulfil there) per open fulfillment order."""
     out = []
-    for fo in world.shop.fulfillment_orders(str(order_id)):
+    for fo in shop_world.shop.fulfillment_orders(str(order_id)):
         if fo.status == "CLOSED":
             continue
         name = next(
-            n for n in (AMAZON, "Warehouse") if world.shop.location_gid(n).endswith(f"/{fo.location_id}")
+            n for n in (AMAZON, "Warehouse") if shop_world.shop.location_gid(n).endswith(f"/{fo.location_id}")
         )
         out.append((name, {li.line.line_id: li.remaining for li in fo.line_items if li.remaining}))
     return out
 
 
-def test_shopify_release_moves_an_order_amazon_cannot_fulfil_to_the_fallback_location(world: World) -> None:
+def test_shopify_release_moves_an_order_amazon_cannot_fulfil_to_the_fallback_location(world: World) -> None:  # noqa: F811 (the fixture)
     set_fallback(world.bridge, "shop-a", "release", world.shop.location_gid("Warehouse"))
     world.simulator.set_inventory("FBA-MUG-WHITE", 0)
     world.order(9001, [(91, "MUG-WHITE", 1)])
@@ -60,7 +60,7 @@ def test_shopify_release_moves_an_order_amazon_cannot_fulfil_to_the_fallback_loc
     assert "moved to gid://shopify/Location/" in _reasons(world.bridge, row)
 
 
-def test_a_cancelled_shipment_releases_only_its_units_and_amazon_ships_the_rest(world: World) -> None:
+def test_a_cancelled_shipment_releases_only_its_units_and_amazon_ships_the_rest(world: World) -> None:  # noqa: F811 (the fixture)
     shop = world.bridge.config.channels["shop-a"]
     set_fallback(
         world.bridge,

@@ -165,7 +165,7 @@ def test_fulfillment_orders_already_at_the_target_or_finished_are_left_alone() -
 
 def test_release_on_shopify_without_a_location_is_a_config_error(tmp_path: Path) -> None:
     text = EXAMPLE_CONFIG.read_text(encoding="utf-8").replace(
-        "    mcf_features:\n", "    fallback: release\n    mcf_features:\n", 1
+        "    fallback: none ", "    fallback: release ", 1
     )
     path = tmp_path / "channels.yaml"
     path.write_text(text, encoding="utf-8")
@@ -173,7 +173,9 @@ def test_release_on_shopify_without_a_location_is_a_config_error(tmp_path: Path)
         load_channels(path, env=TEST_ENV)
     assert "fallback_location" in str(caught.value)
     fixed = text.replace(
-        "    fallback: release\n", "    fallback: release\n    fallback_location: gid://shopify/Location/7\n"
+        "    # fallback_location: gid://shopify/Location/2",
+        "    fallback_location: gid://shopify/Location/7",
+        1,
     )
     path.write_text(fixed, encoding="utf-8")
     loaded = load_channels(path, env=TEST_ENV).channels["shop-a"].fallback
