@@ -216,6 +216,8 @@ class Channel:
     inventory: InventoryConfig = field(default_factory=InventoryConfig)
     features: FeatureOptions = field(default_factory=FeatureOptions)
     fallback: FallbackOptions = field(default_factory=FallbackOptions)
+    # Orders beyond Amazon's limits (100 items, 250 units) become several MCF orders, not parked.
+    split_large_orders: bool = False
 
     def intake_policy(self) -> IntakePolicy:
         return IntakePolicy(
@@ -732,6 +734,7 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
                 location=stock.get("location", "") or _first_location_gid(ch),
             ),
             features=_feature_options(ch.get("mcf_features") or {}),
+            split_large_orders=ch.get("split_large_orders", False),
             fallback=FallbackOptions(
                 action=ch.get("fallback", "none"), location=ch.get("fallback_location", "")
             ),

@@ -88,12 +88,15 @@ def units_not_shipped(amazon: FulfillmentOrder) -> dict[str, int]:
     ordered minus shipped minus those in shipments Amazon cancelled (released on their own)."""
     if amazon.status not in FINAL_UNSHIPPED:
         return {}
-    left = {item.seller_fulfillment_order_item_id: item.quantity for item in amazon.items}
+    left: dict[str, int] = {}
+    for item in amazon.items:  # an item of a split order may appear in several parts
+        key = item.seller_fulfillment_order_item_id
+        left[key] = left.get(key, 0) + item.quantity
     for shipment in amazon.shipments:
         if shipment.status in ("SHIPPED", CANCELLED_BY_FULFILLER):
-            for item in shipment.items:
-                key = item.seller_fulfillment_order_item_id
-                left[key] = left.get(key, 0) - item.quantity
+            for shipped in shipment.items:
+                key = shipped.seller_fulfillment_order_item_id
+                left[key] = left.get(key, 0) - shipped.quantity
     return {k: v for k, v in left.items() if v > 0}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -32,7 +33,7 @@ from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import Event, OrderState, can
-from ..store import OrderRecord, lock_order, read_session, write_session
+from ..store import OrderRecord, lock_order, read_session, record_parts, write_session
 from ..worker import JobContext, RetryLater
 from .amendment import submission_of
 from .common import amazon_retry, owe_note
@@ -40,6 +41,7 @@ from .fallback import enqueue_release, on_unfulfillable_preview, preview_unfulfi
 from .features import judge_eligibility, plan_features, requested_features, with_features
 from .plan import Park, Plan, Skip, judge_preview, plan_submission
 from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
+from .split import plan_parts
 
 log = logging.getLogger("bridge.submit")
 
@@ -150,9 +152,19 @@ def handle_submit(ctx: JobContext) -> None:
         _finish_with(ctx, row.id or 0, Event.PARK, plan.reason, version=version)
         return
     plan = with_features(plan, *requested_features(order, channel))
+    parts = plan_parts(plan, channel)
+    if isinstance(parts, Park):
+        refuse(ctx, scoped, parts.reason)
+        _finish_with(ctx, row.id or 0, Event.PARK, parts.reason, version=version)
+        return
+    if len(parts) > 1 and hold:
+        return  # a split order is not held at Amazon: it is sent once paid (README)
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     try:
-        _submit(ctx, row, channel, plan, outbound, version, scoped)
+        if len(parts) == 1:
+            _submit(ctx, row, channel, plan, outbound, version, scoped)
+        else:
+            _submit_parts(ctx, row, channel, parts, outbound, version, scoped)
     except amz.SpApiError as exc:
         raise amazon_retry(exc, channel) from None
 
@@ -248,6 +260,103 @@ def _submit(
     )
 
 
+def _submit_parts(
+    ctx: JobContext,
+    row: OrderRecord,
+    channel: Channel,
+    parts: tuple[Plan, ...],
+    outbound: FulfillmentOutbound,
+    version: str,
+    scoped: Scoped | None = None,
+) -> None:
+    """`_submit` for an order split into several Amazon orders (pipeline/split.py): every part is
+    previewed before any is created; `submitting` (with the parts) is committed before the first
+    create; a resumed attempt reads each part and creates only the missing ones."""
+    assert row.id is not None
+    resuming = row.order_state is OrderState.SUBMITTING
+    if resuming:
+        if not _record_submission(ctx, row.id, parts[0], version):
+            raise RetryLater(
+                "the order changed while the submission was resumed; replanning", count_attempt=False
+            )
+    else:
+        features = [p for p in parts if plan_features(p)]
+        verdict = _check_features(ctx, channel, _all_items(parts), outbound) if features else None
+        for part in parts if verdict is None else ():
+            previews = outbound.preview(part.preview)
+            verdict = judge_preview(previews, part, channel)
+            if verdict is not None and preview_unfulfillable(previews, part):
+                refuse(ctx, scoped, verdict.reason)
+                _fall_back(ctx, row.id, channel, verdict.reason, version)
+                return
+            if verdict is not None:
+                break
+        if verdict is not None:
+            refuse(ctx, scoped, verdict.reason)
+            _finish_with(ctx, row.id, Event.PARK, verdict.reason, version=version)
+            return
+        settle(ctx, row.id, scoped)
+        if not _mark_submitting(ctx, row.id, parts[0], version, parts):
+            return
+    created: list[str] = []
+    refused: list[str] = []
+    for part in parts:
+        sfo_id = part.seller_fulfillment_order_id
+        if resuming and _read_existing(outbound, sfo_id) is not None:
+            created.append(sfo_id)
+            continue
+        try:
+            outbound.create(part.create)
+        except amz.InvalidInput as exc:
+            if _read_existing(outbound, sfo_id) is not None:
+                created.append(sfo_id)
+            else:
+                refused.append(f"{sfo_id}: {exc.describe()}")
+            continue
+        except amz.SpApiError as exc:
+            if not exc.ambiguous or _read_existing(outbound, sfo_id) is None:
+                raise  # still `submitting`: the retry reads every part before creating again
+        created.append(sfo_id)
+    if not created:
+        _finish_with(ctx, row.id, Event.PARK, "Amazon rejected the order: " + "; ".join(refused))
+        return
+    reason = "; ".join(
+        [
+            f"created at Amazon as {len(created)} orders ({', '.join(created)})",
+            *([f"Amazon rejected part(s): {'; '.join(refused)}"] if refused else []),
+            *parts[0].notes,
+        ]
+    )
+    status = "Received"
+
+    def alert_refused(session: Session, locked: OrderRecord) -> None:
+        if refused:
+            owe_note(
+                session,
+                locked,
+                "split-refused",
+                ctx.bridge.clock.now(),
+                f"Amazon rejected part(s) of this split order ({'; '.join(refused)}); "
+                "ship those items another way.",
+            )
+
+    _finish_with(
+        ctx,
+        row.id,
+        Event.CREATED,
+        reason,
+        amazon_status=status,
+        sfo_id=parts[0].seller_fulfillment_order_id,
+        then=alert_refused,
+    )
+
+
+def _all_items(parts: tuple[Plan, ...]) -> Plan:
+    """One plan holding every part's items (for the eligibility check, asked once)."""
+    items = [i for p in parts for i in p.create.items]
+    return replace(parts[0], create=replace(parts[0].create, items=items))
+
+
 def _fall_back(ctx: JobContext, order_id: int, channel: Channel, reason: str, version: str) -> None:
     """Amazon cannot fulfil the order: park it, or hand it back, as the channel's `fallback` says."""
     decision = on_unfulfillable_preview(channel, reason)
@@ -291,7 +400,9 @@ def _read_existing(outbound: FulfillmentOutbound, sfo_id: str) -> FulfillmentOrd
         return None
 
 
-def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str) -> bool:
+def _mark_submitting(
+    ctx: JobContext, order_id: int, plan: Plan, version: str, parts: tuple[Plan, ...] = ()
+) -> bool:
     """Commit `submitting` (and what is being sent) before the create leaves, unless the order
     changed since it was planned: then the change's own job plans again, and this one stops."""
     now = ctx.bridge.clock.now()
@@ -312,6 +423,7 @@ def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str) -
             return False
         row.seller_fulfillment_order_id = plan.seller_fulfillment_order_id
         row.submission = submission_of(current, plan, version).to_json()
+        record_parts(session, order_id, [p.seller_fulfillment_order_id for p in parts], now)
         transition(session, row, Event.SUBMIT_STARTED, now, "preview passed; creating at Amazon")
     return True
 
