@@ -258,6 +258,31 @@ def record_parts(session: Session, order_id: int, sfo_ids: list[str], now: datet
             )
 
 
+def order_by_amazon_id(session: Session, seller_fulfillment_order_id: str) -> OrderRecord | None:
+    """The order an Amazon order id belongs to: the order itself, or the order it is a part of."""
+    row = (
+        session.execute(
+            select(OrderRecord).where(
+                col(OrderRecord.seller_fulfillment_order_id) == seller_fulfillment_order_id
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if row is not None:
+        return row
+    part = (
+        session.execute(
+            select(OrderPartRecord).where(
+                col(OrderPartRecord.seller_fulfillment_order_id) == seller_fulfillment_order_id
+            )
+        )
+        .scalars()
+        .first()
+    )
+    return session.get(OrderRecord, part.order_id) if part is not None else None
+
+
 def order_parts(session: Session, order_id: int) -> list[OrderPartRecord]:
     """The parts of a split order, in order (empty for an order sent whole)."""
     query = (
