@@ -4,7 +4,9 @@ Everything real but the outside world: the bridge's own web app, worker and cloc
 file, the bundled MCF simulator on a sped-up clock, and fake Shopify, WooCommerce and generic
 storefronts on loopback. It sends a few orders through signed webhooks and prints each order's
 way: accepted -> previewed -> created -> shipped -> tracking pushed. One Shopify order is split
-across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. Each
+across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. One
+asks for BLOCK_AMZL by its tag (shipped by another carrier than Amazon Logistics); one is beyond
+Amazon's 250 units and goes to Amazon as two orders, each tracked and pushed back. Each
 demo SKU's stock in the shops is shown before and after the orders ship (inventory sync is on).
 """
 
@@ -18,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ from .amazon.accounts import build_amazon
 from .amazon.simulator import Simulator, create_simulator_app, load_config, serve_in_thread
 from .app import create_app
 from .bootstrap import Bridge
-from .channels import ChannelsConfig, ShopifyOptions, load_channels
+from .channels import ChannelsConfig, Money, ShopifyOptions, load_channels
 from .clock import ScaledClock, SystemClock
 from .command import command
 from .fakes.local import start_local_shops
@@ -41,7 +44,15 @@ from .resources import example_channels_file, example_simulator_file
 from .runtime import make_worker
 from .scheduler import Clock
 from .settings import Settings
-from .store import OrderEventRecord, OrderRecord, PushRecord, make_engine, read_session
+from .store import (
+    OrderEventRecord,
+    OrderRecord,
+    PackageRecord,
+    PushRecord,
+    make_engine,
+    order_parts,
+    read_session,
+)
 from .storefronts.base import hmac_sha256_b64
 from .storefronts.generic import sign_standard_webhook
 from .storefronts.registry import Storefronts
@@ -88,11 +99,12 @@ def _now_iso() -> str:
 
 
 def _shopify_order(
-    order_id: int, lines: list[tuple[int, str, int]], cancelled: bool = False
+    order_id: int, lines: list[tuple[int, str, int]], cancelled: bool = False, tags: str = ""
 ) -> dict[str, Any]:
     now = _now_iso()
     return {
         "id": order_id,
+        "tags": tags,
         "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
         "name": f"#{order_id}",
         "email": "demo.buyer@example.com",
@@ -283,6 +295,8 @@ def _run(
             "WooCommerce #702: a poster that is out of stock at Amazon", "woo-main", "702", "needs_attention"
         ),
         DemoOrder("Own shop A-1001: generic signed webhook", "own-shop", "A-1001", "shipped"),
+        DemoOrder("Shopify #1004: a mug tagged MCF_BLOCK_AMZL", "shop-a", "1004", "shipped"),
+        DemoOrder("Shopify #1005: 260 mugs, beyond Amazon's 250 units", "shop-a", "1005", "shipped"),
     ]
     shopify.add_fulfillment_service(OTHER_APP, "https://print-on-demand.example/shopify")
     _seed_catalogs(shopify, woo, amazon_location)
@@ -300,12 +314,16 @@ def _run(
         fulfillment_order_groups=[["31"], ["32"]],
         locations=[AMAZON_LOCATION, OTHER_APP],
     )
+    shopify.add_order("1004", [("41", "MUG-WHITE", 1)], locations=AMAZON_LOCATION)
+    shopify.add_order("1005", [("51", "MUG-WHITE", 260)], locations=AMAZON_LOCATION)
     send = _Sender(web.base_url)
     send.shopify(_shopify_order(1001, [(11, "TSHIRT-BLUE-L", 2), (12, "TSHIRT-RED-M", 1)]))
     send.shopify(_shopify_order(1002, [(21, "MUG-WHITE", 1)]))
     send.shopify(_shopify_order(1003, split))
     send.woo(_woo_order(702, "POSTER-A2"))
     send.generic(_generic_order("A-1001"))
+    send.shopify(_shopify_order(1004, [(41, "MUG-WHITE", 1)], tags="gift, MCF_BLOCK_AMZL"))
+    send.shopify(_shopify_order(1005, [(51, "MUG-WHITE", 260)]))
     time.sleep(0.3)
     cancelled = _shopify_order(1002, [(21, "MUG-WHITE", 1)], cancelled=True)
     send.shopify(cancelled, topic="orders/cancelled")
@@ -321,6 +339,7 @@ def _run(
             f"tracking {', '.join(fulfillment.tracking_numbers)}"
         )
     _show_split(shopify, out)
+    _show_policies(bridge, shopify, out)
     events = [e for e in receiver.events if e.type != "inventory.updated"]
     out(
         f"generic shop received {len(events)} signed event(s): "
@@ -337,8 +356,14 @@ def _run(
 
 
 def _with_amazon_location(config: ChannelsConfig) -> ChannelsConfig:
-    """The demo's Shopify channel names Amazon's location, so split orders show what it does."""
-    shop = replace(config.channels["shop-a"], shopify=ShopifyOptions(locations=(AMAZON_LOCATION,)))
+    """The demo's Shopify channel names Amazon's location, so split orders show what it does; it
+    splits orders beyond Amazon's limits, with a fee cap that lets a 250-unit part through."""
+    shop = replace(
+        config.channels["shop-a"],
+        shopify=ShopifyOptions(locations=(AMAZON_LOCATION,)),
+        split_large_orders=True,
+        fee_cap=Money(Decimal("1000.00"), "USD"),
+    )
     return replace(config, channels={**config.channels, "shop-a": shop})
 
 
@@ -356,6 +381,39 @@ def _show_split(shopify: FakeShopify, out: Callable[[str], None]) -> None:
             f"fulfilled by Amazon, tracking {tracking}" if shipped else "left to its own app, unfulfilled"
         )
         out(f"Shopify order #1003 at '{where}' ({lines}): {fo.status}, {verdict}")
+
+
+def _show_policies(bridge: Bridge, shopify: FakeShopify, out: Callable[[str], None]) -> None:
+    """The BLOCK_AMZL order's carriers, and the Amazon orders the large order became."""
+    with read_session(bridge.engine) as session:
+        rows = {
+            r.external_id: r
+            for r in session.execute(
+                select(OrderRecord).where(
+                    col(OrderRecord.channel_id) == "shop-a",
+                    col(OrderRecord.external_id).in_(("1004", "1005")),
+                )
+            ).scalars()
+        }
+        blocked = rows.get("1004")
+        carriers = sorted(
+            {
+                p.carrier_code
+                for p in session.execute(
+                    select(PackageRecord).where(
+                        col(PackageRecord.order_id) == (blocked.id if blocked else -1)
+                    )
+                ).scalars()
+            }
+        )
+        large = rows.get("1005")
+        parts = [p.seller_fulfillment_order_id for p in order_parts(session, large.id or 0)] if large else []
+    out(f"Shopify order #1004 (BLOCK_AMZL) shipped with {', '.join(carriers) or '-'}: never Amazon Logistics")
+    out(
+        f"Shopify order #1005 (260 units) went to Amazon as {', '.join(parts) or '-'}; "
+        f"{len(shopify.fulfillments('1005'))} fulfillment(s) pushed to Shopify, "
+        f"{sum(shopify.remaining('1005').values())} unit(s) left to fulfil"
+    )
 
 
 def with_inventory_sync(config: ChannelsConfig, shopify_location: str = DEFAULT_LOCATION) -> ChannelsConfig:
@@ -415,7 +473,11 @@ def _stopper(stop: Callable[[], None], thread: threading.Thread) -> Callable[[],
 
 def _detail(event: OrderEventRecord, row: OrderRecord) -> str:
     if event.event in ("created", "created_on_hold"):
-        return f" as {row.seller_fulfillment_order_id}"
+        # "created at Amazon[ as N orders (...)][; skipped ...; feature ... required (...)]"
+        rest = event.reason.removeprefix("created at Amazon")
+        if rest.startswith(" as "):
+            return rest
+        return f" as {row.seller_fulfillment_order_id}{rest}"
     if event.event in ("park", "amazon:shipped", "pushed:shipment", "storefront:scope", "skip"):
         return f": {event.reason}"
     return ""
