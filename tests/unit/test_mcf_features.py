@@ -285,3 +285,17 @@ def test_simulated_feature_endpoints_answer_in_amazons_shape(sim: Simulator) -> 
         sim.get_feature_inventory(None, "BLANK_BOX", None)  # marketplaceId is required by the model
     with pytest.raises(ApiError):
         sim.get_feature_inventory("ATVPDKIKX0DER", "NO_SUCH_FEATURE", None)
+
+
+def test_simulator_refuses_a_feature_name_amazons_model_does_not_list(sim: Simulator) -> None:
+    with pytest.raises(ApiError) as caught:
+        sim.get_fulfillment_preview(preview_body("FBA-TSHIRT-RED-M", "BLOCK_AMZ"))
+    assert caught.value.status == 400 and "featureName" in str(caught.value.body())
+
+
+def test_our_preflight_schemas_refuse_a_feature_name_amazon_does_not_list() -> None:
+    base = plan_submission(order(), SHOP)
+    assert isinstance(base, Plan)
+    plan = with_features(base, ("NO_SUCH_FEATURE",))
+    assert schema_problems("spapi/create_fulfillment_order", plan.create.to_api())
+    assert schema_problems("spapi/get_fulfillment_preview", plan.preview.to_api())
