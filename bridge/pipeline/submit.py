@@ -383,13 +383,19 @@ def _check_features(
     features = plan_features(plan)
     if not features or not channel.features.check_eligibility:
         return None
-    found = ctx.services["amazon"].eligibility.ineligible(
-        outbound,
-        channel.account_id,
-        channel.marketplace_id,
-        features,
-        [item.seller_sku for item in plan.create.items],
-    )
+    try:
+        found = ctx.services["amazon"].eligibility.ineligible(
+            outbound,
+            channel.account_id,
+            channel.marketplace_id,
+            features,
+            [item.seller_sku for item in plan.create.items],
+        )
+    except amz.InvalidInput as exc:  # e.g. a feature Amazon does not offer in this marketplace
+        return Park(
+            f"Amazon refused to check eligibility for {', '.join(features)}: {exc.describe()}; remove the "
+            f"feature from the order or channel {channel.id}, or set mcf_features.check_eligibility: false"
+        )
     return judge_eligibility(found, channel)
 
 

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from bridge.amazon.simulator import Simulator
+from bridge.amazon.simulator.faults import Fault
 from bridge.bootstrap import Bridge
 from bridge.channels import FeatureOptions
 from bridge.store import OrderEventRecord, OrderRecord, read_session
@@ -125,3 +126,18 @@ def test_tags_are_ignored_when_the_channel_turns_them_off(
     assert row_of(bridge, "1105").state == "submitted"
     created = simulator.get_fulfillment_order("shop-a-1105")["payload"]["fulfillmentOrder"]
     assert "featureConstraints" not in created
+
+
+def test_an_eligibility_check_amazon_refuses_parks_the_order_saying_what_to_change(
+    client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
+) -> None:
+    simulator.faults.add(
+        Fault("getFeatureInventory", status=400, code="InvalidInput", message="Feature is not supported")
+    )
+    send(client, 1106, tags="MCF_BLOCK_AMZL")
+    worker.drain()
+    row = row_of(bridge, "1106")
+    assert row.state == "needs_attention"
+    assert "Amazon refused to check eligibility for BLOCK_AMZL" in row.attention_reason
+    assert "check_eligibility: false" in row.attention_reason
+    assert simulator.ledger.calls("createFulfillmentOrder") == 0
