@@ -4,14 +4,18 @@ Everything real but the outside world: the bridge's own web app, worker and cloc
 file, the bundled MCF simulator on a sped-up clock, and fake Shopify, WooCommerce and generic
 storefronts on loopback. It sends a few orders through signed webhooks and prints each order's
 way: accepted -> previewed -> created -> shipped -> tracking pushed. One Shopify order is split
-across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. One
-asks for BLOCK_AMZL by its tag (shipped by another carrier than Amazon Logistics); one is beyond
+across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. One is
+tagged `fba-hold`: it waits for approval, the demo approves it as an operator would
+(`operator.approve`, what `fba-bridge order shop-a 1004 approve` runs), and it ships. One asks
+for BLOCK_AMZL by its tag (shipped by another carrier than Amazon Logistics); one is beyond
 Amazon's 250 units and goes to Amazon as two orders, each tracked and pushed back. Each
 demo SKU's stock in the shops is shown before and after the orders ship (inventory sync is on).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import tempfile
 import threading
@@ -28,6 +32,7 @@ import httpx
 from sqlalchemy import select
 from sqlmodel import col
 
+from . import operator
 from .amazon.accounts import build_amazon
 from .amazon.simulator import Simulator, create_simulator_app, load_config, serve_in_thread
 from .app import create_app
@@ -76,6 +81,8 @@ LABELS = {
     "created": "created at Amazon",
     "created_on_hold": "created at Amazon on hold",
     "park": "needs attention",
+    "hold": "on hold",
+    "approve": "approved by an operator; planned again",
     "amazon:shipped": "shipped",
     "pushed:shipment": "tracking pushed to the storefront",
     "pushed:note": "note pushed to the storefront",
@@ -92,6 +99,7 @@ class DemoOrder:
     channel_id: str
     external_id: str
     expect: str  # the state the demo waits for
+    approve: bool = False  # the demo approves it, as an operator would, once it waits for approval
 
 
 def _now_iso() -> str:
@@ -103,8 +111,8 @@ def _shopify_order(
 ) -> dict[str, Any]:
     now = _now_iso()
     return {
-        "id": order_id,
         "tags": tags,
+        "id": order_id,
         "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
         "name": f"#{order_id}",
         "email": "demo.buyer@example.com",
@@ -214,7 +222,10 @@ class _Sender:
             {
                 "X-WC-Webhook-Topic": "order.created",
                 "X-WC-Webhook-Signature": hmac_sha256_b64(WOO_SECRET.encode(), raw),
-                "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex,
+                # As WooCommerce makes it: a hash of the webhook id and the current second.
+                "X-WC-Webhook-Delivery-ID": hmac.new(
+                    b"demo-site-salt", f"1{int(time.time())}".encode(), hashlib.md5
+                ).hexdigest(),
             },
         )
 
@@ -295,8 +306,9 @@ def _run(
             "WooCommerce #702: a poster that is out of stock at Amazon", "woo-main", "702", "needs_attention"
         ),
         DemoOrder("Own shop A-1001: generic signed webhook", "own-shop", "A-1001", "shipped"),
-        DemoOrder("Shopify #1004: a mug tagged MCF_BLOCK_AMZL", "shop-a", "1004", "shipped"),
-        DemoOrder("Shopify #1005: 260 mugs, beyond Amazon's 250 units", "shop-a", "1005", "shipped"),
+        DemoOrder("Shopify #1004: a T-shirt tagged fba-hold", "shop-a", "1004", "shipped", approve=True),
+        DemoOrder("Shopify #1006: a mug tagged MCF_BLOCK_AMZL", "shop-a", "1006", "shipped"),
+        DemoOrder("Shopify #1007: 260 mugs, beyond Amazon's 250 units", "shop-a", "1007", "shipped"),
     ]
     shopify.add_fulfillment_service(OTHER_APP, "https://print-on-demand.example/shopify")
     _seed_catalogs(shopify, woo, amazon_location)
@@ -307,6 +319,7 @@ def _run(
         "1001", [("11", "TSHIRT-BLUE-L", 2), ("12", "TSHIRT-RED-M", 1)], locations=AMAZON_LOCATION
     )
     shopify.add_order("1002", [("21", "MUG-WHITE", 1)], locations=AMAZON_LOCATION)
+    shopify.add_order("1004", [("41", "TSHIRT-RED-M", 1)], locations=AMAZON_LOCATION)
     split = [(31, "TSHIRT-RED-M", 2), (32, "HOODIE-PRINTED", 1)]
     shopify.add_order(
         "1003",
@@ -314,16 +327,17 @@ def _run(
         fulfillment_order_groups=[["31"], ["32"]],
         locations=[AMAZON_LOCATION, OTHER_APP],
     )
-    shopify.add_order("1004", [("41", "MUG-WHITE", 1)], locations=AMAZON_LOCATION)
-    shopify.add_order("1005", [("51", "MUG-WHITE", 260)], locations=AMAZON_LOCATION)
+    shopify.add_order("1006", [("61", "MUG-WHITE", 1)], locations=AMAZON_LOCATION)
+    shopify.add_order("1007", [("71", "MUG-WHITE", 260)], locations=AMAZON_LOCATION)
     send = _Sender(web.base_url)
     send.shopify(_shopify_order(1001, [(11, "TSHIRT-BLUE-L", 2), (12, "TSHIRT-RED-M", 1)]))
     send.shopify(_shopify_order(1002, [(21, "MUG-WHITE", 1)]))
     send.shopify(_shopify_order(1003, split))
+    send.shopify(_shopify_order(1004, [(41, "TSHIRT-RED-M", 1)], tags="gift, fba-hold"))
     send.woo(_woo_order(702, "POSTER-A2"))
     send.generic(_generic_order("A-1001"))
-    send.shopify(_shopify_order(1004, [(41, "MUG-WHITE", 1)], tags="gift, MCF_BLOCK_AMZL"))
-    send.shopify(_shopify_order(1005, [(51, "MUG-WHITE", 260)]))
+    send.shopify(_shopify_order(1006, [(61, "MUG-WHITE", 1)], tags="gift, MCF_BLOCK_AMZL"))
+    send.shopify(_shopify_order(1007, [(71, "MUG-WHITE", 260)]))
     time.sleep(0.3)
     cancelled = _shopify_order(1002, [(21, "MUG-WHITE", 1)], cancelled=True)
     send.shopify(cancelled, topic="orders/cancelled")
@@ -391,11 +405,11 @@ def _show_policies(bridge: Bridge, shopify: FakeShopify, out: Callable[[str], No
             for r in session.execute(
                 select(OrderRecord).where(
                     col(OrderRecord.channel_id) == "shop-a",
-                    col(OrderRecord.external_id).in_(("1004", "1005")),
+                    col(OrderRecord.external_id).in_(("1006", "1007")),
                 )
             ).scalars()
         }
-        blocked = rows.get("1004")
+        blocked = rows.get("1006")
         carriers = sorted(
             {
                 p.carrier_code
@@ -406,13 +420,13 @@ def _show_policies(bridge: Bridge, shopify: FakeShopify, out: Callable[[str], No
                 ).scalars()
             }
         )
-        large = rows.get("1005")
+        large = rows.get("1007")
         parts = [p.seller_fulfillment_order_id for p in order_parts(session, large.id or 0)] if large else []
-    out(f"Shopify order #1004 (BLOCK_AMZL) shipped with {', '.join(carriers) or '-'}: never Amazon Logistics")
+    out(f"Shopify order #1006 (BLOCK_AMZL) shipped with {', '.join(carriers) or '-'}: never Amazon Logistics")
     out(
-        f"Shopify order #1005 (260 units) went to Amazon as {', '.join(parts) or '-'}; "
-        f"{len(shopify.fulfillments('1005'))} fulfillment(s) pushed to Shopify, "
-        f"{sum(shopify.remaining('1005').values())} unit(s) left to fulfil"
+        f"Shopify order #1007 (260 units) went to Amazon as {', '.join(parts) or '-'}; "
+        f"{len(shopify.fulfillments('1007'))} fulfillment(s) pushed to Shopify, "
+        f"{sum(shopify.remaining('1007').values())} unit(s) left to fulfil"
     )
 
 
@@ -478,7 +492,7 @@ def _detail(event: OrderEventRecord, row: OrderRecord) -> str:
         if rest.startswith(" as "):
             return rest
         return f" as {row.seller_fulfillment_order_id}{rest}"
-    if event.event in ("park", "amazon:shipped", "pushed:shipment", "storefront:scope", "skip"):
+    if event.event in ("park", "hold", "amazon:shipped", "pushed:shipment", "storefront:scope", "skip"):
         return f": {event.reason}"
     return ""
 
@@ -489,6 +503,7 @@ def _follow(bridge: Bridge, orders: list[DemoOrder], out: Callable[[str], None],
     width = max(len(o.title) for o in orders)
     while time.monotonic() < deadline:
         done = True
+        to_approve: list[DemoOrder] = []
         with read_session(bridge.engine) as session:
             for demo in orders:
                 row = (
@@ -525,6 +540,10 @@ def _follow(bridge: Bridge, orders: list[DemoOrder], out: Callable[[str], None],
                     )
                 ).first()
                 done &= row.state == demo.expect and pending is None
+                if demo.approve and row.state == "awaiting_approval":
+                    to_approve.append(demo)
+        for demo in to_approve:
+            operator.approve(bridge, demo.channel_id, demo.external_id, actor="demo operator")
         if done:
             return True
         time.sleep(0.3)

@@ -31,7 +31,7 @@ def requested_features(order: CanonicalOrder, channel: Channel) -> tuple[tuple[s
         for tag in order.tags:
             feature = FEATURE_TAGS.get(tag.strip().upper())
             if feature is not None and feature not in sources:
-                sources[feature] = f"order tag {tag.strip()}"
+                sources[feature] = f"order tag MCF_{feature}"  # storefronts may lower-case tags
     ordered = tuple(f for f in MCF_FEATURES if f in sources)
     return ordered, tuple(f"feature {f} required ({sources[f]})" for f in ordered)
 

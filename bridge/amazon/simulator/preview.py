@@ -134,7 +134,7 @@ def _one_preview(
             "value": str(sum((i.weight * i.quantity for i in good), Decimal(0))),
         },
         "estimatedFees": _fees(speed, marketplace, good, config, required_features(body))
-        if good and not order_reasons
+        if _quoted(good, config) and not order_reasons
         else [],
         "fulfillmentPreviewShipments": _shipments(speed, good, config, now) if not order_reasons else [],
         "unfulfillablePreviewItems": [
@@ -152,6 +152,11 @@ def _one_preview(
     if "featureConstraints" in body:
         preview["featureConstraints"] = body["featureConstraints"]
     return preview
+
+
+def _quoted(good: list[_Item], config: SimulatorConfig) -> bool:
+    """Amazon quotes fees for a fulfillable preview, except where it does not (`no_fee_estimate`)."""
+    return bool(good) and not any(config.skus.get(i.sku, SkuConfig()).no_fee_estimate for i in good)
 
 
 def _fees(
