@@ -62,7 +62,7 @@ def _require_ready(bridge: Any) -> None:
     from .migrate import check_schema, require_existing
 
     try:
-        require_existing(bridge.settings.database_url)
+        require_existing(bridge.engine.url.render_as_string(hide_password=False))
         check_schema(bridge.engine)
     except DatabaseNotReady as exc:
         raise _not_ready(exc) from None
@@ -226,13 +226,37 @@ def simulator(host: str, port: int, speed: float, config_path: str | None, sqs_e
 @click.option(
     "--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for the orders"
 )
-def demo(timeout: float) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="keep the demo's bridge running with the console open (prints its URL and a one-time password)",
+)
+@click.option("--port", type=int, default=0, help="with --serve: the console's port (default: any free one)")
+def demo(timeout: float, serve: bool, port: int) -> None:
     """Run the whole loop with no credentials: SQLite, the MCF simulator, fake storefronts."""
+    import threading
+
     from .bootstrap import configure_logging
-    from .demo import run_demo
+    from .demo import run_demo, serve_console
 
     configure_logging("WARNING")
-    sys.exit(run_demo(click.echo, timeout))
+    then = serve_console(click.echo, threading.Event().wait) if serve else None
+    try:
+        sys.exit(run_demo(click.echo, timeout, then=then, port=port))
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@main.command("console-password")
+@click.password_option(help="the console password (asked for when not given)")
+def console_password(password: str) -> None:
+    """Print the hash to set as BRIDGE_CONSOLE_PASSWORD_HASH (the password itself is not stored)."""
+    from .web.console.auth import hash_password
+
+    try:
+        click.echo(hash_password(password))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _engine_and_clock() -> tuple[Any, Any]:
