@@ -739,9 +739,21 @@ class ShopifyFulfillmentOrders:
         return resolve_locations(options.locations, self.locations())
 
     def setup_problems(self) -> list[str]:
-        if not self.channel.shopify.restricted:
+        problems = self.check()[1] if self.channel.shopify.restricted else []
+        return problems + self.fallback_problems()
+
+    def fallback_problems(self) -> list[str]:
+        """`fallback: release` needs `fallback_location` to be an active location of the shop."""
+        fallback = self.channel.fallback
+        if fallback.action != "release" or not fallback.location:
             return []
-        return self.check()[1]
+        found = next((x for x in self.locations() if x.id == fallback.location), None)
+        if found is None or not found.active:
+            return [
+                f"fallback_location {fallback.location} is not an active location of the shop; use the id "
+                "of the location that ships what Amazon cannot (Settings > Locations)"
+            ]
+        return []
 
     def locations(self) -> list[Location]:
         out: list[Location] = []

@@ -120,3 +120,17 @@ def test_release_on_woocommerce_hands_the_order_back_with_a_note(
     row = order_row(bridge, "9005")
     assert row.state == "not_for_amazon"
     assert any("Handed back" in n for n in notes_owed(bridge, row.id))
+
+
+def test_the_shops_set_up_check_names_a_fallback_location_the_shop_does_not_have(
+    world: World,  # noqa: F811 (the fixture)
+) -> None:
+    set_fallback(world.bridge, "shop-a", "release", "gid://shopify/Location/999999")
+    source = world.worker.services["storefronts"].assignments(world.bridge.config.channels["shop-a"])
+    problems = source.setup_problems()
+    assert any(
+        "fallback_location gid://shopify/Location/999999 is not an active location" in p for p in problems
+    )
+    set_fallback(world.bridge, "shop-a", "release", world.shop.location_gid("Warehouse"))
+    source = world.worker.services["storefronts"].assignments(world.bridge.config.channels["shop-a"])
+    assert source.setup_problems() == []
