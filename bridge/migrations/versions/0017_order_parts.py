@@ -1,7 +1,7 @@
 """order parts: one storefront order, several Amazon orders
 
 Revision ID: 0017
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-05 07:30:00
 
 An order beyond Amazon's limits (100 items, 250 units) is split, under `split_large_orders`,
@@ -15,7 +15,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0016"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
