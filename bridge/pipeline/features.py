@@ -22,7 +22,7 @@ from .plan import Park, Plan
 
 
 def requested_features(order: CanonicalOrder, channel: Channel) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The features the order asks for, in Amazon's order of `MCF_FEATURES`, and a note per
+    """The features the order asks for, in the order of `MCF_FEATURES`, and a note per
     feature saying where it came from (the channel or a tag)."""
     sources: dict[str, str] = {
         f: f"channel {channel.id}'s mcf_features.always" for f in channel.features.always
