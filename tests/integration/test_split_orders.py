@@ -11,10 +11,12 @@ from sqlalchemy import select
 
 from bridge import jobs
 from bridge.amazon.simulator import Simulator
+from bridge.amazon.simulator.faults import Fault, FaultKind
 from bridge.bootstrap import Bridge
 from bridge.intake import JOB_SUBMIT
 from bridge.store import OrderPartRecord, PackageRecord, PushRecord, read_session, write_session
 from bridge.worker import Worker
+from tests.conftest import due_now
 from tests.integration.test_shopify_locations import World, world  # noqa: F401 (fixture)
 from tests.integration.test_submit import _reasons, order_row
 from tests.integration.test_sync import cancel, count
@@ -125,3 +127,40 @@ def test_every_part_is_synced_and_every_package_pushed_back_once(world: World) -
         world.ship()
     assert count(world.bridge, PushRecord, order_id=row.id, kind="shipment") == packages
     assert world.shop.calls("fulfillmentCreate", "ok") == packages
+
+
+def test_a_submission_interrupted_between_parts_creates_only_the_missing_part(
+    client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
+) -> None:
+    splitting(bridge)
+    simulator.faults.add(Fault("createFulfillmentOrder", kind=FaultKind.ACCEPT_THEN_DELAY))  # part 1: fine
+    simulator.faults.add(Fault("createFulfillmentOrder", status=500))  # part 2: outcome unknown
+    send_large(client, 7006, [(77, "TSHIRT-RED-M", 300)])
+    worker.drain()
+    assert order_row(bridge, "7006").state == "submitting"
+    due_now(bridge.engine)
+    worker.drain()
+    row = order_row(bridge, "7006")
+    assert row.state == "submitted"
+    assert simulator.ledger.creates("shop-a-7006-1") == 1 and simulator.ledger.creates("shop-a-7006-2") == 1
+    assert simulator.ledger.calls("getFulfillmentPreview") == 2, "a resumed submission does not preview again"
+
+
+def test_a_part_amazon_refuses_is_reported_and_the_other_parts_go_ahead(
+    client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
+) -> None:
+    splitting(bridge)
+    simulator.faults.add(Fault("createFulfillmentOrder", kind=FaultKind.ACCEPT_THEN_DELAY))
+    simulator.faults.add(Fault("createFulfillmentOrder", status=400, code="InvalidInput", message="Bad item"))
+    send_large(client, 7007, [(78, "TSHIRT-RED-M", 300)])
+    worker.drain()
+    row = order_row(bridge, "7007")
+    assert row.state == "submitted"
+    assert "Amazon rejected part(s): shop-a-7007-2" in _reasons(bridge, row)
+    with read_session(bridge.engine) as session:
+        notes = [
+            p.note
+            for p in session.execute(select(PushRecord).where(PushRecord.order_id == row.id)).scalars()
+            if p.kind == "note"
+        ]
+    assert any("ship those items another way" in n for n in notes)
