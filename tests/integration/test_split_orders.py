@@ -4,12 +4,14 @@ every package pushed back once, and a cancellation cancels every part."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from bridge import jobs
+from bridge.amazon.notifications import ingest_notification
 from bridge.amazon.simulator import Simulator
 from bridge.amazon.simulator.faults import Fault, FaultKind
 from bridge.bootstrap import Bridge
@@ -19,7 +21,7 @@ from bridge.worker import Worker
 from tests.conftest import due_now
 from tests.integration.test_shopify_locations import World, world  # noqa: F401 (fixture)
 from tests.integration.test_submit import _reasons, order_row
-from tests.integration.test_sync import cancel, count
+from tests.integration.test_sync import cancel, count, notification
 from tests.support import shopify_delivery, shopify_line, shopify_order
 
 
@@ -164,3 +166,17 @@ def test_a_part_amazon_refuses_is_reported_and_the_other_parts_go_ahead(
             if p.kind == "note"
         ]
     assert any("ship those items another way" in n for n in notes)
+
+
+def test_an_amazon_notification_about_a_later_part_reads_the_whole_order(
+    client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
+) -> None:
+    splitting(bridge)
+    send_large(client, 7008, [(79, "TSHIRT-RED-M", 260)])
+    worker.drain()
+    gets = simulator.ledger.calls("getFulfillmentOrder")
+    body = json.dumps(notification("shop-a-7008-2", "n-split")).encode()
+    assert ingest_notification(bridge.engine, body, bridge.clock).outcome == "queued"
+    worker.drain()
+    assert simulator.ledger.calls("getFulfillmentOrder") == gets + 2, "both parts are read"
+    assert order_row(bridge, "7008").last_synced_at is not None
