@@ -16,7 +16,7 @@ from bridge.bootstrap import Bridge
 from bridge.channels import FeatureOptions
 from bridge.store import OrderEventRecord, OrderRecord, read_session
 from bridge.worker import Worker
-from tests.support import shopify_delivery, shopify_order
+from tests.support import shopify_delivery, shopify_order, woo_delivery, woo_order
 
 REQUIRED = {"featureFulfillmentPolicy": "Required"}
 
@@ -141,3 +141,17 @@ def test_an_eligibility_check_amazon_refuses_parks_the_order_saying_what_to_chan
     assert "Amazon refused to check eligibility for BLOCK_AMZL" in row.attention_reason
     assert "check_eligibility: false" in row.attention_reason
     assert simulator.ledger.calls("createFulfillmentOrder") == 0
+
+
+def test_a_woocommerce_order_asks_for_a_feature_through_its_fba_tags_meta(
+    client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
+) -> None:
+    order = woo_order(1107)
+    order["line_items"][0]["sku"] = "MUG-WHITE"
+    order["meta_data"] = [{"id": 1, "key": "fba_tags", "value": "gift, MCF_BLOCK_AMZL"}]
+    body, headers = woo_delivery(order)
+    assert client.post("/webhooks/woo-main", data=body, headers=headers).status_code == 200
+    worker.drain()
+    assert row_of(bridge, "1107").state == "submitted"
+    created = simulator.get_fulfillment_order("woo-main-1107")["payload"]["fulfillmentOrder"]
+    assert created["featureConstraints"] == [{"featureName": "BLOCK_AMZL", **REQUIRED}]
