@@ -737,7 +737,12 @@ def _check_shops(config: Any) -> bool:
 
     ok = True
     for channel in config.channels.values():
-        if channel.platform != "shopify" or not channel.enabled or not channel.shopify.restricted:
+        releases = channel.fallback.action == "release"
+        if (
+            channel.platform != "shopify"
+            or not channel.enabled
+            or not (channel.shopify.restricted or releases)
+        ):
             continue
         pusher = ShopifyPusher(channel, SystemClock())
         try:

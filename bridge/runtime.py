@@ -23,6 +23,7 @@ from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.amend import handle_amend
 from .pipeline.cancel import handle_cancel
 from .pipeline.compaction import JOB_COMPACT, handle_compact
+from .pipeline.fallback import JOB_FALLBACK, handle_fallback
 from .pipeline.inventory import (
     JOB_INVENTORY_PUSH,
     JOB_INVENTORY_SYNC,
@@ -69,6 +70,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_SUBMIT: handle_submit,
     JOB_AMEND: handle_amend,
     JOB_RELEASE: handle_amend,
+    JOB_FALLBACK: handle_fallback,
     JOB_CANCEL: handle_cancel,
     JOB_PRIVACY: handle_privacy_job,
     JOB_SYNC: handle_sync,

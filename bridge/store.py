@@ -262,6 +262,84 @@ class FulfillmentUnitRecord(SQLModel, table=True):
     updated_at: datetime
 
 
+class OrderPartRecord(SQLModel, table=True):
+    """One Amazon order of a storefront order split under `split_large_orders` (pipeline/split.py):
+    part 1 is also the order row's `seller_fulfillment_order_id`. Sync reads every part and
+    records their shipments and packages on the order, so push-back stays once per package."""
+
+    __tablename__ = "order_parts"
+    __table_args__ = (
+        UniqueConstraint("order_id", "part", name="uq_order_parts_order_part"),
+        UniqueConstraint("seller_fulfillment_order_id", name="uq_order_parts_sfo_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    part: int
+    seller_fulfillment_order_id: str = Field(sa_column=Column(String(40), nullable=False))
+    amazon_status: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    amazon_status_updated_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+def record_parts(session: Session, order_id: int, sfo_ids: list[str], now: datetime) -> None:
+    """The Amazon orders of a split order (none for an order sent whole); idempotent."""
+    known = set(
+        session.execute(
+            select(col(OrderPartRecord.seller_fulfillment_order_id)).where(
+                col(OrderPartRecord.order_id) == order_id
+            )
+        ).scalars()
+    )
+    for part, sfo_id in enumerate(sfo_ids, start=1):
+        if sfo_id not in known:
+            session.add(
+                OrderPartRecord(
+                    order_id=order_id,
+                    part=part,
+                    seller_fulfillment_order_id=sfo_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+
+def order_by_amazon_id(session: Session, seller_fulfillment_order_id: str) -> OrderRecord | None:
+    """The order an Amazon order id belongs to: the order itself, or the order it is a part of."""
+    row = (
+        session.execute(
+            select(OrderRecord).where(
+                col(OrderRecord.seller_fulfillment_order_id) == seller_fulfillment_order_id
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if row is not None:
+        return row
+    part = (
+        session.execute(
+            select(OrderPartRecord).where(
+                col(OrderPartRecord.seller_fulfillment_order_id) == seller_fulfillment_order_id
+            )
+        )
+        .scalars()
+        .first()
+    )
+    return session.get(OrderRecord, part.order_id) if part is not None else None
+
+
+def order_parts(session: Session, order_id: int) -> list[OrderPartRecord]:
+    """The parts of a split order, in order (empty for an order sent whole)."""
+    query = (
+        select(OrderPartRecord)
+        .where(col(OrderPartRecord.order_id) == order_id)
+        .order_by(col(OrderPartRecord.part))
+    )
+    return list(session.execute(query).scalars())
+
+
 class AlertRecord(SQLModel, table=True):
     """An operator alert, one row per cause (`key`); see `bridge/alerts.py`."""
 

@@ -188,6 +188,27 @@ type Mutation {
     id: ID!
     message: String
   ): FulfillmentOrderRejectCancellationRequestPayload
+  fulfillmentOrderMove(
+    id: ID!
+    newLocationId: ID!
+    fulfillmentOrderLineItems: [FulfillmentOrderLineItemInput!]
+  ): FulfillmentOrderMovePayload
+}
+
+type FulfillmentOrderMovePayload {
+  movedFulfillmentOrder: FulfillmentOrder
+  originalFulfillmentOrder: FulfillmentOrder
+  userErrors: [FulfillmentOrderMoveFulfillmentOrderMoveUserError!]!
+}
+
+type FulfillmentOrderMoveFulfillmentOrderMoveUserError {
+  code: FulfillmentOrderMoveFulfillmentOrderMoveUserErrorCode
+  field: [String!]
+  message: String!
+}
+
+enum FulfillmentOrderMoveFulfillmentOrderMoveUserErrorCode {
+  CANNOT_MOVE_FULFILLMENT_ORDER_WITH_REPORTED_PROGRESS
 }
 
 type Shop {
@@ -1143,6 +1164,7 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
         ("Mutation", "fulfillmentOrderRejectCancellationRequest"): lambda _r, info, **a: ctx(info)._answer(
             a["id"], "CANCELLATION_REQUESTED", "CANCELLATION_REJECTED", None
         ),
+        ("Mutation", "fulfillmentOrderMove"): lambda _r, info, **a: ctx(info)._move(a),
     }
 
 
@@ -1895,6 +1917,63 @@ class FakeShopify:
         if status is not None:
             fo.status = status
         return {"fulfillmentOrder": fo, "userErrors": []}
+
+    def _move(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """`fulfillmentOrderMove`: only while Shopify lists MOVE among the fulfillment order's
+        supported actions; the whole fulfillment order moves when every unfulfilled unit goes and
+        nothing was fulfilled from it, else the units go to a new fulfillment order there."""
+
+        def refused(path: str, message: str) -> dict[str, Any]:
+            return {
+                "movedFulfillmentOrder": None,
+                "originalFulfillmentOrder": None,
+                "userErrors": [{"code": None, "field": [path], "message": message}],
+            }
+
+        fo = self._fulfillment_order_by_gid(args["id"])
+        if fo is None:
+            return refused("id", "Fulfillment order does not exist.")
+        location = self._location_by_gid(args["newLocationId"])
+        if location is None or not location.active:
+            return refused("newLocationId", "Location does not exist.")
+        if "MOVE" not in self._supported_actions(fo):
+            return refused("id", f"Cannot move fulfillment order {fo.id} in its current state.")
+        if location.id == fo.location_id:
+            return refused("newLocationId", "The fulfillment order is already assigned to this location.")
+        requested = args.get("fulfillmentOrderLineItems")
+        by_gid = {_gid("FulfillmentOrderLineItem", li.id): li for li in fo.line_items}
+        if requested is None:
+            wanted = {li.id: li.remaining for li in fo.line_items if li.remaining > 0}
+        else:
+            wanted = {}
+            for entry in requested:
+                li = by_gid.get(entry["id"])
+                quantity = int(entry["quantity"])
+                if li is None:
+                    return refused("fulfillmentOrderLineItems", "Fulfillment order line item does not exist.")
+                if quantity < 1 or quantity + wanted.get(li.id, 0) > li.remaining:
+                    return refused("fulfillmentOrderLineItems", "Quantity is invalid.")
+                wanted[li.id] = wanted.get(li.id, 0) + quantity
+        if not wanted:
+            return refused("id", "The fulfillment order has nothing left to move.")
+        whole = all(li.total == li.remaining and wanted.get(li.id, 0) == li.remaining for li in fo.line_items)
+        if whole:
+            fo.location_id = location.id
+            fo.request_status = "UNSUBMITTED"
+            return {"movedFulfillmentOrder": fo, "originalFulfillmentOrder": fo, "userErrors": []}
+        items = []
+        for li in fo.line_items:
+            quantity = wanted.get(li.id, 0)
+            if quantity:
+                li.remaining -= quantity
+                li.total -= quantity
+                items.append(FakeFulfillmentOrderLineItem(self._new_id(), li.line, quantity, quantity))
+        moved = FakeFulfillmentOrder(self._new_id(), fo.order_id, "OPEN", items, location.id)
+        self._fulfillment_orders[moved.id] = moved
+        self._orders[fo.order_id].fulfillment_orders.append(moved)
+        if all(li.remaining == 0 for li in fo.line_items) and fo.status != "CLOSED":
+            fo.status = "CLOSED"
+        return {"movedFulfillmentOrder": moved, "originalFulfillmentOrder": fo, "userErrors": []}
 
     def _order_update(self, data: Mapping[str, Any]) -> dict[str, Any]:
         order = self._order_by_gid(data["id"])
