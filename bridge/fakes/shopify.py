@@ -269,6 +269,7 @@ type Order {
   currencyCode: CurrencyCode!
   displayFinancialStatus: OrderDisplayFinancialStatus
   customAttributes: [Attribute!]!
+  customer: Customer
   shippingAddress: MailingAddress
   billingAddress: MailingAddress
   lineItems(
@@ -559,6 +560,20 @@ enum CurrencyCode {
 type Attribute {
   key: String!
   value: String
+}
+
+type Customer {
+  id: ID!
+  defaultEmailAddress: CustomerEmailAddress
+  defaultPhoneNumber: CustomerPhoneNumber
+}
+
+type CustomerEmailAddress {
+  emailAddress: String!
+}
+
+type CustomerPhoneNumber {
+  phoneNumber: String!
 }
 
 type MoneyV2 {
@@ -1278,6 +1293,7 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
             {"key": str(a.get("name") or ""), "value": None if a.get("value") is None else str(a["value"])}
             for a in _doc(o).get("note_attributes") or ()
         ],
+        ("Order", "customer"): lambda o, _i: _customer(_doc(o).get("customer")),
         ("Order", "shippingAddress"): lambda o, _i: _mailing_address(_doc(o).get("shipping_address")),
         ("Order", "billingAddress"): lambda o, _i: _mailing_address(_doc(o).get("billing_address")),
         ("Order", "lineItems"): lambda o, _i, **a: _connection(_document_lines(o), a),
@@ -1333,6 +1349,18 @@ def _doc(order: FakeOrder) -> dict[str, Any]:
 
 def _upper(value: Any) -> str | None:
     return value.upper() if isinstance(value, str) and value else None
+
+
+def _customer(customer: Any) -> dict[str, Any] | None:
+    """A REST `customer` block as GraphQL's `Customer` (only its default e-mail and phone)."""
+    if not isinstance(customer, dict):
+        return None
+    email, phone = customer.get("email"), customer.get("phone")
+    return {
+        "id": _gid("Customer", customer.get("id") or 1),
+        "defaultEmailAddress": {"emailAddress": email} if email else None,
+        "defaultPhoneNumber": {"phoneNumber": phone} if phone else None,
+    }
 
 
 def _mailing_address(address: Any) -> dict[str, Any] | None:

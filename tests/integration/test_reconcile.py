@@ -404,3 +404,38 @@ def test_the_summary_is_stored_on_the_cursor(
     assert cursor is not None and cursor.synced_until == bridge.clock.now()
     assert cursor.last_summary["new"] == 1 and cursor.running_until is None
     assert json.dumps(cursor.last_summary)  # plain JSON: counts and codes, no order content
+
+
+def test_the_listing_costs_what_it_estimates_and_reads_what_a_webhook_carries(shop: FakeShopify) -> None:
+    from graphql import OperationDefinitionNode, parse
+
+    from bridge.fakes.shopify import QueryCost
+    from bridge.storefronts.shopify_orders import (
+        LINES_PAGE,
+        LINES_PER_ORDER,
+        PAGE_SIZE,
+        RECONCILE_ORDER_LINES,
+        RECONCILE_ORDERS,
+    )
+
+    for operation, variables in (
+        (RECONCILE_ORDERS, {"first": PAGE_SIZE, "lines": LINES_PER_ORDER}),
+        (RECONCILE_ORDER_LINES, {"first": LINES_PAGE}),
+    ):
+        document = parse(operation.document)
+        [definition] = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        assert QueryCost(document, definition, variables).requested() == operation.estimated_cost
+    assert RECONCILE_ORDERS.estimated_cost <= 1000  # Shopify's single-query limit
+
+
+def test_the_customers_phone_read_back_matches_the_webhooks(
+    bridge: Bridge, client: FlaskClient, shop: FakeShopify, storefronts: Storefronts
+) -> None:
+    order = shopify_order(5500)
+    order["phone"] = None
+    order["customer"] = dict(order.get("customer") or {}, phone="+1 555 0100 999", email="c@example.com")
+    post_shopify(client, shop.put_order(order))
+
+    summary = run_pass(bridge, storefronts, "shop-a")
+
+    assert summary.outcomes == {"unchanged": 1}
