@@ -25,12 +25,25 @@ from typing import Any
 
 from .push import PushError
 from .reconcile import ListedOrder, WebhookState
-from .shopify_graphql import GraphQLOperation, ShopifyGraphQL, items, legacy, next_cursor, obj, too_large
+from .shopify_graphql import (
+    MIN_THROTTLE_RETRY_S,
+    GraphQLOperation,
+    ShopifyGraphQL,
+    items,
+    legacy,
+    next_cursor,
+    obj,
+    too_large,
+)
 
 PAGE_SIZE = 20
 LINES_PER_ORDER = 10
 LINES_PAGE = 100
 MAX_ORDER_PAGES = 10_000
+THROTTLE_RETRIES = 3
+#: A pass runs in the background: it may wait for the bucket longer than a push would (a full
+#: bucket restores in 20 s at the standard 50 points/s).
+MAX_PASS_WAIT_S = 30.0
 
 _LINE_FIELDS = """
       id
@@ -176,8 +189,19 @@ class ShopifyOrders:
         """The GraphQL client is the channel's shared one (one cost bucket per shop): kept open."""
 
     def _call(self, operation: GraphQLOperation, variables: dict[str, Any]) -> dict[str, Any]:
-        self.calls += 1
-        return self.client.call(operation, variables)
+        """One call; a `THROTTLED` answer (nothing was executed) is waited out on the clock and
+        asked again, a few times, so a pass does not end on a busy bucket. The client itself
+        waits before calls once it has seen the bucket's state."""
+        for attempt in range(THROTTLE_RETRIES + 1):
+            self.calls += 1
+            try:
+                return self.client.call(operation, variables)
+            except PushError as exc:
+                wait = exc.retry_after or MIN_THROTTLE_RETRY_S
+                if exc.code != "throttled" or attempt == THROTTLE_RETRIES or wait > MAX_PASS_WAIT_S:
+                    raise
+                self.client.clock.sleep(wait)
+        raise AssertionError("unreachable")
 
 
 def listed_order(node: dict[str, Any], line_nodes: list[Any]) -> ListedOrder:

@@ -439,3 +439,31 @@ def test_the_customers_phone_read_back_matches_the_webhooks(
     summary = run_pass(bridge, storefronts, "shop-a")
 
     assert summary.outcomes == {"unchanged": 1}
+
+
+def test_a_throttled_listing_waits_for_the_cost_bucket_on_the_clock(
+    bridge: Bridge, shop: FakeShopify, storefronts: Storefronts, clock: ManualClock
+) -> None:
+    for i in range(3):
+        shop.put_order(shopify_order(5600 + i))
+    shop.set_available(100)  # another app drained the shop's bucket
+    before = clock.monotonic()
+
+    summary = run_pass(bridge, storefronts, "shop-a")
+
+    assert summary.new == 3
+    assert shop.calls("ReconcileOrders", "throttled") == 1 and shop.calls("ReconcileOrders", "ok") == 1
+    assert clock.monotonic() - before >= (883 - 100) / 50  # waited on the clock, not the wall
+
+
+def test_a_pass_already_running_postpones_the_job_without_spending_an_attempt(
+    bridge: Bridge, shop: FakeShopify, amazon: Any
+) -> None:
+    _take(bridge, bridge.config.channels["shop-a"], "another-worker", None, bridge.clock.now())
+    with write_session(bridge.engine) as session:
+        jobs.enqueue(session, JOB_RECONCILE, payload={"channel_id": "shop-a", "since": None})
+    make_worker(bridge, amazon=amazon).run_once()
+    with read_session(bridge.engine) as session:
+        job = session.execute(select(JobRecord).where(col(JobRecord.kind) == JOB_RECONCILE)).scalars().one()
+    assert (job.status, job.attempts) == ("ready", 0)
+    assert "already running" in job.last_error
