@@ -62,7 +62,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -2234,33 +2234,36 @@ class FakeShopify:
             raise GraphQLError(f"The page size must be between 0 and {MAX_PAGE_SIZE}.")
         wanted = _updated_filter(args.get("query"))
         sort_key = args.get("sortKey") or "PROCESSED_AT"
+        epoch = datetime.min.replace(tzinfo=UTC)
 
-        def key(order: FakeOrder) -> tuple[str, int]:
+        def key(order: FakeOrder) -> tuple[datetime, int]:
             stamp = {
                 "UPDATED_AT": order.updated_at,
                 "CREATED_AT": order.processed_at,
                 "PROCESSED_AT": order.processed_at,
             }.get(sort_key)
-            return (_iso(stamp) or "" if sort_key != "ID" else "", int(order.id))
+            return (stamp or epoch if sort_key != "ID" else epoch, int(order.id))
 
-        found = [o for o in self._orders.values() if o.document is not None and o.updated_at]
-        listed = sorted(
-            (o for o in found if o.updated_at is not None and wanted(o.updated_at)),
-            key=key,
-            reverse=bool(args.get("reverse")),
-        )
+        reverse = bool(args.get("reverse"))
+        keyed = [
+            (key(o), o)
+            for o in self._orders.values()
+            if o.document is not None and o.updated_at is not None and wanted(o.updated_at)
+        ]
         if args.get("after"):
             try:
                 after = json.loads(base64.b64decode(args["after"], validate=True))
-                mark = (str(after["k"]), int(after["id"]))
+                mark = (datetime.fromisoformat(str(after["k"])), int(after["id"]))
             except (binascii.Error, ValueError, KeyError, TypeError):
                 raise GraphQLError("Invalid cursor for current pagination sort.") from None
-            listed = [o for o in listed if (key(o) < mark if args.get("reverse") else key(o) > mark)]
+            keyed = [(k, o) for k, o in keyed if (k < mark if reverse else k > mark)]
+        keyed.sort(key=lambda pair: pair[0], reverse=reverse)
+        listed = [o for _, o in keyed]
         window = listed[:first]
 
         def cursor(order: FakeOrder) -> str:
             k = key(order)
-            return base64.b64encode(json.dumps({"k": k[0], "id": k[1]}).encode()).decode()
+            return base64.b64encode(json.dumps({"k": k[0].isoformat(), "id": k[1]}).encode()).decode()
 
         return {
             "nodes": window,
