@@ -255,6 +255,7 @@ def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                 initial_figures = {}
             passes: list[dict[str, Any]] = []
             next_id = 100_001 + args.orders
+            cancelled: set[int] = set()
             for number in range(1, args.passes + 1):
                 # Changes 2 minutes after the last pass began: before its 5-minute overlap ends, so
                 # each pass reads this round's changes only (and nothing it read before).
@@ -263,7 +264,9 @@ def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                 cancels = max(1, args.changed // 10)
                 news = max(1, args.changed // 10)
                 edits = args.changed - cancels - news
-                touched = rng.sample(sorted(shop.documents), edits + cancels)
+                # Open orders only: a cancelled order's later versions are (rightly) not stored.
+                touched = rng.sample(sorted(set(shop.documents) - cancelled), edits + cancels)
+                cancelled.update(touched[edits:])
                 for order_id in touched[:edits]:
                     shop.edit(order_id)
                 for order_id in touched[edits:]:

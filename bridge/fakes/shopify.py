@@ -27,6 +27,11 @@ and answered in exactly the selection's shape, aliases included. What it holds a
 - Inventory (`fake.inventory`, its own block at the end of the module): items per SKU with
   `available` units per location, `inventoryItems(query: "sku:...")` and `inventorySetQuantities`
   with `changeFromQuantity` and the required `@idempotent` key; `sell()` is a sale in the shop.
+- The order listing reconciliation reads: `put_order(document)` creates or changes an order from
+  its REST document (the webhook body's shape), stamps `updated_at` with the fake's clock and
+  returns the body the matching webhook would carry; `orders(query: "updated_at:>='...'",
+  sortKey: UPDATED_AT, first, after)` serves those orders (content, lines, addresses, customer)
+  with keyset cursors. Orders seeded with `add_order` alone are not listed.
 - Authentication by `X-Shopify-Access-Token` (401 with Shopify's body otherwise; `revoke()`).
 - What `fba-bridge check channel` reads: `shop`, `currentAppInstallation.accessScopes` (set
   `access_scopes`) and the app's `webhookSubscriptions` (`add_webhook_subscription`).

@@ -29,7 +29,8 @@ secret: none answers 401 `woocommerce_rest_cannot_view` (or `_cannot_create` / `
 read-only key a write with 401 "does not have write permissions" -- the codes WooCommerce uses.
 Unlike the real store the fake accepts Basic auth over plain http (it is a local test server).
 
-Controls: `add_order` (or `auto_create_orders=True`: any order id exists), `order`,
+Controls: `add_order` (or `auto_create_orders=True`: any order id exists), `put_order` (a full
+REST order, stamped `date_modified_gmt`: what the order listing serves), `order`,
 `fail_next(route, status, count, retry_after)` (route "*" for any), `accept_then_drop_next(route,
 count)` (do the work, then drop the connection unanswered), `revoke()` / `reinstate()`,
 `key_permissions` ("read_write" | "read"), `shipment_tracking`, `calls` / `calls_of(route)` (every
