@@ -38,7 +38,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from .. import alerts
+from .. import alerts, jobs
 from ..bootstrap import Bridge
 from ..channels import RECONCILABLE_PLATFORMS, Channel
 from ..intake import SOURCE_RECONCILE, ingest
@@ -124,6 +124,15 @@ class PassSummary:
 def reconcile_key(channel_id: str) -> str:
     """The dedupe key of a channel's waiting reconcile job (the clock's and the operator's alike)."""
     return f"{JOB_RECONCILE}:{channel_id}"
+
+
+def enqueue_reconcile(session: Session, channel_id: str, since: datetime | None = None) -> bool:
+    """Queue a pass of the channel in the caller's transaction (`operator.request_reconcile`).
+    False when one is already waiting: a waiting pass reads from the cursor, so only a request
+    with an explicit `since` earlier than the cursor needs its own job (it gets one here)."""
+    payload = {"channel_id": channel_id, "since": since.isoformat() if since else None}
+    key = reconcile_key(channel_id) if since is None else f"{reconcile_key(channel_id)}:{since.isoformat()}"
+    return jobs.enqueue(session, JOB_RECONCILE, payload=payload, dedupe_key=key[:200])
 
 
 def reconcilable(bridge: Bridge, channel_id: str) -> Channel:

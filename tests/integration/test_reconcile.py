@@ -467,3 +467,22 @@ def test_a_pass_already_running_postpones_the_job_without_spending_an_attempt(
         job = session.execute(select(JobRecord).where(col(JobRecord.kind) == JOB_RECONCILE)).scalars().one()
     assert (job.status, job.attempts) == ("ready", 0)
     assert "already running" in job.last_error
+
+
+def test_requests_for_a_pass_wait_as_one_job_unless_they_read_further_back(bridge: Bridge) -> None:
+    from datetime import UTC, datetime
+
+    from bridge.pipeline.reconcile import enqueue_reconcile
+
+    since = datetime(2026, 11, 20, tzinfo=UTC)
+    with write_session(bridge.engine) as session:
+        assert enqueue_reconcile(session, "shop-a")
+        assert not enqueue_reconcile(session, "shop-a")
+        assert enqueue_reconcile(session, "shop-a", since)
+        assert not enqueue_reconcile(session, "shop-a", since)
+    with read_session(bridge.engine) as session:
+        payloads = [j.payload for j in session.execute(select(JobRecord)).scalars()]
+    assert payloads == [
+        {"channel_id": "shop-a", "since": None},
+        {"channel_id": "shop-a", "since": "2026-11-20T00:00:00+00:00"},
+    ]
