@@ -27,9 +27,25 @@ SQLITE_BUSY_TIMEOUT_S = 30
 REDACTED_BODY = b'{"redacted": true}'
 
 
+#: An order that needs a look by itself: parked, or flagged with a reason (`admin.ATTENTION_SQL`).
+ORDER_ATTENTION = "state = 'needs_attention' OR attention_reason != ''"
+
+
 class OrderRecord(SQLModel, table=True):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_external"),)
+    __table_args__ = (
+        UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_external"),
+        # The console's list (`admin.list_orders`): search by shop id or name, channel + state.
+        Index("ix_orders_external_id", "external_id"),
+        Index("ix_orders_display_id", "display_id"),
+        Index("ix_orders_channel_state", "channel_id", "state"),
+        Index(
+            "ix_orders_attention",
+            "id",
+            sqlite_where=text(ORDER_ATTENTION),
+            postgresql_where=text(ORDER_ATTENTION),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
@@ -54,6 +70,17 @@ class OrderRecord(SQLModel, table=True):
     audit_compacted_at: datetime | None = None
     #: The latest `estimatedShipDate` Amazon gave for the order's items (stuck-order alerts).
     amazon_ship_by: datetime | None = None
+    #: Merchant-policy rules that held the order for approval and those an operator approved:
+    #: `{"held": [rule ids], "approved": [rule ids]}` (pipeline/policies.py).
+    approvals: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+    @property
+    def approved_rules(self) -> frozenset[str]:
+        return frozenset((self.approvals or {}).get("approved", ()))
+
+    @property
+    def held_rules(self) -> tuple[str, ...]:
+        return tuple((self.approvals or {}).get("held", ()))
 
     @property
     def order_state(self) -> OrderState:

@@ -274,6 +274,7 @@ type Order {
   currencyCode: CurrencyCode!
   displayFinancialStatus: OrderDisplayFinancialStatus
   customAttributes: [Attribute!]!
+  tags: [String!]!
   customer: Customer
   shippingAddress: MailingAddress
   billingAddress: MailingAddress
@@ -302,6 +303,31 @@ type Order {
     query: String
   ): FulfillmentOrderConnection!
   fulfillments(first: Int, query: String): [Fulfillment!]!
+  risk: OrderRiskSummary!
+}
+
+type OrderRiskSummary {
+  assessments: [OrderRiskAssessment!]!
+  recommendation: OrderRiskRecommendationResult!
+}
+
+type OrderRiskAssessment {
+  riskLevel: RiskAssessmentResult!
+}
+
+enum OrderRiskRecommendationResult {
+  ACCEPT
+  CANCEL
+  INVESTIGATE
+  NONE
+}
+
+enum RiskAssessmentResult {
+  HIGH
+  LOW
+  MEDIUM
+  NONE
+  PENDING
 }
 
 type PageInfo {
@@ -520,6 +546,7 @@ type LineItem {
   requiresShipping: Boolean!
   isGiftCard: Boolean!
   originalUnitPriceSet: MoneyBag!
+  customAttributes: [Attribute!]!
 }
 
 scalar UnsignedInt64
@@ -816,6 +843,7 @@ class FakeLine:
     gift_card: bool = False
     price: str = "0.00"
     currency: str = "USD"
+    properties: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass
@@ -950,6 +978,9 @@ class FakeOrder:
     #: orders seeded with `add_order` only, which the `orders` listing leaves out.
     document: dict[str, Any] | None = None
     updated_at: datetime | None = None
+    # Order.risk: Shopify's recommendation and each assessment's risk level.
+    risk_recommendation: str = "ACCEPT"
+    risk_levels: tuple[str, ...] = ("LOW",)
 
 
 @dataclass(frozen=True)
@@ -1218,6 +1249,10 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
         ("Order", "id"): lambda o, _i: _gid("Order", o.id),
         ("Order", "fulfillmentOrders"): lambda o, _i, **a: _connection(o.fulfillment_orders, a),
         ("Order", "fulfillments"): lambda o, _i, **a: _limit(o.fulfillments, a.get("first")),
+        ("Order", "risk"): lambda o, _i: {
+            "recommendation": o.risk_recommendation,
+            "assessments": [{"riskLevel": level} for level in o.risk_levels],
+        },
         ("FulfillmentOrder", "id"): lambda fo, _i: _gid("FulfillmentOrder", fo.id),
         ("FulfillmentOrder", "order"): lambda fo, info: ctx(info)._orders[fo.order_id],
         ("FulfillmentOrder", "lineItems"): lambda fo, _i, **a: _connection(fo.line_items, a),
@@ -1299,6 +1334,9 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
             for a in _doc(o).get("note_attributes") or ()
         ],
         ("Order", "customer"): lambda o, _i: _customer(_doc(o).get("customer")),
+        ("Order", "tags"): lambda o, _i: [
+            t.strip() for t in str(_doc(o).get("tags") or "").split(",") if t.strip()
+        ],
         ("Order", "shippingAddress"): lambda o, _i: _mailing_address(_doc(o).get("shipping_address")),
         ("Order", "billingAddress"): lambda o, _i: _mailing_address(_doc(o).get("billing_address")),
         ("Order", "lineItems"): lambda o, _i, **a: _connection(_document_lines(o), a),
@@ -1323,6 +1361,10 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
             line.quantity if line.unfulfilled_quantity is None else line.unfulfilled_quantity
         ),
         ("LineItem", "isGiftCard"): lambda line, _i: line.gift_card,
+        ("LineItem", "customAttributes"): lambda line, _i: [
+            {"key": str(p.get("name") or ""), "value": None if p.get("value") is None else str(p["value"])}
+            for p in line.properties
+        ],
         ("LineItem", "originalUnitPriceSet"): lambda line, _i: {
             "shopMoney": {"amount": line.price, "currencyCode": line.currency},
             "presentmentMoney": {"amount": line.price, "currencyCode": line.currency},
@@ -1406,6 +1448,7 @@ def _document_lines(order: FakeOrder) -> list[FakeLine]:
             gift_card=item.get("gift_card") is True,
             price=str(item.get("price") or "0.00"),
             currency=currency,
+            properties=tuple(p for p in item.get("properties") or () if isinstance(p, dict)),
         )
         for item in order.document.get("line_items") or ()
     ]
@@ -1677,6 +1720,13 @@ class FakeShopify:
         """The stored document of an order `put_order` made (a webhook body of its latest state)."""
         with self._lock:
             return copy.deepcopy(self._orders[str(order_id)].document or {})
+
+    def set_risk(self, order_id: str, recommendation: str, levels: Sequence[str] = ("HIGH",)) -> None:
+        """What Shopify's fraud analysis says about the order (`Order.risk`)."""
+        with self._lock:
+            order = self._orders[str(order_id)]
+            order.risk_recommendation = recommendation
+            order.risk_levels = tuple(levels)
 
     def set_fulfillment_order_status(self, order_id: str, index: int, status: str) -> None:
         """Put the order's `index`-th fulfillment order on hold, schedule it, close it..."""

@@ -428,13 +428,19 @@ def test_the_listing_costs_what_it_estimates_and_reads_what_a_webhook_carries(sh
     assert RECONCILE_ORDERS.estimated_cost <= 1000  # Shopify's single-query limit
 
 
-def test_the_customers_phone_read_back_matches_the_webhooks(
+def test_an_order_read_back_is_the_order_its_webhook_carried(
     bridge: Bridge, client: FlaskClient, shop: FakeShopify, storefronts: Storefronts
 ) -> None:
+    """Customer phone fallback, tags, note attributes and line properties (a line's gift message):
+    everything the adapter reads must come back through GraphQL, or every pass would 'amend'."""
     order = shopify_order(5500)
     order["phone"] = None
     order["customer"] = dict(order.get("customer") or {}, phone="+1 555 0100 999", email="c@example.com")
+    order["tags"] = "VIP, fba-hold"
+    order["line_items"][0]["properties"] = [{"name": "_gift_message", "value": "Happy birthday"}]
     post_shopify(client, shop.put_order(order))
+    held = orders_of(bridge, "shop-a")["5500"].canonical()
+    assert held.tags == ("vip", "fba-hold") and held.lines[0].gift_message == "Happy birthday"
 
     summary = run_pass(bridge, storefronts, "shop-a")
 
@@ -453,7 +459,7 @@ def test_a_throttled_listing_waits_for_the_cost_bucket_on_the_clock(
 
     assert summary.new == 3
     assert shop.calls("ReconcileOrders", "throttled") == 1 and shop.calls("ReconcileOrders", "ok") == 1
-    assert clock.monotonic() - before >= (883 - 100) / 50  # waited on the clock, not the wall
+    assert clock.monotonic() - before >= (923 - 100) / 50  # waited on the clock, not the wall
 
 
 def test_a_pass_already_running_postpones_the_job_without_spending_an_attempt(
