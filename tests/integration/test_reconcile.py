@@ -492,3 +492,44 @@ def test_requests_for_a_pass_wait_as_one_job_unless_they_read_further_back(bridg
         {"channel_id": "shop-a", "since": None},
         {"channel_id": "shop-a", "since": "2026-11-20T00:00:00+00:00"},
     ]
+
+
+def test_an_operators_request_for_a_pass_is_run_by_the_worker(
+    bridge: Bridge, shop: FakeShopify, amazon: Any
+) -> None:
+    from bridge import operator
+
+    shop.put_order(shopify_order(5700))
+    assert operator.request_reconcile(bridge, "shop-a", actor="alice")
+
+    make_worker(bridge, amazon=amazon).run_once()
+
+    assert "5700" in orders_of(bridge, "shop-a")
+
+
+def test_webhooks_racing_a_pass_in_other_threads_create_each_order_once(
+    bridge: Bridge, app: Any, shop: FakeShopify, storefronts: Storefronts
+) -> None:
+    bodies = [shop.put_order(shopify_order(9000 + i)) for i in range(60)]
+    errors: list[BaseException] = []
+
+    def deliver(part: list[dict[str, Any]]) -> None:
+        client = app.test_client()
+        try:
+            for body in part:
+                post_shopify(client, body)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(bodies[i::3],)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    summary = run_pass(bridge, storefronts, "shop-a")
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert summary.found == 60
+    assert len(orders_of(bridge, "shop-a")) == 60
+    assert set(created_events(bridge).values()) == {1} and len(created_events(bridge)) == 60
+    assert len(submit_jobs(bridge)) == 60
