@@ -92,9 +92,20 @@ def adoption_path(state: OrderState, target: OrderState) -> list[Event] | None:
 
 
 def find_drift(
-    session: Session, bridge: Bridge, account_id: str, listed: Sequence[FulfillmentOrder], now: datetime
+    session: Session,
+    bridge: Bridge,
+    account_id: str,
+    listed: Sequence[FulfillmentOrder],
+    now: datetime,
+    *,
+    watched_since: datetime | None = None,
 ) -> DriftFound:
-    """Compare one listing of Amazon's changed orders with our tables (the sync's transaction)."""
+    """Compare one listing of Amazon's changed orders with our tables (the sync's transaction).
+
+    `watched_since`: where the previous listing of the account began (None on its first sync).
+    An order that is not ours and was received before then was there before the bridge (or was
+    reported when it first appeared): it is not reported again each time its status changes.
+    Orders with our id format are always reported, and ours always adopted."""
     if not listed:
         return DriftFound()
     channels = [c for c in bridge.config.channels.values() if c.account_id == account_id]
@@ -113,7 +124,8 @@ def find_drift(
         sfo_id = header.seller_fulfillment_order_id
         row = known.get(sfo_id) or _ours_unrecorded(session, channels, sfo_id)
         if row is None:
-            raised += _unknown(session, account_id, channels, header, now)
+            if _reportable(header, channels, watched_since):
+                raised += _unknown(session, account_id, channels, header, now)
         elif row.state in ADOPTABLE:
             if _adopt(session, row, header, now):
                 assert row.id is not None
@@ -123,6 +135,16 @@ def find_drift(
         elif row.state in ENDED_HERE and header.status not in AMAZON_FINAL:
             raised += _alert_state(session, row, header, now)
     return DriftFound(tuple(adopted), raised)
+
+
+def _reportable(
+    header: FulfillmentOrder, channels: Sequence[Channel], watched_since: datetime | None
+) -> bool:
+    if any(header.seller_fulfillment_order_id.startswith(f"{c.id}-") for c in channels):
+        return True
+    if watched_since is None:
+        return False
+    return header.received_date is None or header.received_date >= watched_since
 
 
 def _ours_unrecorded(session: Session, channels: Iterable[Channel], sfo_id: str) -> OrderRecord | None:

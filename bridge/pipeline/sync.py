@@ -94,7 +94,8 @@ def handle_sync(ctx: JobContext) -> None:
         raise amazon_retry(exc, _account_channel(bridge, account_id)) from None
     queued = 0
     with ctx.finish() as session:
-        drift = find_drift(session, bridge, account_id, changed, started)
+        watched_since = synced_until - SYNC_OVERLAP if cursor is not None else None
+        drift = find_drift(session, bridge, account_id, changed, started, watched_since=watched_since)
         for order_id in drift.adopted:
             queued += enqueue_order_sync(session, order_id, "adopted from Amazon's listing")
         for row, header in _ours(session, changed):

@@ -149,6 +149,14 @@ def test_an_order_amazon_fulfils_that_is_cancelled_here_raises_an_alert(
 def test_orders_at_amazon_that_are_not_ours_are_reported_once_each(
     bridge: Bridge, amazon_worker: Worker, simulator: Simulator, clock: ManualClock
 ) -> None:
+    simulator.create_fulfillment_order(manual_order("SC-BEFORE-1", clock.now().isoformat()))
+    clock.advance(600)
+    sync(bridge, amazon_worker)  # the first sync: what was there before the bridge is not drift
+    assert open_alerts(bridge, "amazon_drift") == []
+    clock.advance(240)
+    sync(bridge, amazon_worker)  # listed again (the overlap): still not drift
+    assert open_alerts(bridge, "amazon_drift") == []
+    clock.advance(600)
     now = clock.now().isoformat().replace("+00:00", "Z")
     simulator.create_fulfillment_order(manual_order("SC-MANUAL-1", now))
     simulator.create_fulfillment_order(manual_order("shop-a-424242", now))  # our format, unknown order
