@@ -9,7 +9,7 @@ read back from the API is interpreted by exactly the code that interprets webhoo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -30,11 +30,6 @@ class WebhookState:
     topic: str
     status: str
     delivery_url: str
-
-
-@dataclass
-class ListingReport:
-    webhooks: list[WebhookState] = field(default_factory=list)
 
 
 class OrderLister(Protocol):
