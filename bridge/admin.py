@@ -6,7 +6,7 @@ Everything here shows ids, states, SKUs and reasons, never addresses, names or c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, text, union
@@ -30,6 +30,7 @@ from .storefronts.base import ReturnItemRequest, ReturnRequest
 
 if TYPE_CHECKING:
     from .bootstrap import Bridge
+    from .storefronts.registry import Storefronts
 
 
 class AdminError(ValueError):
@@ -155,6 +156,11 @@ def account_problems(engine: Engine) -> list[alerts.AlertView]:
     return [a for a in alerts.list_alerts(engine) if a.account_id and a.order_id is None]
 
 
+def channel_problems(engine: Engine) -> list[alerts.AlertView]:
+    """Open alerts about a whole storefront channel (e.g. its credentials refused)."""
+    return [a for a in alerts.list_alerts(engine) if a.channel_id and a.order_id is None and not a.account_id]
+
+
 def open_breakers(engine: Engine) -> list[alerts.AlertView]:
     return [a for a in account_problems(engine) if a.kind == BREAKER_ALERT_KIND]
 
@@ -242,6 +248,77 @@ def job_counts(engine: Engine) -> dict[tuple[str, str], int]:
             )
         ).all()
     return {(kind, status): int(n) for kind, status, n in rows}
+
+
+@dataclass(frozen=True)
+class RetryingJob:
+    """A job that failed (or was put off) and waits for its next try: what `fba-bridge jobs` shows."""
+
+    id: int
+    kind: str
+    status: str
+    order: str  # `channel/#name` of its order, or "-"
+    attempts: int
+    max_attempts: int
+    next_try: datetime
+    last_error: str
+
+
+def retrying_jobs(engine: Engine, limit: int = 50) -> list[RetryingJob]:
+    """Waiting or running jobs whose last try failed or was put off, most recently failed first."""
+    query = (
+        select(
+            JobRecord, col(OrderRecord.channel_id), col(OrderRecord.display_id), col(OrderRecord.external_id)
+        )
+        .join(OrderRecord, col(OrderRecord.id) == col(JobRecord.order_id), isouter=True)
+        .where(col(JobRecord.status).in_((jobs.READY, jobs.RUNNING)), col(JobRecord.last_error) != "")
+        .order_by(col(JobRecord.updated_at).desc(), col(JobRecord.id).desc())
+        .limit(limit)
+    )
+    with read_session(engine) as session:
+        rows = session.execute(query).all()
+    return [
+        RetryingJob(
+            id=job.id or 0,
+            kind=job.kind,
+            status=job.status,
+            order=f"{channel}/{display or external}" if channel else "-",
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            next_try=datetime.fromtimestamp(job.run_at, UTC),
+            last_error=job.last_error,
+        )
+        for job, channel, display, external in rows
+    ]
+
+
+def recheck_channel(bridge: Bridge, channel_id: str, storefronts: Storefronts | None = None) -> bool:
+    """Ask CHANNEL's storefront now whether it takes our credentials. On success a parked channel
+    resumes (alert cleared, its waiting push jobs due now); a refusal parks it (or keeps it parked)
+    and raises `StorefrontRejected`. Returns False when the platform has no read-only check (the
+    generic channel): then the waiting jobs are made due now and the first one is the check."""
+    from .pipeline import storefront_access
+    from .storefronts.push import StorefrontRejected
+    from .storefronts.registry import Storefronts as Registry
+
+    channel = bridge.config.channel(channel_id)
+    if channel is None:
+        known = ", ".join(sorted(bridge.config.channels)) or "none"
+        raise AdminError(f"no channel {channel_id!r} in the channels file (known: {known})")
+    registry = storefronts or Registry(bridge.clock)
+    try:
+        checked = registry.for_channel(channel).check_credentials()
+    except StorefrontRejected as exc:
+        storefront_access.rejected(bridge.engine, bridge.clock, channel.id, exc.code, exc.message)
+        raise
+    finally:
+        if storefronts is None:
+            registry.close()
+    if checked:
+        storefront_access.accepted(bridge.engine, bridge.clock, channel.id)
+    else:
+        storefront_access.probe_now(bridge.engine, bridge.clock, channel.id)
+    return checked
 
 
 def dead_jobs(engine: Engine) -> list[JobRecord]:

@@ -191,16 +191,23 @@ class ShopifyOrders:
         """The GraphQL client is the channel's shared one (one cost bucket per shop): kept open."""
 
     def _call(self, operation: GraphQLOperation, variables: dict[str, Any]) -> dict[str, Any]:
-        """One call; a `THROTTLED` answer (nothing was executed) is waited out on the clock and
-        asked again, a few times, so a pass does not end on a busy bucket. The client itself
-        waits before calls once it has seen the bucket's state."""
+        """One call. Without a shared cost budget (`fba-bridge reconcile` in a shell) a
+        `THROTTLED` answer (nothing was executed) is waited out on the clock and asked again, a
+        few times, so a pass does not end on a busy bucket. In a worker the shared budget waits
+        before each call and may hand the job back instead (`pipeline/shop_budget.py`): its
+        `throttled` error propagates, and the job runs again later without spending an attempt."""
         for attempt in range(THROTTLE_RETRIES + 1):
             self.calls += 1
             try:
                 return self.client.call(operation, variables)
             except PushError as exc:
                 wait = exc.retry_after or MIN_THROTTLE_RETRY_S
-                if exc.code != "throttled" or attempt == THROTTLE_RETRIES or wait > MAX_PASS_WAIT_S:
+                if (
+                    exc.code != "throttled"
+                    or self.client.budget is not None
+                    or attempt == THROTTLE_RETRIES
+                    or wait > MAX_PASS_WAIT_S
+                ):
                     raise
                 self.client.clock.sleep(wait)
         raise AssertionError("unreachable")

@@ -1,7 +1,7 @@
 """reconciliation
 
 Revision ID: 0012
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-05 07:20:00
 
 Per-channel reconciliation cursors (how far the storefront's changed orders have been read, and
@@ -16,7 +16,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0016"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
