@@ -164,13 +164,12 @@ def run_pass(
     window_start, cursor_before = _take(bridge, channel, holder, since, started)
     summary = PassSummary(channel_id=channel.id, since=window_start)
     timer = time.perf_counter()
-    lister = storefronts.orders_for(channel)
-    calls_before = lister.calls
     try:
+        lister = storefronts.orders_for(channel)
+        calls_before = lister.calls
         _ingest_all(bridge, channel, lister, window_start, summary, holder)
         webhooks = lister.webhooks()
     except BaseException:
-        summary.calls = lister.calls - calls_before
         _release(bridge, channel.id, holder)
         raise
     summary.calls = lister.calls - calls_before
