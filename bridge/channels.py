@@ -80,6 +80,10 @@ class AmazonAccount:
     client_id: Secret = field(default_factory=lambda: Secret(""))
     client_secret: Secret = field(default_factory=lambda: Secret(""))
     refresh_token: Secret = field(default_factory=lambda: Secret(""))
+    #: An order at Amazon Received/Planning longer than this raises a stuck-order alert.
+    stuck_received_h: float = 24.0
+    #: An order Processing this long past Amazon's estimated ship date raises one too.
+    stuck_processing_grace_h: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,21 @@ class HoldRules:
 
 
 @dataclass(frozen=True)
+class ReconcileConfig:
+    """`reconcile:` of a channel: read the storefront's changed orders periodically, so a missed
+    webhook is found (`pipeline/reconcile.py`). On by default where the platform has an order API."""
+
+    enabled: bool = False
+    interval_s: float = 600.0
+    overlap_s: float = 300.0
+    first_lookback_h: float = 1.0
+
+
+#: Platforms with an order listing the reconciliation pass can read.
+RECONCILABLE_PLATFORMS = frozenset({"shopify", "woocommerce"})
+
+
+@dataclass(frozen=True)
 class Channel:
     id: str
     platform: str
@@ -253,6 +272,7 @@ class Channel:
     fallback: FallbackOptions = field(default_factory=FallbackOptions)
     # Orders beyond Amazon's limits (100 items, 250 units) become several MCF orders, not parked.
     split_large_orders: bool = False
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
 
     def intake_policy(self) -> IntakePolicy:
         return IntakePolicy(
@@ -506,6 +526,12 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
         _check_inventory(ch, ("channels", i), problem)
         _check_fallback(ch, ("channels", i), problem)
         _check_policies(ch, ("channels", i), problem)
+        if ch.get("platform") not in RECONCILABLE_PLATFORMS and (ch.get("reconcile") or {}).get("enabled"):
+            problem(
+                ("channels", i, "reconcile", "enabled"),
+                f"the {ch.get('platform')} platform has no order API to reconcile from",
+                "remove `reconcile` (the sender must retry failed deliveries; see the README)",
+            )
         if ch.get("platform") == "generic":
             for j, secret in enumerate(ch.get("webhook_secrets", [])):
                 if not _is_standard_webhooks_secret(secret):
@@ -770,6 +796,8 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
             client_id=_secret(a.get("client_id")),
             client_secret=_secret(a.get("client_secret")),
             refresh_token=_secret(a.get("refresh_token")),
+            stuck_received_h=float((a.get("stuck") or {}).get("received_h", 24)),
+            stuck_processing_grace_h=float((a.get("stuck") or {}).get("processing_grace_h", 12)),
         )
     only_account = next(iter(accounts)) if len(accounts) == 1 else ""
     channels = {}
@@ -779,6 +807,7 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
         payment = ch.get("payment", {})
         fee_cap = ch.get("fee_cap")
         stock = ch.get("inventory") or {}
+        reconcile = ch.get("reconcile") or {}
         channels[ch["id"]] = Channel(
             id=ch["id"],
             platform=ch["platform"],
@@ -838,6 +867,12 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
             split_large_orders=ch.get("split_large_orders", False),
             fallback=FallbackOptions(
                 action=ch.get("fallback", "none"), location=ch.get("fallback_location", "")
+            ),
+            reconcile=ReconcileConfig(
+                enabled=reconcile.get("enabled", True) and ch["platform"] in RECONCILABLE_PLATFORMS,
+                interval_s=float(reconcile.get("interval_s", 600)),
+                overlap_s=float(reconcile.get("overlap_s", 300)),
+                first_lookback_h=float(reconcile.get("first_lookback_h", 1)),
             ),
         )
     return ChannelsConfig(channels=channels, accounts=accounts, source=source, warnings=warnings)

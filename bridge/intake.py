@@ -27,7 +27,7 @@ from .orders import (
     StoredOrder,
     decide_intake,
 )
-from .store import REDACTED_BODY, DeliveryRecord, OrderEventRecord, OrderRecord, write_session
+from .store import REDACTED_BODY, DeliveryRecord, OrderEventRecord, OrderRecord, read_session, write_session
 from .storefronts.base import Delivery, Rejection, ReturnRequest
 
 log = logging.getLogger("bridge.intake")
@@ -49,7 +49,7 @@ class IngestResult:
 
 
 def _insert_delivery(
-    session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock
+    session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock, source: str
 ) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
     existing = session.execute(
@@ -68,6 +68,7 @@ def _insert_delivery(
         received_at=clock.now(),
         # A privacy request names the customer it is about; keeping it would defeat its purpose.
         body=REDACTED_BODY if delivery.privacy is not None else body,
+        source=source,
     )
     session.add(record)
     session.flush()
@@ -169,12 +170,27 @@ def _apply(
     return decision, row.id
 
 
-def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> IngestResult:
-    """Store one delivery and its effect atomically. Database errors propagate (caller: 503)."""
+SOURCE_WEBHOOK = "webhook"
+SOURCE_RECONCILE = "reconcile"
+
+
+def ingest(
+    engine: Engine,
+    channel: Channel,
+    delivery: Delivery,
+    body: bytes,
+    clock: Clock,
+    *,
+    source: str = SOURCE_WEBHOOK,
+) -> IngestResult:
+    """Store one delivery and its effect atomically. Database errors propagate (caller: 503).
+
+    `source` says where the delivery came from: the storefront's webhook, or a reconciliation
+    pass that read the order back (a synthetic delivery); both converge the same way."""
     for attempt in range(_CONFLICT_RETRIES):
         try:
             with write_session(engine) as session:
-                delivery_id = _insert_delivery(session, channel, delivery, body, clock)
+                delivery_id = _insert_delivery(session, channel, delivery, body, clock, source)
                 if delivery_id is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
                 outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
@@ -190,6 +206,28 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
             if attempt == _CONFLICT_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class StoredDelivery:
+    outcome: str
+    same_body: bool
+
+
+def stored_delivery(engine: Engine, channel_id: str, delivery_key: str, body: bytes) -> StoredDelivery | None:
+    """The delivery stored under `delivery_key`, if any: what it did and whether `body` is the
+    same bytes (a sender's retry), read in one indexed lookup. Lets the web layer answer a retry
+    without parsing or validating the body again."""
+    with read_session(engine) as session:
+        row = session.execute(
+            select(col(DeliveryRecord.outcome), col(DeliveryRecord.body)).where(
+                col(DeliveryRecord.channel_id) == channel_id,
+                col(DeliveryRecord.delivery_key) == delivery_key[:200],
+            )
+        ).first()
+    if row is None:
+        return None
+    return StoredDelivery(outcome=row[0] or "duplicate", same_body=bytes(row[1]) == body)
 
 
 def queue_return(session: Session, row: OrderRecord, request: ReturnRequest, now: datetime) -> None:

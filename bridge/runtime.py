@@ -32,6 +32,7 @@ from .pipeline.inventory import (
 )
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
+from .pipeline.reconcile import JOB_RECONCILE, handle_reconcile
 from .pipeline.requests import (
     JOB_ANSWER_CANCELLATION,
     JOB_REQUESTS,
@@ -86,6 +87,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_ANSWER_CANCELLATION: handle_answer_cancellation,
     JOB_INVENTORY_SYNC: handle_inventory_sync,
     JOB_INVENTORY_PUSH: handle_inventory_push,
+    JOB_RECONCILE: handle_reconcile,
 }
 
 

@@ -79,6 +79,8 @@ class OrderRecord(SQLModel, table=True):
     submission: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     #: When the routine entries of this finished order's audit trail were dropped (`compaction.py`).
     audit_compacted_at: datetime | None = None
+    #: The latest `estimatedShipDate` Amazon gave for the order's items (stuck-order alerts).
+    amazon_ship_by: datetime | None = None
     #: Merchant-policy rules that held the order for approval and those an operator approved:
     #: `{"held": [rule ids], "approved": [rule ids]}` (pipeline/policies.py).
     approvals: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -129,6 +131,9 @@ class DeliveryRecord(SQLModel, table=True):
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     outcome: str = Field(default="", sa_column=Column(String(40), nullable=False, default=""))
     order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    #: `webhook` (the storefront posted it) or `reconcile` (a reconciliation pass read the order
+    #: from the storefront's API and fed it through the same intake; `pipeline/reconcile.py`).
+    source: str = Field(default="webhook", sa_column=Column(String(16), nullable=False, default="webhook"))
 
 
 class JobRecord(SQLModel, table=True):
@@ -369,6 +374,23 @@ class SyncCursorRecord(SQLModel, table=True):
 
     account_id: str = Field(sa_column=Column(String(64), primary_key=True))
     synced_until: datetime
+    updated_at: datetime
+
+
+class ReconcileCursorRecord(SQLModel, table=True):
+    """Per channel: up to when the storefront's changed orders have been read completely
+    (`pipeline/reconcile.py`), and who is reading them now (one pass per channel at a time)."""
+
+    __tablename__ = "reconcile_cursors"
+
+    channel_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    #: Our clock at the start of the last complete pass; the next pass reads from here minus an overlap.
+    synced_until: datetime | None = None
+    #: Lease of the pass running now, epoch seconds in database time (`db_now`).
+    running_until: float | None = None
+    holder: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    #: Counts of the last complete pass (JSON), for `fba-bridge channels` and the console.
+    last_summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime
 
 

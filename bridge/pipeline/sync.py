@@ -44,6 +44,7 @@ from ..store import (
 )
 from ..worker import JobContext
 from .common import JOB_PUSH, amazon_retry, owe_note
+from .drift import check_stuck, find_drift
 from .fallback import (
     FINAL_UNSHIPPED,
     release_after_create,
@@ -104,6 +105,10 @@ def handle_sync(ctx: JobContext) -> None:
         raise amazon_retry(exc, _account_channel(bridge, account_id)) from None
     queued = 0
     with ctx.finish() as session:
+        watched_since = synced_until - SYNC_OVERLAP if cursor is not None else None
+        drift = find_drift(session, bridge, account_id, changed, started, watched_since=watched_since)
+        for order_id in drift.adopted:
+            queued += enqueue_order_sync(session, order_id, "adopted from Amazon's listing")
         for row, header in _ours(session, changed):
             if (
                 row.amazon_status == header.status
@@ -183,7 +188,8 @@ def handle_sync_stale(ctx: JobContext) -> None:
             jobs.enqueue(session, JOB_TRACK, order_id=order_id, dedupe_key=f"{JOB_TRACK}:{order_id}")
             for order_id in in_transit
         )
-    log.info("stale-order sync queued=%d tracking refresh queued=%d", queued, tracked)
+        stuck = check_stuck(session, ctx.bridge, ctx.bridge.clock.now())
+    log.info("stale-order sync queued=%d tracking refresh queued=%d stuck=%d", queued, tracked, stuck)
 
 
 def handle_track(ctx: JobContext) -> None:
@@ -314,6 +320,8 @@ def apply_amazon_order(
     row.amazon_status = amazon.status
     row.amazon_status_updated_at = amazon.status_updated_date
     row.last_synced_at = now
+    ship_by = [item.estimated_ship_date for item in amazon.items if item.estimated_ship_date is not None]
+    row.amazon_ship_by = max(ship_by) if ship_by else row.amazon_ship_by
     line_of_item = _line_ids(row)
     new_packages: list[PackageRecord] = []
     for shipment in amazon.shipments:

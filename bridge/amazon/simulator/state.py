@@ -751,6 +751,18 @@ class Simulator:
         if which in {"rate", "both"}:
             self.rate_clock.advance(seconds)
 
+    def stall(self, seller_fulfillment_order_id: str, stalled: bool = True) -> None:
+        """From now on the order makes no progress (stays Received, Planning or Processing), as
+        an order stuck in Amazon's network does; `stalled=False` lets it go on from now, each
+        remaining milestone later by the time it stood still. One stall per order."""
+        with self._lock:
+            order = self._order(seller_fulfillment_order_id)
+            now = self._now().replace(microsecond=0)
+            if stalled:
+                order.stalled_at, order.resumed_at = now, None
+            elif order.stalled_at is not None and order.resumed_at is None:
+                order.resumed_at = now
+
     def now(self) -> datetime:
         """The fulfilment clock's current time."""
         return self._now()
