@@ -22,6 +22,7 @@ from .clock import Clock
 from .orders import (
     CanonicalOrder,
     IntakeDecision,
+    OrderState,
     Outcome,
     PaymentState,
     StoredOrder,
@@ -39,6 +40,7 @@ JOB_AMEND = "amend"
 JOB_PRIVACY = "privacy"
 JOB_RETURN = "return"
 _CONFLICT_RETRIES = 3
+PARKED = frozenset({OrderState.NEEDS_ATTENTION, OrderState.NOT_FOR_AMAZON, OrderState.AWAITING_APPROVAL})
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,13 @@ def _apply(
     )
     row = session.execute(query.with_for_update()).scalars().first()
     stored = (
-        StoredOrder(row.order_state, row.canonical(), reached_amazon=row.amazon_status is not None)
+        StoredOrder(
+            row.order_state,
+            row.canonical(),
+            reached_amazon=row.amazon_status is not None,
+            held_by_rules=row.order_state is OrderState.AWAITING_APPROVAL
+            and bool((row.approvals or {}).get("held")),
+        )
         if row
         else None
     )
@@ -132,6 +140,10 @@ def _apply(
             row.data = decision.order.to_json()
             row.display_id = decision.order.display_id[:128]
         if decision.state is not None:
+            if decision.state.value != row.state and row.order_state in PARKED:
+                # Re-planned from scratch: the old reason (and a rule's hold) no longer applies.
+                row.attention_reason = ""
+                row.approvals = {**(row.approvals or {}), "held": []}
             row.state = decision.state.value
         row.updated_at = now
         session.add(row)

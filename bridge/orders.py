@@ -242,6 +242,7 @@ TRANSITIONS: dict[tuple[OrderState, Event], OrderState] = {
     (S.NEEDS_ATTENTION, E.HOLD): S.AWAITING_APPROVAL,
     (S.NOT_FOR_AMAZON, E.HOLD): S.AWAITING_APPROVAL,
     (S.AWAITING_APPROVAL, E.APPROVE): S.RECEIVED,
+    (S.AWAITING_APPROVAL, E.RETRY): S.RECEIVED,  # the storefront changed what a rule held it for
     (S.AWAITING_APPROVAL, E.CANCEL): S.CANCELLED,
     (S.AWAITING_APPROVAL, E.PAID): S.AWAITING_APPROVAL,
     (S.AWAITING_APPROVAL, E.HOLD): S.AWAITING_APPROVAL,
@@ -344,6 +345,9 @@ class StoredOrder:
     state: OrderState
     order: CanonicalOrder
     reached_amazon: bool = False  # Amazon ever held an order for it (created, then maybe cancelled)
+    # Waiting for approval because a channel rule held it (not an operator): a storefront change
+    # (a tag removed, an amount lowered) is judged by the rules again.
+    held_by_rules: bool = False
 
 
 @dataclass(frozen=True)
@@ -424,7 +428,9 @@ def decide_intake(
         # A parked order is re-evaluated from scratch: the merchant may have fixed what parked it.
         events: tuple[Event, ...] = ()
         state = existing.state
-        if state in (S.NEEDS_ATTENTION, S.NOT_FOR_AMAZON):
+        if state in (S.NEEDS_ATTENTION, S.NOT_FOR_AMAZON) or (
+            state is S.AWAITING_APPROVAL and existing.held_by_rules
+        ):
             state, events = _initial_state(incoming, policy), (E.RETRY,)
         elif state is S.AWAITING_PAYMENT and incoming.payment_state in policy.ship_on:
             state, events = next_state(state, E.PAID), (E.PAID,)

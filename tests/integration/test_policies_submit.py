@@ -132,6 +132,27 @@ def test_tags_skip_or_hold_a_shopify_order_per_order(
     assert simulator.ledger.calls("getFulfillmentPreview") == 0
 
 
+def test_removing_the_hold_tag_in_the_shop_releases_a_rule_held_order_but_not_an_operator_hold(
+    client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
+) -> None:
+    from bridge import operator
+
+    send_shopify(client, 2003, tags="fba-hold")
+    send_shopify(client, 2004)
+    operator.hold(bridge, "shop-a", "2004", actor="alice", reason="customer asked to wait")
+    worker.drain()
+    assert order_row(bridge, "2003").state == "awaiting_approval"
+    later = "2026-11-01T11:00:00-05:00"
+    send_shopify(client, 2003, tags="", updated_at=later, note="tag removed")
+    send_shopify(client, 2004, updated_at=later, note="address checked")
+    worker.drain()
+    released = order_row(bridge, "2003")
+    assert released.state == "submitted" and released.attention_reason == ""
+    kept = order_row(bridge, "2004")
+    assert kept.state == "awaiting_approval" and kept.attention_reason.startswith("held by alice")
+    assert simulator.ledger.calls("createFulfillmentOrder") == 1
+
+
 def test_a_woocommerce_meta_rule_holds_and_names_the_key(
     client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
 ) -> None:
