@@ -446,6 +446,26 @@ def test_run_a_reconciliation_pass_queues_one_job_per_channel(
     assert "no order API" in page
 
 
+def test_channels_page_shows_how_far_each_channel_is_reconciled(
+    bridge: Bridge, operator_client: FlaskClient
+) -> None:
+    from bridge.store import ReconcileCursorRecord, write_session
+
+    page = operator_client.get("/console/channels").get_data(as_text=True)
+    assert "no complete pass yet" in page
+    with write_session(bridge.engine) as session:
+        session.add(
+            ReconcileCursorRecord(
+                channel_id="shop-a",
+                synced_until=bridge.clock.now(),
+                updated_at=bridge.clock.now(),
+                last_summary={"new": 3, "amendments": 1, "cancellations": 0, "nothing_to_do": 96, "calls": 5},
+            )
+        )
+    page = operator_client.get("/console/channels").get_data(as_text=True)
+    assert "3 new, 1 amended, 0 cancelled, 96 unchanged, 5 storefront calls" in page
+
+
 def test_login_settings_reject_a_non_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     from bridge.settings import SettingsError
 

@@ -7,7 +7,7 @@ templates show it only through `mask.py` unless an operator revealed it (`reveal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from ...store import (
     OrderRecord,
     PackageRecord,
     PushRecord,
+    ReconcileCursorRecord,
     ShipmentRecord,
     SyncCursorRecord,
     db_now,
@@ -93,6 +94,9 @@ class ChannelStatus:
     last_sync: datetime | None
     last_reconcile: JobRecord | None
     orders: int
+    # The last complete reconciliation pass: read up to when, and what it found (counts only).
+    reconciled_until: datetime | None = None
+    reconcile_summary: dict[str, Any] = field(default_factory=dict)
 
 
 def _masked(count: int) -> str:
@@ -126,6 +130,7 @@ def channel_statuses(engine: Engine, config: ChannelsConfig) -> list[ChannelStat
     newest reconciliation pass still on record (finished jobs are compacted after a while)."""
     with read_session(engine) as session:
         cursors = {c.account_id: c.updated_at for c in session.execute(select(SyncCursorRecord)).scalars()}
+        reconciled = {c.channel_id: c for c in session.execute(select(ReconcileCursorRecord)).scalars()}
         passes = list(
             session.execute(
                 select(JobRecord)
@@ -149,6 +154,8 @@ def channel_statuses(engine: Engine, config: ChannelsConfig) -> list[ChannelStat
             last_sync=cursors.get(channel.account_id),
             last_reconcile=newest.get(channel.id),
             orders=int(counts.get(channel.id, 0)),
+            reconciled_until=reconciled[channel.id].synced_until if channel.id in reconciled else None,
+            reconcile_summary=dict(reconciled[channel.id].last_summary) if channel.id in reconciled else {},
         )
         for channel in sorted(config.channels.values(), key=lambda c: c.id)
     ]
