@@ -139,7 +139,7 @@ def _local_or_https(url: str, name: str) -> str:
     return url
 
 
-_SQS_HOST = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$|^([a-z0-9-]+)\.queue\.amazonaws\.com$")
+_SQS_HOST = re.compile(r"sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com")
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def _sqs(env: Mapping[str, str]) -> SqsSettings:
         _local_or_https(endpoint, "BRIDGE_SQS_ENDPOINT_URL")
     region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
     if not region and url:
-        match = _SQS_HOST.match(urlsplit(url).hostname or "")
+        match = _SQS_HOST.fullmatch(urlsplit(url).hostname or "")
         region = (match.group(1) or match.group(3)) if match else ""
     if url and not region:
         raise SettingsError(
