@@ -7,6 +7,8 @@ Nothing is sent to another system here, so the storefront gets its answer in mil
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -27,7 +29,15 @@ from .orders import (
     StoredOrder,
     decide_intake,
 )
-from .store import REDACTED_BODY, DeliveryRecord, OrderEventRecord, OrderRecord, write_session
+from .store import (
+    DELIVERY_KEY_LENGTH,
+    DISPLAY_ID_LENGTH,
+    REDACTED_BODY,
+    DeliveryRecord,
+    OrderEventRecord,
+    OrderRecord,
+    write_session,
+)
 from .storefronts.base import Delivery, Rejection, ReturnRequest
 
 log = logging.getLogger("bridge.intake")
@@ -39,6 +49,7 @@ JOB_AMEND = "amend"
 JOB_PRIVACY = "privacy"
 JOB_RETURN = "return"
 _CONFLICT_RETRIES = 3
+SCHEMA_REFUSED = "schema_refused"
 
 
 @dataclass(frozen=True)
@@ -48,26 +59,52 @@ class IngestResult:
     order_id: int | None = None
 
 
+def privacy_body(scope: str, order_external_ids: tuple[str, ...]) -> bytes:
+    """What is kept of a privacy request's body: its kind and the order ids, never the customer."""
+    return json.dumps(
+        {"redacted": True, "scope": scope, "orders": list(order_external_ids)}, separators=(",", ":")
+    ).encode()
+
+
+def storage_key(value: str, limit: int = DELIVERY_KEY_LENGTH) -> str:
+    """A delivery key or event id as stored and looked up: itself when it fits the column and is
+    printable ASCII, else `sha256:<digest>` -- the same for every retry, so a retry of a delivery
+    with a long or unusual id is still recognised (never cut, which made two ids one and the
+    lookup miss the row it had stored)."""
+    if len(value) <= limit and value.isascii() and value.isprintable():
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _printable(value: str, limit: int) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in value)[:limit]
+
+
 def _insert_delivery(
     session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock
 ) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
+    key = storage_key(delivery.delivery_key)
     existing = session.execute(
         select(col(DeliveryRecord.id)).where(
             col(DeliveryRecord.channel_id) == channel.id,
-            col(DeliveryRecord.delivery_key) == delivery.delivery_key,
+            col(DeliveryRecord.delivery_key) == key,
         )
     ).first()
     if existing is not None:
         return None
+    now = clock.now()
+    privacy = delivery.privacy
     record = DeliveryRecord(
         channel_id=channel.id,
-        delivery_key=delivery.delivery_key[:200],
-        event_id=delivery.event_id[:200] if delivery.event_id else None,
-        topic=delivery.topic[:64],
-        received_at=clock.now(),
+        delivery_key=key,
+        event_id=storage_key(delivery.event_id) if delivery.event_id else None,
+        topic=_printable(delivery.topic, 64),
+        received_at=now,
         # A privacy request names the customer it is about; keeping it would defeat its purpose.
-        body=REDACTED_BODY if delivery.privacy is not None else body,
+        # Only its kind and the order ids stay (what `fba-bridge privacy export` needs).
+        body=privacy_body(privacy.scope.value, privacy.order_external_ids) if privacy is not None else body,
+        body_purged_at=now if privacy is not None else None,
     )
     session.add(record)
     session.flush()
@@ -108,6 +145,10 @@ def _apply(
         incoming = (
             replace(stored.order, cancelled=True) if stored else _tombstone(channel, external_id, clock)
         )
+    if row is not None and row.pii_purged_at is not None:
+        # Redacted stays redacted: a later delivery (Shopify sends `orders/updated` for archived
+        # or edited orders) never writes the personal data back.
+        incoming = incoming.without_personal_data()
     decision = decide_intake(stored, incoming, delivery.kind, channel.intake_policy())
 
     now = clock.now()
@@ -116,7 +157,7 @@ def _apply(
         row = OrderRecord(
             channel_id=channel.id,
             external_id=external_id,
-            display_id=decision.order.display_id[:128],
+            display_id=decision.order.display_id[:DISPLAY_ID_LENGTH],
             state=decision.state.value,
             data=decision.order.to_json(),
             created_at=now,
@@ -129,7 +170,7 @@ def _apply(
         from_state = row.state
         if decision.order is not None:
             row.data = decision.order.to_json()
-            row.display_id = decision.order.display_id[:128]
+            row.display_id = decision.order.display_id[:DISPLAY_ID_LENGTH]
         if decision.state is not None:
             row.state = decision.state.value
         row.updated_at = now
@@ -182,6 +223,9 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
                 assert record is not None
                 record.outcome = outcome
                 record.order_id = order_id
+                if _order_purged(session, channel, delivery, order_id):
+                    record.body = REDACTED_BODY
+                    record.body_purged_at = clock.now()
                 session.add(record)
                 return IngestResult(duplicate=False, outcome=outcome, order_id=order_id)
         except IntegrityError:
@@ -190,6 +234,45 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
             if attempt == _CONFLICT_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _park_refused(
+    session: Session, channel: Channel, delivery: Delivery, delivery_id: int, now: datetime
+) -> None:
+    """One alert per channel, topic and set of problems; it counts the deliveries that had them."""
+    problems = [f"{p.get('path', '$')} ({p.get('rule', '?')}: {p.get('fix', '')})" for p in delivery.refused]
+    cause = hashlib.sha256("\n".join(sorted(problems)).encode()).hexdigest()[:16]
+    topic = _printable(delivery.topic, 64)
+    alerts.raise_alert(
+        session,
+        key=f"intake:schema_refused:{channel.id}:{topic}:{cause}",
+        kind="intake",
+        message=(
+            f"a {topic} delivery on channel {channel.id} (delivery {delivery_id}) is authentic but does "
+            "not match the format the bridge reads, so it was stored and not applied; it was answered "
+            f"200 so the storefront keeps the webhook enabled. Problems: {'; '.join(problems)}. Check "
+            "the storefront's API version and plugins against the README's supported payloads"
+        )[:2000],
+        now=now,
+        channel_id=channel.id,
+    )
+
+
+def _order_purged(session: Session, channel: Channel, delivery: Delivery, order_id: int | None) -> bool:
+    """Whether the order this delivery concerns had its personal data removed: then the delivery
+    is kept without its body too (also one that changes nothing, such as a WooCommerce draft)."""
+    if order_id is not None:
+        row = session.get(OrderRecord, order_id)
+        return row is not None and row.pii_purged_at is not None
+    external_id = delivery.order.external_id if delivery.order else delivery.external_id
+    if not external_id:
+        return False
+    purged = session.execute(
+        select(col(OrderRecord.pii_purged_at)).where(
+            col(OrderRecord.channel_id) == channel.id, col(OrderRecord.external_id) == external_id
+        )
+    ).first()
+    return purged is not None and purged[0] is not None
 
 
 def queue_return(session: Session, row: OrderRecord, request: ReturnRequest, now: datetime) -> None:
@@ -215,6 +298,9 @@ def queue_return(session: Session, row: OrderRecord, request: ReturnRequest, now
 def _record_effect(
     session: Session, channel: Channel, delivery: Delivery, delivery_id: int, clock: Clock
 ) -> tuple[str, int | None]:
+    if delivery.refused:
+        _park_refused(session, channel, delivery, delivery_id, clock.now())
+        return SCHEMA_REFUSED, None
     if delivery.privacy is not None:
         jobs.enqueue(
             session,

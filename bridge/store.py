@@ -25,6 +25,10 @@ from .orders import CanonicalOrder, OrderState
 
 SQLITE_BUSY_TIMEOUT_S = 30
 REDACTED_BODY = b'{"redacted": true}'
+#: Column widths every storefront schema's limits must fit (tests/integration/test_hostile_input.py).
+EXTERNAL_ID_LENGTH = 255
+DELIVERY_KEY_LENGTH = 200
+DISPLAY_ID_LENGTH = 128
 
 
 class OrderRecord(SQLModel, table=True):
@@ -33,8 +37,10 @@ class OrderRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
-    external_id: str = Field(sa_column=Column(String(128), nullable=False))
-    display_id: str = Field(default="", sa_column=Column(String(128), nullable=False, default=""))
+    external_id: str = Field(sa_column=Column(String(EXTERNAL_ID_LENGTH), nullable=False))
+    display_id: str = Field(
+        default="", sa_column=Column(String(DISPLAY_ID_LENGTH), nullable=False, default="")
+    )
     state: str = Field(sa_column=Column(String(32), nullable=False, index=True))
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     seller_fulfillment_order_id: str | None = Field(
@@ -80,17 +86,28 @@ class DeliveryRecord(SQLModel, table=True):
     """The inbox: every accepted webhook delivery, byte for byte, before any interpretation."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("channel_id", "delivery_key", name="uq_deliveries_channel_key"),)
+    __table_args__ = (
+        UniqueConstraint("channel_id", "delivery_key", name="uq_deliveries_channel_key"),
+        # The bodies the retention purge still has to replace, oldest first.
+        Index(
+            "ix_deliveries_unpurged",
+            "received_at",
+            sqlite_where=text("body_purged_at IS NULL"),
+            postgresql_where=text("body_purged_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: str = Field(sa_column=Column(String(64), nullable=False))
-    delivery_key: str = Field(sa_column=Column(String(200), nullable=False))
+    delivery_key: str = Field(sa_column=Column(String(DELIVERY_KEY_LENGTH), nullable=False))
     event_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True, index=True))
     topic: str = Field(sa_column=Column(String(64), nullable=False))
     received_at: datetime
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     outcome: str = Field(default="", sa_column=Column(String(40), nullable=False, default=""))
     order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    #: When `body` was replaced by `REDACTED_BODY` (privacy request, retention, a redacted order).
+    body_purged_at: datetime | None = None
 
 
 class JobRecord(SQLModel, table=True):

@@ -57,6 +57,7 @@ from .base import (
     header,
     parse_json,
     payload_timestamp,
+    refuse_control_characters,
     require_json_content_type,
     unauthorized,
     validate_or_reject,
@@ -137,6 +138,7 @@ class GenericAdapter:
         delivery_key = header(headers, ID_HEADER) or "sha256:" + body_digest(body)
         data = parse_json(body)
         validate_or_reject("canonical_order", data, "generic order delivery")
+        refuse_control_characters(data, "generic order delivery")
         topic = data["type"]
         kind = TYPES.get(topic)
         if kind is DeliveryKind.UPSERT:

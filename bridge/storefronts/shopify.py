@@ -53,12 +53,15 @@ from .base import (
     PrivacyScope,
     Rejection,
     body_digest,
+    control_character_note,
     header,
+    parked,
     parse_json,
     payload_id,
     payload_text,
     payload_timestamp,
     require_json_content_type,
+    strip_control_characters,
     validate_or_reject,
     verify_hmac_b64,
 )
@@ -123,8 +126,21 @@ class ShopifyAdapter:
             )
         delivery_key = header(headers, WEBHOOK_ID_HEADER) or "sha256:" + body_digest(body)
         event_id = header(headers, EVENT_ID_HEADER) or None
-        data = parse_json(body)
+        data, stripped = strip_control_characters(parse_json(body))
+        try:
+            return self._delivery(channel, topic, delivery_key, event_id, data, stripped)
+        except Rejection as refusal:
+            return parked(topic, delivery_key, event_id, refusal)
 
+    def _delivery(
+        self,
+        channel: Channel,
+        topic: str,
+        delivery_key: str,
+        event_id: str | None,
+        data: Any,
+        stripped: tuple[str, ...],
+    ) -> Delivery:
         if topic in ORDER_TOPICS:
             validate_or_reject("shopify/order", data, "Shopify order")
             order, notes = _canonical_order(channel, data)
@@ -135,7 +151,7 @@ class ShopifyAdapter:
                 kind=ORDER_TOPICS[topic],
                 order=order,
                 external_id=order.external_id,
-                notes=notes,
+                notes=(*notes, *control_character_note(stripped)),
             )
         if topic in PRIVACY_TOPICS:
             scope, schema, ids_field = PRIVACY_TOPICS[topic]

@@ -56,12 +56,15 @@ from .base import (
     Delivery,
     Rejection,
     body_digest,
+    control_character_note,
     header,
+    parked,
     parse_json,
     payload_id,
     payload_text,
     payload_timestamp,
     require_json_content_type,
+    strip_control_characters,
     unauthorized,
     validate_or_reject,
     verify_hmac_b64,
@@ -140,8 +143,16 @@ class WooCommerceAdapter:
                 f"the {TOPIC_HEADER} header is missing; WooCommerce always sends it, so check "
                 "that no proxy strips it",
             )
-        data = parse_json(body)
+        data, stripped = strip_control_characters(parse_json(body))
+        try:
+            return self._delivery(channel, topic, delivery_key, data, stripped)
+        except Rejection as refusal:
+            return parked(topic, delivery_key, None, refusal)
 
+    def _delivery(
+        self, channel: Channel, topic: str, delivery_key: str, data: Any, stripped: tuple[str, ...]
+    ) -> Delivery:
+        notes = control_character_note(stripped)
         if topic in UPSERT_TOPICS:
             validate_or_reject("woocommerce/order", data, "WooCommerce order")
             external_id = payload_id(data["id"])
@@ -152,13 +163,18 @@ class WooCommerceAdapter:
                     topic=topic,
                     delivery_key=delivery_key,
                     external_id=external_id,
-                    notes=(f"status {status} ignored",),
+                    notes=(f"status {status} ignored", *notes),
                 )
             order = _canonical_order(
                 channel, data, external_id, payment_state, cancelled=status in CANCELLED_STATUSES
             )
             return Delivery(
-                topic=topic, delivery_key=delivery_key, kind=kind, order=order, external_id=external_id
+                topic=topic,
+                delivery_key=delivery_key,
+                kind=kind,
+                order=order,
+                external_id=external_id,
+                notes=notes,
             )
         if topic == DELETED_TOPIC:
             validate_or_reject("woocommerce/order_deleted", data, "WooCommerce order.deleted body")
