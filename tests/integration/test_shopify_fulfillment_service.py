@@ -383,3 +383,22 @@ def test_no_personal_data_from_a_request_reaches_the_logs(
     assert order_row(fs.bridge, "9030").state == "cancelled"
     for value in ("Canary", "jon.canary@example.com", "42 Canary Wharf Lane", "555 0100", SECRET, TOKEN):
         assert value not in caplog.text
+
+
+def test_the_callback_secret_is_compared_in_constant_time_and_never_logged(
+    fs: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hmac
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    calls: list[int] = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    body = json.dumps({"kind": "FULFILLMENT_REQUEST"}).encode()
+    wrong = callback(fs.client, body, secret=SECRET + "x")
+    assert wrong.status_code == 401 and calls, "compared with hmac.compare_digest"
+    right = callback(fs.client, body)
+    assert right.status_code == 200
+    for text in (caplog.text, wrong.get_data(as_text=True), right.get_data(as_text=True)):
+        assert SECRET not in text
