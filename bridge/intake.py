@@ -30,12 +30,13 @@ from .orders import (
     decide_intake,
 )
 from .store import (
-    DELIVERY_KEY_LENGTH,
     DISPLAY_ID_LENGTH,
     REDACTED_BODY,
     DeliveryRecord,
     OrderEventRecord,
     OrderRecord,
+    printable,
+    storage_key,
     write_session,
 )
 from .storefronts.base import Delivery, Rejection, ReturnRequest
@@ -66,20 +67,6 @@ def privacy_body(scope: str, order_external_ids: tuple[str, ...]) -> bytes:
     ).encode()
 
 
-def storage_key(value: str, limit: int = DELIVERY_KEY_LENGTH) -> str:
-    """A delivery key or event id as stored and looked up: itself when it fits the column and is
-    printable ASCII, else `sha256:<digest>` -- the same for every retry, so a retry of a delivery
-    with a long or unusual id is still recognised (never cut, which made two ids one and the
-    lookup miss the row it had stored)."""
-    if len(value) <= limit and value.isascii() and value.isprintable():
-        return value
-    return "sha256:" + hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest()
-
-
-def _printable(value: str, limit: int) -> str:
-    return "".join(ch if ch.isprintable() else "?" for ch in value)[:limit]
-
-
 def _insert_delivery(
     session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock
 ) -> int | None:
@@ -99,7 +86,7 @@ def _insert_delivery(
         channel_id=channel.id,
         delivery_key=key,
         event_id=storage_key(delivery.event_id) if delivery.event_id else None,
-        topic=_printable(delivery.topic, 64),
+        topic=printable(delivery.topic, 64),
         received_at=now,
         # A privacy request names the customer it is about; keeping it would defeat its purpose.
         # Only its kind and the order ids stay (what `fba-bridge privacy export` needs).
@@ -242,7 +229,7 @@ def _park_refused(
     """One alert per channel, topic and set of problems; it counts the deliveries that had them."""
     problems = [f"{p.get('path', '$')} ({p.get('rule', '?')}: {p.get('fix', '')})" for p in delivery.refused]
     cause = hashlib.sha256("\n".join(sorted(problems)).encode()).hexdigest()[:16]
-    topic = _printable(delivery.topic, 64)
+    topic = printable(delivery.topic, 64)
     alerts.raise_alert(
         session,
         key=f"intake:schema_refused:{channel.id}:{topic}:{cause}",

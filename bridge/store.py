@@ -10,6 +10,7 @@ Lease and retry times are kept as epoch seconds taken from the database's own cl
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -415,6 +416,21 @@ class MetricCounterRecord(SQLModel, table=True):
     labels: str = Field(sa_column=Column(String(400), primary_key=True))
     value: float
     updated_at: float
+
+
+def storage_key(value: str, limit: int = DELIVERY_KEY_LENGTH) -> str:
+    """A delivery key or event id as stored and looked up: itself when it fits the column and is
+    printable ASCII, else `sha256:<digest>` -- the same for every retry, so a retry of a delivery
+    with a long or unusual id is still recognised (never cut, which made two ids one and the
+    lookup miss the row it had stored)."""
+    if len(value) <= limit and value.isascii() and value.isprintable():
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def printable(value: str, limit: int) -> str:
+    """Text for a column that must never hold control characters (U+0000 fails on PostgreSQL)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in value)[:limit]
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:

@@ -197,3 +197,20 @@ def test_a_control_character_in_a_generic_line_title_is_refused(
     response = post(client, OWN, generic_delivery(body, bridge.clock.now()))
     assert response.status_code == 422
     assert response.json["problems"][0]["path"] == "$.order.lines[0].title"
+
+
+def test_an_amazon_notification_with_a_control_character_is_refused_naming_the_field(
+    client: FlaskClient, bridge: Bridge, db: Engine
+) -> None:
+    from bridge.settings import Secret
+    from tests.integration.test_sync import notification
+
+    bridge.settings = type(bridge.settings)(notifications_token=Secret("relay-token"))
+    headers = {"Authorization": "Bearer relay-token", "Content-Type": "application/json"}
+    for field, value in (("SellerFulfillmentOrderId", "shop-a-1\u0000"), ("EventType", "Ship\u0000ment")):
+        body = notification("shop-a-1")
+        body["Payload"]["FulfillmentOrderStatusNotification"][field] = value
+        response = client.post("/notifications/amazon", data=json.dumps(body), headers=headers)
+        assert response.status_code == 422, response.get_data(as_text=True)
+        assert response.json["problems"][0]["path"] == f"$.Payload.FulfillmentOrderStatusNotification.{field}"
+    assert count(db, DeliveryRecord) == 0

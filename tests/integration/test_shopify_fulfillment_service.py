@@ -402,3 +402,15 @@ def test_the_callback_secret_is_compared_in_constant_time_and_never_logged(
     assert right.status_code == 200
     for text in (caplog.text, wrong.get_data(as_text=True), right.get_data(as_text=True)):
         assert SECRET not in text
+
+
+def test_a_callback_with_a_control_character_or_a_long_webhook_id_is_stored_once(fs: World) -> None:
+    long_id = "w" * 300
+    body = json.dumps({"kind": "FULFILLMENT_REQUEST\u0000"}).encode()
+    first = callback(fs.client, body, **{"X-Shopify-Webhook-Id": long_id})
+    again = callback(fs.client, body, **{"X-Shopify-Webhook-Id": long_id})
+    assert (first.status_code, again.status_code) == (200, 200), first.get_data(as_text=True)
+    with read_session(fs.bridge.engine) as session:
+        rows = list(session.execute(select(DeliveryRecord)).scalars())
+    assert len(rows) == 1, "the retry is recognised by its (hashed) webhook id"
+    assert rows[0].delivery_key.startswith("sha256:") and "\x00" not in rows[0].topic
