@@ -159,6 +159,35 @@ class InventoryConfig:
         return self.sku_buffers.get(storefront_sku, self.buffer)
 
 
+APPROVAL_AUTO, APPROVAL_MANUAL, APPROVAL_RULES = "auto", "manual", "rules"
+DEFAULT_RISK_HOLDS = frozenset({"CANCEL", "INVESTIGATE"})
+
+
+@dataclass(frozen=True)
+class MetaHold:
+    """Hold when the order's attribute `key` (case ignored) has one of `values` (case ignored),
+    or, with no `values`, any non-empty value."""
+
+    key: str
+    values: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class HoldRules:
+    """`holds:` of a channel: what makes an order wait for an operator's approval.
+
+    `tags` apply in every approval mode (a per-order instruction from the merchant); the other
+    rules apply with `approval: rules`. `risk` (Shopify's `Order.risk.recommendation` values)
+    defaults to CANCEL and INVESTIGATE on a Shopify channel with `approval: rules`."""
+
+    above: Money | None = None
+    countries: frozenset[str] = frozenset()
+    skus: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset({"fba-hold"})
+    risk: frozenset[str] = frozenset()
+    meta: tuple[MetaHold, ...] = ()
+
+
 @dataclass(frozen=True)
 class Channel:
     id: str
@@ -173,6 +202,12 @@ class Channel:
     countries: frozenset[str] | None = None
     fulfillment_policy: str = "FillOrKill"
     fee_cap: Money | None = None
+    fee_unknown: str = "hold"  # fee_cap.when_unknown: the preview carries no fee estimate
+    approval: str = APPROVAL_AUTO
+    holds: HoldRules = field(default_factory=HoldRules)
+    skip_tags: frozenset[str] = frozenset({"fba-skip"})
+    sku_match: str = "map"  # "exact": a storefront SKU not in skus.map is sent as it is
+    declared_value_rates: Mapping[str, Decimal] = field(default_factory=dict)  # currency -> rate
     packing_slip_comment: str = ""
     notification_emails: tuple[str, ...] = ()
     ship_on: frozenset[PaymentState] = frozenset({PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED})
@@ -192,7 +227,24 @@ class Channel:
         )
 
     def amazon_sku(self, storefront_sku: str) -> str | None:
-        return self.sku_map.get(storefront_sku.strip()) if storefront_sku else None
+        """`skus.map` first; with `skus.match: exact` an unlisted SKU is sent as it is (Amazon
+        seller SKUs are at most 50 characters, so a longer one stays unmapped)."""
+        if not storefront_sku:
+            return None
+        sku = storefront_sku.strip()
+        mapped = self.sku_map.get(sku)
+        if mapped is None and self.sku_match == "exact" and 0 < len(sku) <= 50:
+            return sku
+        return mapped
+
+    def sku_by_identity(self, storefront_sku: str) -> bool:
+        """True when the SKU reaches Amazon only through `skus.match: exact` (not listed)."""
+        return self.sku_match == "exact" and storefront_sku.strip() not in self.sku_map
+
+    @property
+    def uses_risk(self) -> bool:
+        """Whether planning needs the storefront's risk assessment (a GraphQL read per order)."""
+        return self.approval == APPROVAL_RULES and bool(self.holds.risk)
 
     def shipping_speed(self, method: str, code: str = "") -> str:
         """Map a storefront shipping title, or else its code (case and spacing ignored), to an MCF
@@ -419,6 +471,7 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
         _check_storefront(ch, ("channels", i), problem)
         _check_shopify(ch, ("channels", i), problem)
         _check_inventory(ch, ("channels", i), problem)
+        _check_policies(ch, ("channels", i), problem)
         if ch.get("platform") == "generic":
             for j, secret in enumerate(ch.get("webhook_secrets", [])):
                 if not _is_standard_webhooks_secret(secret):
@@ -528,6 +581,46 @@ def _check_inventory(ch: dict[str, Any], path: Path_, problem: Any) -> None:
             "add `location: gid://shopify/Location/<id>` (the location Amazon fulfils from), or name "
             "that location by its gid first in shopify.locations",
         )
+
+
+def _check_policies(ch: dict[str, Any], path: Path_, problem: Any) -> None:
+    """Policy keys that the schema accepts but that would silently do nothing."""
+    holds = ch.get("holds") or {}
+    approval = ch.get("approval", APPROVAL_AUTO)
+    unused = sorted(k for k in holds if k != "tags")
+    if unused and approval != APPROVAL_RULES:
+        problem(
+            (*path, "holds"),
+            f"holds.{', holds.'.join(unused)} only apply with approval: rules (approval is {approval})",
+            "set approval: rules, or remove those rules",
+        )
+    if holds.get("risk") and ch.get("platform") != "shopify":
+        problem(
+            (*path, "holds", "risk"),
+            "risk holds read Shopify's order risk; this channel is not a Shopify channel",
+            "remove holds.risk, or hold on a meta key your risk plugin writes (holds.meta)",
+        )
+    skus = ch.get("skus") or {}
+    if skus.get("match", "map") == "map" and "map" not in skus:
+        problem(
+            (*path, "skus"),
+            "skus.map is missing",
+            "add skus.map (storefront SKU -> Amazon seller SKU), or set skus.match: exact when the "
+            "storefront's SKUs are the Amazon seller SKUs",
+        )
+    rates = (ch.get("declared_value") or {}).get("rates") or {}
+    for currency, rate in rates.items():
+        try:
+            ok = Decimal(str(rate)) > 0
+        except ArithmeticError:
+            ok = False
+        if not ok:
+            problem(
+                (*path, "declared_value", "rates", currency),
+                f"rate {rate!r} is not a positive number",
+                "write how much of the marketplace currency one unit of the order currency is worth, "
+                'such as "1.08"',
+            )
 
 
 def _first_location_gid(ch: dict[str, Any]) -> str:
@@ -647,13 +740,21 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
             webhook_secrets=tuple(Secret(s) for s in ch["webhook_secrets"]),
             account_id=ch["amazon"].get("account", only_account),
             marketplace_id=ch["amazon"]["marketplace_id"],
-            sku_map={k.strip(): v for k, v in ch["skus"]["map"].items()},
+            sku_map={k.strip(): v for k, v in ch["skus"].get("map", {}).items()},
             unmapped_policy=ch["skus"].get("unmapped", "hold"),
             shipping_map={_norm_method(k): v for k, v in shipping.get("map", {}).items()},
             default_shipping_speed=shipping.get("default", "Standard"),
             countries=frozenset(ch["countries"]) if "countries" in ch else None,
             fulfillment_policy=ch.get("fulfillment_policy", "FillOrKill"),
             fee_cap=Money(Decimal(fee_cap["amount"]), fee_cap["currency"]) if fee_cap else None,
+            fee_unknown=(fee_cap or {}).get("when_unknown", "hold"),
+            approval=ch.get("approval", APPROVAL_AUTO),
+            holds=_hold_rules(ch),
+            skip_tags=frozenset(t.strip().lower() for t in ch.get("skip_tags", ["fba-skip"])),
+            sku_match=ch["skus"].get("match", "map"),
+            declared_value_rates={
+                k: Decimal(str(v)) for k, v in (ch.get("declared_value") or {}).get("rates", {}).items()
+            },
             packing_slip_comment=ch.get("packing_slip_comment", ""),
             notification_emails=tuple(ch.get("notification_emails", ())),
             ship_on=frozenset(
@@ -689,6 +790,28 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
             ),
         )
     return ChannelsConfig(channels=channels, accounts=accounts, source=source, warnings=warnings)
+
+
+def _hold_rules(ch: dict[str, Any]) -> HoldRules:
+    raw = ch.get("holds") or {}
+    above = raw.get("above")
+    if "risk" in raw:
+        risk = frozenset(raw["risk"])
+    elif ch.get("platform") == "shopify" and ch.get("approval") == APPROVAL_RULES:
+        risk = DEFAULT_RISK_HOLDS
+    else:
+        risk = frozenset()
+    return HoldRules(
+        above=Money(Decimal(str(above["amount"])), above["currency"]) if above else None,
+        countries=frozenset(raw.get("countries", ())),
+        skus=frozenset(s.strip() for s in raw.get("skus", ())),
+        tags=frozenset(t.strip().lower() for t in raw.get("tags", ["fba-hold"])),
+        risk=risk,
+        meta=tuple(
+            MetaHold(m["key"].strip(), frozenset(str(v).strip().lower() for v in m.get("values", ())))
+            for m in raw.get("meta", ())
+        ),
+    )
 
 
 def _shopify_options(raw: dict[str, Any]) -> ShopifyOptions:

@@ -160,6 +160,7 @@ def notifications() -> None:
     from .runtime import run_notifications
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     if not bridge.settings.sqs.queue_url:
         raise click.ClickException(
             "set BRIDGE_SQS_QUEUE_URL to the queue Amazon sends notifications to (and AWS_ACCESS_KEY_ID, "
@@ -252,10 +253,21 @@ ORDER_STATES = [state.value for state in OrderState]
 )
 @click.option("--attention", is_flag=True, help="only orders an operator should look at")
 @click.option("--limit", type=int, default=50, show_default=True)
-def orders(state: str | None, attention: bool, limit: int) -> None:
-    """List orders, newest first. ORDER is what `order`, `return` take (the shop's order id)."""
+@click.option(
+    "--resubmit-all",
+    is_flag=True,
+    help="with --attention: re-submit every parked order (a dry run unless --yes is given)",
+)
+@click.option("--yes", is_flag=True, help="with --resubmit-all: really re-submit")
+def orders(state: str | None, attention: bool, limit: int, resubmit_all: bool, yes: bool) -> None:
+    """List orders, newest first. ORDER (or NAME) is what `order` and `return` take."""
     from .admin import account_problems, list_orders
 
+    if resubmit_all:
+        if not attention:
+            raise click.UsageError("--resubmit-all goes with --attention (it re-submits parked orders)")
+        _resubmit_all(yes)
+        return
     engine, _ = _engine_and_clock()
     if attention:
         problems = account_problems(engine)
@@ -281,12 +293,51 @@ def orders(state: str | None, attention: bool, limit: int) -> None:
         )
 
 
+def _operator_name() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _resubmit_all(yes: bool) -> None:
+    from . import operator
+
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    results = operator.resubmit_all(bridge, actor=_operator_name(), dry_run=not yes)
+    if not results:
+        click.echo("no parked orders to re-submit")
+        return
+    for r in results:
+        click.echo(f"{r.channel_id:<14} {r.order_ref:<16} {r.state:<18} {r.message}")
+    if yes:
+        click.echo(f"{sum(r.changed for r in results)} of {len(results)} orders re-submitted")
+    else:
+        click.echo(f"dry run: {len(results)} orders would be re-submitted; add --yes to do it")
+
+
+ORDER_ACTIONS = ("show", "resubmit", "approve", "hold", "cancel", "preview")
+
+
 @main.command()
 @click.argument("channel_id")
 @click.argument("order_id")
-def order(channel_id: str, order_id: str) -> None:
-    """Show one order and its audit trail. ORDER_ID is the shop's order id (the ORDER column of
-    `orders`) or its name as the shop shows it (e.g. #1001)."""
+@click.argument("action", type=click.Choice(ORDER_ACTIONS), default="show")
+@click.option("--reason", default="", help="with hold: why (goes into the audit trail)")
+def order(channel_id: str, order_id: str, action: str, reason: str) -> None:
+    """Show one order and its audit trail, or act on it. ORDER_ID is the shop's order id (the
+    ORDER column of `orders`) or its name as the shop shows it (e.g. #1001).
+
+    \b
+    resubmit  re-plan a parked order against the current channels file and stock
+    approve   let an order that waits for approval go to Amazon
+    hold      keep an order that has not reached Amazon until it is approved
+    cancel    stop the order here (and at Amazon if it is there); the shop's order is not changed
+    preview   ask Amazon now whether and at what fee it would ship the order (creates nothing)
+    """
+    if action != "show":
+        _order_action(channel_id, order_id, action, reason)
+        return
     from .admin import AdminError, audit_trail, find_order
 
     engine, _ = _engine_and_clock()
@@ -308,6 +359,43 @@ def order(channel_id: str, order_id: str) -> None:
             f"  {e.at:%Y-%m-%d %H:%M:%S} {e.event:<28} "
             f"{e.from_state or '':>18} -> {e.to_state or '':<18} {e.reason}"
         )
+
+
+def _order_action(channel_id: str, order_id: str, action: str, reason: str) -> None:
+    from . import operator
+
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    actor = _operator_name()
+    try:
+        if action == "preview":
+            p = operator.preview_now(bridge, channel_id, order_id, actor=actor)
+            click.echo(
+                f"{p.order_ref}: speed {p.speed}, "
+                + ("fulfillable" if p.fulfillable else "NOT fulfillable")
+                + (f"; would be parked: {p.verdict}" if p.verdict else "; would be created")
+            )
+            for preview in p.previews:
+                fees = preview.estimated_fees_total
+                fee_text = f"{fees.value} {fees.currency_code}" if fees else "no fee estimate"
+                dates = [
+                    f"ship {s.earliest_ship_date:%Y-%m-%d}..{s.latest_ship_date:%Y-%m-%d}"
+                    for s in preview.shipments
+                    if s.earliest_ship_date and s.latest_ship_date
+                ]
+                click.echo(
+                    f"  {preview.shipping_speed_category:<10} "
+                    f"{'fulfillable' if preview.is_fulfillable else 'not fulfillable':<16} {fee_text}"
+                    + (f"  {', '.join(dates)}" if dates else "")
+                )
+            return
+        if action == "hold":
+            result = operator.hold(bridge, channel_id, order_id, actor=actor, reason=reason)
+        else:
+            result = getattr(operator, action)(bridge, channel_id, order_id, actor=actor)
+    except operator.OperatorError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{result.order_ref} ({result.channel_id}): {result.message} [state {result.state}]")
 
 
 @main.group(invoke_without_command=True)
@@ -335,12 +423,13 @@ def jobs(ctx: click.Context) -> None:
 @jobs.command("retry")
 @click.argument("job_id", type=int)
 def jobs_retry(job_id: int) -> None:
-    from .admin import AdminError, retry_job
+    from . import operator
 
-    engine, clock = _engine_and_clock()
+    bridge = _bootstrap()
+    _require_ready(bridge)
     try:
-        retry_job(engine, clock, job_id)
-    except AdminError as exc:
+        operator.retry_job(bridge, job_id, actor=_operator_name())
+    except operator.OperatorError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"job {job_id} queued again")
 
@@ -373,15 +462,14 @@ def alerts(ctx: click.Context, include_cleared: bool, channel_id: str | None) ->
 
 
 def _alert_action(alert_id: int, action: str) -> None:
-    import getpass
+    from . import operator
 
-    from . import alerts as alerts_module
-
-    engine, clock = _engine_and_clock()
-    act = alerts_module.acknowledge if action == "acknowledged" else alerts_module.resolve
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    act = operator.ack_alert if action == "acknowledged" else operator.resolve_alert
     try:
-        act(engine, alert_id, f"cli:{getpass.getuser()}", clock.now())
-    except LookupError as exc:
+        act(bridge, alert_id, actor=_operator_name())
+    except operator.OperatorError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"alert {alert_id} {action}")
 
@@ -486,6 +574,7 @@ def _notifications_api(account_id: str) -> Any:
     from .amazon.accounts import build_notifications_api
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     if account_id not in bridge.config.accounts:
         known = ", ".join(sorted(bridge.config.accounts)) or "none"
         raise click.ClickException(
@@ -638,6 +727,7 @@ def amazon_recheck(account_id: str) -> None:
     from .amazon.errors import SpApiError
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     try:
         recheck_amazon_account(bridge, account_id)
     except AdminError as exc:
@@ -682,6 +772,7 @@ def inventory(ctx: click.Context, sku: str | None, limit: int) -> None:
     from .pipeline.inventory import stock_report
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     channel_id = ctx.meta.get("inventory_channel")
     if channel_id and bridge.config.channel(channel_id) is None:
         raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")
@@ -731,6 +822,7 @@ def inventory_sync(channel_id: str, now_: bool, full: bool, timeout: float) -> N
     from .store import write_session
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     channel = bridge.config.channel(channel_id)
     if channel is None:
         raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")

@@ -4,12 +4,16 @@ Everything real but the outside world: the bridge's own web app, worker and cloc
 file, the bundled MCF simulator on a sped-up clock, and fake Shopify, WooCommerce and generic
 storefronts on loopback. It sends a few orders through signed webhooks and prints each order's
 way: accepted -> previewed -> created -> shipped -> tracking pushed. One Shopify order is split
-across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. Each
+across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. One is
+tagged `fba-hold`: it waits for approval, the demo approves it as an operator would
+(`operator.approve`, what `fba-bridge order shop-a 1004 approve` runs), and it ships. Each
 demo SKU's stock in the shops is shown before and after the orders ship (inventory sync is on).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import tempfile
 import threading
@@ -25,6 +29,7 @@ import httpx
 from sqlalchemy import select
 from sqlmodel import col
 
+from . import operator
 from .amazon.accounts import build_amazon
 from .amazon.simulator import Simulator, create_simulator_app, load_config, serve_in_thread
 from .app import create_app
@@ -65,6 +70,8 @@ LABELS = {
     "created": "created at Amazon",
     "created_on_hold": "created at Amazon on hold",
     "park": "needs attention",
+    "hold": "on hold",
+    "approve": "approved by an operator; planned again",
     "amazon:shipped": "shipped",
     "pushed:shipment": "tracking pushed to the storefront",
     "pushed:note": "note pushed to the storefront",
@@ -81,6 +88,7 @@ class DemoOrder:
     channel_id: str
     external_id: str
     expect: str  # the state the demo waits for
+    approve: bool = False  # the demo approves it, as an operator would, once it waits for approval
 
 
 def _now_iso() -> str:
@@ -88,10 +96,11 @@ def _now_iso() -> str:
 
 
 def _shopify_order(
-    order_id: int, lines: list[tuple[int, str, int]], cancelled: bool = False
+    order_id: int, lines: list[tuple[int, str, int]], cancelled: bool = False, tags: str = ""
 ) -> dict[str, Any]:
     now = _now_iso()
     return {
+        "tags": tags,
         "id": order_id,
         "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
         "name": f"#{order_id}",
@@ -202,7 +211,10 @@ class _Sender:
             {
                 "X-WC-Webhook-Topic": "order.created",
                 "X-WC-Webhook-Signature": hmac_sha256_b64(WOO_SECRET.encode(), raw),
-                "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex,
+                # As WooCommerce makes it: a hash of the webhook id and the current second.
+                "X-WC-Webhook-Delivery-ID": hmac.new(
+                    b"demo-site-salt", f"1{int(time.time())}".encode(), hashlib.md5
+                ).hexdigest(),
             },
         )
 
@@ -283,6 +295,7 @@ def _run(
             "WooCommerce #702: a poster that is out of stock at Amazon", "woo-main", "702", "needs_attention"
         ),
         DemoOrder("Own shop A-1001: generic signed webhook", "own-shop", "A-1001", "shipped"),
+        DemoOrder("Shopify #1004: a T-shirt tagged fba-hold", "shop-a", "1004", "shipped", approve=True),
     ]
     shopify.add_fulfillment_service(OTHER_APP, "https://print-on-demand.example/shopify")
     _seed_catalogs(shopify, woo, amazon_location)
@@ -293,6 +306,7 @@ def _run(
         "1001", [("11", "TSHIRT-BLUE-L", 2), ("12", "TSHIRT-RED-M", 1)], locations=AMAZON_LOCATION
     )
     shopify.add_order("1002", [("21", "MUG-WHITE", 1)], locations=AMAZON_LOCATION)
+    shopify.add_order("1004", [("41", "TSHIRT-RED-M", 1)], locations=AMAZON_LOCATION)
     split = [(31, "TSHIRT-RED-M", 2), (32, "HOODIE-PRINTED", 1)]
     shopify.add_order(
         "1003",
@@ -304,6 +318,7 @@ def _run(
     send.shopify(_shopify_order(1001, [(11, "TSHIRT-BLUE-L", 2), (12, "TSHIRT-RED-M", 1)]))
     send.shopify(_shopify_order(1002, [(21, "MUG-WHITE", 1)]))
     send.shopify(_shopify_order(1003, split))
+    send.shopify(_shopify_order(1004, [(41, "TSHIRT-RED-M", 1)], tags="gift, fba-hold"))
     send.woo(_woo_order(702, "POSTER-A2"))
     send.generic(_generic_order("A-1001"))
     time.sleep(0.3)
@@ -416,7 +431,7 @@ def _stopper(stop: Callable[[], None], thread: threading.Thread) -> Callable[[],
 def _detail(event: OrderEventRecord, row: OrderRecord) -> str:
     if event.event in ("created", "created_on_hold"):
         return f" as {row.seller_fulfillment_order_id}"
-    if event.event in ("park", "amazon:shipped", "pushed:shipment", "storefront:scope", "skip"):
+    if event.event in ("park", "hold", "amazon:shipped", "pushed:shipment", "storefront:scope", "skip"):
         return f": {event.reason}"
     return ""
 
@@ -427,6 +442,7 @@ def _follow(bridge: Bridge, orders: list[DemoOrder], out: Callable[[str], None],
     width = max(len(o.title) for o in orders)
     while time.monotonic() < deadline:
         done = True
+        to_approve: list[DemoOrder] = []
         with read_session(bridge.engine) as session:
             for demo in orders:
                 row = (
@@ -463,6 +479,10 @@ def _follow(bridge: Bridge, orders: list[DemoOrder], out: Callable[[str], None],
                     )
                 ).first()
                 done &= row.state == demo.expect and pending is None
+                if demo.approve and row.state == "awaiting_approval":
+                    to_approve.append(demo)
+        for demo in to_approve:
+            operator.approve(bridge, demo.channel_id, demo.external_id, actor="demo operator")
         if done:
             return True
         time.sleep(0.3)

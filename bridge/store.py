@@ -59,6 +59,17 @@ class OrderRecord(SQLModel, table=True):
     submission: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     #: When the routine entries of this finished order's audit trail were dropped (`compaction.py`).
     audit_compacted_at: datetime | None = None
+    #: Merchant-policy rules that held the order for approval and those an operator approved:
+    #: `{"held": [rule ids], "approved": [rule ids]}` (pipeline/policies.py).
+    approvals: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+    @property
+    def approved_rules(self) -> frozenset[str]:
+        return frozenset((self.approvals or {}).get("approved", ()))
+
+    @property
+    def held_rules(self) -> tuple[str, ...]:
+        return tuple((self.approvals or {}).get("held", ()))
 
     @property
     def order_state(self) -> OrderState:

@@ -258,6 +258,31 @@ type Order {
     query: String
   ): FulfillmentOrderConnection!
   fulfillments(first: Int, query: String): [Fulfillment!]!
+  risk: OrderRiskSummary!
+}
+
+type OrderRiskSummary {
+  assessments: [OrderRiskAssessment!]!
+  recommendation: OrderRiskRecommendationResult!
+}
+
+type OrderRiskAssessment {
+  riskLevel: RiskAssessmentResult!
+}
+
+enum OrderRiskRecommendationResult {
+  ACCEPT
+  CANCEL
+  INVESTIGATE
+  NONE
+}
+
+enum RiskAssessmentResult {
+  HIGH
+  LOW
+  MEDIUM
+  NONE
+  PENDING
 }
 
 type PageInfo {
@@ -766,6 +791,9 @@ class FakeOrder:
     destination: Mapping[str, str | None] = field(default_factory=lambda: dict(DEFAULT_DESTINATION))
     shipping_method: str = "Standard Shipping"
     processed_at: datetime | None = None
+    # Order.risk: Shopify's recommendation and each assessment's risk level.
+    risk_recommendation: str = "ACCEPT"
+    risk_levels: tuple[str, ...] = ("LOW",)
 
 
 @dataclass(frozen=True)
@@ -1034,6 +1062,10 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
         ("Order", "id"): lambda o, _i: _gid("Order", o.id),
         ("Order", "fulfillmentOrders"): lambda o, _i, **a: _connection(o.fulfillment_orders, a),
         ("Order", "fulfillments"): lambda o, _i, **a: _limit(o.fulfillments, a.get("first")),
+        ("Order", "risk"): lambda o, _i: {
+            "recommendation": o.risk_recommendation,
+            "assessments": [{"riskLevel": level} for level in o.risk_levels],
+        },
         ("FulfillmentOrder", "id"): lambda fo, _i: _gid("FulfillmentOrder", fo.id),
         ("FulfillmentOrder", "order"): lambda fo, info: ctx(info)._orders[fo.order_id],
         ("FulfillmentOrder", "lineItems"): lambda fo, _i, **a: _connection(fo.line_items, a),
@@ -1320,6 +1352,13 @@ class FakeShopify:
                 shipping_method=shipping_method,
                 processed_at=self.clock.now(),
             )
+
+    def set_risk(self, order_id: str, recommendation: str, levels: Sequence[str] = ("HIGH",)) -> None:
+        """What Shopify's fraud analysis says about the order (`Order.risk`)."""
+        with self._lock:
+            order = self._orders[str(order_id)]
+            order.risk_recommendation = recommendation
+            order.risk_levels = tuple(levels)
 
     def set_fulfillment_order_status(self, order_id: str, index: int, status: str) -> None:
         """Put the order's `index`-th fulfillment order on hold, schedule it, close it..."""

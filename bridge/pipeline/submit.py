@@ -30,12 +30,14 @@ from ..amazon.outbound import FulfillmentOutbound
 from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
-from ..orders import Event, OrderState, can
+from ..orders import CanonicalOrder, Event, OrderRisk, OrderState, can
 from ..store import OrderRecord, lock_order, read_session, write_session
+from ..storefronts.push import PushError
 from ..worker import JobContext, RetryLater
 from .amendment import submission_of
 from .common import amazon_retry
-from .plan import Park, Plan, Skip, judge_preview, plan_submission
+from .plan import Park, Plan, Skip, fees_seen, judge_preview, plan_submission
+from .policies import RULE_RISK, Hold, decide_approval, judge_fees, risk_pending_wait, skip_by_tag
 from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
 
 log = logging.getLogger("bridge.submit")
@@ -135,7 +137,7 @@ def handle_submit(ctx: JobContext) -> None:
     hold = order.payment_state not in channel.ship_on and (scoped is None or not scoped.requested)
     if hold and channel.unpaid_policy != "hold_at_amazon":
         return  # waits for the payment webhook
-    plan = check_plan(scoped, plan_submission(order, channel, hold=hold))
+    plan = skip_by_tag(order, channel) or check_plan(scoped, plan_submission(order, channel, hold=hold))
     if isinstance(plan, Skip):
         refuse(ctx, scoped, plan.reason)
         _finish_with(ctx, row.id or 0, Event.SKIP, plan.reason, version=version)
@@ -143,6 +145,12 @@ def handle_submit(ctx: JobContext) -> None:
     if isinstance(plan, Park):
         refuse(ctx, scoped, plan.reason)
         _finish_with(ctx, row.id or 0, Event.PARK, plan.reason, version=version)
+        return
+    approved = row.approved_rules
+    risk = _risk(ctx, channel, row, order) if channel.uses_risk and RULE_RISK not in approved else None
+    held = decide_approval(order, channel, approved=approved, risk=risk)
+    if held is not None:
+        _hold(ctx, row.id or 0, held, version)
         return
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     try:
@@ -172,13 +180,18 @@ def _submit(
             )
     else:
         previews = outbound.preview(plan.preview)
+        fees = fees_seen(previews, plan)
         verdict = judge_preview(previews, plan, channel)
         if verdict is not None:
             refuse(ctx, scoped, verdict.reason)
-            _finish_with(ctx, row.id, Event.PARK, verdict.reason, version=version)
+            _finish_with(ctx, row.id, Event.PARK, f"{verdict.reason} ({fees})", version=version)
+            return
+        held = judge_fees(previews, plan, channel, row.approved_rules)
+        if held is not None:
+            _hold(ctx, row.id, held, version, fees)
             return
         settle(ctx, row.id, scoped)  # accept fulfillment requests; record the units covered
-        if not _mark_submitting(ctx, row.id, plan, version):
+        if not _mark_submitting(ctx, row.id, plan, version, fees):
             return
     try:
         outbound.create(plan.create)
@@ -256,6 +269,52 @@ def _found_at_amazon(ctx: JobContext, row: OrderRecord, channel: Channel) -> boo
     return True
 
 
+def _risk(ctx: JobContext, channel: Channel, row: OrderRecord, order: CanonicalOrder) -> OrderRisk | None:
+    """The storefront's risk assessment, or None when it cannot say (the risk rule then holds,
+    and the audit trail says why). A retryable failure retries the job."""
+    storefronts = ctx.services.get("storefronts")
+    source = storefronts.risk(channel) if storefronts is not None else None
+    if source is None:
+        return None
+    try:
+        risk: OrderRisk = source.order_risk(order.external_id)
+    except PushError as exc:
+        if exc.retryable:
+            raise RetryLater(f"reading the order's risk: {exc.message}", exc.retry_after) from None
+        _note(ctx, row.id or 0, "policy:risk_unreadable", f"cannot read the order's risk: {exc.message}")
+        return None
+    wait = risk_pending_wait(risk, channel, received_at=row.created_at, now=ctx.bridge.clock.now())
+    if wait is not None:
+        raise RetryLater("the storefront's risk analysis is still pending", wait, count_attempt=False)
+    _note(ctx, row.id or 0, "policy:risk", f"storefront risk recommendation: {risk.describe()}")
+    return risk
+
+
+def _hold(ctx: JobContext, order_id: int, held: Hold, version: str, fees: str = "") -> None:
+    """Park the order for an operator's approval, recording which rules held it (an approval
+    approves them), unless the order changed since it was planned."""
+    now = ctx.bridge.clock.now()
+    reason = f"{held.reason} ({fees})" if fees else held.reason
+    with ctx.finish() as session:
+        row = lock_order(session, order_id)
+        if row.order_state not in NOT_SUBMITTED or not can(row.order_state, Event.HOLD):
+            note(session, row, "ignored:hold", now, f"order is {row.state}: {reason}")
+            return
+        if _version(row) != version:
+            note(session, row, "ignored:hold", now, "the order changed while it was planned; replanning")
+            return
+        approvals = dict(row.approvals or {})
+        row.approvals = {"held": list(held.rules), "approved": list(approvals.get("approved", ()))}
+        transition(session, row, Event.HOLD, now, reason)
+
+
+def _note(ctx: JobContext, order_id: int, event: str, reason: str) -> None:
+    with write_session(ctx.bridge.engine) as session:
+        jobs.assert_held(session, ctx.job)
+        row = lock_order(session, order_id)
+        note(session, row, event, ctx.bridge.clock.now(), reason)
+
+
 def _read_existing(outbound: FulfillmentOutbound, sfo_id: str) -> FulfillmentOrder | None:
     try:
         return outbound.get(sfo_id)
@@ -263,7 +322,7 @@ def _read_existing(outbound: FulfillmentOutbound, sfo_id: str) -> FulfillmentOrd
         return None
 
 
-def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str) -> bool:
+def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str, fees: str = "") -> bool:
     """Commit `submitting` (and what is being sent) before the create leaves, unless the order
     changed since it was planned: then the change's own job plans again, and this one stops."""
     now = ctx.bridge.clock.now()
@@ -284,7 +343,7 @@ def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str) -
             return False
         row.seller_fulfillment_order_id = plan.seller_fulfillment_order_id
         row.submission = submission_of(current, plan, version).to_json()
-        transition(session, row, Event.SUBMIT_STARTED, now, "preview passed; creating at Amazon")
+        transition(session, row, Event.SUBMIT_STARTED, now, f"preview passed ({fees}); creating at Amazon")
     return True
 
 

@@ -57,6 +57,7 @@ from .base import (
     header,
     parse_json,
     payload_timestamp,
+    policy_meta,
     refuse_control_characters,
     require_json_content_type,
     unauthorized,
@@ -238,6 +239,7 @@ def _canonical_order(channel: Channel, order: dict[str, Any]) -> CanonicalOrder:
                 requires_shipping=line.get("requires_shipping", True),
                 fulfillable_quantity=line.get("fulfillable_quantity"),
                 ordered_quantity=line.get("ordered_quantity"),
+                gift_message=line.get("gift_message", ""),
             )
             for line in order["lines"]
         ),
@@ -249,4 +251,12 @@ def _canonical_order(channel: Channel, order: dict[str, Any]) -> CanonicalOrder:
         buyer_phone=order.get("buyer_phone", ""),
         gift_message=order.get("gift_message", ""),
         notes=order.get("notes", ""),
+        tags=tuple(dict.fromkeys(t.strip().lower() for t in order.get("tags", ()) if t.strip())),
+        meta=policy_meta(
+            channel,
+            (
+                (k, str(v).lower() if isinstance(v, bool) else str(v))
+                for k, v in (order.get("meta") or {}).items()
+            ),
+        ),
     )

@@ -9,16 +9,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Protocol, runtime_checkable
 
 import httpx
 
 from ..channels import Channel
 from ..clock import Clock
+from ..orders import OrderRisk
 from . import generic, shopify, woocommerce
 from .assignment import FulfillmentAssignments
 from .base import StorefrontAdapter
 from .inventory import StockPusher
 from .push import StorefrontPusher
+
+
+@runtime_checkable
+class RiskSource(Protocol):
+    def order_risk(self, order_external_id: str) -> OrderRisk: ...
 
 
 class UnknownPlatform(LookupError):
@@ -118,6 +125,11 @@ class Storefronts:
         pusher's connection; None for platforms that do not split orders."""
         found = getattr(self.for_channel(channel), "assignments", None)
         return found if isinstance(found, FulfillmentAssignments) else None
+
+    def risk(self, channel: Channel) -> RiskSource | None:
+        """Where the channel's storefront says how risky an order is (Shopify), or None."""
+        found = getattr(self.for_channel(channel), "risk", None)
+        return found if isinstance(found, RiskSource) else None
 
     def close(self) -> None:
         for stock in self._stock.values():

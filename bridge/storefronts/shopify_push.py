@@ -59,6 +59,7 @@ from .shopify_graphql import (
     order_not_found,
     raise_user_errors,
 )
+from .shopify_risk import ShopifyRisk
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ class ShopifyPusher:
         self.clock = clock
         self.graphql = ShopifyGraphQL(channel, clock, transport)
         self.assignments = ShopifyFulfillmentOrders(channel, clock, self.graphql)
+        self.risk = ShopifyRisk(channel, self.graphql)
 
     # -- StorefrontPusher ----------------------------------------------------------------------
 

@@ -24,10 +24,19 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "Shopify order #1003 at 'Print on demand' (line 32 x1): OPEN, left to its own app, unfulfilled"
         in story
     )
+    held = [
+        line.split("  ", 1)[1].strip() for line in lines if line.startswith("Shopify #1004: a T-shirt tagged")
+    ]
+    assert held[:3] == [
+        "accepted",
+        "on hold: held for approval: tagged fba-hold in the storefront (rule tag)",
+        "approved by an operator; planned again",
+    ]
+    assert "created at Amazon as shop-a-1004" in held and "tracking pushed" in " ".join(held)
     assert "Demo Buyer" not in story and "demo.buyer@example.com" not in story
     stock = {tuple(line.split()[1:4]): line.split()[5] for line in lines if line.startswith("stock ")}
     assert stock[("before", "shop-a", "TSHIRT-RED-M")] == "500"  # a sale lowers the shop's stock
-    assert stock[("after", "shop-a", "TSHIRT-RED-M")] == "497"  # 1 in #1001, 2 in #1003
+    assert stock[("after", "shop-a", "TSHIRT-RED-M")] == "496"  # 1 in #1001, 2 in #1003, 1 in #1004
     assert stock[("after", "shop-a", "TSHIRT-BLUE-L")] == "198"
     assert stock[("after", "woo-main", "MUG-WHITE")] == "1000"  # the cancelled mug came back
     assert stock[("after", "own-shop", "SKU-1")] == "299"

@@ -67,7 +67,7 @@ def test_every_schema_problem_is_listed_with_line_and_fix() -> None:
     )
     assert any("channels[0].amazon.marketplace_id" in line and ":12:" in line for line in lines)
     assert any(
-        "channels[0].skus" in line and "unmaped" in line and "allowed: map, unmapped" in line
+        "channels[0].skus" in line and "unmaped" in line and "allowed: map, match, unmapped" in line
         for line in lines
     )
 

@@ -105,6 +105,8 @@ class SkuConfig:
 
     `split` ships every unit of the SKU in its own package of its own shipment;
     `cancelled_by_fulfiller` makes the shipment holding it end `CANCELLED_BY_FULFILLER`.
+    `no_fee_estimate`: a preview with this SKU carries no `estimatedFees`, as Amazon's sometimes
+    does (reported in its issue tracker), so a fee cap cannot be checked.
     """
 
     quantity: int = 0
@@ -112,6 +114,7 @@ class SkuConfig:
     cancelled_by_fulfiller: bool = False
     weight_lb: str = "1.0"
     fnsku: str | None = None
+    no_fee_estimate: bool = False
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,9 @@ def _one_preview(
             "unit": "POUNDS",
             "value": str(sum((i.weight * i.quantity for i in good), Decimal(0))),
         },
-        "estimatedFees": _fees(speed, marketplace, good, config) if good and not order_reasons else [],
+        "estimatedFees": _fees(speed, marketplace, good, config)
+        if _quoted(good, config) and not order_reasons
+        else [],
         "fulfillmentPreviewShipments": _shipments(speed, good, config, now) if not order_reasons else [],
         "unfulfillablePreviewItems": [
             {
@@ -124,6 +126,11 @@ def _one_preview(
     if "featureConstraints" in body:
         preview["featureConstraints"] = body["featureConstraints"]
     return preview
+
+
+def _quoted(good: list[_Item], config: SimulatorConfig) -> bool:
+    """Amazon quotes fees for a fulfillable preview, except where it does not (`no_fee_estimate`)."""
+    return bool(good) and not any(config.skus.get(i.sku, SkuConfig()).no_fee_estimate for i in good)
 
 
 def _fees(speed: str, marketplace: str, good: list[_Item], config: SimulatorConfig) -> list[dict[str, Any]]:
