@@ -96,3 +96,13 @@ def test_an_unsupported_database_url_never_echoes_its_password() -> None:
     assert "s3cr3t" not in str(caught.value)
     settings = Settings.from_env({"DATABASE_URL": "postgres://app@db.example.com/prod?password=s3cr3t"})
     assert "s3cr3t" not in repr(settings)
+
+
+def test_database_errors_show_the_url_with_every_credential_masked() -> None:
+    from bridge.migrate import DatabaseNotReady, open_ready
+
+    url = "postgresql+psycopg://app:pw1@127.0.0.1:1/prod?password=s3cr3t&connect_timeout=1"
+    with pytest.raises(DatabaseNotReady) as caught:
+        open_ready(url)
+    assert "s3cr3t" not in str(caught.value) and "pw1" not in str(caught.value)
+    assert "127.0.0.1" in str(caught.value)
