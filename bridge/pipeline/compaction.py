@@ -8,11 +8,11 @@ What goes, and what stays:
   and its `job_dead` alert is cleared.
 - **Audit trails** of finished orders (shipped, cancelled, unfulfillable, completed partially, not
   for Amazon) not changed for `BRIDGE_RETENTION_DAYS` (30) lose their routine entries: Amazon
-  status and tracking notes, events ignored because the order had moved on, and deliveries that changed nothing. The
-  first and last entry, every state change, pushes to the storefront, returns, alerts and privacy
-  records stay, and one `audit:compacted` entry says how many entries of which kind were removed.
-  An order is compacted once (`orders.audit_compacted_at`). The audit trail never holds personal
-  data, and compaction writes only counts.
+  status and tracking notes, events ignored because the order had moved on, and deliveries that
+  changed nothing. The first and last entry, every state change, pushes to the storefront,
+  returns, alerts and privacy records stay, and one `audit:compacted` entry says how many entries
+  of which kind were removed. An order is compacted once (`orders.audit_compacted_at`). The audit
+  trail never holds personal data, and compaction writes only counts.
 - **Raw webhook bodies** are not touched here: the retention purge (`privacy.py`) replaces every
   body older than the retention period, whatever it was for.
 
