@@ -32,6 +32,9 @@ the shop wants shipped in all (0 for a line removed after the order was placed),
 order: intake keeps a tombstone); any other type is acknowledged, stored and ignored.
 `delivery_key` is `webhook-id`, which Standard Webhooks keeps the same across retries; there is
 no separate event id.
+
+A body that does not match the schema, or holds a control character in any string, is refused
+with a 422 naming the JSON paths: the sender is the merchant's own code, which reads the answer.
 """
 
 from __future__ import annotations

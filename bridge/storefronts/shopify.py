@@ -6,8 +6,11 @@ What a caller may rely on:
   `channel.webhook_secrets` is tried, so a rotated secret keeps working while Shopify still signs
   with the old one.
 - `parse` raises nothing but `Rejection`: 415 for a non-JSON content type, 400 for a missing
-  `X-Shopify-Topic` or a body that is not strict JSON, 422 (with problems, never values) when an
-  order or privacy payload does not match `schemas/shopify/*.json`.
+  `X-Shopify-Topic` or a body that is not strict JSON. An order or privacy payload that does not
+  match `schemas/shopify/*.json` is not refused: it becomes a delivery with `refused` problems
+  (paths and rules, never values) that intake stores and parks as an alert, answered 200, because
+  Shopify deletes a subscription that keeps failing. Control characters are removed from every
+  string first (`base.strip_control_characters`); the order's notes name the paths.
 - Topics: `orders/create`, `orders/paid`, `orders/updated` are upserts and `orders/cancelled`
   a cancellation, each with the canonical order; `customers/data_request`, `customers/redact` and
   `shop/redact` carry a `PrivacyRequest` and no kind; any other topic is acknowledged, stored and

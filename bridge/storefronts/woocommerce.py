@@ -8,8 +8,10 @@ What a caller may rely on:
   content type). Letting it through is harmless because `parse` turns it into a delivery with
   nothing to apply and nothing to store.
 - `parse` raises nothing but `Rejection`: 415 unless the body is JSON, 400 for a missing
-  `X-WC-Webhook-Topic` or a body that is not strict JSON, 422 (with problems, never values) when
-  an order does not match `schemas/woocommerce/*.json`.
+  `X-WC-Webhook-Topic` or a body that is not strict JSON. An order that does not match
+  `schemas/woocommerce/*.json` becomes a delivery with `refused` problems (paths and rules, never
+  values), stored and parked as an alert and answered 200: WooCommerce disables a webhook after
+  5 failures in a row and never retries. Control characters are removed from every string first.
 - Topics: `order.created`, `order.updated`, `order.restored` carry the REST v3 order; the order's
   status decides the kind (see `STATUSES`): a cancelled, trashed, refunded or failed order is a
   cancellation (its `cancel_reason` names the status), a `checkout-draft` (a cart the block
