@@ -214,3 +214,17 @@ def test_an_amazon_notification_with_a_control_character_is_refused_naming_the_f
         assert response.status_code == 422, response.get_data(as_text=True)
         assert response.json["problems"][0]["path"] == f"$.Payload.FulfillmentOrderStatusNotification.{field}"
     assert count(db, DeliveryRecord) == 0
+
+
+def test_ids_of_twenty_digits_are_stored_and_longer_ones_parked(client: FlaskClient, db: Engine) -> None:
+    longest = 10**20 - 1
+    assert post(client, SHOP, shopify_delivery(shopify_order(longest))).json["outcome"] == "created"
+    assert post(client, WOO, woo_delivery(woo_order(longest))).json["outcome"] == "created"
+    for url, delivery in (
+        (SHOP, shopify_delivery(shopify_order(10**300))),
+        (WOO, woo_delivery(woo_order(10**300))),
+        (WOO, woo_delivery({"id": 10**300}, topic="order.deleted")),
+    ):
+        response = post(client, url, delivery)
+        assert (response.status_code, response.json["outcome"]) == (200, "schema_refused")
+    assert count(db, OrderRecord) == 2
