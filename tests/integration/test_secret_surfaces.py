@@ -28,11 +28,14 @@ RELAY_TOKEN = "relay-token-9a1c44e5b8"
 
 @pytest.fixture
 def compares(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of `hmac.compare_digest` (the constant-time comparison)."""
+    """Counts calls of `hmac.compare_digest` (the constant-time comparison), and checks that both
+    sides always have the same length: `compare_digest` returns early on a length difference, so
+    comparing a guess with the secret itself would tell the secret's length."""
     calls: list[int] = []
     real: Callable[[Any, Any], bool] = hmac.compare_digest
 
     def spy(a: Any, b: Any) -> bool:
+        assert len(a) == len(b), "compared values of different lengths (the length leaks)"
         calls.append(1)
         return real(a, b)
 
