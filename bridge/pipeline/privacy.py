@@ -33,10 +33,13 @@ from .. import alerts, jobs
 from ..orders import FINAL, CanonicalOrder, OrderState
 from ..store import (
     REDACTED_BODY,
+    AlertRecord,
     DeliveryRecord,
+    FulfillmentUnitRecord,
     OrderEventRecord,
     OrderRecord,
     PackageRecord,
+    PushRecord,
     ShipmentRecord,
     read_session,
     write_session,
@@ -261,6 +264,15 @@ def _order_export(session: Session, row: OrderRecord) -> dict[str, Any]:
     deliveries = session.execute(
         select(DeliveryRecord).where(col(DeliveryRecord.order_id) == row.id).order_by(col(DeliveryRecord.id))
     ).scalars()
+    pushes = session.execute(
+        select(PushRecord).where(col(PushRecord.order_id) == row.id).order_by(col(PushRecord.id))
+    ).scalars()
+    units = session.execute(
+        select(FulfillmentUnitRecord).where(col(FulfillmentUnitRecord.order_id) == row.id)
+    ).scalars()
+    order_alerts = session.execute(
+        select(AlertRecord).where(col(AlertRecord.order_id) == row.id).order_by(col(AlertRecord.id))
+    ).scalars()
     return {
         "external_id": row.external_id,
         "display_id": row.display_id,
@@ -293,6 +305,13 @@ def _order_export(session: Session, row: OrderRecord) -> dict[str, Any]:
             for p in packages
         ],
         "deliveries": [_delivery_export(d) for d in deliveries],
+        "storefront_updates": [
+            {"kind": p.kind, "note": p.note, "status": p.status, "at": _when(p.done_at or p.created_at)}
+            for p in pushes
+        ],
+        "fulfillment_units": [{"unit_id": u.unit_id, "status": u.status, "lines": u.lines} for u in units],
+        "alerts": [{"opened_at": _when(a.opened_at), "message": a.message} for a in order_alerts],
+        "submission": row.submission,
     }
 
 
