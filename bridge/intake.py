@@ -225,24 +225,42 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
 
 def _park_refused(
     session: Session, channel: Channel, delivery: Delivery, delivery_id: int, now: datetime
-) -> None:
-    """One alert per channel, topic and set of problems; it counts the deliveries that had them."""
+) -> int | None:
+    """One alert per channel, topic and set of problems; it counts the deliveries that had them.
+    When the payload still names an order the bridge holds, the delivery and the alert are linked
+    to it (the order itself is not changed). Returns that order's id."""
     problems = [f"{p.get('path', '$')} ({p.get('rule', '?')}: {p.get('fix', '')})" for p in delivery.refused]
     cause = hashlib.sha256("\n".join(sorted(problems)).encode()).hexdigest()[:16]
     topic = printable(delivery.topic, 64)
+    row = None
+    if delivery.external_id:
+        row = (
+            session.execute(
+                select(OrderRecord).where(
+                    col(OrderRecord.channel_id) == channel.id,
+                    col(OrderRecord.external_id) == delivery.external_id,
+                )
+            )
+            .scalars()
+            .first()
+        )
+    about = f" for order {row.display_id or row.external_id}" if row is not None else ""
     alerts.raise_alert(
         session,
         key=f"intake:schema_refused:{channel.id}:{topic}:{cause}",
         kind="intake",
         message=(
-            f"a {topic} delivery on channel {channel.id} (delivery {delivery_id}) is authentic but does "
-            "not match the format the bridge reads, so it was stored and not applied; it was answered "
-            f"200 so the storefront keeps the webhook enabled. Problems: {'; '.join(problems)}. Check "
-            "the storefront's API version and plugins against the README's supported payloads"
+            f"a {topic} delivery{about} on channel {channel.id} (delivery {delivery_id}) is authentic "
+            "but does not match the format the bridge reads, so it was stored and not applied; it was "
+            "answered 200 so the storefront keeps the webhook enabled. "
+            f"Problems: {'; '.join(problems)}. Check the storefront's API version and plugins "
+            "against the README's supported payloads"
         )[:2000],
         now=now,
         channel_id=channel.id,
+        order_id=row.id if row is not None else None,
     )
+    return row.id if row is not None else None
 
 
 def _order_purged(session: Session, channel: Channel, delivery: Delivery, order_id: int | None) -> bool:
@@ -286,8 +304,7 @@ def _record_effect(
     session: Session, channel: Channel, delivery: Delivery, delivery_id: int, clock: Clock
 ) -> tuple[str, int | None]:
     if delivery.refused:
-        _park_refused(session, channel, delivery, delivery_id, clock.now())
-        return SCHEMA_REFUSED, None
+        return SCHEMA_REFUSED, _park_refused(session, channel, delivery, delivery_id, clock.now())
     if delivery.privacy is not None:
         jobs.enqueue(
             session,

@@ -297,7 +297,22 @@ def control_character_note(paths: tuple[str, ...]) -> tuple[str, ...]:
     return (f"control characters removed from {shown}",)
 
 
-def parked(topic: str, delivery_key: str, event_id: str | None, refusal: Rejection) -> Delivery:
+_PLATFORM_ID = re.compile(r"[1-9][0-9]{0,19}")
+
+
+def readable_id(data: Any) -> str | None:
+    """The platform's order id of a refused payload, if it still reads as one (to link the
+    delivery and its alert to an order the bridge already holds)."""
+    value = data.get("id") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value)
+    return text if _PLATFORM_ID.fullmatch(text) else None
+
+
+def parked(
+    topic: str, delivery_key: str, event_id: str | None, refusal: Rejection, data: Any = None
+) -> Delivery:
     """What a Shopify or WooCommerce delivery our schema refuses becomes: stored, not applied, an
     operator alert with the problems. Both platforms disable a webhook that keeps failing
     (WooCommerce after 5 failures in a row, without retrying), and the merchant never sees our
@@ -305,7 +320,11 @@ def parked(topic: str, delivery_key: str, event_id: str | None, refusal: Rejecti
     if refusal.status != 422:
         raise refusal
     return Delivery(
-        topic=topic, delivery_key=delivery_key, event_id=event_id, refused=tuple(refusal.problems)
+        topic=topic,
+        delivery_key=delivery_key,
+        event_id=event_id,
+        external_id=readable_id(data),
+        refused=tuple(refusal.problems),
     )
 
 

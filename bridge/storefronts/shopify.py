@@ -141,7 +141,7 @@ class ShopifyAdapter:
         try:
             return self._delivery(channel, topic, delivery_key, event_id, data, stripped)
         except Rejection as refusal:
-            return parked(topic, delivery_key, event_id, refusal)
+            return parked(topic, delivery_key, event_id, refusal, data)
 
     def _delivery(
         self,

@@ -157,7 +157,7 @@ class WooCommerceAdapter:
         try:
             return self._delivery(channel, topic, delivery_key, data, stripped)
         except Rejection as refusal:
-            return parked(topic, delivery_key, None, refusal)
+            return parked(topic, delivery_key, None, refusal, data)
 
     def _delivery(
         self, channel: Channel, topic: str, delivery_key: str, data: Any, stripped: tuple[str, ...]

@@ -322,3 +322,22 @@ def test_no_personal_data_reaches_logs_or_error_bodies(
     with read_session(bridge.engine) as session:
         messages = " ".join(session.execute(select(AlertRecord.message)).scalars())
     assert messages and not any(canary in messages for canary in canaries)
+
+
+def test_a_refused_update_of_a_known_order_is_linked_to_it_and_changes_nothing(
+    client: FlaskClient, db: Engine
+) -> None:
+    assert post(client, SHOP, shopify_delivery(shopify_order(4242))).json["outcome"] == "created"
+    broken = shopify_order(4242, updated_at="2026-11-02T10:00:00-05:00")
+    broken["currency"] = "usd"
+    assert (
+        post(client, SHOP, shopify_delivery(broken, topic="orders/updated")).json["outcome"]
+        == "schema_refused"
+    )
+    with read_session(db) as session:
+        order = session.execute(select(OrderRecord)).scalars().one()
+        alert = session.execute(select(AlertRecord)).scalars().one()
+        linked = session.execute(select(DeliveryRecord.order_id)).scalars().all()
+    assert alert.order_id == order.id and "#4242" in alert.message
+    assert linked == [order.id, order.id]
+    assert order.data["currency"] == "USD", "the refused delivery was not applied"
