@@ -253,8 +253,8 @@ def _park_refused(
             f"a {topic} delivery{about} on channel {channel.id} (delivery {delivery_id}) is authentic "
             "but does not match the format the bridge reads, so it was stored and not applied; it was "
             "answered 200 so the storefront keeps the webhook enabled. "
-            f"Problems: {'; '.join(problems)}. Check the storefront's API version and plugins "
-            "against the README's supported payloads"
+            f"Problems: {'; '.join(problems)}. Check the storefront's webhook API version and the "
+            "plugins that change its orders; the raw delivery is kept until the retention purge"
         )[:2000],
         now=now,
         channel_id=channel.id,
