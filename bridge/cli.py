@@ -62,7 +62,7 @@ def _require_ready(bridge: Any) -> None:
     from .migrate import check_schema, require_existing
 
     try:
-        require_existing(bridge.settings.database_url)
+        require_existing(bridge.engine.url.render_as_string(hide_password=False))
         check_schema(bridge.engine)
     except DatabaseNotReady as exc:
         raise _not_ready(exc) from None
@@ -226,13 +226,37 @@ def simulator(host: str, port: int, speed: float, config_path: str | None, sqs_e
 @click.option(
     "--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for the orders"
 )
-def demo(timeout: float) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="keep the demo's bridge running with the console open (prints its URL and a one-time password)",
+)
+@click.option("--port", type=int, default=0, help="with --serve: the console's port (default: any free one)")
+def demo(timeout: float, serve: bool, port: int) -> None:
     """Run the whole loop with no credentials: SQLite, the MCF simulator, fake storefronts."""
+    import threading
+
     from .bootstrap import configure_logging
-    from .demo import run_demo
+    from .demo import run_demo, serve_console
 
     configure_logging("WARNING")
-    sys.exit(run_demo(click.echo, timeout))
+    then = serve_console(click.echo, threading.Event().wait) if serve else None
+    try:
+        sys.exit(run_demo(click.echo, timeout, then=then, port=port))
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@main.command("console-password")
+@click.password_option(help="the console password (asked for when not given)")
+def console_password(password: str) -> None:
+    """Print the hash to set as BRIDGE_CONSOLE_PASSWORD_HASH (the password itself is not stored)."""
+    from .web.console.auth import hash_password
+
+    try:
+        click.echo(hash_password(password))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _engine_and_clock() -> tuple[Any, Any]:
@@ -261,7 +285,7 @@ ORDER_STATES = [state.value for state in OrderState]
 @click.option("--yes", is_flag=True, help="with --resubmit-all: really re-submit")
 def orders(state: str | None, attention: bool, limit: int, resubmit_all: bool, yes: bool) -> None:
     """List orders, newest first. ORDER (or NAME) is what `order` and `return` take."""
-    from .admin import account_problems, list_orders
+    from .admin import account_problems, channel_problems, list_orders
 
     if resubmit_all:
         if not attention:
@@ -275,6 +299,12 @@ def orders(state: str | None, attention: bool, limit: int, resubmit_all: bool, y
             click.echo("account problems:")
             for a in problems:
                 click.echo(f"  ! {a.account_id} [{a.kind}] {a.message}")
+        shops = channel_problems(engine)
+        if shops:
+            click.echo("channel problems:")
+            for a in shops:
+                click.echo(f"  ! {a.channel_id} [{a.kind}] {a.message}")
+        if problems or shops:
             click.echo("orders:")
     found = list_orders(engine, state=state, attention=attention, limit=limit)
     if not found:
@@ -414,7 +444,14 @@ def jobs(ctx: click.Context) -> None:
             f"dead job {job.id} kind={job.kind} order_id={job.order_id} "
             f"attempts={job.attempts}: {job.last_error}"
         )
-    from .admin import open_breakers
+    from .admin import open_breakers, retrying_jobs
+
+    for waiting in retrying_jobs(engine):
+        click.echo(
+            f"retrying job {waiting.id} kind={waiting.kind} order={waiting.order} "
+            f"attempts={waiting.attempts}/{waiting.max_attempts} "
+            f"next={waiting.next_try:%Y-%m-%d %H:%M:%S} UTC: {waiting.last_error}"
+        )
 
     for breaker in open_breakers(engine):
         click.echo(f"open circuit breaker {breaker.key.split(':', 1)[1]}: {breaker.message}")
@@ -737,6 +774,37 @@ def amazon_recheck(account_id: str) -> None:
             f"Amazon account {account_id} still cannot get an access token: {exc.describe()}"
         ) from None
     click.echo(f"Amazon account {account_id}: credentials accepted; parked work resumes now")
+
+
+@main.group()
+def channels() -> None:
+    """Storefront channels: `channels recheck CHANNEL` after fixing a storefront credential."""
+
+
+@channels.command("recheck")
+@click.argument("channel_id")
+def channels_recheck(channel_id: str) -> None:
+    """Ask CHANNEL's storefront now whether it accepts our credentials; a parked channel's
+    push-backs resume at once (the bridge also rechecks on its own every minute)."""
+    from .admin import AdminError, recheck_channel
+    from .storefronts.push import PushError
+
+    bridge = _bootstrap()
+    try:
+        checked = recheck_channel(bridge, channel_id)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    except PushError as exc:
+        raise click.ClickException(f"channel {channel_id}: {exc.message}") from None
+    if checked:
+        click.echo(
+            f"channel {channel_id}: the storefront accepts our credentials; parked push-backs resume now"
+        )
+    else:
+        click.echo(
+            f"channel {channel_id}: this platform has no read-only check; parked push-backs were made due "
+            "now and the first one checks the credentials (see `fba-bridge jobs`)"
+        )
 
 
 # fba-bridge inventory

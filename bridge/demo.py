@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import tempfile
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from sqlmodel import col
+from werkzeug.security import generate_password_hash
 
 from . import operator
 from .amazon.accounts import build_amazon
@@ -45,7 +47,7 @@ from .pipeline.inventory import stock_report
 from .resources import example_channels_file, example_simulator_file
 from .runtime import make_worker
 from .scheduler import Clock
-from .settings import Settings
+from .settings import ConsoleSettings, Secret, Settings
 from .store import OrderEventRecord, OrderRecord, PushRecord, make_engine, read_session
 from .storefronts.base import hmac_sha256_b64
 from .storefronts.generic import sign_standard_webhook
@@ -231,21 +233,62 @@ class _Sender:
         response.raise_for_status()
 
 
+@dataclass
+class DemoEnvironment:
+    """The demo's running bridge, for `--serve` and the console's browser tests."""
+
+    bridge: Bridge
+    simulator: Simulator
+    web_url: str
+    console_url: str
+    console_password: str
+    database_url: str
+
+
 def run_demo(
-    out: Callable[[str], None] = print, timeout_s: float = 120.0, workdir: Path | None = None
+    out: Callable[[str], None] = print,
+    timeout_s: float = 120.0,
+    workdir: Path | None = None,
+    *,
+    then: Callable[[DemoEnvironment], None] | None = None,
+    port: int = 0,
 ) -> int:
-    """Run the loop; returns 0 when every order reached its expected end, 1 otherwise."""
+    """Run the loop; returns 0 when every order reached its expected end, 1 otherwise.
+
+    With `then`, the console is switched on with a one-time password and `then` is called with
+    the still-running demo once the story is told; everything stops when it returns."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="fba-bridge-demo-"))
     stoppers: list[Callable[[], None]] = []
     try:
-        return _run(out, timeout_s, workdir, stoppers)
+        return _run(out, timeout_s, workdir, stoppers, then, port)
     finally:
         for stop in reversed(stoppers):
             stop()
 
 
+def serve_console(
+    out: Callable[[str], None], wait: Callable[[], object]
+) -> Callable[[DemoEnvironment], None]:
+    """`fba-bridge demo --serve`: print where the console is and how to sign in, then `wait`."""
+
+    def keep_running(demo: DemoEnvironment) -> None:
+        out(
+            f"\nThe console is open at {demo.console_url}\n"
+            f"  sign in with any name and the one-time password {demo.console_password}\n"
+            f"  (it works until this command stops; the bridge keeps running meanwhile). Ctrl-C stops."
+        )
+        wait()
+
+    return keep_running
+
+
 def _run(
-    out: Callable[[str], None], timeout_s: float, workdir: Path, stoppers: list[Callable[[], None]]
+    out: Callable[[str], None],
+    timeout_s: float,
+    workdir: Path,
+    stoppers: list[Callable[[], None]],
+    then: Callable[[DemoEnvironment], None] | None = None,
+    port: int = 0,
 ) -> int:
     shops = start_local_shops(
         shopify_token=SHOPIFY_TOKEN, woo_key=WOO_KEY, woo_secret=WOO_KEY_SECRET, generic_secret=GENERIC_SECRET
@@ -278,7 +321,11 @@ def _run(
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         stoppers.append(_stopper(stop, thread))
-    web = serve_in_thread(create_app(bridge))
+    password = secrets.token_urlsafe(12)
+    if then is not None:  # the console, signed into with a password that dies with this process
+        console = ConsoleSettings(password_hash=Secret(generate_password_hash(password)))
+        bridge.settings = replace(bridge.settings, console=console)
+    web = serve_in_thread(create_app(bridge), port=port)
     stoppers.append(web.stop)
 
     out(f"fba-bridge demo: MCF simulator x{SPEED:g} at {amazon_server.base_url}, webhooks at {web.base_url}")
@@ -348,6 +395,17 @@ def _run(
         f"  DATABASE_URL={database_url} {cli} order shop-a 1001\n"
         f"  DATABASE_URL={database_url} {cli} orders --attention"
     )
+    if then is not None:
+        then(
+            DemoEnvironment(
+                bridge=bridge,
+                simulator=simulator,
+                web_url=web.base_url,
+                console_url=f"{web.base_url}/console/",
+                console_password=password,
+                database_url=database_url,
+            )
+        )
     return 0 if ok else 1
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from . import metrics
 from .alerts import JOB_ALERT_DELIVERY
 from .amazon.accounts import build_amazon, require_shared_simulator
+from .amazon.limiter import DatabaseBuckets
 from .bootstrap import Bridge
 from .intake import JOB_AMEND, JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
 from .pipeline.alert_delivery import handle_alert_delivery
@@ -38,6 +39,7 @@ from .pipeline.requests import (
 )
 from .pipeline.returns import handle_return
 from .pipeline.scope import check_storefronts
+from .pipeline.shop_budget import SharedCostBuckets
 from .pipeline.submit import handle_submit
 from .pipeline.sync import (
     JOB_PUSH,
@@ -89,7 +91,8 @@ def make_worker(bridge: Bridge, **services: Any) -> Worker:
     if "amazon" not in services:
         services["amazon"] = build_amazon(bridge)
     if "storefronts" not in services:
-        services["storefronts"] = Storefronts(bridge.clock)
+        shared = SharedCostBuckets(DatabaseBuckets(bridge.engine, bridge.clock))
+        services["storefronts"] = Storefronts(bridge.clock, cost_budget=shared)
     return Worker(
         bridge,
         HANDLERS,

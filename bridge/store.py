@@ -17,7 +17,18 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, String, UniqueConstraint, event, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, create_engine
@@ -32,9 +43,25 @@ DELIVERY_KEY_LENGTH = 200
 DISPLAY_ID_LENGTH = 128
 
 
+#: An order that needs a look by itself: parked, or flagged with a reason (`admin.ATTENTION_SQL`).
+ORDER_ATTENTION = "state = 'needs_attention' OR attention_reason != ''"
+
+
 class OrderRecord(SQLModel, table=True):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_external"),)
+    __table_args__ = (
+        UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_external"),
+        # The console's list (`admin.list_orders`): search by shop id or name, channel + state.
+        Index("ix_orders_external_id", "external_id"),
+        Index("ix_orders_display_id", "display_id"),
+        Index("ix_orders_channel_state", "channel_id", "state"),
+        Index(
+            "ix_orders_attention",
+            "id",
+            sqlite_where=text(ORDER_ATTENTION),
+            postgresql_where=text(ORDER_ATTENTION),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
@@ -174,6 +201,11 @@ class JobRecord(SQLModel, table=True):
     #: The rate bucket (account:operation) holding a token reserved for this job's next run, set
     #: when the job was handed back instead of sleeping (`bridge.budget`), cleared by the claim.
     reserved: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    #: Claims of this job whose worker stopped renewing the lease (crashed, killed, hung): a job
+    #: that keeps taking its worker down is dead-lettered (`jobs.claim`), not claimed forever.
+    lost_leases: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, default=0, server_default="0")
+    )
 
 
 class ShipmentRecord(SQLModel, table=True):
@@ -224,6 +256,10 @@ class PushRecord(SQLModel, table=True):
     storefront_ref: str = Field(default="", sa_column=Column(String(200), nullable=False, default=""))
     created_at: datetime
     done_at: datetime | None = None
+    #: Committed before the first request that could create something at the storefront: from then
+    #: on an earlier attempt may have landed, so every later run (an operator retry included) asks
+    #: the storefront what it already has before pushing again.
+    sent_at: datetime | None = None
 
 
 class FulfillmentUnitRecord(SQLModel, table=True):
@@ -414,6 +450,24 @@ class LwaTokenRecord(SQLModel, table=True):
     rejected_credentials: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
     failures: int = 0
     retry_at: float | None = None
+    updated_at: float
+
+
+class StorefrontCredentialRecord(SQLModel, table=True):
+    """Per channel: whether the storefront refused our credentials, shared by every worker.
+
+    While `rejected_code` is set the channel is parked: its push jobs wait without spending
+    attempts, one probe a `recheck_at` (a minute apart) asks the storefront again, and the first
+    success (or `fba-bridge channels recheck`) clears the row, the alert and the wait.
+    Times are epoch seconds of the injected clock.
+    """
+
+    __tablename__ = "storefront_credentials"
+
+    channel_id: str = Field(sa_column=Column(String(100), primary_key=True))
+    rejected_code: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    rejected_message: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
+    recheck_at: float | None = None
     updated_at: float
 
 

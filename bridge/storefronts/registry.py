@@ -21,6 +21,7 @@ from .assignment import FulfillmentAssignments
 from .base import StorefrontAdapter
 from .inventory import StockPusher
 from .push import StorefrontPusher
+from .shopify_graphql import CostBudget
 
 
 @runtime_checkable
@@ -49,9 +50,13 @@ def adapter_for(platform: str) -> StorefrontAdapter:
 
 
 def make_pusher(
-    channel: Channel, clock: Clock, transport: httpx.BaseTransport | None = None
+    channel: Channel,
+    clock: Clock,
+    transport: httpx.BaseTransport | None = None,
+    cost_budget: CostBudget | None = None,
 ) -> StorefrontPusher:
-    """The push-back side of a channel's platform (one instance per channel and process)."""
+    """The push-back side of a channel's platform (one instance per channel and process); a
+    Shopify channel's calls draw on `cost_budget` (the shop's bucket shared by every worker)."""
     from .generic_push import GenericPusher
     from .shopify_push import ShopifyPusher
     from .woocommerce_push import WooCommercePusher
@@ -63,6 +68,8 @@ def make_pusher(
     }
     if channel.platform not in pushers:
         raise UnknownPlatform(channel.platform)
+    if channel.platform == "shopify":
+        return ShopifyPusher(channel, clock, transport, cost_budget)
     return pushers[channel.platform](channel, clock, transport)
 
 
@@ -87,10 +94,17 @@ def make_stock_pusher(
 
 
 class Storefronts:
-    """Pushers by channel, created on first use and reused (they hold HTTP connection pools)."""
+    """Pushers by channel, created on first use and reused (they hold HTTP connection pools).
+    `cost_budget`: Shopify cost buckets shared with the other workers (`pipeline/shop_budget.py`)."""
 
-    def __init__(self, clock: Clock, transports: Mapping[str, httpx.BaseTransport] | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        transports: Mapping[str, httpx.BaseTransport] | None = None,
+        cost_budget: CostBudget | None = None,
+    ) -> None:
         self._clock = clock
+        self._cost_budget = cost_budget
         self._transports = dict(transports or {})
         self._pushers: dict[str, StorefrontPusher] = {}
         self._channels: dict[str, Channel] = {}
@@ -115,7 +129,7 @@ class Storefronts:
                 if old is not None:
                     old.close()
                 self._pushers[channel.id] = make_pusher(
-                    channel, self._clock, self._transports.get(channel.id)
+                    channel, self._clock, self._transports.get(channel.id), self._cost_budget
                 )
                 self._channels[channel.id] = channel
             return self._pushers[channel.id]

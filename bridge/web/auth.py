@@ -36,6 +36,13 @@ def secret_matches(given: str | None, expected: Secret | Iterable[Secret] | None
     return ok and bool(given)
 
 
+def same_secret(given: str | None, expected: str | None) -> bool:
+    """Constant-time equality of two secret strings (a form token, a nonce); empty never matches."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(_digest(given), _digest(expected))
+
+
 def bearer_matches(authorization: str | None, token: Secret | None) -> bool:
     """True when an `Authorization: Bearer <token>` header carries `token`."""
     if not token or not authorization:
