@@ -115,10 +115,15 @@ def _validator(folder: str, name: str) -> Draft202012Validator:
 # personal data): what 422 answers, the pre-flight check and the SP-API client all report.
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def json_path(path: Iterable[Any]) -> str:
+    """`$.a.b[0]`; object keys (the sender's text) with control characters shown as `?` and cut
+    to 64 characters, so a path can be stored, logged and answered."""
     out = "$"
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        out += f"[{part}]" if isinstance(part, int) else f".{_UNPRINTABLE.sub('?', str(part))[:64]}"
     return out
 
 

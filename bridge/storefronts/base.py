@@ -237,13 +237,19 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def path_key(key: str) -> str:
+    """An object key as it may appear in a JSON path we store, log or answer: control characters
+    shown as `?`, at most 64 characters (a key is the sender's text too)."""
+    return CONTROL_CHARACTERS.sub("?", key)[:64]
+
+
 def _walk_strings(value: Any, path: str, visit: Any) -> Any:
     if isinstance(value, str):
         return visit(value, path)
     if isinstance(value, list):
         return [_walk_strings(item, f"{path}[{i}]", visit) for i, item in enumerate(value)]
     if isinstance(value, dict):
-        return {key: _walk_strings(item, f"{path}.{key}", visit) for key, item in value.items()}
+        return {key: _walk_strings(item, f"{path}.{path_key(key)}", visit) for key, item in value.items()}
     return value
 
 

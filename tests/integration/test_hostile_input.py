@@ -228,3 +228,26 @@ def test_ids_of_twenty_digits_are_stored_and_longer_ones_parked(client: FlaskCli
         response = post(client, url, delivery)
         assert (response.status_code, response.json["outcome"]) == (200, "schema_refused")
     assert count(db, OrderRecord) == 2
+
+
+def test_control_characters_in_object_keys_never_reach_a_column(
+    client: FlaskClient, bridge: Bridge, db: Engine
+) -> None:
+    order = shopify_order()
+    order["admin_graphql_api_id"] = {"\u0000key": "\b"}
+    response = post(client, SHOP, shopify_delivery(order))
+    assert (response.status_code, response.json["outcome"]) == (200, "created"), response.get_data(
+        as_text=True
+    )
+    with reading(db) as session:
+        reasons = " ".join(session.execute(select(OrderEventRecord.reason)).scalars())
+    assert "$.admin_graphql_api_id.?key" in reasons
+
+    refused = shopify_order(1002)
+    refused["line_items"][0]["\u0000" * 100] = 1
+    refused["line_items"][0]["quantity"] = "many"
+    assert post(client, SHOP, shopify_delivery(refused)).json["outcome"] == "schema_refused"
+
+    body = generic_order()
+    body["order"]["destination"]["\u0000x"] = "y"
+    assert post(client, OWN, generic_delivery(body, bridge.clock.now())).status_code == 422
