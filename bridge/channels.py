@@ -80,6 +80,10 @@ class AmazonAccount:
     client_id: Secret = field(default_factory=lambda: Secret(""))
     client_secret: Secret = field(default_factory=lambda: Secret(""))
     refresh_token: Secret = field(default_factory=lambda: Secret(""))
+    #: An order at Amazon Received/Planning longer than this raises a stuck-order alert.
+    stuck_received_h: float = 24.0
+    #: An order Processing this long past Amazon's estimated ship date raises one too.
+    stuck_processing_grace_h: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,35 @@ class InventoryConfig:
         return self.sku_buffers.get(storefront_sku, self.buffer)
 
 
+#: The MCF features a channel or an order may ask for (Amazon's `featureConstraints` names).
+MCF_FEATURES: tuple[str, ...] = ("BLOCK_AMZL", "BLANK_BOX")
+#: Storefront order tag -> the feature it asks for (the tags Amazon's own Shopify app reads).
+FEATURE_TAGS: Mapping[str, str] = {f"MCF_{name}": name for name in MCF_FEATURES}
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """`mcf_features`: what every order of the channel asks Amazon for (`always`), whether order
+    tags such as `MCF_BLOCK_AMZL` add a feature per order, and whether SKU eligibility is checked
+    before the preview (`check_eligibility`; parked with the reason when a SKU is not eligible)."""
+
+    always: tuple[str, ...] = ()
+    from_tags: bool = True
+    check_eligibility: bool = True
+
+
+@dataclass(frozen=True)
+class FallbackOptions:
+    """`fallback`: what happens when Amazon cannot fulfil an order (or part of it).
+
+    `none` (the default) parks it for an operator; `notify` also tells the storefront (an order
+    note, a callback); `release` hands what Amazon will not ship back to the storefront so another
+    warehouse ships it (Shopify: `fulfillmentOrderMove` to `location`)."""
+
+    action: str = "none"
+    location: str = ""
+
+
 APPROVAL_AUTO, APPROVAL_MANUAL, APPROVAL_RULES = "auto", "manual", "rules"
 DEFAULT_RISK_HOLDS = frozenset({"CANCEL", "INVESTIGATE"})
 
@@ -186,6 +219,21 @@ class HoldRules:
     tags: frozenset[str] = frozenset({"fba-hold"})
     risk: frozenset[str] = frozenset()
     meta: tuple[MetaHold, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    """`reconcile:` of a channel: read the storefront's changed orders periodically, so a missed
+    webhook is found (`pipeline/reconcile.py`). On by default where the platform has an order API."""
+
+    enabled: bool = False
+    interval_s: float = 600.0
+    overlap_s: float = 300.0
+    first_lookback_h: float = 1.0
+
+
+#: Platforms with an order listing the reconciliation pass can read.
+RECONCILABLE_PLATFORMS = frozenset({"shopify", "woocommerce"})
 
 
 @dataclass(frozen=True)
@@ -220,6 +268,11 @@ class Channel:
     postal_code_fallback: Mapping[str, str] = field(default_factory=dict)  # country -> placeholder
     carrier_names: Mapping[str, str] = field(default_factory=dict)  # Amazon carrier code -> shown name
     inventory: InventoryConfig = field(default_factory=InventoryConfig)
+    features: FeatureOptions = field(default_factory=FeatureOptions)
+    fallback: FallbackOptions = field(default_factory=FallbackOptions)
+    # Orders beyond Amazon's limits (100 items, 250 units) become several MCF orders, not parked.
+    split_large_orders: bool = False
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
 
     def intake_policy(self) -> IntakePolicy:
         return IntakePolicy(
@@ -471,7 +524,14 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
         _check_storefront(ch, ("channels", i), problem)
         _check_shopify(ch, ("channels", i), problem)
         _check_inventory(ch, ("channels", i), problem)
+        _check_fallback(ch, ("channels", i), problem)
         _check_policies(ch, ("channels", i), problem)
+        if ch.get("platform") not in RECONCILABLE_PLATFORMS and (ch.get("reconcile") or {}).get("enabled"):
+            problem(
+                ("channels", i, "reconcile", "enabled"),
+                f"the {ch.get('platform')} platform has no order API to reconcile from",
+                "remove `reconcile` (the sender must retry failed deliveries; see the README)",
+            )
         if ch.get("platform") == "generic":
             for j, secret in enumerate(ch.get("webhook_secrets", [])):
                 if not _is_standard_webhooks_secret(secret):
@@ -480,6 +540,18 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
                         "not a Standard Webhooks secret",
                         "write whsec_ followed by base64 of at least 24 random bytes",
                     )
+
+
+def _check_fallback(ch: dict[str, Any], path: Path_, problem: Any) -> None:
+    if ch.get("fallback") != "release" or ch.get("platform") != "shopify":
+        return
+    if not ch.get("fallback_location"):
+        problem(
+            (*path, "fallback"),
+            "fallback: release needs the Shopify location that ships what Amazon cannot",
+            "add fallback_location: gid://shopify/Location/<id> (Settings > Locations in Shopify), "
+            "or use fallback: notify",
+        )
 
 
 def _check_storefront(ch: dict[str, Any], path: Path_, problem: Any) -> None:
@@ -724,6 +796,8 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
             client_id=_secret(a.get("client_id")),
             client_secret=_secret(a.get("client_secret")),
             refresh_token=_secret(a.get("refresh_token")),
+            stuck_received_h=float((a.get("stuck") or {}).get("received_h", 24)),
+            stuck_processing_grace_h=float((a.get("stuck") or {}).get("processing_grace_h", 12)),
         )
     only_account = next(iter(accounts)) if len(accounts) == 1 else ""
     channels = {}
@@ -733,6 +807,7 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
         payment = ch.get("payment", {})
         fee_cap = ch.get("fee_cap")
         stock = ch.get("inventory") or {}
+        reconcile = ch.get("reconcile") or {}
         channels[ch["id"]] = Channel(
             id=ch["id"],
             platform=ch["platform"],
@@ -788,8 +863,27 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
                 full_sweep_h=float(stock.get("full_sweep_h", 24)),
                 location=stock.get("location", "") or _first_location_gid(ch),
             ),
+            features=_feature_options(ch.get("mcf_features") or {}),
+            split_large_orders=ch.get("split_large_orders", False),
+            fallback=FallbackOptions(
+                action=ch.get("fallback", "none"), location=ch.get("fallback_location", "")
+            ),
+            reconcile=ReconcileConfig(
+                enabled=reconcile.get("enabled", True) and ch["platform"] in RECONCILABLE_PLATFORMS,
+                interval_s=float(reconcile.get("interval_s", 600)),
+                overlap_s=float(reconcile.get("overlap_s", 300)),
+                first_lookback_h=float(reconcile.get("first_lookback_h", 1)),
+            ),
         )
     return ChannelsConfig(channels=channels, accounts=accounts, source=source, warnings=warnings)
+
+
+def _feature_options(raw: dict[str, Any]) -> FeatureOptions:
+    return FeatureOptions(
+        always=tuple(dict.fromkeys(raw.get("always", ()))),
+        from_tags=raw.get("from_tags", True),
+        check_eligibility=raw.get("check_eligibility", True),
+    )
 
 
 def _hold_rules(ch: dict[str, Any]) -> HoldRules:

@@ -525,6 +525,58 @@ def alerts_resolve(alert_id: int) -> None:
     _alert_action(alert_id, "resolved")
 
 
+@main.command("reconcile")
+@click.argument("channel_id")
+@click.option("--since", help="read orders changed since this ISO 8601 time (default: the channel's cursor)")
+def reconcile(channel_id: str, since: str | None) -> None:
+    """Run one reconciliation pass of CHANNEL now: read the orders the storefront changed and
+    take in every one a webhook did not bring (e.g. after an outage)."""
+    from datetime import datetime
+
+    from .pipeline.reconcile import NotReconcilable, PassBusy, run_pass
+    from .storefronts.push import PushError
+    from .storefronts.registry import Storefronts
+
+    since_at = None
+    if since:
+        try:
+            since_at = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(
+                "give an ISO 8601 time such as 2026-12-01T08:00:00Z", param_hint="--since"
+            ) from None
+        if since_at.tzinfo is None:
+            raise click.BadParameter("give a UTC offset, e.g. 2026-12-01T08:00:00Z", param_hint="--since")
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    storefronts = Storefronts(bridge.clock)
+    try:
+        summary = run_pass(bridge, storefronts, channel_id, since_at)
+    except (NotReconcilable, PassBusy) as exc:
+        raise click.ClickException(str(exc)) from None
+    except PushError as exc:
+        raise click.ClickException(
+            f"channel {channel_id}: the storefront could not be read ({exc.code}): {exc.message}; "
+            "nothing was skipped, run the command again once it answers"
+        ) from None
+    finally:
+        storefronts.close()
+    click.echo(f"channel {channel_id}: orders changed since {summary.since.isoformat()}")
+    click.echo(f"  found          {summary.found}")
+    click.echo(f"  new orders     {summary.new}")
+    click.echo(f"  amendments     {summary.amendments}")
+    click.echo(f"  cancellations  {summary.cancellations}")
+    click.echo(f"  nothing to do  {summary.nothing_to_do}")
+    if summary.rejected:
+        click.echo(
+            f"  refused        {summary.rejected} (see the log: the order does not match the webhook schema)"
+        )
+    for hook in summary.webhooks_not_active:
+        topic, _, status = hook.partition(":")
+        click.echo(f"  webhook {topic} is {status}: set it to Active again in the storefront")
+    click.echo(f"  {summary.calls} storefront call(s), {summary.seconds:.1f}s")
+
+
 @main.command("return")
 @click.argument("channel_id")
 @click.argument("order_id")
@@ -737,7 +789,12 @@ def _check_shops(config: Any) -> bool:
 
     ok = True
     for channel in config.channels.values():
-        if channel.platform != "shopify" or not channel.enabled or not channel.shopify.restricted:
+        releases = channel.fallback.action == "release"
+        if (
+            channel.platform != "shopify"
+            or not channel.enabled
+            or not (channel.shopify.restricted or releases)
+        ):
             continue
         pusher = ShopifyPusher(channel, SystemClock())
         try:

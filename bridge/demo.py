@@ -6,7 +6,9 @@ storefronts on loopback. It sends a few orders through signed webhooks and print
 way: accepted -> previewed -> created -> shipped -> tracking pushed. One Shopify order is split
 across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. One is
 tagged `fba-hold`: it waits for approval, the demo approves it as an operator would
-(`operator.approve`, what `fba-bridge order shop-a 1004 approve` runs), and it ships. Each
+(`operator.approve`, what `fba-bridge order shop-a 1004 approve` runs), and it ships. One asks
+for BLOCK_AMZL by its tag (shipped by another carrier than Amazon Logistics); one is beyond
+Amazon's 250 units and goes to Amazon as two orders, each tracked and pushed back. Each
 demo SKU's stock in the shops is shown before and after the orders ship (inventory sync is on).
 """
 
@@ -23,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ from .amazon.accounts import build_amazon
 from .amazon.simulator import Simulator, create_simulator_app, load_config, serve_in_thread
 from .app import create_app
 from .bootstrap import Bridge
-from .channels import ChannelsConfig, ShopifyOptions, load_channels
+from .channels import ChannelsConfig, Money, ShopifyOptions, load_channels
 from .clock import ScaledClock, SystemClock
 from .command import command
 from .fakes.local import start_local_shops
@@ -48,7 +51,15 @@ from .resources import example_channels_file, example_simulator_file
 from .runtime import make_worker
 from .scheduler import Clock
 from .settings import ConsoleSettings, Secret, Settings
-from .store import OrderEventRecord, OrderRecord, PushRecord, make_engine, read_session
+from .store import (
+    OrderEventRecord,
+    OrderRecord,
+    PackageRecord,
+    PushRecord,
+    make_engine,
+    order_parts,
+    read_session,
+)
 from .storefronts.base import hmac_sha256_b64
 from .storefronts.generic import sign_standard_webhook
 from .storefronts.registry import Storefronts
@@ -343,6 +354,8 @@ def _run(
         ),
         DemoOrder("Own shop A-1001: generic signed webhook", "own-shop", "A-1001", "shipped"),
         DemoOrder("Shopify #1004: a T-shirt tagged fba-hold", "shop-a", "1004", "shipped", approve=True),
+        DemoOrder("Shopify #1006: a mug tagged MCF_BLOCK_AMZL", "shop-a", "1006", "shipped"),
+        DemoOrder("Shopify #1007: 260 mugs, beyond Amazon's 250 units", "shop-a", "1007", "shipped"),
     ]
     shopify.add_fulfillment_service(OTHER_APP, "https://print-on-demand.example/shopify")
     _seed_catalogs(shopify, woo, amazon_location)
@@ -361,6 +374,8 @@ def _run(
         fulfillment_order_groups=[["31"], ["32"]],
         locations=[AMAZON_LOCATION, OTHER_APP],
     )
+    shopify.add_order("1006", [("61", "MUG-WHITE", 1)], locations=AMAZON_LOCATION)
+    shopify.add_order("1007", [("71", "MUG-WHITE", 260)], locations=AMAZON_LOCATION)
     send = _Sender(web.base_url)
     send.shopify(_shopify_order(1001, [(11, "TSHIRT-BLUE-L", 2), (12, "TSHIRT-RED-M", 1)]))
     send.shopify(_shopify_order(1002, [(21, "MUG-WHITE", 1)]))
@@ -368,6 +383,8 @@ def _run(
     send.shopify(_shopify_order(1004, [(41, "TSHIRT-RED-M", 1)], tags="gift, fba-hold"))
     send.woo(_woo_order(702, "POSTER-A2"))
     send.generic(_generic_order("A-1001"))
+    send.shopify(_shopify_order(1006, [(61, "MUG-WHITE", 1)], tags="gift, MCF_BLOCK_AMZL"))
+    send.shopify(_shopify_order(1007, [(71, "MUG-WHITE", 260)]))
     time.sleep(0.3)
     cancelled = _shopify_order(1002, [(21, "MUG-WHITE", 1)], cancelled=True)
     send.shopify(cancelled, topic="orders/cancelled")
@@ -383,6 +400,7 @@ def _run(
             f"tracking {', '.join(fulfillment.tracking_numbers)}"
         )
     _show_split(shopify, out)
+    _show_policies(bridge, shopify, out)
     events = [e for e in receiver.events if e.type != "inventory.updated"]
     out(
         f"generic shop received {len(events)} signed event(s): "
@@ -410,8 +428,14 @@ def _run(
 
 
 def _with_amazon_location(config: ChannelsConfig) -> ChannelsConfig:
-    """The demo's Shopify channel names Amazon's location, so split orders show what it does."""
-    shop = replace(config.channels["shop-a"], shopify=ShopifyOptions(locations=(AMAZON_LOCATION,)))
+    """The demo's Shopify channel names Amazon's location, so split orders show what it does; it
+    splits orders beyond Amazon's limits, with a fee cap that lets a 250-unit part through."""
+    shop = replace(
+        config.channels["shop-a"],
+        shopify=ShopifyOptions(locations=(AMAZON_LOCATION,)),
+        split_large_orders=True,
+        fee_cap=Money(Decimal("1000.00"), "USD"),
+    )
     return replace(config, channels={**config.channels, "shop-a": shop})
 
 
@@ -429,6 +453,39 @@ def _show_split(shopify: FakeShopify, out: Callable[[str], None]) -> None:
             f"fulfilled by Amazon, tracking {tracking}" if shipped else "left to its own app, unfulfilled"
         )
         out(f"Shopify order #1003 at '{where}' ({lines}): {fo.status}, {verdict}")
+
+
+def _show_policies(bridge: Bridge, shopify: FakeShopify, out: Callable[[str], None]) -> None:
+    """The BLOCK_AMZL order's carriers, and the Amazon orders the large order became."""
+    with read_session(bridge.engine) as session:
+        rows = {
+            r.external_id: r
+            for r in session.execute(
+                select(OrderRecord).where(
+                    col(OrderRecord.channel_id) == "shop-a",
+                    col(OrderRecord.external_id).in_(("1006", "1007")),
+                )
+            ).scalars()
+        }
+        blocked = rows.get("1006")
+        carriers = sorted(
+            {
+                p.carrier_code
+                for p in session.execute(
+                    select(PackageRecord).where(
+                        col(PackageRecord.order_id) == (blocked.id if blocked else -1)
+                    )
+                ).scalars()
+            }
+        )
+        large = rows.get("1007")
+        parts = [p.seller_fulfillment_order_id for p in order_parts(session, large.id or 0)] if large else []
+    out(f"Shopify order #1006 (BLOCK_AMZL) shipped with {', '.join(carriers) or '-'}: never Amazon Logistics")
+    out(
+        f"Shopify order #1007 (260 units) went to Amazon as {', '.join(parts) or '-'}; "
+        f"{len(shopify.fulfillments('1007'))} fulfillment(s) pushed to Shopify, "
+        f"{sum(shopify.remaining('1007').values())} unit(s) left to fulfil"
+    )
 
 
 def with_inventory_sync(config: ChannelsConfig, shopify_location: str = DEFAULT_LOCATION) -> ChannelsConfig:
@@ -488,7 +545,11 @@ def _stopper(stop: Callable[[], None], thread: threading.Thread) -> Callable[[],
 
 def _detail(event: OrderEventRecord, row: OrderRecord) -> str:
     if event.event in ("created", "created_on_hold"):
-        return f" as {row.seller_fulfillment_order_id}"
+        # "created at Amazon[ as N orders (...)][; skipped ...; feature ... required (...)]"
+        rest = event.reason.removeprefix("created at Amazon")
+        if rest.startswith(" as "):
+            return rest
+        return f" as {row.seller_fulfillment_order_id}{rest}"
     if event.event in ("park", "hold", "amazon:shipped", "pushed:shipment", "storefront:scope", "skip"):
         return f": {event.reason}"
     return ""

@@ -36,6 +36,7 @@ from .store import (
     OrderEventRecord,
     OrderRecord,
     printable,
+    read_session,
     storage_key,
     write_session,
 )
@@ -68,7 +69,7 @@ def privacy_body(scope: str, order_external_ids: tuple[str, ...]) -> bytes:
 
 
 def _insert_delivery(
-    session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock
+    session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock, source: str
 ) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
     key = storage_key(delivery.delivery_key)
@@ -92,6 +93,7 @@ def _insert_delivery(
         # Only its kind and the order ids stay (what `fba-bridge privacy export` needs).
         body=privacy_body(privacy.scope.value, privacy.order_external_ids) if privacy is not None else body,
         body_purged_at=now if privacy is not None else None,
+        source=source,
     )
     session.add(record)
     session.flush()
@@ -197,12 +199,27 @@ def _apply(
     return decision, row.id
 
 
-def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> IngestResult:
-    """Store one delivery and its effect atomically. Database errors propagate (caller: 503)."""
+SOURCE_WEBHOOK = "webhook"
+SOURCE_RECONCILE = "reconcile"
+
+
+def ingest(
+    engine: Engine,
+    channel: Channel,
+    delivery: Delivery,
+    body: bytes,
+    clock: Clock,
+    *,
+    source: str = SOURCE_WEBHOOK,
+) -> IngestResult:
+    """Store one delivery and its effect atomically. Database errors propagate (caller: 503).
+
+    `source` says where the delivery came from: the storefront's webhook, or a reconciliation
+    pass that read the order back (a synthetic delivery); both converge the same way."""
     for attempt in range(_CONFLICT_RETRIES):
         try:
             with write_session(engine) as session:
-                delivery_id = _insert_delivery(session, channel, delivery, body, clock)
+                delivery_id = _insert_delivery(session, channel, delivery, body, clock, source)
                 if delivery_id is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
                 outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
@@ -278,6 +295,32 @@ def _order_purged(session: Session, channel: Channel, delivery: Delivery, order_
         )
     ).first()
     return purged is not None and purged[0] is not None
+
+
+@dataclass(frozen=True)
+class StoredDelivery:
+    outcome: str
+    same_body: bool
+
+
+def stored_delivery(engine: Engine, channel_id: str, delivery_key: str, body: bytes) -> StoredDelivery | None:
+    """The delivery stored under `delivery_key`, if any: what it did and whether `body` is the
+    same bytes (a sender's retry), read in one indexed lookup. Lets the web layer answer a retry
+    without parsing or validating the body again."""
+    with read_session(engine) as session:
+        row = session.execute(
+            select(
+                col(DeliveryRecord.outcome), col(DeliveryRecord.body), col(DeliveryRecord.body_purged_at)
+            ).where(
+                col(DeliveryRecord.channel_id) == channel_id,
+                col(DeliveryRecord.delivery_key) == storage_key(delivery_key),
+            )
+        ).first()
+    if row is None:
+        return None
+    # A body removed for privacy cannot be compared: the retry is taken for what it says it is.
+    same = row[2] is not None or bytes(row[1]) == body
+    return StoredDelivery(outcome=row[0] or "duplicate", same_body=same)
 
 
 def queue_return(session: Session, row: OrderRecord, request: ReturnRequest, now: datetime) -> None:

@@ -23,6 +23,7 @@ from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.amend import handle_amend
 from .pipeline.cancel import handle_cancel
 from .pipeline.compaction import JOB_COMPACT, handle_compact
+from .pipeline.fallback import JOB_FALLBACK, handle_fallback
 from .pipeline.inventory import (
     JOB_INVENTORY_PUSH,
     JOB_INVENTORY_SYNC,
@@ -31,6 +32,7 @@ from .pipeline.inventory import (
 )
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
+from .pipeline.reconcile import JOB_RECONCILE, handle_reconcile
 from .pipeline.requests import (
     JOB_ANSWER_CANCELLATION,
     JOB_REQUESTS,
@@ -69,6 +71,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_SUBMIT: handle_submit,
     JOB_AMEND: handle_amend,
     JOB_RELEASE: handle_amend,
+    JOB_FALLBACK: handle_fallback,
     JOB_CANCEL: handle_cancel,
     JOB_PRIVACY: handle_privacy_job,
     JOB_SYNC: handle_sync,
@@ -84,6 +87,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_ANSWER_CANCELLATION: handle_answer_cancellation,
     JOB_INVENTORY_SYNC: handle_inventory_sync,
     JOB_INVENTORY_PUSH: handle_inventory_push,
+    JOB_RECONCILE: handle_reconcile,
 }
 
 

@@ -86,6 +86,8 @@ class OrderRecord(SQLModel, table=True):
     submission: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     #: When the routine entries of this finished order's audit trail were dropped (`compaction.py`).
     audit_compacted_at: datetime | None = None
+    #: The latest `estimatedShipDate` Amazon gave for the order's items (stuck-order alerts).
+    amazon_ship_by: datetime | None = None
     #: Merchant-policy rules that held the order for approval and those an operator approved:
     #: `{"held": [rule ids], "approved": [rule ids]}` (pipeline/policies.py).
     approvals: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -147,6 +149,9 @@ class DeliveryRecord(SQLModel, table=True):
     order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
     #: When `body` was replaced by `REDACTED_BODY` (privacy request, retention, a redacted order).
     body_purged_at: datetime | None = None
+    #: `webhook` (the storefront posted it) or `reconcile` (a reconciliation pass read the order
+    #: from the storefront's API and fed it through the same intake; `pipeline/reconcile.py`).
+    source: str = Field(default="webhook", sa_column=Column(String(16), nullable=False, default="webhook"))
 
 
 class JobRecord(SQLModel, table=True):
@@ -280,6 +285,84 @@ class FulfillmentUnitRecord(SQLModel, table=True):
     updated_at: datetime
 
 
+class OrderPartRecord(SQLModel, table=True):
+    """One Amazon order of a storefront order split under `split_large_orders` (pipeline/split.py):
+    part 1 is also the order row's `seller_fulfillment_order_id`. Sync reads every part and
+    records their shipments and packages on the order, so push-back stays once per package."""
+
+    __tablename__ = "order_parts"
+    __table_args__ = (
+        UniqueConstraint("order_id", "part", name="uq_order_parts_order_part"),
+        UniqueConstraint("seller_fulfillment_order_id", name="uq_order_parts_sfo_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    part: int
+    seller_fulfillment_order_id: str = Field(sa_column=Column(String(40), nullable=False))
+    amazon_status: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    amazon_status_updated_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+def record_parts(session: Session, order_id: int, sfo_ids: list[str], now: datetime) -> None:
+    """The Amazon orders of a split order (none for an order sent whole); idempotent."""
+    known = set(
+        session.execute(
+            select(col(OrderPartRecord.seller_fulfillment_order_id)).where(
+                col(OrderPartRecord.order_id) == order_id
+            )
+        ).scalars()
+    )
+    for part, sfo_id in enumerate(sfo_ids, start=1):
+        if sfo_id not in known:
+            session.add(
+                OrderPartRecord(
+                    order_id=order_id,
+                    part=part,
+                    seller_fulfillment_order_id=sfo_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+
+def order_by_amazon_id(session: Session, seller_fulfillment_order_id: str) -> OrderRecord | None:
+    """The order an Amazon order id belongs to: the order itself, or the order it is a part of."""
+    row = (
+        session.execute(
+            select(OrderRecord).where(
+                col(OrderRecord.seller_fulfillment_order_id) == seller_fulfillment_order_id
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if row is not None:
+        return row
+    part = (
+        session.execute(
+            select(OrderPartRecord).where(
+                col(OrderPartRecord.seller_fulfillment_order_id) == seller_fulfillment_order_id
+            )
+        )
+        .scalars()
+        .first()
+    )
+    return session.get(OrderRecord, part.order_id) if part is not None else None
+
+
+def order_parts(session: Session, order_id: int) -> list[OrderPartRecord]:
+    """The parts of a split order, in order (empty for an order sent whole)."""
+    query = (
+        select(OrderPartRecord)
+        .where(col(OrderPartRecord.order_id) == order_id)
+        .order_by(col(OrderPartRecord.part))
+    )
+    return list(session.execute(query).scalars())
+
+
 class AlertRecord(SQLModel, table=True):
     """An operator alert, one row per cause (`key`); see `bridge/alerts.py`."""
 
@@ -309,6 +392,23 @@ class SyncCursorRecord(SQLModel, table=True):
 
     account_id: str = Field(sa_column=Column(String(64), primary_key=True))
     synced_until: datetime
+    updated_at: datetime
+
+
+class ReconcileCursorRecord(SQLModel, table=True):
+    """Per channel: up to when the storefront's changed orders have been read completely
+    (`pipeline/reconcile.py`), and who is reading them now (one pass per channel at a time)."""
+
+    __tablename__ = "reconcile_cursors"
+
+    channel_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    #: Our clock at the start of the last complete pass; the next pass reads from here minus an overlap.
+    synced_until: datetime | None = None
+    #: Lease of the pass running now, epoch seconds in database time (`db_now`).
+    running_until: float | None = None
+    holder: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    #: Counts of the last complete pass (JSON), for `fba-bridge channels` and the console.
+    last_summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime
 
 

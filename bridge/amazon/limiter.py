@@ -66,6 +66,8 @@ DEFAULT_LIMITS: Mapping[str, Limit] = {
     "listReturnReasonCodes": FULFILLMENT_OUTBOUND_LIMIT,
     "createFulfillmentReturn": FULFILLMENT_OUTBOUND_LIMIT,
     "getFeatures": FULFILLMENT_OUTBOUND_LIMIT,
+    "getFeatureInventory": FULFILLMENT_OUTBOUND_LIMIT,
+    "getFeatureSKU": FULFILLMENT_OUTBOUND_LIMIT,
     "deliveryOffers": Limit(rate=5.0, burst=30.0),
     # Notifications API v1 (destinations are per application, subscriptions per seller).
     "getDestinations": Limit(rate=1.0, burst=5.0),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from ..amazon.marketplaces import marketplace
@@ -273,7 +273,8 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
         fulfillment_policy=FulfillmentPolicy(channel.fulfillment_policy),
         notification_emails=channel.notification_emails,
     )
-    problems = schema_problems("spapi/create_fulfillment_order", create.to_api())
+    # Item count is judged by pipeline/split.py (split or park); every other rule here.
+    problems = schema_problems("spapi/create_fulfillment_order", replace(create, items=items[:100]).to_api())
     if problems:
         details = "; ".join(f"{p['path'].removeprefix('$.')}: {p['fix']}" for p in problems)
         return Park(f"Amazon would reject this order: {details}")

@@ -19,9 +19,11 @@ No database transaction is open while Amazon is being called.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from .. import jobs
 from ..amazon import errors as amz
@@ -31,14 +33,17 @@ from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import CanonicalOrder, Event, OrderRisk, OrderState, can
-from ..store import OrderRecord, lock_order, read_session, write_session
+from ..store import OrderRecord, lock_order, order_parts, read_session, record_parts, write_session
 from ..storefronts.push import PushError
 from ..worker import JobContext, RetryLater
 from .amendment import submission_of
-from .common import amazon_retry
+from .common import amazon_retry, owe_note
+from .fallback import enqueue_release, on_unfulfillable_preview, preview_unfulfillable
+from .features import judge_eligibility, plan_features, requested_features, with_features
 from .plan import Park, Plan, Skip, fees_seen, judge_preview, plan_submission
 from .policies import RULE_RISK, Hold, decide_approval, judge_fees, risk_pending_wait, skip_by_tag
 from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
+from .split import plan_parts
 
 log = logging.getLogger("bridge.submit")
 
@@ -61,11 +66,13 @@ def _finish_with(
     amazon_status: str | None = None,
     sfo_id: str | None = None,
     version: str | None = None,
+    then: Callable[[Session, OrderRecord], None] | None = None,
 ) -> None:
     """Record one lifecycle event for the order, if it still allows it, and complete the job.
 
     With `version` (a decision taken before anything was sent: park, skip), nothing is recorded
-    when the order changed since it was planned: the change's own job decides again."""
+    when the order changed since it was planned: the change's own job decides again. `then` runs
+    in the same transaction once the event was recorded (what the decision owes the storefront)."""
     now = ctx.bridge.clock.now()
     with ctx.finish() as session:
         row = lock_order(session, order_id)
@@ -93,6 +100,8 @@ def _finish_with(
             )
         elif can(state, event):
             transition(session, row, event, now, reason)
+            if then is not None:
+                then(session, row)
         else:
             note(session, row, f"ignored:{event.value}", now, f"order is {state.value}: {reason}")
 
@@ -152,9 +161,20 @@ def handle_submit(ctx: JobContext) -> None:
     if held is not None:
         _hold(ctx, row.id or 0, held, version)
         return
+    plan = with_features(plan, *requested_features(order, channel))
+    parts = plan_parts(plan, channel)
+    if isinstance(parts, Park):
+        refuse(ctx, scoped, parts.reason)
+        _finish_with(ctx, row.id or 0, Event.PARK, parts.reason, version=version)
+        return
+    if len(parts) > 1 and hold:
+        return  # a split order is not held at Amazon: it is sent once paid (README)
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     try:
-        _submit(ctx, row, channel, plan, outbound, version, scoped)
+        if len(parts) == 1:
+            _submit(ctx, row, channel, plan, outbound, version, scoped)
+        else:
+            _submit_parts(ctx, row, channel, parts, outbound, version, scoped)
     except amz.SpApiError as exc:
         raise amazon_retry(exc, channel) from None
 
@@ -179,9 +199,18 @@ def _submit(
                 "the order changed while the submission was resumed; replanning", count_attempt=False
             )
     else:
+        refused = _check_features(ctx, channel, plan, outbound)
+        if refused is not None:
+            refuse(ctx, scoped, refused.reason)
+            _finish_with(ctx, row.id, Event.PARK, refused.reason, version=version)
+            return
         previews = outbound.preview(plan.preview)
         fees = fees_seen(previews, plan)
         verdict = judge_preview(previews, plan, channel)
+        if verdict is not None and preview_unfulfillable(previews, plan):
+            refuse(ctx, scoped, verdict.reason)
+            _fall_back(ctx, row.id, channel, verdict.reason, version)
+            return
         if verdict is not None:
             refuse(ctx, scoped, verdict.reason)
             _finish_with(ctx, row.id, Event.PARK, f"{verdict.reason} ({fees})", version=version)
@@ -248,12 +277,17 @@ def _found_at_amazon(ctx: JobContext, row: OrderRecord, channel: Channel) -> boo
     sfo_id = row.seller_fulfillment_order_id
     if not sfo_id:
         return False
+    with read_session(ctx.bridge.engine) as session:
+        parts = [part.seller_fulfillment_order_id for part in order_parts(session, row.id)] or [sfo_id]
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     try:
-        existing = _read_existing(outbound, sfo_id)
+        found = [_read_existing(outbound, part) for part in parts]
     except amz.SpApiError as exc:
         raise amazon_retry(exc, channel) from None
-    if existing is None:
+    existing = found[0]
+    if existing is None or any(part is None for part in found):
+        # Not there, or a split order with parts still missing: the resumed submission (which
+        # reads each part again) creates what is missing.
         return False
     on_hold = (existing.fulfillment_action or "").lower() == "hold" or bool(
         (row.submission or {}).get("hold")
@@ -262,11 +296,158 @@ def _found_at_amazon(ctx: JobContext, row: OrderRecord, channel: Channel) -> boo
         ctx,
         row.id,
         Event.CREATED_ON_HOLD if on_hold else Event.CREATED,
-        "found at Amazon after an interrupted attempt",
+        "found at Amazon after an interrupted attempt"
+        + (f" ({len(parts)} orders: {', '.join(parts)})" if len(parts) > 1 else ""),
         amazon_status=existing.status,
         sfo_id=sfo_id,
     )
     return True
+
+
+def _submit_parts(
+    ctx: JobContext,
+    row: OrderRecord,
+    channel: Channel,
+    parts: tuple[Plan, ...],
+    outbound: FulfillmentOutbound,
+    version: str,
+    scoped: Scoped | None = None,
+) -> None:
+    """`_submit` for an order split into several Amazon orders (pipeline/split.py): every part is
+    previewed before any is created; `submitting` (with the parts) is committed before the first
+    create; a resumed attempt reads each part and creates only the missing ones."""
+    assert row.id is not None
+    resuming = row.order_state is OrderState.SUBMITTING
+    if resuming:
+        if not _record_submission(ctx, row.id, parts[0], version):
+            raise RetryLater(
+                "the order changed while the submission was resumed; replanning", count_attempt=False
+            )
+    else:
+        verdict = _check_features(ctx, channel, _all_items(parts), outbound)
+        seen: list[str] = []
+        for part in parts if verdict is None else ():
+            previews = outbound.preview(part.preview)
+            fees = f"{part.seller_fulfillment_order_id}: {fees_seen(previews, part)}"
+            verdict = judge_preview(previews, part, channel)
+            if verdict is not None and preview_unfulfillable(previews, part):
+                refuse(ctx, scoped, verdict.reason)
+                _fall_back(ctx, row.id, channel, verdict.reason, version)
+                return
+            if verdict is not None:
+                verdict = Park(f"{verdict.reason} ({fees})")
+                break
+            held = judge_fees(previews, part, channel, row.approved_rules)
+            if held is not None:
+                _hold(ctx, row.id, held, version, fees)
+                return
+            seen.append(fees)
+        if verdict is not None:
+            refuse(ctx, scoped, verdict.reason)
+            _finish_with(ctx, row.id, Event.PARK, verdict.reason, version=version)
+            return
+        settle(ctx, row.id, scoped)
+        if not _mark_submitting(ctx, row.id, parts[0], version, "; ".join(seen), parts):
+            return
+    created: list[str] = []
+    refused: list[str] = []
+    for part in parts:
+        sfo_id = part.seller_fulfillment_order_id
+        if resuming and _read_existing(outbound, sfo_id) is not None:
+            created.append(sfo_id)
+            continue
+        try:
+            outbound.create(part.create)
+        except amz.InvalidInput as exc:
+            if _read_existing(outbound, sfo_id) is not None:
+                created.append(sfo_id)
+            else:
+                refused.append(f"{sfo_id}: {exc.describe()}")
+            continue
+        except amz.SpApiError as exc:
+            if not exc.ambiguous or _read_existing(outbound, sfo_id) is None:
+                raise  # still `submitting`: the retry reads every part before creating again
+        created.append(sfo_id)
+    if not created:
+        _finish_with(ctx, row.id, Event.PARK, "Amazon rejected the order: " + "; ".join(refused))
+        return
+    reason = "; ".join(
+        [
+            f"created at Amazon as {len(created)} orders ({', '.join(created)})",
+            *([f"Amazon rejected part(s): {'; '.join(refused)}"] if refused else []),
+            *parts[0].notes,
+        ]
+    )
+    status = "Received"
+
+    def alert_refused(session: Session, locked: OrderRecord) -> None:
+        if refused:
+            owe_note(
+                session,
+                locked,
+                "split-refused",
+                ctx.bridge.clock.now(),
+                f"Amazon rejected part(s) of this split order ({'; '.join(refused)}); "
+                "ship those items another way.",
+            )
+
+    _finish_with(
+        ctx,
+        row.id,
+        Event.CREATED,
+        reason,
+        amazon_status=status,
+        sfo_id=parts[0].seller_fulfillment_order_id,
+        then=alert_refused,
+    )
+
+
+def _all_items(parts: tuple[Plan, ...]) -> Plan:
+    """One plan holding every part's items (for the eligibility check, asked once)."""
+    items = [i for p in parts for i in p.create.items]
+    return replace(parts[0], create=replace(parts[0].create, items=items))
+
+
+def _fall_back(ctx: JobContext, order_id: int, channel: Channel, reason: str, version: str) -> None:
+    """Amazon cannot fulfil the order: park it, or hand it back, as the channel's `fallback` says."""
+    decision = on_unfulfillable_preview(channel, reason)
+    now = ctx.bridge.clock.now()
+
+    def owed(session: Session, row: OrderRecord) -> None:
+        if decision.release_all:
+            enqueue_release(session, row, "preview", None, reason)
+        if decision.note:
+            owe_note(session, row, "fallback:preview", now, decision.note)
+
+    if decision.park:
+        _finish_with(ctx, order_id, Event.PARK, reason, version=version, then=owed)
+    else:
+        why = f"{reason}; handed back to the storefront (fallback: release)"
+        _finish_with(ctx, order_id, Event.SKIP, why, version=version, then=owed)
+
+
+def _check_features(
+    ctx: JobContext, channel: Channel, plan: Plan, outbound: FulfillmentOutbound
+) -> Park | None:
+    """Park when a SKU may not ship with a feature the order requires (eligibility is cached per
+    account, marketplace and feature: no call per order in the steady state)."""
+    features = plan_features(plan)
+    if not features or not channel.features.check_eligibility:
+        return None
+    try:
+        found = ctx.services["amazon"].eligibility.ineligible(
+            outbound,
+            channel.account_id,
+            channel.marketplace_id,
+            features,
+            [item.seller_sku for item in plan.create.items],
+        )
+    except amz.InvalidInput as exc:  # e.g. a feature Amazon does not offer in this marketplace
+        return Park(
+            f"Amazon refused to check eligibility for {', '.join(features)}: {exc.describe()}; remove the "
+            f"feature from the order or channel {channel.id}, or set mcf_features.check_eligibility: false"
+        )
+    return judge_eligibility(found, channel)
 
 
 def _risk(ctx: JobContext, channel: Channel, row: OrderRecord, order: CanonicalOrder) -> OrderRisk | None:
@@ -322,7 +503,9 @@ def _read_existing(outbound: FulfillmentOutbound, sfo_id: str) -> FulfillmentOrd
         return None
 
 
-def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str, fees: str = "") -> bool:
+def _mark_submitting(
+    ctx: JobContext, order_id: int, plan: Plan, version: str, fees: str = "", parts: tuple[Plan, ...] = ()
+) -> bool:
     """Commit `submitting` (and what is being sent) before the create leaves, unless the order
     changed since it was planned: then the change's own job plans again, and this one stops."""
     now = ctx.bridge.clock.now()
@@ -343,6 +526,7 @@ def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str, f
             return False
         row.seller_fulfillment_order_id = plan.seller_fulfillment_order_id
         row.submission = submission_of(current, plan, version).to_json()
+        record_parts(session, order_id, [p.seller_fulfillment_order_id for p in parts], now)
         transition(session, row, Event.SUBMIT_STARTED, now, f"preview passed ({fees}); creating at Amazon")
     return True
 

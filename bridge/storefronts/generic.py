@@ -137,6 +137,13 @@ class GenericAdapter:
         if not ok:
             raise unauthorized()
 
+    def replay_key(self, headers: Mapping[str, str]) -> str | None:
+        """The delivery key, from the headers alone: `webhook-id`, which Standard Webhooks keeps
+        the same on every retry of a message. The generic channel has no pull API, so its sender
+        must retry; the web layer answers a retry of a stored delivery from this key, without
+        parsing or validating the body again."""
+        return header(headers, ID_HEADER) or None
+
     def parse(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> Delivery:
         require_json_content_type(headers)
         delivery_key = header(headers, ID_HEADER) or "sha256:" + body_digest(body)

@@ -21,6 +21,7 @@ from .assignment import FulfillmentAssignments
 from .base import StorefrontAdapter
 from .inventory import StockPusher
 from .push import StorefrontPusher
+from .reconcile import OrderLister
 from .shopify_graphql import CostBudget
 
 
@@ -109,7 +110,30 @@ class Storefronts:
         self._pushers: dict[str, StorefrontPusher] = {}
         self._channels: dict[str, Channel] = {}
         self._stock: dict[str, StockPusher] = {}
+        self._orders: dict[str, OrderLister] = {}
         self._lock = threading.Lock()
+
+    def orders_for(self, channel: Channel) -> OrderLister:
+        """The channel's order listing (reconciliation). Shopify's shares the push-back's GraphQL
+        client, so one cost bucket per shop is respected by both."""
+        from .shopify_orders import ShopifyOrders
+        from .shopify_push import ShopifyPusher
+        from .woocommerce_orders import WooCommerceOrders
+
+        if channel.platform == "shopify":
+            pusher = self.for_channel(channel)
+            assert isinstance(pusher, ShopifyPusher)
+            return ShopifyOrders(pusher.graphql)
+        if channel.platform != "woocommerce":
+            raise UnknownPlatform(channel.platform)
+        with self._lock:
+            lister = self._orders.get(channel.id)
+            if lister is None or getattr(lister, "channel", None) != channel:
+                if lister is not None:
+                    lister.close()
+                lister = WooCommerceOrders(channel, self._clock, self._transports.get(channel.id))
+                self._orders[channel.id] = lister
+            return lister
 
     def stock_for(self, channel: Channel) -> StockPusher:
         """The channel's stock writer (inventory sync), created on first use."""
@@ -146,6 +170,8 @@ class Storefronts:
         return found if isinstance(found, RiskSource) else None
 
     def close(self) -> None:
+        for lister in self._orders.values():
+            lister.close()
         for stock in self._stock.values():
             stock.close()
         for pusher in self._pushers.values():

@@ -40,6 +40,7 @@ DB_COMMANDS = [
     ["inventory", "sync", "shop-a"],
     ["amazon", "recheck", "main"],
     ["amazon", "subscriptions", "main"],
+    ["reconcile", "shop-a"],
 ]
 
 
