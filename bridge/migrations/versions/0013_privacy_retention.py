@@ -1,7 +1,7 @@
 """privacy retention and input lengths
 
 Revision ID: 0013
-Revises: 0017
+Revises: 0012
 Create Date: 2026-12-05 07:30:00
 
 `orders.external_id` takes the 255 characters the generic channel's schema accepts (it was 128,
@@ -17,7 +17,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0017"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
