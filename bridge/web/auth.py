@@ -1,5 +1,6 @@
-"""Secret checks shared by every protected surface: /metrics, Amazon notifications, and any
-operator surface (the console uses `secret_matches` / `bearer_matches` too).
+"""Secret checks shared by every protected surface: /metrics and Amazon notifications
+(`bearer_matches`), the console's form and login tokens (`same_secret`), and any operator surface
+to come (`secret_matches` for a value against one or several configured secrets).
 
 What a caller may rely on:
 
