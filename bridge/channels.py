@@ -103,7 +103,7 @@ class StorefrontConfig:
 SHOPIFY_MERCHANT_MANAGED = "merchant_managed"
 SHOPIFY_FULFILLMENT_SERVICE = "fulfillment_service"
 DEFAULT_SERVICE_NAME = "Amazon MCF (fba-bridge)"
-SHOPIFY_LOCATION_GID = re.compile(r"^gid://shopify/Location/[0-9]+$")
+SHOPIFY_LOCATION_GID = re.compile(r"gid://shopify/Location/[0-9]+")
 
 
 @dataclass(frozen=True)

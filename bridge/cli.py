@@ -986,5 +986,44 @@ def inventory_sync(channel_id: str, now_: bool, full: bool, timeout: float) -> N
     )
 
 
+@main.group()
+def privacy() -> None:
+    """Storefront privacy requests (Shopify's customers/data_request)."""
+
+
+@privacy.command("export")
+@click.argument("channel_id")
+@click.argument("request", type=int)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, writable=True),
+    required=True,
+    help="file to write (JSON); created readable by its owner only",
+)
+def privacy_export(channel_id: str, request: int, out_path: str) -> None:
+    """Write what the bridge stores about the orders a customer data request lists. REQUEST is
+    the number the privacy alert names (`fba-bridge alerts`). The file holds personal data: send
+    it to the merchant and delete it."""
+    import json
+    import os
+
+    from .pipeline.privacy import ExportError, export_request
+
+    engine, _ = _engine_and_clock()
+    try:
+        export = export_request(engine, channel_id, request)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(export.to_json(), handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+    click.echo(
+        f"wrote {len(export.orders)} order(s) of data request {request} to {out_path}"
+        + (f"; {len(export.not_found)} listed order(s) are not stored" if export.not_found else "")
+    )
+
+
 if __name__ == "__main__":
     main(prog_name="fba-bridge")

@@ -7,6 +7,8 @@ Nothing is sent to another system here, so the storefront gets its answer in mil
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,7 +30,17 @@ from .orders import (
     StoredOrder,
     decide_intake,
 )
-from .store import REDACTED_BODY, DeliveryRecord, OrderEventRecord, OrderRecord, read_session, write_session
+from .store import (
+    DISPLAY_ID_LENGTH,
+    REDACTED_BODY,
+    DeliveryRecord,
+    OrderEventRecord,
+    OrderRecord,
+    printable,
+    read_session,
+    storage_key,
+    write_session,
+)
 from .storefronts.base import Delivery, Rejection, ReturnRequest
 
 log = logging.getLogger("bridge.intake")
@@ -41,6 +53,7 @@ JOB_PRIVACY = "privacy"
 JOB_RETURN = "return"
 _CONFLICT_RETRIES = 3
 PARKED = frozenset({OrderState.NEEDS_ATTENTION, OrderState.NOT_FOR_AMAZON, OrderState.AWAITING_APPROVAL})
+SCHEMA_REFUSED = "schema_refused"
 
 
 @dataclass(frozen=True)
@@ -50,26 +63,38 @@ class IngestResult:
     order_id: int | None = None
 
 
+def privacy_body(scope: str, order_external_ids: tuple[str, ...]) -> bytes:
+    """What is kept of a privacy request's body: its kind and the order ids, never the customer."""
+    return json.dumps(
+        {"redacted": True, "scope": scope, "orders": list(order_external_ids)}, separators=(",", ":")
+    ).encode()
+
+
 def _insert_delivery(
     session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock, source: str
 ) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
+    key = storage_key(delivery.delivery_key)
     existing = session.execute(
         select(col(DeliveryRecord.id)).where(
             col(DeliveryRecord.channel_id) == channel.id,
-            col(DeliveryRecord.delivery_key) == delivery.delivery_key,
+            col(DeliveryRecord.delivery_key) == key,
         )
     ).first()
     if existing is not None:
         return None
+    now = clock.now()
+    privacy = delivery.privacy
     record = DeliveryRecord(
         channel_id=channel.id,
-        delivery_key=delivery.delivery_key[:200],
-        event_id=delivery.event_id[:200] if delivery.event_id else None,
-        topic=delivery.topic[:64],
-        received_at=clock.now(),
+        delivery_key=key,
+        event_id=storage_key(delivery.event_id) if delivery.event_id else None,
+        topic=printable(delivery.topic, 64),
+        received_at=now,
         # A privacy request names the customer it is about; keeping it would defeat its purpose.
-        body=REDACTED_BODY if delivery.privacy is not None else body,
+        # Only its kind and the order ids stay (what `fba-bridge privacy export` needs).
+        body=privacy_body(privacy.scope.value, privacy.order_external_ids) if privacy is not None else body,
+        body_purged_at=now if privacy is not None else None,
         source=source,
     )
     session.add(record)
@@ -117,6 +142,10 @@ def _apply(
         incoming = (
             replace(stored.order, cancelled=True) if stored else _tombstone(channel, external_id, clock)
         )
+    if row is not None and row.pii_purged_at is not None:
+        # Redacted stays redacted: a later delivery (Shopify sends `orders/updated` for archived
+        # or edited orders) never writes the personal data back.
+        incoming = incoming.without_personal_data()
     decision = decide_intake(stored, incoming, delivery.kind, channel.intake_policy())
 
     now = clock.now()
@@ -125,7 +154,7 @@ def _apply(
         row = OrderRecord(
             channel_id=channel.id,
             external_id=external_id,
-            display_id=decision.order.display_id[:128],
+            display_id=decision.order.display_id[:DISPLAY_ID_LENGTH],
             state=decision.state.value,
             data=decision.order.to_json(),
             created_at=now,
@@ -138,7 +167,7 @@ def _apply(
         from_state = row.state
         if decision.order is not None:
             row.data = decision.order.to_json()
-            row.display_id = decision.order.display_id[:128]
+            row.display_id = decision.order.display_id[:DISPLAY_ID_LENGTH]
         if decision.state is not None:
             if decision.state.value != row.state and row.order_state in PARKED:
                 # Re-planned from scratch: the old reason (and a rule's hold) no longer applies.
@@ -210,6 +239,9 @@ def ingest(
                 assert record is not None
                 record.outcome = outcome
                 record.order_id = order_id
+                if _order_purged(session, channel, delivery, order_id):
+                    record.body = REDACTED_BODY
+                    record.body_purged_at = clock.now()
                 session.add(record)
                 return IngestResult(duplicate=False, outcome=outcome, order_id=order_id)
         except IntegrityError:
@@ -218,6 +250,63 @@ def ingest(
             if attempt == _CONFLICT_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _park_refused(
+    session: Session, channel: Channel, delivery: Delivery, delivery_id: int, now: datetime
+) -> int | None:
+    """One alert per channel, topic and set of problems; it counts the deliveries that had them.
+    When the payload still names an order the bridge holds, the delivery and the alert are linked
+    to it (the order itself is not changed). Returns that order's id."""
+    problems = [f"{p.get('path', '$')} ({p.get('rule', '?')}: {p.get('fix', '')})" for p in delivery.refused]
+    cause = hashlib.sha256("\n".join(sorted(problems)).encode()).hexdigest()[:16]
+    topic = printable(delivery.topic, 64)
+    row = None
+    if delivery.external_id:
+        row = (
+            session.execute(
+                select(OrderRecord).where(
+                    col(OrderRecord.channel_id) == channel.id,
+                    col(OrderRecord.external_id) == delivery.external_id,
+                )
+            )
+            .scalars()
+            .first()
+        )
+    about = f" for order {row.display_id or row.external_id}" if row is not None else ""
+    alerts.raise_alert(
+        session,
+        key=f"intake:schema_refused:{channel.id}:{topic}:{cause}",
+        kind="intake",
+        message=(
+            f"a {topic} delivery{about} on channel {channel.id} (delivery {delivery_id}) is authentic "
+            "but does not match the format the bridge reads, so it was stored and not applied; it was "
+            "answered 200 so the storefront keeps the webhook enabled. "
+            f"Problems: {'; '.join(problems)}. Check the storefront's webhook API version and the "
+            "plugins that change its orders; the raw delivery is kept until the retention purge"
+        )[:2000],
+        now=now,
+        channel_id=channel.id,
+        order_id=row.id if row is not None else None,
+    )
+    return row.id if row is not None else None
+
+
+def _order_purged(session: Session, channel: Channel, delivery: Delivery, order_id: int | None) -> bool:
+    """Whether the order this delivery concerns had its personal data removed: then the delivery
+    is kept without its body too (also one that changes nothing, such as a WooCommerce draft)."""
+    if order_id is not None:
+        row = session.get(OrderRecord, order_id)
+        return row is not None and row.pii_purged_at is not None
+    external_id = delivery.order.external_id if delivery.order else delivery.external_id
+    if not external_id:
+        return False
+    purged = session.execute(
+        select(col(OrderRecord.pii_purged_at)).where(
+            col(OrderRecord.channel_id) == channel.id, col(OrderRecord.external_id) == external_id
+        )
+    ).first()
+    return purged is not None and purged[0] is not None
 
 
 @dataclass(frozen=True)
@@ -232,14 +321,18 @@ def stored_delivery(engine: Engine, channel_id: str, delivery_key: str, body: by
     without parsing or validating the body again."""
     with read_session(engine) as session:
         row = session.execute(
-            select(col(DeliveryRecord.outcome), col(DeliveryRecord.body)).where(
+            select(
+                col(DeliveryRecord.outcome), col(DeliveryRecord.body), col(DeliveryRecord.body_purged_at)
+            ).where(
                 col(DeliveryRecord.channel_id) == channel_id,
-                col(DeliveryRecord.delivery_key) == delivery_key[:200],
+                col(DeliveryRecord.delivery_key) == storage_key(delivery_key),
             )
         ).first()
     if row is None:
         return None
-    return StoredDelivery(outcome=row[0] or "duplicate", same_body=bytes(row[1]) == body)
+    # A body removed for privacy cannot be compared: the retry is taken for what it says it is.
+    same = row[2] is not None or bytes(row[1]) == body
+    return StoredDelivery(outcome=row[0] or "duplicate", same_body=same)
 
 
 def queue_return(session: Session, row: OrderRecord, request: ReturnRequest, now: datetime) -> None:
@@ -265,6 +358,8 @@ def queue_return(session: Session, row: OrderRecord, request: ReturnRequest, now
 def _record_effect(
     session: Session, channel: Channel, delivery: Delivery, delivery_id: int, clock: Clock
 ) -> tuple[str, int | None]:
+    if delivery.refused:
+        return SCHEMA_REFUSED, _park_refused(session, channel, delivery, delivery_id, clock.now())
     if delivery.privacy is not None:
         jobs.enqueue(
             session,

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from .command import command as cli
+from .settings import mask_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -63,9 +64,9 @@ def is_current(engine: Engine) -> bool:
 
 
 def shown_url(url: object) -> str:
-    """A database URL safe to print (password masked)."""
+    """A database URL safe to print: every credential form masked (`settings.mask_url`)."""
     try:
-        return make_url(str(url)).render_as_string(hide_password=True)
+        return mask_url(make_url(str(url)).render_as_string(hide_password=True))
     except ArgumentError:
         return "<unparseable database url>"
 

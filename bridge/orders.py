@@ -145,6 +145,11 @@ class CanonicalOrder:
             meta=tuple((str(k), str(v)) for k, v in (data.get("meta") or {}).items()),
         )
 
+    def without_personal_data(self) -> CanonicalOrder:
+        """What is kept after a redaction or the retention purge: ids, lines, prices, states;
+        no address, e-mail, phone, gift message or notes."""
+        return replace(self, destination=None, buyer_email="", buyer_phone="", gift_message="", notes="")
+
     def same_content(self, other: CanonicalOrder) -> bool:
         return self.to_json() == other.to_json()
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 
 from .resources import schemas_dir
 
@@ -62,6 +63,42 @@ def _is_datetime(value: object) -> bool:
     return "T" in value.upper() and datetime.fromisoformat(value).tzinfo is not None
 
 
+@cache
+def _strict_regex(pattern: str) -> re.Pattern[str]:
+    """`pattern` with every unescaped `$` read as end of input (`\\Z`), as in ECMA-262.
+
+    JSON Schema patterns are ECMA-262 regular expressions, where `$` ends the input; Python's `$`
+    also matches before a trailing newline, so `^[0-9]+$` would accept `"42\\n"` and an id would
+    carry the newline into the database and to Amazon.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "[":
+            in_class = True
+        elif ch == "]":
+            in_class = False
+        elif ch == "$" and not in_class:
+            out.append(r"\Z")
+            continue
+        out.append(ch)
+    return re.compile("".join(out))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _strict_regex(pattern).search(instance):
+        yield ValidationError(f"the value does not match {pattern!r}")
+
+
+StrictValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
 def validator(name: str) -> Draft202012Validator:
     return _validator(str(schema_dir()), name)
 
@@ -70,17 +107,23 @@ def validator(name: str) -> Draft202012Validator:
 def _validator(folder: str, name: str) -> Draft202012Validator:
     schema = _load(folder, name)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+    strict: Draft202012Validator = StrictValidator(schema, format_checker=FORMAT_CHECKER)
+    return strict
 
 
 # Problems as JSON path + rule + how to fix, never quoting the offending value (it may be
 # personal data): what 422 answers, the pre-flight check and the SP-API client all report.
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def json_path(path: Iterable[Any]) -> str:
+    """`$.a.b[0]`; object keys (the sender's text) with control characters shown as `?` and cut
+    to 64 characters, so a path can be stored, logged and answered."""
     out = "$"
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        out += f"[{part}]" if isinstance(part, int) else f".{_UNPRINTABLE.sub('?', str(part))[:64]}"
     return out
 
 

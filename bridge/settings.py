@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from .resources import example_channels_file, example_simulator_file
 
@@ -52,6 +52,11 @@ class Secret:
     __str__ = __repr__
 
 
+def _scheme_of(url: str) -> str:
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    return scheme if _SCHEME.fullmatch(scheme) else "(not a URL)"
+
+
 def normalise_database_url(url: str) -> str:
     """Accept Heroku's `postgres://` and plain `postgresql://`, and pick the psycopg 3 driver."""
     url = url.strip()
@@ -61,25 +66,46 @@ def normalise_database_url(url: str) -> str:
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if not (url.startswith("postgresql+") or url.startswith("sqlite")):
         raise SettingsError(
-            f"DATABASE_URL uses an unsupported scheme {url.split(':', 1)[0]!r}; "
+            f"DATABASE_URL uses an unsupported scheme {_scheme_of(url)!r}; "
             "use postgres://, postgresql:// or sqlite:///path.sqlite3"
         )
     return url
 
 
+#: Query parameters whose value is (or may be) a credential: libpq's `password` and
+#: `sslpassword`, and whatever a driver or proxy names with pass/secret/token/key/auth/credential.
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.IGNORECASE)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}")
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by `***`, safe to log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL with every credential it can carry replaced by `***`, safe to log.
+
+    Covers the password of `user:password@host` (also with several hosts), query parameters
+    such as `?password=`, `?sslpassword=` or `?token=`, and text that is not a URL at all (a
+    libpq `key=value` string), which is not echoed.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or not _SCHEME.fullmatch(scheme):
+        return "<not a URL>"
+    rest, hash_sign, _fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        userinfo, hosts = netloc.rsplit("@", 1)
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{hosts}" if colon else f"{user}@{hosts}"
+    masked_query = ""
+    if question:
+        parts = []
+        for pair in re.split(r"([&;])", query):
+            if pair in ("&", ";"):
+                parts.append(pair)
+                continue
+            name, equals, _value = pair.partition("=")
+            parts.append(f"{name}=***" if equals and _SECRET_PARAM.search(unquote(name)) else pair)
+        masked_query = "?" + "".join(parts)
+    return f"{scheme}://{netloc}{slash}{path}{masked_query}{'#***' if hash_sign else ''}"
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -139,7 +165,7 @@ def _local_or_https(url: str, name: str) -> str:
     return url
 
 
-_SQS_HOST = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$|^([a-z0-9-]+)\.queue\.amazonaws\.com$")
+_SQS_HOST = re.compile(r"sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com")
 
 
 @dataclass(frozen=True)
@@ -166,7 +192,7 @@ def _sqs(env: Mapping[str, str]) -> SqsSettings:
         _local_or_https(endpoint, "BRIDGE_SQS_ENDPOINT_URL")
     region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
     if not region and url:
-        match = _SQS_HOST.match(urlsplit(url).hostname or "")
+        match = _SQS_HOST.fullmatch(urlsplit(url).hostname or "")
         region = (match.group(1) or match.group(3)) if match else ""
     if url and not region:
         raise SettingsError(

@@ -10,6 +10,7 @@ Lease and retry times are kept as epoch seconds taken from the database's own cl
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,10 @@ from .orders import CanonicalOrder, OrderState
 
 SQLITE_BUSY_TIMEOUT_S = 30
 REDACTED_BODY = b'{"redacted": true}'
+#: Column widths every storefront schema's limits must fit (tests/integration/test_hostile_input.py).
+EXTERNAL_ID_LENGTH = 255
+DELIVERY_KEY_LENGTH = 200
+DISPLAY_ID_LENGTH = 128
 
 
 #: An order that needs a look by itself: parked, or flagged with a reason (`admin.ATTENTION_SQL`).
@@ -60,8 +65,10 @@ class OrderRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
-    external_id: str = Field(sa_column=Column(String(128), nullable=False))
-    display_id: str = Field(default="", sa_column=Column(String(128), nullable=False, default=""))
+    external_id: str = Field(sa_column=Column(String(EXTERNAL_ID_LENGTH), nullable=False))
+    display_id: str = Field(
+        default="", sa_column=Column(String(DISPLAY_ID_LENGTH), nullable=False, default="")
+    )
     state: str = Field(sa_column=Column(String(32), nullable=False, index=True))
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     seller_fulfillment_order_id: str | None = Field(
@@ -120,17 +127,28 @@ class DeliveryRecord(SQLModel, table=True):
     """The inbox: every accepted webhook delivery, byte for byte, before any interpretation."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("channel_id", "delivery_key", name="uq_deliveries_channel_key"),)
+    __table_args__ = (
+        UniqueConstraint("channel_id", "delivery_key", name="uq_deliveries_channel_key"),
+        # The bodies the retention purge still has to replace, oldest first.
+        Index(
+            "ix_deliveries_unpurged",
+            "received_at",
+            sqlite_where=text("body_purged_at IS NULL"),
+            postgresql_where=text("body_purged_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: str = Field(sa_column=Column(String(64), nullable=False))
-    delivery_key: str = Field(sa_column=Column(String(200), nullable=False))
+    delivery_key: str = Field(sa_column=Column(String(DELIVERY_KEY_LENGTH), nullable=False))
     event_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True, index=True))
     topic: str = Field(sa_column=Column(String(64), nullable=False))
     received_at: datetime
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     outcome: str = Field(default="", sa_column=Column(String(40), nullable=False, default=""))
     order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    #: When `body` was replaced by `REDACTED_BODY` (privacy request, retention, a redacted order).
+    body_purged_at: datetime | None = None
     #: `webhook` (the storefront posted it) or `reconcile` (a reconciliation pass read the order
     #: from the storefront's API and fed it through the same intake; `pipeline/reconcile.py`).
     source: str = Field(default="webhook", sa_column=Column(String(16), nullable=False, default="webhook"))
@@ -563,6 +581,21 @@ class MetricCounterRecord(SQLModel, table=True):
     labels: str = Field(sa_column=Column(String(400), primary_key=True))
     value: float
     updated_at: float
+
+
+def storage_key(value: str, limit: int = DELIVERY_KEY_LENGTH) -> str:
+    """A delivery key or event id as stored and looked up: itself when it fits the column and is
+    printable ASCII, else `sha256:<digest>` -- the same for every retry, so a retry of a delivery
+    with a long or unusual id is still recognised (never cut, which made two ids one and the
+    lookup miss the row it had stored)."""
+    if len(value) <= limit and value.isascii() and value.isprintable():
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def printable(value: str, limit: int) -> str:
+    """Text for a column that must never hold control characters (U+0000 fails on PostgreSQL)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in value)[:limit]
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:

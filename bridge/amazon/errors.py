@@ -239,7 +239,7 @@ def parked_marker(account_id: str) -> str:
 
 
 _QUOTED = re.compile(r"""(['"`])(.*?)\1""")
-_FIELD_PATH = re.compile(r"^[a-z][A-Za-z0-9]*(?:(?:\.[a-z][A-Za-z0-9]*)|(?:\[\d+\]))*$")
+_FIELD_PATH = re.compile(r"[a-z][A-Za-z0-9]*(?:(?:\.[a-z][A-Za-z0-9]*)|(?:\[\d+\]))*")
 _EMAIL = re.compile(r"[^\s@'\"<>,;]+@[^\s@'\"<>,;]+")
 _LONG_NUMBER = re.compile(r"\+?\d[\d\s().-]{3,}\d")
 _MAX_TEXT = 300
@@ -257,7 +257,7 @@ def redact(text: str | None) -> str:
 
     def keep_fields(match: re.Match[str]) -> str:
         inner = match.group(2)
-        return match.group(0) if _FIELD_PATH.match(inner) else f"{match.group(1)}…{match.group(1)}"
+        return match.group(0) if _FIELD_PATH.fullmatch(inner) else f"{match.group(1)}…{match.group(1)}"
 
     out = _QUOTED.sub(keep_fields, str(text))
     out = _EMAIL.sub("…", out)

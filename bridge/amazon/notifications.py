@@ -17,7 +17,7 @@ from ..audit import note
 from ..clock import Clock
 from ..pipeline.sync import enqueue_order_sync
 from ..store import DeliveryRecord, order_by_amazon_id, write_session
-from ..storefronts.base import Rejection, parse_json, validate_or_reject
+from ..storefronts.base import Rejection, parse_json, refuse_control_characters, validate_or_reject
 
 CHANNEL = "amazon"
 FULFILLMENT_ORDER_STATUS = "FULFILLMENT_ORDER_STATUS"
@@ -31,6 +31,7 @@ class NotificationResult:
 def ingest_notification(engine: Engine, body: bytes, clock: Clock) -> NotificationResult:
     document = parse_json(body)
     validate_or_reject("amazon/fulfillment_order_status_notification", document, "Amazon notification")
+    refuse_control_characters(document, "Amazon notification")
     if document["NotificationType"] != FULFILLMENT_ORDER_STATUS:
         return NotificationResult("ignored")
     notification_id = document["NotificationMetadata"]["NotificationId"]

@@ -17,7 +17,7 @@ from .errors import SpApiError
 from .notifications_api import FULFILLMENT_ORDER_STATUS, Destination, NotificationsApi, Subscription
 
 #: Amazon's pattern for `SqsResource.arn` (Notifications API model), and its length limit.
-SQS_ARN = re.compile(r"^arn:aws:sqs:(\S+):(\S+):(\S+)$")
+SQS_ARN = re.compile(r"arn:aws:sqs:(\S+):(\S+):(\S+)")
 MAX_ARN = 1000
 MAX_NAME = 256
 
@@ -43,7 +43,7 @@ class SubscribeResult:
 def check_sqs_arn(arn: str) -> str:
     """The ARN, or a `SubscriptionError` saying what a queue ARN looks like."""
     arn = arn.strip()
-    if len(arn) > MAX_ARN or not SQS_ARN.match(arn):
+    if len(arn) > MAX_ARN or not SQS_ARN.fullmatch(arn):
         raise SubscriptionError(
             "invalid_arn",
             "--sqs-arn must be an SQS queue ARN like arn:aws:sqs:us-east-1:123456789012:fba-bridge "
@@ -55,7 +55,7 @@ def check_sqs_arn(arn: str) -> str:
 
 def destination_name(sqs_arn: str) -> str:
     """A readable destination name: the queue's name, so Seller Central lists it recognisably."""
-    match = SQS_ARN.match(sqs_arn)
+    match = SQS_ARN.fullmatch(sqs_arn)
     queue = match.group(3) if match else "queue"
     return f"fba-bridge {queue}"[:MAX_NAME]
 

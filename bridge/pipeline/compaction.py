@@ -6,15 +6,15 @@ What goes, and what stays:
   and dead jobs stay: a dead job is an operator's to-do and waits for `jobs retry`, unless its
   order's personal data was purged (the order is finished and past retention), when it goes too
   and its `job_dead` alert is cleared.
-- **Audit trails** of finished orders (shipped, cancelled, unfulfillable, not for Amazon) not
-  changed for `BRIDGE_RETENTION_DAYS` (30) lose their routine entries: Amazon status and tracking
-  notes, events ignored because the order had moved on, and deliveries that changed nothing. The
-  first and last entry, every state change, pushes to the storefront, returns, alerts and privacy
-  records stay, and one `audit:compacted` entry says how many entries of which kind were removed.
-  An order is compacted once (`orders.audit_compacted_at`). The audit trail never holds personal
-  data, and compaction writes only counts.
-- **Raw webhook bodies** are not touched here: the retention purge (`privacy.py`) replaces the
-  bodies of finished orders past retention.
+- **Audit trails** of finished orders (shipped, cancelled, unfulfillable, completed partially, not
+  for Amazon) not changed for `BRIDGE_RETENTION_DAYS` (30) lose their routine entries: Amazon
+  status and tracking notes, events ignored because the order had moved on, and deliveries that
+  changed nothing. The first and last entry, every state change, pushes to the storefront,
+  returns, alerts and privacy records stay, and one `audit:compacted` entry says how many entries
+  of which kind were removed. An order is compacted once (`orders.audit_compacted_at`). The audit
+  trail never holds personal data, and compaction writes only counts.
+- **Raw webhook bodies** are not touched here: the retention purge (`privacy.py`) replaces every
+  body older than the retention period, whatever it was for.
 
 Every delete runs in batches of at most `BATCH` rows, each in its own short transaction that first
 checks this worker still holds the job, so a large backlog never holds a lock for long and a

@@ -30,7 +30,7 @@ from ..channels import Channel
 from ..orders import CanonicalOrder, OrderLine
 from ..schemas import schema_problems
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]+")
 MAX_ORDER_ID = 40
 MAX_ITEM_ID = 50
 MAX_GIFT_MESSAGE = 512
@@ -41,7 +41,7 @@ def seller_fulfillment_order_id(channel_id: str, external_id: str) -> str:
     """Deterministic and stable across retries: `<channel>-<order id>` when that is short and safe
     (readable in Seller Central), otherwise a hash of both. Amazon mangles `+` and spaces."""
     readable = f"{channel_id}-{external_id}"
-    if len(readable) <= MAX_ORDER_ID and _SAFE_ID.match(readable):
+    if len(readable) <= MAX_ORDER_ID and _SAFE_ID.fullmatch(readable):
         return readable
     digest = hashlib.sha256(f"{channel_id}\0{external_id}".encode()).hexdigest()
     return f"fbb-{digest[: MAX_ORDER_ID - 4]}"
@@ -49,7 +49,7 @@ def seller_fulfillment_order_id(channel_id: str, external_id: str) -> str:
 
 def item_id_for(line_id: str) -> str:
     """Our `sellerFulfillmentOrderItemId` for a storefront line (sync maps it back)."""
-    if len(line_id) <= MAX_ITEM_ID and _SAFE_ID.match(line_id):
+    if len(line_id) <= MAX_ITEM_ID and _SAFE_ID.fullmatch(line_id):
         return line_id
     return hashlib.sha256(line_id.encode()).hexdigest()[:MAX_ITEM_ID]
 

@@ -42,7 +42,9 @@ from ..store import (
     OrderEventRecord,
     OrderRecord,
     lock_order,
+    printable,
     read_session,
+    storage_key,
     write_session,
 )
 from ..storefronts.assignment import FulfillmentAssignments, RejectReason, RequestedUnit, RequestKind
@@ -72,7 +74,7 @@ def record_notification(
         seen = session.execute(
             select(col(DeliveryRecord.id)).where(
                 col(DeliveryRecord.channel_id) == channel.id,
-                col(DeliveryRecord.delivery_key) == notification.delivery_key[:200],
+                col(DeliveryRecord.delivery_key) == storage_key(notification.delivery_key),
             )
         ).first()
         if seen is not None:
@@ -87,8 +89,8 @@ def record_notification(
         session.add(
             DeliveryRecord(
                 channel_id=channel.id,
-                delivery_key=notification.delivery_key[:200],
-                topic=f"fulfillment_order_notification/{notification.raw_kind}"[:64],
+                delivery_key=storage_key(notification.delivery_key),
+                topic=printable(f"fulfillment_order_notification/{notification.raw_kind}", 64),
                 received_at=clock.now(),
                 body=body,
                 outcome=outcome,

@@ -33,7 +33,7 @@ from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import CanonicalOrder, Event, OrderRisk, OrderState, can
-from ..store import OrderRecord, lock_order, read_session, record_parts, write_session
+from ..store import OrderRecord, lock_order, order_parts, read_session, record_parts, write_session
 from ..storefronts.push import PushError
 from ..worker import JobContext, RetryLater
 from .amendment import submission_of
@@ -132,6 +132,8 @@ def handle_submit(ctx: JobContext) -> None:
     if channel is None:
         _finish_with(ctx, ctx.job.order_id, Event.PARK, f"channel {row.channel_id} is no longer configured")
         return
+    if row.order_state is OrderState.SUBMITTING and _found_at_amazon(ctx, row, channel):
+        return
     order = row.canonical()
     version = order.content_version()  # of the stored order: `_mark_submitting` compares it
     scoped = scope_order(ctx, channel, row, order)  # Shopify: only what is assigned to Amazon
@@ -191,17 +193,7 @@ def _submit(
         Event.CREATED_ON_HOLD if plan.create.fulfillment_action is FulfillmentAction.HOLD else Event.CREATED
     )
     if row.order_state is OrderState.SUBMITTING:
-        existing = _read_existing(outbound, plan.seller_fulfillment_order_id)
-        if existing is not None:
-            _finish_with(
-                ctx,
-                row.id,
-                created_event,
-                "found at Amazon after an interrupted attempt",
-                amazon_status=existing.status,
-                sfo_id=plan.seller_fulfillment_order_id,
-            )
-            return
+        # `_found_at_amazon` has read it back already: not there, so the create is sent again.
         if not _record_submission(ctx, row.id, plan, version):
             raise RetryLater(
                 "the order changed while the submission was resumed; replanning", count_attempt=False
@@ -274,6 +266,42 @@ def _submit(
     _finish_with(
         ctx, row.id, created_event, reason, amazon_status="Received", sfo_id=plan.seller_fulfillment_order_id
     )
+
+
+def _found_at_amazon(ctx: JobContext, row: OrderRecord, channel: Channel) -> bool:
+    """An order left in `submitting` (a crash, a lost answer) is read back from Amazon under the
+    id it was being created with, *before* the channels file is consulted again: after a crash
+    and a config change (a SKU unmapped, a destination no longer served) planning again would
+    park an order Amazon already has, and sync would then ignore it. Found: recorded as created."""
+    assert row.id is not None
+    sfo_id = row.seller_fulfillment_order_id
+    if not sfo_id:
+        return False
+    with read_session(ctx.bridge.engine) as session:
+        parts = [part.seller_fulfillment_order_id for part in order_parts(session, row.id)] or [sfo_id]
+    outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
+    try:
+        found = [_read_existing(outbound, part) for part in parts]
+    except amz.SpApiError as exc:
+        raise amazon_retry(exc, channel) from None
+    existing = found[0]
+    if existing is None or any(part is None for part in found):
+        # Not there, or a split order with parts still missing: the resumed submission (which
+        # reads each part again) creates what is missing.
+        return False
+    on_hold = (existing.fulfillment_action or "").lower() == "hold" or bool(
+        (row.submission or {}).get("hold")
+    )
+    _finish_with(
+        ctx,
+        row.id,
+        Event.CREATED_ON_HOLD if on_hold else Event.CREATED,
+        "found at Amazon after an interrupted attempt"
+        + (f" ({len(parts)} orders: {', '.join(parts)})" if len(parts) > 1 else ""),
+        amazon_status=existing.status,
+        sfo_id=sfo_id,
+    )
+    return True
 
 
 def _submit_parts(

@@ -97,6 +97,9 @@ class Delivery:
     return_request: ReturnRequest | None = None
     store: bool = True
     notes: tuple[str, ...] = field(default=())
+    #: Authentic and parseable, but refused by our schema (Shopify, WooCommerce): stored and parked
+    #: with these problems (JSON paths and rules, never values) instead of a 4xx (see `park_refused`).
+    refused: tuple[dict[str, str], ...] = ()
 
 
 class StorefrontAdapter(Protocol):
@@ -227,6 +230,108 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
                 400, "invalid_encoding", "the body escapes an unpaired UTF-16 surrogate"
             ) from None
     return value
+
+
+#: C0 control characters other than tab, line feed and carriage return, and DEL. PostgreSQL cannot
+#: store U+0000 in text at all; the others garble logs, CSV exports and Amazon's fields.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def path_key(key: str) -> str:
+    """An object key as it may appear in a JSON path we store, log or answer: control characters
+    shown as `?`, at most 64 characters (a key is the sender's text too)."""
+    return CONTROL_CHARACTERS.sub("?", key)[:64]
+
+
+def _walk_strings(value: Any, path: str, visit: Any) -> Any:
+    if isinstance(value, str):
+        return visit(value, path)
+    if isinstance(value, list):
+        return [_walk_strings(item, f"{path}[{i}]", visit) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: _walk_strings(item, f"{path}.{path_key(key)}", visit) for key, item in value.items()}
+    return value
+
+
+def strip_control_characters(document: Any) -> tuple[Any, tuple[str, ...]]:
+    """The document with control characters removed from every string, and the JSON paths of
+    the strings that had some (Shopify and WooCommerce pass customer-typed text through, so a
+    pasted control character is noise, not an attack on us)."""
+    paths: list[str] = []
+
+    def visit(text: str, path: str) -> str:
+        if CONTROL_CHARACTERS.search(text) is None:
+            return text
+        paths.append(path)
+        return CONTROL_CHARACTERS.sub("", text)
+
+    return _walk_strings(document, "$", visit), tuple(paths)
+
+
+def refuse_control_characters(document: Any, what: str) -> None:
+    """A 422 naming every JSON path whose string holds a control character (the generic channel:
+    its sender is the merchant's own code, which can be fixed)."""
+    paths: list[str] = []
+
+    def visit(text: str, path: str) -> str:
+        if CONTROL_CHARACTERS.search(text) is not None:
+            paths.append(path)
+        return text
+
+    _walk_strings(document, "$", visit)
+    if paths:
+        problems = [
+            {
+                "path": path,
+                "rule": "control_character",
+                "fix": "remove control characters (U+0000-U+001F other than tab and line breaks, U+007F)",
+            }
+            for path in paths[:20]
+        ]
+        raise Rejection(
+            422,
+            "control_character",
+            f"the {what} holds control characters in {len(paths)} field(s); remove them",
+            problems,
+        )
+
+
+def control_character_note(paths: tuple[str, ...]) -> tuple[str, ...]:
+    if not paths:
+        return ()
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return (f"control characters removed from {shown}",)
+
+
+_PLATFORM_ID = re.compile(r"[1-9][0-9]{0,19}")
+
+
+def readable_id(data: Any) -> str | None:
+    """The platform's order id of a refused payload, if it still reads as one (to link the
+    delivery and its alert to an order the bridge already holds)."""
+    value = data.get("id") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value)
+    return text if _PLATFORM_ID.fullmatch(text) else None
+
+
+def parked(
+    topic: str, delivery_key: str, event_id: str | None, refusal: Rejection, data: Any = None
+) -> Delivery:
+    """What a Shopify or WooCommerce delivery our schema refuses becomes: stored, not applied, an
+    operator alert with the problems. Both platforms disable a webhook that keeps failing
+    (WooCommerce after 5 failures in a row, without retrying), and the merchant never sees our
+    4xx, so an authentic delivery is never answered with one (see README, webhook answers)."""
+    if refusal.status != 422:
+        raise refusal
+    return Delivery(
+        topic=topic,
+        delivery_key=delivery_key,
+        event_id=event_id,
+        external_id=readable_id(data),
+        refused=tuple(refusal.problems),
+    )
 
 
 def header(headers: Mapping[str, str], name: str) -> str:

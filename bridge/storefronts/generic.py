@@ -32,6 +32,9 @@ the shop wants shipped in all (0 for a line removed after the order was placed),
 order: intake keeps a tombstone); any other type is acknowledged, stored and ignored.
 `delivery_key` is `webhook-id`, which Standard Webhooks keeps the same across retries; there is
 no separate event id.
+
+A body that does not match the schema, or holds a control character in any string, is refused
+with a 422 naming the JSON paths: the sender is the merchant's own code, which reads the answer.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from .base import (
     parse_json,
     payload_timestamp,
     policy_meta,
+    refuse_control_characters,
     require_json_content_type,
     unauthorized,
     validate_or_reject,
@@ -145,6 +149,7 @@ class GenericAdapter:
         delivery_key = header(headers, ID_HEADER) or "sha256:" + body_digest(body)
         data = parse_json(body)
         validate_or_reject("canonical_order", data, "generic order delivery")
+        refuse_control_characters(data, "generic order delivery")
         topic = data["type"]
         kind = TYPES.get(topic)
         if kind is DeliveryKind.UPSERT:

@@ -150,6 +150,50 @@ def _resolved_addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
+def _checked_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address to connect to for `host`, if every address it resolves to is public."""
+    try:
+        addresses = _resolved_addresses(host)
+    except OSError:
+        raise PushError("dns", f"cannot resolve the storefront host {host!r}", retryable=True) from None
+    if not addresses:
+        raise PushError("dns", f"the storefront host {host!r} has no address", retryable=True)
+    if any(not address.is_global for address in addresses):
+        raise PushError(
+            "unsafe_url",
+            f"refusing to call {host}: it resolves to a private, loopback, link-local or metadata address",
+            retryable=False,
+        )
+    return addresses[0]
+
+
+class PinnedTransport(httpx.BaseTransport):
+    """Connects to the address that was checked, not to whatever a second lookup returns.
+
+    Resolving the host, checking the address and then letting the HTTP client resolve it again
+    leaves a gap a DNS rebinding attack uses (public answer for the check, private one for the
+    connection). This transport resolves once per request, refuses private, loopback, link-local
+    and metadata addresses, and sends the request to that very address; the `Host` header and
+    TLS (SNI and certificate verification, via httpcore's `sni_hostname`) keep the host name, so
+    a certificate for the shop's name is still required. Redirects are never followed
+    (`StorefrontHttp`), so a redirect to another host cannot lead anywhere either.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport | None = None, resolve: Any = None) -> None:
+        self._inner = inner or httpx.HTTPTransport(retries=0)
+        self._resolve = resolve or _checked_address
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        address = self._resolve(host)
+        request.url = request.url.copy_with(host=str(address))
+        request.extensions = {**request.extensions, "sni_hostname": host}
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def check_destination(url: str, *, allow_local: bool) -> None:
     """Refuse URLs that are not https or that resolve to private, loopback or metadata addresses.
 
@@ -192,15 +236,25 @@ class StorefrontHttp:
         self.channel = channel
         self.clock = clock
         self.allow_local = channel.storefront.local
+        # The real network: connect to the checked address (`PinnedTransport`). A transport given
+        # by a test or the demo (in-process fakes) is used as it is, behind the same checks.
+        self._pinned = transport is None and not self.allow_local
         self._client = httpx.Client(
             timeout=PUSH_TIMEOUT,
             follow_redirects=False,
-            transport=transport,
+            transport=PinnedTransport() if self._pinned else transport,
             headers={"User-Agent": USER_AGENT},
         )
 
     def request(self, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> httpx.Response:
-        check_destination(url, allow_local=self.allow_local)
+        if self._pinned:
+            reason = unsafe_url_reason(url, allow_local=False)
+            if reason:
+                raise PushError(
+                    "unsafe_url", f"refusing to call {url.split('?', 1)[0]}: {reason}", retryable=False
+                )
+        else:
+            check_destination(url, allow_local=self.allow_local)
         try:
             response = self._client.request(method, url, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

@@ -6,8 +6,11 @@ What a caller may rely on:
   `channel.webhook_secrets` is tried, so a rotated secret keeps working while Shopify still signs
   with the old one.
 - `parse` raises nothing but `Rejection`: 415 for a non-JSON content type, 400 for a missing
-  `X-Shopify-Topic` or a body that is not strict JSON, 422 (with problems, never values) when an
-  order or privacy payload does not match `schemas/shopify/*.json`.
+  `X-Shopify-Topic` or a body that is not strict JSON. An order or privacy payload that does not
+  match `schemas/shopify/*.json` is not refused: it becomes a delivery with `refused` problems
+  (paths and rules, never values) that intake stores and parks as an alert, answered 200, because
+  Shopify deletes a subscription that keeps failing. Control characters are removed from every
+  string first (`base.strip_control_characters`); the order's notes name the paths.
 - Topics: `orders/create`, `orders/paid`, `orders/updated` are upserts and `orders/cancelled`
   a cancellation, each with the canonical order; `customers/data_request`, `customers/redact` and
   `shop/redact` carry a `PrivacyRequest` and no kind; any other topic is acknowledged, stored and
@@ -59,7 +62,9 @@ from .base import (
     PrivacyScope,
     Rejection,
     body_digest,
+    control_character_note,
     header,
+    parked,
     parse_json,
     payload_id,
     payload_text,
@@ -67,6 +72,7 @@ from .base import (
     policy_meta,
     require_json_content_type,
     split_tags,
+    strip_control_characters,
     validate_or_reject,
     verify_hmac_b64,
 )
@@ -131,8 +137,21 @@ class ShopifyAdapter:
             )
         delivery_key = header(headers, WEBHOOK_ID_HEADER) or "sha256:" + body_digest(body)
         event_id = header(headers, EVENT_ID_HEADER) or None
-        data = parse_json(body)
+        data, stripped = strip_control_characters(parse_json(body))
+        try:
+            return self._delivery(channel, topic, delivery_key, event_id, data, stripped)
+        except Rejection as refusal:
+            return parked(topic, delivery_key, event_id, refusal, data)
 
+    def _delivery(
+        self,
+        channel: Channel,
+        topic: str,
+        delivery_key: str,
+        event_id: str | None,
+        data: Any,
+        stripped: tuple[str, ...],
+    ) -> Delivery:
         if topic in ORDER_TOPICS:
             validate_or_reject("shopify/order", data, "Shopify order")
             order, notes = _canonical_order(channel, data)
@@ -143,7 +162,7 @@ class ShopifyAdapter:
                 kind=ORDER_TOPICS[topic],
                 order=order,
                 external_id=order.external_id,
-                notes=notes,
+                notes=(*notes, *control_character_note(stripped)),
             )
         if topic in PRIVACY_TOPICS:
             scope, schema, ids_field = PRIVACY_TOPICS[topic]

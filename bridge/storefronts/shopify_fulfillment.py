@@ -575,7 +575,7 @@ def resolve_locations(wanted: Iterable[str], shop: Iterable[Location]) -> tuple[
     problems: list[str] = []
     listed = ", ".join(sorted(f"'{x.name}'" for x in shop)) or "(none)"
     for entry in wanted:
-        if SHOPIFY_LOCATION_GID.match(entry):
+        if SHOPIFY_LOCATION_GID.fullmatch(entry):
             found = [x for x in shop if x.id == entry]
         else:
             found = [x for x in shop if x.name.strip().casefold() == entry.strip().casefold()]

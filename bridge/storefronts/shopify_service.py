@@ -26,6 +26,7 @@ from .base import (
     header,
     parse_json,
     require_json_content_type,
+    strip_control_characters,
     validate_or_reject,
     verify_hmac_b64,
 )
@@ -58,7 +59,7 @@ def verify(channel: Channel, headers: Mapping[str, str], body: bytes) -> None:
 
 def parse(headers: Mapping[str, str], body: bytes) -> Notification:
     require_json_content_type(headers)
-    data = parse_json(body)
+    data, _stripped = strip_control_characters(parse_json(body))
     validate_or_reject(
         "shopify/fulfillment_order_notification", data, "Shopify fulfillment order notification"
     )

@@ -8,8 +8,10 @@ What a caller may rely on:
   content type). Letting it through is harmless because `parse` turns it into a delivery with
   nothing to apply and nothing to store.
 - `parse` raises nothing but `Rejection`: 415 unless the body is JSON, 400 for a missing
-  `X-WC-Webhook-Topic` or a body that is not strict JSON, 422 (with problems, never values) when
-  an order does not match `schemas/woocommerce/*.json`.
+  `X-WC-Webhook-Topic` or a body that is not strict JSON. An order that does not match
+  `schemas/woocommerce/*.json` becomes a delivery with `refused` problems (paths and rules, never
+  values), stored and parked as an alert and answered 200: WooCommerce disables a webhook after
+  5 failures in a row and never retries. Control characters are removed from every string first.
 - Topics: `order.created`, `order.updated`, `order.restored` carry the REST v3 order; the order's
   status decides the kind (see `STATUSES`): a cancelled, trashed, refunded or failed order is a
   cancellation (its `cancel_reason` names the status), a `checkout-draft` (a cart the block
@@ -61,7 +63,9 @@ from .base import (
     Delivery,
     Rejection,
     body_digest,
+    control_character_note,
     header,
+    parked,
     parse_json,
     payload_id,
     payload_text,
@@ -69,6 +73,7 @@ from .base import (
     policy_meta,
     require_json_content_type,
     split_tags,
+    strip_control_characters,
     unauthorized,
     validate_or_reject,
     verify_hmac_b64,
@@ -148,8 +153,16 @@ class WooCommerceAdapter:
                 f"the {TOPIC_HEADER} header is missing; WooCommerce always sends it, so check "
                 "that no proxy strips it",
             )
-        data = parse_json(body)
+        data, stripped = strip_control_characters(parse_json(body))
+        try:
+            return self._delivery(channel, topic, delivery_key, data, stripped)
+        except Rejection as refusal:
+            return parked(topic, delivery_key, None, refusal, data)
 
+    def _delivery(
+        self, channel: Channel, topic: str, delivery_key: str, data: Any, stripped: tuple[str, ...]
+    ) -> Delivery:
+        notes = control_character_note(stripped)
         if topic in UPSERT_TOPICS:
             validate_or_reject("woocommerce/order", data, "WooCommerce order")
             external_id = payload_id(data["id"])
@@ -160,13 +173,18 @@ class WooCommerceAdapter:
                     topic=topic,
                     delivery_key=delivery_key,
                     external_id=external_id,
-                    notes=(f"status {status} ignored",),
+                    notes=(f"status {status} ignored", *notes),
                 )
             order = _canonical_order(
                 channel, data, external_id, payment_state, cancelled=status in CANCELLED_STATUSES
             )
             return Delivery(
-                topic=topic, delivery_key=delivery_key, kind=kind, order=order, external_id=external_id
+                topic=topic,
+                delivery_key=delivery_key,
+                kind=kind,
+                order=order,
+                external_id=external_id,
+                notes=notes,
             )
         if topic == DELETED_TOPIC:
             validate_or_reject("woocommerce/order_deleted", data, "WooCommerce order.deleted body")

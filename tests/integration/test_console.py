@@ -491,3 +491,37 @@ def test_console_password_prints_a_hash_that_signs_in() -> None:
     assert Settings.from_env({"BRIDGE_CONSOLE_PASSWORD_HASH": hashed}).console.enabled
     short = runner.invoke(cli.main, ["console-password"], input="short\nshort\n")
     assert short.exit_code != 0 and "at least 12 characters" in short.output
+
+
+def test_console_secrets_are_compared_in_constant_time_and_never_logged(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Password, login-form token and form (CSRF) token: every comparison goes through
+    `hmac.compare_digest` with both sides of one length (no length leak); none is logged."""
+    import hmac
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    calls: list[int] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        assert len(a) == len(b), "compared values of different lengths (the length leaks)"
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert sign_in(client, password="wrong-password") == 401 and calls
+    page = client.get("/console/login")
+    token = form_value(page.get_data(as_text=True), "token")
+    # Same length (a signature's length is public); not the last character, whose low bits are
+    # base64 padding and may decode to the same signature.
+    tampered = token[:-5] + ("A" if token[-5] != "A" else "B") + token[-4:]
+    assert client.post("/console/login", data={"token": tampered, "password": PASSWORD}).status_code == 400
+    calls.clear()
+    assert sign_in(client) == 302 and calls
+    csrf = csrf_of(client)
+    calls.clear()
+    refused = client.post("/console/orders/1/cancel", data={"csrf": csrf[:-3]})
+    assert refused.status_code in (400, 403) and calls
+    assert PASSWORD not in caplog.text and csrf not in caplog.text

@@ -121,3 +121,82 @@ def test_arbitrary_headers_never_5xx(
     client: FlaskClient, headers: dict[str, str], body: bytes, channel: str
 ) -> None:
     assert client.post(f"/webhooks/{channel}", data=body, headers=headers).status_code < 500
+
+
+# Hostile text: control characters (U+0000 above all, which PostgreSQL cannot store in text) and
+# lengths around the schemas' limits, in any string field of a real payload. CI runs this file on
+# PostgreSQL too (BRIDGE_TEST_DATABASE_URL), where a string that does not fit its column fails.
+hostile_text = st.one_of(
+    st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=40),
+    st.text(alphabet=st.sampled_from(["\x00", "\x01", "\x1b", "\x7f", "\t", "\n", "a", "1"]), max_size=12),
+    st.text(max_size=8).map(lambda text: f"#1{text}\x00"),
+    st.integers(0, 5000).map(lambda n: "x" * n),
+    st.integers(120, 300).map(lambda n: "9" * n),
+)
+
+
+def string_paths(document: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(document, str):
+        return [path]
+    if isinstance(document, dict):
+        return [p for key, value in document.items() for p in string_paths(value, (*path, key))]
+    if isinstance(document, list):
+        return [p for i, value in enumerate(document) for p in string_paths(value, (*path, i))]
+    return []
+
+
+# Fields whose schema pattern refuses hostile text anyway; half the draws leave them alone, so
+# the hostile text reaches the free-text fields that end up in the database.
+SHAPED = {"currency", "created_at", "updated_at", "date_created_gmt", "date_modified_gmt", "price", "status"}
+SHAPED |= {"country_code", "country", "financial_status", "type", "payment_state", "unit_price", "timestamp"}
+
+
+def with_hostile_strings(document: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
+    paths = string_paths(document)
+    free = [path for path in paths if path[-1] not in SHAPED and not str(path[-1]).startswith("date_")]
+    if data.draw(st.integers(0, 3)) == 0:  # a control character in every free-text field at once
+        character = data.draw(st.sampled_from(["\x00", "\x01", "\x1b", "\x7f"]))
+        for *parents, last in free:
+            target: Any = document
+            for key in parents:
+                target = target[key]
+            target[last] = target[last] + character
+        return document
+    for _ in range(data.draw(st.integers(1, 4))):
+        *parents, last = data.draw(st.sampled_from(free if data.draw(st.booleans()) else paths))
+        target = document
+        for key in parents:
+            target = target[key]
+        target[last] = data.draw(hostile_text)
+    return document
+
+
+@FUZZ
+@given(data=st.data(), topic=st.sampled_from(["orders/create", "orders/updated", "orders/cancelled"]))
+def test_hostile_strings_in_shopify_orders_never_5xx(
+    client: FlaskClient, data: st.DataObject, topic: str
+) -> None:
+    raw, headers = shopify_delivery(with_hostile_strings(shopify_order(), data), topic=topic)
+    assert client.post("/webhooks/shop-a", data=raw, headers=headers).status_code < 500
+
+
+@FUZZ
+@given(data=st.data(), topic=WOO_TOPICS)
+def test_hostile_strings_in_woocommerce_orders_never_5xx(
+    client: FlaskClient, data: st.DataObject, topic: str
+) -> None:
+    raw, headers = woo_delivery(with_hostile_strings(woo_order(), data), topic=topic)
+    assert client.post("/webhooks/woo-main", data=raw, headers=headers).status_code < 500
+
+
+@FUZZ
+@given(data=st.data(), msg_id=st.text(alphabet="abc_-", min_size=1, max_size=255))
+def test_hostile_strings_in_generic_orders_never_5xx(
+    client: FlaskClient, bridge: Bridge, data: st.DataObject, msg_id: str
+) -> None:
+    from tests.support import fixture
+
+    body = with_hostile_strings(fixture("generic/order_upsert.json"), data)
+    raw, headers = generic_delivery(body, bridge.clock.now(), msg_id=msg_id)
+    for _ in range(2):  # the retry too
+        assert client.post("/webhooks/own-shop", data=raw, headers=headers).status_code < 500

@@ -383,3 +383,34 @@ def test_no_personal_data_from_a_request_reaches_the_logs(
     assert order_row(fs.bridge, "9030").state == "cancelled"
     for value in ("Canary", "jon.canary@example.com", "42 Canary Wharf Lane", "555 0100", SECRET, TOKEN):
         assert value not in caplog.text
+
+
+def test_the_callback_secret_is_compared_in_constant_time_and_never_logged(
+    fs: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hmac
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    calls: list[int] = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    body = json.dumps({"kind": "FULFILLMENT_REQUEST"}).encode()
+    wrong = callback(fs.client, body, secret=SECRET + "x")
+    assert wrong.status_code == 401 and calls, "compared with hmac.compare_digest"
+    right = callback(fs.client, body)
+    assert right.status_code == 200
+    for text in (caplog.text, wrong.get_data(as_text=True), right.get_data(as_text=True)):
+        assert SECRET not in text
+
+
+def test_a_callback_with_a_control_character_or_a_long_webhook_id_is_stored_once(fs: World) -> None:
+    long_id = "w" * 300
+    body = json.dumps({"kind": "FULFILLMENT_REQUEST\u0000"}).encode()
+    first = callback(fs.client, body, **{"X-Shopify-Webhook-Id": long_id})
+    again = callback(fs.client, body, **{"X-Shopify-Webhook-Id": long_id})
+    assert (first.status_code, again.status_code) == (200, 200), first.get_data(as_text=True)
+    with read_session(fs.bridge.engine) as session:
+        rows = list(session.execute(select(DeliveryRecord)).scalars())
+    assert len(rows) == 1, "the retry is recognised by its (hashed) webhook id"
+    assert rows[0].delivery_key.startswith("sha256:") and "\x00" not in rows[0].topic

@@ -180,3 +180,29 @@ def test_an_amazon_notification_about_a_later_part_reads_the_whole_order(
     worker.drain()
     assert simulator.ledger.calls("getFulfillmentOrder") == gets + 2, "both parts are read"
     assert order_row(bridge, "7008").last_synced_at is not None
+
+
+def test_a_split_order_stuck_in_submitting_is_read_back_part_by_part_before_the_config(
+    client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
+) -> None:
+    """Every part landed, the worker died before recording it, then the channel stops splitting:
+    the retry finds all parts at Amazon instead of parking the order for being too large."""
+    from sqlalchemy import update
+
+    from bridge.store import OrderRecord
+
+    splitting(bridge)
+    send_large(client, 7011, [(75, "TSHIRT-RED-M", 300)])
+    worker.drain()
+    assert parts_of(bridge, "7011") == ["shop-a-7011-1", "shop-a-7011-2"]
+    with write_session(bridge.engine) as session:
+        session.execute(
+            update(OrderRecord).where(OrderRecord.external_id == "7011").values(state="submitting")
+        )
+        jobs.enqueue(session, JOB_SUBMIT, order_id=order_row(bridge, "7011").id)
+    splitting(bridge, on=False)
+    worker.drain()
+    row = order_row(bridge, "7011")
+    assert row.state == "submitted", row.attention_reason
+    assert "found at Amazon after an interrupted attempt (2 orders" in _reasons(bridge, row)
+    assert simulator.ledger.calls("createFulfillmentOrder") == 2

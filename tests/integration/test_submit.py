@@ -7,15 +7,16 @@ from decimal import Decimal
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from bridge import jobs
 from bridge.amazon.accounts import build_amazon
 from bridge.amazon.limiter import DatabaseBuckets
 from bridge.amazon.simulator import Simulator
 from bridge.bootstrap import Bridge
 from bridge.channels import Money
 from bridge.runtime import make_worker
-from bridge.store import JobRecord, OrderEventRecord, OrderRecord, read_session
+from bridge.store import JobRecord, OrderEventRecord, OrderRecord, read_session, write_session
 from bridge.worker import Worker
 from tests.conftest import due_now
 from tests.support import fixture, generic_delivery, shopify_delivery, shopify_order, woo_delivery, woo_order
@@ -247,3 +248,30 @@ def _reasons(bridge: Bridge, row: OrderRecord) -> str:
     with read_session(bridge.engine) as session:
         query = select(OrderEventRecord.reason).where(OrderEventRecord.order_id == row.id)
         return "\n".join(session.execute(query).scalars())
+
+
+def test_an_order_stuck_in_submitting_is_read_back_before_a_changed_channels_file_is_applied(
+    client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
+) -> None:
+    """A crash after the create landed, then a config change that unmaps the SKU: the retry finds
+    the order at Amazon instead of parking it (which would leave it out of sync for good)."""
+    send_shopify(client, 1011)
+    worker.drain()
+    assert order_row(bridge, "1011").state == "submitted"
+    with write_session(bridge.engine) as session:  # as if the worker died before recording it
+        session.execute(
+            update(OrderRecord)
+            .where(OrderRecord.external_id == "1011")
+            .values(state="submitting", amazon_status=None)
+        )
+    shop = bridge.config.channels["shop-a"]
+    unmapped = replace(shop, sku_map={k: v for k, v in shop.sku_map.items() if k != "TSHIRT-RED-M"})
+    bridge.config = replace(bridge.config, channels={**bridge.config.channels, "shop-a": unmapped})
+    row = order_row(bridge, "1011")
+    with write_session(bridge.engine) as session:
+        jobs.enqueue(session, "submit", order_id=row.id)
+    worker.drain()
+    row = order_row(bridge, "1011")
+    assert (row.state, row.amazon_status) == ("submitted", "Received")
+    assert "found at Amazon after an interrupted attempt" in _reasons(bridge, row)
+    assert simulator.ledger.creates("shop-a-1011") == 1

@@ -18,7 +18,7 @@ from bridge.amazon.simulator.server import serve_in_thread
 from bridge.app import create_app
 from bridge.bootstrap import Bridge
 from bridge.settings import Settings
-from bridge.store import DeliveryRecord, JobRecord, OrderRecord, make_engine, read_session
+from bridge.store import AlertRecord, DeliveryRecord, JobRecord, OrderRecord, make_engine, read_session
 from tests.conftest import LogOutput
 from tests.support import (
     fixture,
@@ -119,17 +119,51 @@ def test_malformed_json_is_400(client: FlaskClient, body: bytes, code: str) -> N
     assert (response.status_code, response.json["error"]) == (400, code)
 
 
-def test_schema_violations_are_422_with_paths_and_no_personal_data(client: FlaskClient, db: Engine) -> None:
+def test_schema_violations_are_parked_with_an_alert_and_answered_200(client: FlaskClient, db: Engine) -> None:
+    """Shopify and WooCommerce disable a webhook that keeps failing; the merchant never sees our
+    4xx. An authentic delivery our schema refuses is stored, parked as an alert, answered 200."""
     order = shopify_order()
     order["line_items"][0]["quantity"] = "many"
     order["currency"] = 12
     del order["created_at"]
     response = post(client, SHOP, shopify_delivery(order))
-    assert response.status_code == 422
-    paths = {p["path"] for p in response.json["problems"]}
-    assert {"$.line_items[0].quantity", "$.currency", "$.created_at"} <= paths
-    assert all(p["rule"] and p["fix"] for p in response.json["problems"])
+    assert response.status_code == 200
+    assert response.json["outcome"] == "schema_refused"
     assert "Canary" not in response.get_data(as_text=True)
+    assert rows(db, DeliveryRecord) == 1 and rows(db, OrderRecord) == 0
+    with read_session(db) as session:
+        alert = session.execute(select(AlertRecord)).scalars().one()
+    for path in ("$.line_items[0].quantity", "$.currency", "$.created_at"):
+        assert path in alert.message
+    assert "Canary" not in alert.message and "many" not in alert.message
+
+    broken = woo_order()
+    broken["currency"] = "dollars"
+    response = post(client, WOO, woo_delivery(broken))
+    assert (response.status_code, response.json["outcome"]) == (200, "schema_refused")
+    with read_session(db) as session:
+        keys = set(session.execute(select(AlertRecord.key)).scalars())
+    assert len(keys) == 2 and any("woo-main" in key for key in keys)
+
+
+def test_the_same_schema_problem_again_counts_on_one_alert(client: FlaskClient, db: Engine) -> None:
+    for order_id in (1, 2, 3):
+        order = shopify_order(order_id)
+        order["currency"] = "usd"
+        assert post(client, SHOP, shopify_delivery(order)).status_code == 200
+    with read_session(db) as session:
+        alert = session.execute(select(AlertRecord)).scalars().one()
+    assert alert.occurrences == 3
+
+
+def test_generic_schema_violations_stay_422_with_paths(
+    client: FlaskClient, bridge: Bridge, db: Engine
+) -> None:
+    body = fixture("generic/order_upsert.json")
+    body["order"]["currency"] = "usd"
+    response = post(client, "/webhooks/own-shop", generic_delivery(body, bridge.clock.now()))
+    assert response.status_code == 422
+    assert {p["path"] for p in response.json["problems"]} == {"$.order.currency"}
     assert rows(db, DeliveryRecord) == 0
 
 
@@ -183,7 +217,10 @@ def test_shopify_privacy_topics_are_accepted(client: FlaskClient, db: Engine) ->
     assert rows(db, JobRecord) == 3
     with read_session(db) as session:
         bodies = list(session.execute(select(DeliveryRecord.body)).scalars())
-    assert bodies == [b'{"redacted": true}'] * 3, "a privacy request is not kept with the data it names"
+    kept = [json.loads(body) for body in bodies]
+    assert all(
+        entry["redacted"] is True and set(entry) == {"redacted", "scope", "orders"} for entry in kept
+    ), "a privacy request is kept without the customer it names: its kind and order ids only"
 
 
 def test_shopify_cancellation_before_create_wins(client: FlaskClient, db: Engine) -> None:
@@ -281,4 +318,26 @@ def test_no_personal_data_reaches_logs_or_error_bodies(
     for canary in canaries:
         assert canary not in text
     log_output.assert_free_of(*canaries)
-    assert json.loads(bodies[1])["error"] == "schema_violation"
+    assert json.loads(bodies[1])["outcome"] == "schema_refused"
+    with read_session(bridge.engine) as session:
+        messages = " ".join(session.execute(select(AlertRecord.message)).scalars())
+    assert messages and not any(canary in messages for canary in canaries)
+
+
+def test_a_refused_update_of_a_known_order_is_linked_to_it_and_changes_nothing(
+    client: FlaskClient, db: Engine
+) -> None:
+    assert post(client, SHOP, shopify_delivery(shopify_order(4242))).json["outcome"] == "created"
+    broken = shopify_order(4242, updated_at="2026-11-02T10:00:00-05:00")
+    broken["currency"] = "usd"
+    assert (
+        post(client, SHOP, shopify_delivery(broken, topic="orders/updated")).json["outcome"]
+        == "schema_refused"
+    )
+    with read_session(db) as session:
+        order = session.execute(select(OrderRecord)).scalars().one()
+        alert = session.execute(select(AlertRecord)).scalars().one()
+        linked = session.execute(select(DeliveryRecord.order_id)).scalars().all()
+    assert alert.order_id == order.id and "#4242" in alert.message
+    assert linked == [order.id, order.id]
+    assert order.data["currency"] == "USD", "the refused delivery was not applied"

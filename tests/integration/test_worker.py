@@ -1,5 +1,6 @@
 """The worker runtime and the privacy stage on a real database."""
 
+import json
 import logging
 from datetime import timedelta
 
@@ -121,11 +122,13 @@ def test_customer_redact_removes_personal_data_of_listed_orders_only(bridge: Bri
     assert rows["1"].canonical().destination is None and rows["1"].pii_purged_at is not None
     assert rows["1"].canonical().lines == make_order("1").lines, "operational data is kept"
     assert rows["2"].canonical().destination is not None
-    assert bodies["d1"] == REDACTED_BODY and bodies["r1"] == REDACTED_BODY and b"keep@" in bodies["d2"]
+    assert bodies["d1"] == REDACTED_BODY and b"keep@" in bodies["d2"]
+    kept = json.loads(bodies["r1"])  # the request itself: its kind and order ids, not the customer
+    assert kept == {"redacted": True, "scope": "customer_redact", "orders": ["1"]}
     assert "privacy:purged" in events
 
 
-def test_retention_purges_only_finished_orders_past_the_cutoff(bridge: Bridge) -> None:
+def test_retention_purges_orders_idle_past_the_cutoff_in_any_state(bridge: Bridge) -> None:
     channel = bridge.config.channels["shop-a"]
     ingest(bridge.engine, channel, delivery("d1", make_order("1")), b"{}", bridge.clock)
     ingest(bridge.engine, channel, delivery("d2", make_order("2")), b"{}", bridge.clock)
@@ -134,10 +137,12 @@ def test_retention_purges_only_finished_orders_past_the_cutoff(bridge: Bridge) -
         row.state = "shipped"
         session.add(row)
     bridge.clock.advance(31 * 86400)  # type: ignore[attr-defined]
+    ingest(bridge.engine, channel, delivery("d3", make_order("3")), b"{}", bridge.clock)
     purged: list[int] = []
     add_job(bridge, "purge")
     Worker(bridge, {"purge": lambda ctx: purged.append(purge_expired(ctx, timedelta(days=30)))}).run_once()
-    assert purged == [1]
+    assert purged == [2], "the shipped order and the one left in `received`, not the new one"
     with read_session(bridge.engine) as session:
         rows = {r.external_id: r for r in session.execute(select(OrderRecord)).scalars()}
-    assert rows["1"].pii_purged_at is not None and rows["2"].pii_purged_at is None
+    assert rows["1"].pii_purged_at is not None and rows["2"].pii_purged_at is not None
+    assert rows["3"].pii_purged_at is None

@@ -62,3 +62,47 @@ def test_check_config_reports_ok_and_problems(tmp_path, monkeypatch: pytest.Monk
     result = runner.invoke(main, ["check-config", str(bad)])
     assert result.exit_code == 1
     assert "channels.yaml:1: version" in result.output and "channels.yaml:2: channels" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("postgresql+psycopg://app:s3cr3t@db.example.com:5432/prod", "s3cr3t"),
+        ("postgresql+psycopg://app@db.example.com/prod?password=s3cr3t", "s3cr3t"),
+        ("postgresql+psycopg://app@db.example.com/prod?sslmode=require&sslpassword=s3cr3t", "s3cr3t"),
+        ("postgresql+psycopg://app@db.example.com/prod?PassWord=s3cr3t;sslmode=require", "s3cr3t"),
+        ("postgresql+psycopg://app:s3cr3t@h1:5432,h2:5432/prod", "s3cr3t"),
+        ("postgresql+psycopg://app:s%40cr3t@db.example.com/prod", "s%40cr3t"),
+        ("postgresql+psycopg://:s3cr3t@db.example.com/prod", "s3cr3t"),
+        ("postgresql+psycopg://app:p@ss:w0rd@db.example.com/prod", "ss:w0rd"),
+        ("postgresql+psycopg://app@db/prod?options=x&auth_token=s3cr3t", "s3cr3t"),
+        ("host=db password=s3cr3t dbname=prod", "s3cr3t"),
+    ],
+)
+def test_every_credential_form_of_a_database_url_is_masked(url: str, secret: str) -> None:
+    masked = mask_url(url)
+    assert secret not in masked
+    assert "s3cr3t" not in masked
+
+
+def test_masking_keeps_what_an_operator_needs_to_recognise_the_database() -> None:
+    masked = mask_url("postgresql+psycopg://app@db.example.com:5432/prod?sslmode=require&password=x1")
+    assert masked == "postgresql+psycopg://app@db.example.com:5432/prod?sslmode=require&password=***"
+
+
+def test_an_unsupported_database_url_never_echoes_its_password() -> None:
+    with pytest.raises(SettingsError) as caught:
+        normalise_database_url("host=db password=s3cr3t dbname=prod")
+    assert "s3cr3t" not in str(caught.value)
+    settings = Settings.from_env({"DATABASE_URL": "postgres://app@db.example.com/prod?password=s3cr3t"})
+    assert "s3cr3t" not in repr(settings)
+
+
+def test_database_errors_show_the_url_with_every_credential_masked() -> None:
+    from bridge.migrate import DatabaseNotReady, open_ready
+
+    url = "postgresql+psycopg://app:pw1@127.0.0.1:1/prod?password=s3cr3t&connect_timeout=1"
+    with pytest.raises(DatabaseNotReady) as caught:
+        open_ready(url)
+    assert "s3cr3t" not in str(caught.value) and "pw1" not in str(caught.value)
+    assert "127.0.0.1" in str(caught.value)

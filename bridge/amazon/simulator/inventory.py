@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, request
 from jsonschema import Draft202012Validator
 
-from ...schemas import FORMAT_CHECKER
+from ...schemas import FORMAT_CHECKER, StrictValidator
 from .envelope import ApiError, invalid_input
 from .fulfilment import IdFactory, milestones
 from .render import iso
@@ -175,7 +175,8 @@ def changed_after(sim: Simulator, start: datetime, now: datetime) -> dict[str, S
 
 @cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(_QUERY_SCHEMA, format_checker=FORMAT_CHECKER)
+    validator: Draft202012Validator = StrictValidator(_QUERY_SCHEMA, format_checker=FORMAT_CHECKER)
+    return validator
 
 
 def parse_query(args: Mapping[str, str]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ GRANTLESS_OPERATIONS = frozenset(
 #: Known notification types and their payload versions (only what the simulator can publish).
 NOTIFICATION_TYPES: dict[str, tuple[str, ...]] = {"FULFILLMENT_ORDER_STATUS": ("1.0",)}
 
-_SQS_ARN = re.compile(r"^arn:aws:sqs:\S+:\S+:\S+")
+_SQS_ARN = re.compile(r"arn:aws:sqs:\S+:\S+:\S+")
 _WRONG_TOKEN = "The access token is not valid for this operation: {}"  # noqa: S105 - a message
 
 
@@ -96,7 +96,7 @@ class NotificationsService:
         spec = body.get("resourceSpecification")
         sqs = spec.get("sqs") if isinstance(spec, dict) else None
         arn = sqs.get("arn") if isinstance(sqs, dict) else None
-        if not isinstance(arn, str) or len(arn) > 1000 or not _SQS_ARN.match(arn):
+        if not isinstance(arn, str) or len(arn) > 1000 or not _SQS_ARN.fullmatch(arn):
             raise invalid_input(
                 "resourceSpecification.sqs.arn is required and must be an SQS queue ARN.",
                 "The simulator supports SQS destinations only.",

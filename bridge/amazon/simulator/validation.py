@@ -42,7 +42,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from ...schemas import FORMAT_CHECKER
+from ...schemas import FORMAT_CHECKER, StrictValidator
 from ..contract import (
     DRAFT_2020_12,
     OUTBOUND_2020_07_01,
@@ -207,7 +207,8 @@ def body_schema(operation: str) -> dict[str, Any]:
 def _body_validator(operation: str) -> Draft202012Validator:
     schema = body_schema(operation)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+    validator: Draft202012Validator = StrictValidator(schema, format_checker=FORMAT_CHECKER)
+    return validator
 
 
 def validate_body(operation: str, body: Any) -> dict[str, Any]:
@@ -240,7 +241,8 @@ def parameters_schema(operation: str) -> dict[str, Any]:
 def _parameters_validator(operation: str) -> Draft202012Validator:
     schema = parameters_schema(operation)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+    validator: Draft202012Validator = StrictValidator(schema, format_checker=FORMAT_CHECKER)
+    return validator
 
 
 def validate_parameters(operation: str, params: Mapping[str, str | list[str] | None]) -> dict[str, Any]:
@@ -260,7 +262,7 @@ def validate_parameters(operation: str, params: Mapping[str, str | list[str] | N
     return typed
 
 
-_INTEGER = re.compile(r"^-?[0-9]+$")
+_INTEGER = re.compile(r"-?[0-9]+")
 _SEPARATORS = {"csv": ",", "ssv": " ", "tsv": "\t", "pipes": "|"}
 
 
@@ -275,7 +277,7 @@ def _coerce(raw: str | list[str], schema: Mapping[str, Any], param: Parameter | 
         return [_coerce(p, schema.get("items", {})) for p in parts]
     if isinstance(raw, list):
         raw = raw[-1] if raw else ""
-    if kind == "integer" and _INTEGER.match(raw):
+    if kind == "integer" and _INTEGER.fullmatch(raw):
         return int(raw)
     if kind == "number":
         try:

@@ -28,6 +28,7 @@ from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ...settings import ConsoleSettings
+from ..auth import same_secret
 
 SESSION_COOKIE = "fba_console"
 LOGIN_COOKIE = "fba_console_login"
@@ -210,7 +211,7 @@ class ConsoleAuth:
             signed = self._login.loads(token, max_age=3600)
         except BadSignature:
             return False
-        return isinstance(signed, str) and hmac.compare_digest(signed.encode(), nonce.encode())
+        return isinstance(signed, str) and same_secret(signed, nonce)
 
     # A result message carried across the redirect after an action, signed so a link cannot
     # put words of someone else's into the console.
@@ -263,4 +264,4 @@ def sign_in(
 
 
 def csrf_matches(operator: Operator, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(operator.csrf.encode(), (given or "").encode())
+    return same_secret(given, operator.csrf)
