@@ -22,12 +22,15 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+def gunicorn_options(host: str, port: int, workers: int, threads: int = 16) -> dict[str, Any]:
+    """gthread workers. `threads` exceeds the webhook admission bound (concurrency + queue, see
+    bridge/web/admission.py) so spare threads answer refusals at once instead of leaving them in
+    gunicorn's queue; `backlog` stays at gunicorn's 2048: the kernel holds bursts, not refusals."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
-        "threads": 4,
+        "threads": threads,
         "timeout": 30,
         "graceful_timeout": 25,
         "keepalive": 5,
@@ -35,5 +38,5 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     }
 
 
-def run_gunicorn(host: str, port: int, workers: int) -> None:
-    _Embedded(gunicorn_options(host, port, workers)).run()
+def run_gunicorn(host: str, port: int, workers: int, threads: int = 16) -> None:
+    _Embedded(gunicorn_options(host, port, workers, threads)).run()
