@@ -10,10 +10,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Executable
 from sqlmodel import Session, col
 
 from . import alerts, jobs
@@ -48,30 +53,47 @@ class IngestResult:
     order_id: int | None = None
 
 
+def _deliveries() -> Table:
+    return cast(Table, DeliveryRecord.__table__)  # type: ignore[attr-defined]
+
+
+def _orders() -> Table:
+    return cast(Table, OrderRecord.__table__)  # type: ignore[attr-defined]
+
+
+def _events() -> Table:
+    return cast(Table, OrderEventRecord.__table__)  # type: ignore[attr-defined]
+
+
+@cache
+def _insert_delivery_stmt(dialect: str) -> Executable:
+    """`INSERT ... ON CONFLICT DO NOTHING RETURNING id`: the dedupe is the unique constraint itself
+    (a replay inserts nothing and gets no id), in one statement, compiled once per dialect."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = _deliveries()
+    return insert(table).on_conflict_do_nothing().returning(table.c.id)
+
+
 def _insert_delivery(
     session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock
 ) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
-    existing = session.execute(
-        select(col(DeliveryRecord.id)).where(
-            col(DeliveryRecord.channel_id) == channel.id,
-            col(DeliveryRecord.delivery_key) == delivery.delivery_key,
-        )
+    conn = session.connection()
+    row = conn.execute(
+        _insert_delivery_stmt(conn.dialect.name),
+        {
+            "channel_id": channel.id,
+            "delivery_key": delivery.delivery_key[:200],
+            "event_id": delivery.event_id[:200] if delivery.event_id else None,
+            "topic": delivery.topic[:64],
+            "received_at": clock.now(),
+            # A privacy request names the customer it is about; keeping it would defeat its purpose.
+            "body": REDACTED_BODY if delivery.privacy is not None else body,
+            "outcome": "",
+            "order_id": None,
+        },
     ).first()
-    if existing is not None:
-        return None
-    record = DeliveryRecord(
-        channel_id=channel.id,
-        delivery_key=delivery.delivery_key[:200],
-        event_id=delivery.event_id[:200] if delivery.event_id else None,
-        topic=delivery.topic[:64],
-        received_at=clock.now(),
-        # A privacy request names the customer it is about; keeping it would defeat its purpose.
-        body=REDACTED_BODY if delivery.privacy is not None else body,
-    )
-    session.add(record)
-    session.flush()
-    return record.id
+    return None if row is None else int(row[0])
 
 
 def _tombstone(channel: Channel, external_id: str, clock: Clock) -> CanonicalOrder:
@@ -112,19 +134,9 @@ def _apply(
 
     now = clock.now()
     if row is None:
+        # A first delivery (nearly all of them): Core inserts, no ORM unit of work.
         assert decision.state is not None and decision.order is not None
-        row = OrderRecord(
-            channel_id=channel.id,
-            external_id=external_id,
-            display_id=decision.order.display_id[:128],
-            state=decision.state.value,
-            data=decision.order.to_json(),
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        session.flush()  # raises IntegrityError when a concurrent delivery created the order first
-        from_state = None
+        return decision, _create_order(session, channel, delivery, delivery_id, decision, external_id, now)
     else:
         from_state = row.state
         if decision.order is not None:
@@ -143,19 +155,11 @@ def _apply(
             event=f"intake:{decision.outcome.value}",
             from_state=from_state,
             to_state=row.state,
-            reason="; ".join(part for part in (decision.reason, *delivery.notes) if part)[:2000],
+            reason=_reason(decision, delivery),
             delivery_id=delivery_id,
         )
     )
-    # Each job plans from the order as it is when the job runs, so one waiting job per kind is
-    # enough; a job that is already running gets a successor (see `jobs.enqueue`).
-    for wanted, kind in (
-        (decision.enqueue_submit, JOB_SUBMIT),
-        (decision.enqueue_cancel, JOB_CANCEL),
-        (decision.enqueue_amend, JOB_AMEND),
-    ):
-        if wanted:
-            jobs.enqueue(session, kind, order_id=row.id, dedupe_key=f"{kind}:{row.id}")
+    _enqueue_effects(session, decision, row.id)
     if decision.alert:
         alerts.raise_alert(
             session,
@@ -169,6 +173,75 @@ def _apply(
     return decision, row.id
 
 
+def _create_order(
+    session: Session,
+    channel: Channel,
+    delivery: Delivery,
+    delivery_id: int,
+    decision: IntakeDecision,
+    external_id: str,
+    now: datetime,
+) -> int:
+    """The new order, its first audit entry and its jobs, as Core statements on the session's
+    connection (same transaction). Raises IntegrityError when a concurrent delivery created the
+    order first (the caller retries and then finds it)."""
+    assert decision.state is not None and decision.order is not None
+    conn = session.connection()
+    orders = _orders()
+    order_id = conn.execute(
+        insert(orders).returning(orders.c.id),
+        {
+            "channel_id": channel.id,
+            "external_id": external_id,
+            "display_id": decision.order.display_id[:128],
+            "state": decision.state.value,
+            "data": decision.order.to_json(),
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).scalar_one()
+    conn.execute(
+        insert(_events()),
+        {
+            "order_id": order_id,
+            "at": now,
+            "event": f"intake:{decision.outcome.value}",
+            "from_state": None,
+            "to_state": decision.state.value,
+            "reason": _reason(decision, delivery),
+            "delivery_id": delivery_id,
+        },
+    )
+    _enqueue_effects(session, decision, order_id)
+    if decision.alert:
+        alerts.raise_alert(
+            session,
+            key=f"order:{order_id}:intake:{decision.outcome.value}",
+            kind="intake",
+            message=f"order {decision.order.display_id[:128] or external_id} ({channel.id}) {decision.alert}",
+            now=now,
+            order_id=order_id,
+            channel_id=channel.id,
+        )
+    return int(order_id)
+
+
+def _reason(decision: IntakeDecision, delivery: Delivery) -> str:
+    return "; ".join(part for part in (decision.reason, *delivery.notes) if part)[:2000]
+
+
+def _enqueue_effects(session: Session, decision: IntakeDecision, order_id: int) -> None:
+    # Each job plans from the order as it is when the job runs, so one waiting job per kind is
+    # enough; a job that is already running gets a successor (see `jobs.enqueue`).
+    for wanted, kind in (
+        (decision.enqueue_submit, JOB_SUBMIT),
+        (decision.enqueue_cancel, JOB_CANCEL),
+        (decision.enqueue_amend, JOB_AMEND),
+    ):
+        if wanted:
+            jobs.enqueue(session, kind, order_id=order_id, dedupe_key=f"{kind}:{order_id}")
+
+
 def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> IngestResult:
     """Store one delivery and its effect atomically. Database errors propagate (caller: 503)."""
     for attempt in range(_CONFLICT_RETRIES):
@@ -178,11 +251,12 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
                 if delivery_id is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
                 outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
-                record = session.get(DeliveryRecord, delivery_id)
-                assert record is not None
-                record.outcome = outcome
-                record.order_id = order_id
-                session.add(record)
+                session.flush()  # the ORM's pending writes (an existing order) before Core's
+                deliveries = _deliveries()
+                session.connection().execute(
+                    update(deliveries).where(deliveries.c.id == delivery_id),
+                    {"outcome": outcome, "order_id": order_id},
+                )
                 return IngestResult(duplicate=False, outcome=outcome, order_id=order_id)
         except IntegrityError:
             # Two first deliveries for the same delivery id or order raced (PostgreSQL); the
