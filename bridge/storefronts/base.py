@@ -162,23 +162,22 @@ def _reject_constant(name: str) -> Any:
     raise Rejection(400, "invalid_json", f"{name} is not valid JSON; send finite numbers only")
 
 
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
 def _depth(text: str) -> int:
+    """Deepest bracket nesting outside JSON strings (an unterminated string runs to the end).
+
+    Strings are cut out and everything but brackets dropped by two regular expressions (C loops),
+    so only the brackets themselves are walked in Python: a 6.6 KB order has about a hundred."""
     depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for ch in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        if ch in "[{":
             depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
+            if depth > deepest:
+                deepest = depth
+        else:
             depth -= 1
     return deepest
 
