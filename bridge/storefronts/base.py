@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from ..channels import Channel
 from ..clock import Clock
 from ..orders import CanonicalOrder, DeliveryKind
-from ..schemas import schema_problems
+from ..schemas import passes_fast, schema_problems
 from ..settings import Secret
 
 MAX_JSON_DEPTH = 32
@@ -250,6 +250,8 @@ def require_json_content_type(headers: Mapping[str, str]) -> None:
 
 
 def validate_or_reject(schema_name: str, document: Any, what: str) -> None:
+    if passes_fast(schema_name, document):
+        return
     problems = schema_problems(schema_name, document)
     if problems:
         raise Rejection(
