@@ -779,13 +779,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--overload-duration", type=float, default=None, help="s per overload step (8)")
     parser.add_argument("--max-rate", type=float, default=800.0, help="highest ladder step /s (default 800)")
     parser.add_argument("--knee-rates", default=None, help="comma-separated ladder instead of the default")
-    parser.add_argument("--senders", type=int, default=128, help="concurrent connections (default 128)")
+    parser.add_argument("--senders", type=int, default=256, help="concurrent connections (default 256)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 s steps, ladder to 200/s")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s at 20/s per server (2)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both servers (2)")
     parser.add_argument("--floor-threads", type=int, default=4, help="floor threads per worker (4)")
     parser.add_argument(
-        "--threads", type=int, default=None, help="bridge threads per worker (default: WEB_THREADS or 32)"
+        "--threads", type=int, default=None, help="bridge threads per worker (default: WEB_THREADS or 24)"
     )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="channels file for the bridge")
     parser.add_argument("--channel", default="shop-a", help="a Shopify channel of the channels file")

@@ -8,6 +8,8 @@ Nothing is sent to another system here, so the storefront gets its answer in mil
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
@@ -32,7 +34,14 @@ from .orders import (
     StoredOrder,
     decide_intake,
 )
-from .store import REDACTED_BODY, DeliveryRecord, OrderEventRecord, OrderRecord, write_session
+from .store import (
+    REDACTED_BODY,
+    DeliveryRecord,
+    OrderEventRecord,
+    OrderRecord,
+    is_sqlite,
+    write_session,
+)
 from .storefronts.base import Delivery, Rejection, ReturnRequest
 
 log = logging.getLogger("bridge.intake")
@@ -242,11 +251,27 @@ def _enqueue_effects(session: Session, decision: IntakeDecision, order_id: int) 
             jobs.enqueue(session, kind, order_id=order_id, dedupe_key=f"{kind}:{order_id}")
 
 
+_sqlite_writers: dict[str, threading.Lock] = {}
+
+
+def _one_writer(engine: Engine) -> AbstractContextManager[object]:
+    """On SQLite, the process's webhook handlers take turns for the write lock here.
+
+    SQLite lets one writer in at a time anyway; a thread that finds it taken waits in SQLite's
+    busy handler, which sleeps in growing steps (up to 100 ms) and so adds latency after the lock
+    is free. Queueing on a Python lock hands it over at once; only the other processes' writers
+    still meet in SQLite. PostgreSQL needs no such thing (row locks, concurrent commits)."""
+    if not is_sqlite(engine):
+        return nullcontext()
+    key = engine.url.render_as_string(hide_password=True)
+    return _sqlite_writers.setdefault(key, threading.Lock())
+
+
 def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> IngestResult:
     """Store one delivery and its effect atomically. Database errors propagate (caller: 503)."""
     for attempt in range(_CONFLICT_RETRIES):
         try:
-            with write_session(engine) as session:
+            with _one_writer(engine), write_session(engine) as session:
                 delivery_id = _insert_delivery(session, channel, delivery, body, clock)
                 if delivery_id is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
