@@ -91,7 +91,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, Any]:
                 pass
             continue
         try:
-            _set(doc, path, draw(TRICKY))
+            _set(doc, path, copy.deepcopy(draw(TRICKY)))  # shared samples must stay unchanged
         except (KeyError, IndexError, TypeError):
             pass
         paths = _paths(doc)
