@@ -785,7 +785,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both servers (2)")
     parser.add_argument("--floor-threads", type=int, default=4, help="floor threads per worker (4)")
     parser.add_argument(
-        "--threads", type=int, default=None, help="bridge threads per worker (default: WEB_THREADS or 24)"
+        "--threads", type=int, default=None, help="bridge threads per worker (default: WEB_THREADS or 16)"
     )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="channels file for the bridge")
     parser.add_argument("--channel", default="shop-a", help="a Shopify channel of the channels file")

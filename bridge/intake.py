@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -83,6 +83,18 @@ def _insert_delivery_stmt(dialect: str) -> Executable:
     return insert(table).on_conflict_do_nothing().returning(table.c.id)
 
 
+@cache
+def _find_order_stmt() -> Executable:
+    orders = _orders()
+    return (
+        select(orders.c.id)
+        .where(
+            orders.c.channel_id == bindparam("channel_id"), orders.c.external_id == bindparam("external_id")
+        )
+        .with_for_update()
+    )
+
+
 def _insert_delivery(
     session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock
 ) -> int | None:
@@ -124,10 +136,18 @@ def _apply(
 ) -> tuple[IntakeDecision, int]:
     external_id = delivery.order.external_id if delivery.order else delivery.external_id
     assert external_id and delivery.kind is not None
-    query = select(OrderRecord).where(
-        col(OrderRecord.channel_id) == channel.id, col(OrderRecord.external_id) == external_id
+    # The id first, as plain Core (a first delivery finds nothing, and that is most of them);
+    # an existing order is then loaded through the ORM, locked the same way.
+    found = (
+        session.connection()
+        .execute(_find_order_stmt(), {"channel_id": channel.id, "external_id": external_id})
+        .first()
     )
-    row = session.execute(query.with_for_update()).scalars().first()
+    row = (
+        session.get(OrderRecord, found[0], with_for_update=True, populate_existing=True)
+        if found is not None
+        else None
+    )
     stored = (
         StoredOrder(row.order_state, row.canonical(), reached_amazon=row.amazon_status is not None)
         if row

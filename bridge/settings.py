@@ -22,10 +22,10 @@ DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 DEFAULT_SIMULATOR_CONFIG = "config/simulator.yaml"
 #: Webhook admission per web process (bridge/web/admission.py) and gunicorn threads per worker.
 DEFAULT_WEBHOOK_CONCURRENCY = 4
-DEFAULT_WEBHOOK_QUEUE = 16
-DEFAULT_WEBHOOK_QUEUE_WAIT_S = 1.0
+DEFAULT_WEBHOOK_QUEUE = 8
+DEFAULT_WEBHOOK_QUEUE_WAIT_S = 0.5
 DEFAULT_WEBHOOK_RETRY_AFTER_S = 5
-DEFAULT_WEB_THREADS = 24
+DEFAULT_WEB_THREADS = 16
 
 
 class SettingsError(ValueError):

@@ -467,7 +467,7 @@ def db_now(session: Session) -> float:
         sql = "SELECT (julianday('now') - 2440587.5) * 86400.0"
     else:
         sql = "SELECT EXTRACT(EPOCH FROM clock_timestamp())"
-    return float(session.execute(text(sql)).scalar_one())
+    return float(session.connection().execute(text(sql)).scalar_one())
 
 
 def is_unavailable(exc: BaseException) -> bool:

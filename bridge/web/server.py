@@ -22,7 +22,7 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int = 24) -> dict[str, Any]:
+def gunicorn_options(host: str, port: int, workers: int, threads: int = 16) -> dict[str, Any]:
     """gthread workers. `threads` exceeds the webhook admission bound (concurrency + queue, see
     bridge/web/admission.py) so spare threads answer refusals at once instead of leaving them in
     gunicorn's queue; `backlog` stays at gunicorn's 2048: the kernel holds bursts, not refusals."""
@@ -38,5 +38,5 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int = 24) -> d
     }
 
 
-def run_gunicorn(host: str, port: int, workers: int, threads: int = 24) -> None:
+def run_gunicorn(host: str, port: int, workers: int, threads: int = 16) -> None:
     _Embedded(gunicorn_options(host, port, workers, threads)).run()
