@@ -40,7 +40,6 @@ from .store import (
     OrderEventRecord,
     OrderRecord,
     is_sqlite,
-    write_session,
 )
 from .storefronts.base import Delivery, Rejection, ReturnRequest
 
@@ -81,6 +80,12 @@ def _insert_delivery_stmt(dialect: str) -> Executable:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = _deliveries()
     return insert(table).on_conflict_do_nothing().returning(table.c.id)
+
+
+@cache
+def _set_outcome_stmt() -> Executable:
+    deliveries = _deliveries()
+    return update(deliveries).where(deliveries.c.id == bindparam("delivery"))
 
 
 @cache
@@ -291,16 +296,21 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
     """Store one delivery and its effect atomically. Database errors propagate (caller: 503)."""
     for attempt in range(_CONFLICT_RETRIES):
         try:
-            with _one_writer(engine), write_session(engine) as session:
+            # One transaction on one connection; the ORM session joins it for the rarer paths
+            # (an existing order, an alert) and never commits on its own: leaving `begin()`
+            # commits everything at once, or rolls everything back.
+            with (
+                _one_writer(engine),
+                engine.begin() as conn,
+                Session(bind=conn, expire_on_commit=False) as session,
+            ):
                 delivery_id = _insert_delivery(session, channel, delivery, body, clock)
                 if delivery_id is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
                 outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
                 session.flush()  # the ORM's pending writes (an existing order) before Core's
-                deliveries = _deliveries()
-                session.connection().execute(
-                    update(deliveries).where(deliveries.c.id == delivery_id),
-                    {"outcome": outcome, "order_id": order_id},
+                conn.execute(
+                    _set_outcome_stmt(), {"delivery": delivery_id, "outcome": outcome, "order_id": order_id}
                 )
                 return IngestResult(duplicate=False, outcome=outcome, order_id=order_id)
         except IntegrityError:
