@@ -5,7 +5,8 @@ Without a bound, a web process that is offered more webhooks than it can store q
 past the storefront's delivery timeout (Shopify: 5 s) each one is retried, adding load. With it:
 
 - at most `limit` webhook handlers run at once in this process (they verify, parse and store);
-- at most `queue` more wait for a free slot, each for at most `wait_s` seconds;
+- others wait for a free slot, each for at most `wait_s` seconds; once a wait ran out (sustained
+  overload, not a momentary pile-up) only `queue` may wait, for the next `wait_s` seconds;
 - any other webhook is answered `503` with `Retry-After` before its body is parsed, verified or
   stored, so a refused delivery leaves nothing behind and the storefront retries it later.
 
@@ -31,17 +32,28 @@ _DRAIN_LIMIT = 64 * 1024  # unread bodies up to this size are discarded, not lef
 
 
 class Admission:
-    """A counting gate: `enter()` True means admitted (call `leave()` after), False means refuse."""
+    """A counting gate: `enter()` True means admitted (call `leave()` after), False means refuse.
 
-    def __init__(self, limit: int, queue: int, wait_s: float) -> None:
+    Up to `limit` run. Others wait for a slot, each for at most `wait_s`; one that waited that
+    long without a slot is refused, and from then on, for `wait_s`, the gate counts as congested:
+    at most `queue` may wait and any more are refused at once. Before that, a momentary pile-up
+    (a pause of the process, a burst of deliveries) waits in full, bounded only by the server's
+    threads -- refusing it would turn a 50 ms hiccup into retries.
+    """
+
+    def __init__(
+        self, limit: int, queue: int, wait_s: float, now: Callable[[], float] = time.monotonic
+    ) -> None:
         if limit < 1 or queue < 0 or wait_s < 0:
             raise ValueError("limit must be >= 1, queue and wait_s >= 0")
         self.limit = limit
         self.queue = queue
         self.wait_s = wait_s
+        self._now = now
         self._cond = threading.Condition(threading.Lock())
         self._active = 0
         self._waiting = 0
+        self._gave_up_at: float | None = None
 
     @property
     def active(self) -> int:
@@ -51,16 +63,22 @@ class Admission:
     def waiting(self) -> int:
         return self._waiting
 
+    @property
+    def congested(self) -> bool:
+        """A waiter gave up within the last `wait_s` seconds (sustained overload)."""
+        return self._gave_up_at is not None and self._now() - self._gave_up_at < self.wait_s
+
     def enter(self) -> bool:
         with self._cond:
             if self._active < self.limit:
                 self._active += 1
                 return True
-            if self._waiting >= self.queue or self.wait_s <= 0:
+            if self.wait_s <= 0 or (self._waiting >= self.queue and self.congested):
                 return False
             self._waiting += 1
             try:
                 if not self._cond.wait_for(lambda: self._active < self.limit, timeout=self.wait_s):
+                    self._gave_up_at = self._now()
                     return False
                 self._active += 1
                 return True

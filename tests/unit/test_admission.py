@@ -10,44 +10,90 @@ from bridge.settings import Settings, SettingsError
 from bridge.web.admission import Admission
 
 
-def test_admits_up_to_the_limit_then_refuses_when_no_queue() -> None:
-    gate = Admission(limit=2, queue=0, wait_s=5.0)
+class Ticks:
+    """A hand-driven clock for the gate's congestion window."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_admits_up_to_the_limit_and_refuses_at_once_without_waiting() -> None:
+    gate = Admission(limit=2, queue=4, wait_s=0.0)
     assert gate.enter() and gate.enter()
     assert not gate.enter()
     gate.leave()
     assert gate.enter()
 
 
-def test_refuses_at_once_when_the_queue_is_full() -> None:
+def test_a_waiter_gets_the_slot_that_frees() -> None:
     gate = Admission(limit=1, queue=1, wait_s=30.0)
     assert gate.enter()
-    waiter_in = threading.Event()
     results: list[bool] = []
-
-    def wait_for_slot() -> None:
-        waiter_in.set()
-        results.append(gate.enter())
-
-    waiter = threading.Thread(target=wait_for_slot)
+    waiter = threading.Thread(target=lambda: results.append(gate.enter()))
     waiter.start()
-    waiter_in.wait(5)
-    for _ in range(1000):  # until the waiter has registered itself in the queue
-        if gate.waiting == 1:
-            break
-        threading.Event().wait(0.001)
-    assert gate.waiting == 1
-    assert not gate.enter()  # the queue (1) is full: refused without waiting 30 s
+    while gate.waiting == 0 and waiter.is_alive():
+        threading.Event().wait(0.001)  # until the waiter is in the queue
     gate.leave()  # frees the slot: the waiter takes it
     waiter.join(5)
     assert results == [True]
     assert gate.active == 1 and gate.waiting == 0
 
 
-def test_a_waiter_gives_up_after_the_queue_wait() -> None:
-    gate = Admission(limit=1, queue=4, wait_s=0.01)
+def test_a_wait_that_runs_out_is_refused_and_makes_the_gate_congested() -> None:
+    ticks = Ticks()
+    gate = Admission(limit=1, queue=0, wait_s=0.01, now=ticks)
+    assert gate.enter()
+    assert not gate.congested
+    assert not gate.enter()  # waited 10 ms for the slot, in vain
+    assert gate.congested and gate.waiting == 0 and gate.active == 1
+
+
+def test_when_congested_a_full_queue_refuses_at_once() -> None:
+    ticks = Ticks()
+    gate = Admission(limit=1, queue=0, wait_s=0.01, now=ticks)
+    assert gate.enter()
+    assert not gate.enter()  # a wait ran out: congested for the next 10 ms of the gate's clock
+    ticks.t += 0.005
+    results: list[bool] = []
+
+    def refused_without_waiting() -> None:
+        results.append(gate.enter())
+
+    probe = threading.Thread(target=refused_without_waiting)
+    probe.start()
+    probe.join(5)
+    assert results == [False] and gate.waiting == 0
+
+
+def test_congestion_ends_after_the_wait_bound_passes_without_another_refusal() -> None:
+    ticks = Ticks()
+    gate = Admission(limit=1, queue=0, wait_s=0.01, now=ticks)
     assert gate.enter()
     assert not gate.enter()
-    assert gate.waiting == 0 and gate.active == 1
+    assert gate.congested
+    ticks.t += 0.02
+    assert not gate.congested
+
+
+def test_a_momentary_pile_up_waits_beyond_the_queue_when_not_congested() -> None:
+    gate = Admission(limit=1, queue=0, wait_s=30.0)
+    assert gate.enter()
+    results: list[bool] = []
+    waiters = [threading.Thread(target=lambda: results.append(gate.enter())) for _ in range(3)]
+    for w in waiters:
+        w.start()
+    while gate.waiting < 3:
+        threading.Event().wait(0.001)
+    for _ in range(3):  # each slot handed on in turn
+        gate.leave()
+        while gate.active == 0:
+            threading.Event().wait(0.001)
+    for w in waiters:
+        w.join(5)
+    assert results == [True, True, True]
 
 
 def test_invalid_bounds_are_refused() -> None:
