@@ -68,8 +68,13 @@ class Admission:
         """A waiter gave up within the last `wait_s` seconds (sustained overload)."""
         return self._gave_up_at is not None and self._now() - self._gave_up_at < self.wait_s
 
-    def enter(self) -> bool:
+    def enter(self, waited_s: float = 0.0) -> bool:
+        """`waited_s`: how long the request already waited in the server before reaching the
+        gate (see `QueueTimedWorker`); it counts against the same `wait_s` bound."""
         with self._cond:
+            if waited_s > self.wait_s:
+                self._gave_up_at = self._now()
+                return False
             if self._active < self.limit:
                 self._active += 1
                 return True
@@ -77,7 +82,8 @@ class Admission:
                 return False
             self._waiting += 1
             try:
-                if not self._cond.wait_for(lambda: self._active < self.limit, timeout=self.wait_s):
+                budget = self.wait_s - waited_s
+                if not self._cond.wait_for(lambda: self._active < self.limit, timeout=budget):
                     self._gave_up_at = self._now()
                     return False
                 self._active += 1
@@ -89,6 +95,22 @@ class Admission:
         with self._cond:
             self._active -= 1
             self._cond.notify()
+
+
+_request = threading.local()
+
+
+def mark_queued(since: float | None) -> None:
+    """Called by the server thread that takes a request: when (monotonic) it became ready to be
+    handled. gunicorn's gthread worker queues ready connections for its threads without a bound,
+    and that wait is invisible from inside the app; `QueueTimedWorker` reports it here."""
+    _request.since = since
+
+
+def queued_for() -> float:
+    """Seconds this thread's request waited for a thread (0 when the server does not say)."""
+    since = getattr(_request, "since", None)
+    return 0.0 if since is None else max(0.0, time.monotonic() - since)
 
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -122,7 +144,7 @@ class AdmissionMiddleware:
         if environ.get("REQUEST_METHOD") != "POST" or not path.startswith(WEBHOOK_PREFIX):
             return self.app(environ, start_response)
         started = time.perf_counter()
-        if not self.admission.enter():
+        if not self.admission.enter(queued_for()):
             return self._refuse(environ, start_response, path, started)
         try:
             # Flask builds the whole response (no streaming), so the slot is free once it returns.

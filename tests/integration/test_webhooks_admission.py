@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,7 @@ from bridge.bootstrap import Bridge
 from bridge.metrics import catalog
 from bridge.metrics.events import BUFFER
 from bridge.store import DeliveryRecord, JobRecord, OrderRecord, read_session
-from bridge.web.admission import Admission
+from bridge.web.admission import Admission, mark_queued
 from tests.support import shopify_delivery, shopify_order
 
 SHOP = "/webhooks/shop-a"
@@ -110,3 +111,30 @@ def test_a_failing_handler_frees_its_slot(gated: tuple[FlaskClient, Admission], 
     assert post(client, (b"{not json", headers)).status_code in (400, 401)
     assert post(client, (body, headers)).status_code == 200
     assert gate.active == 0
+
+
+def test_a_request_that_already_waited_too_long_for_a_thread_is_refused_unread(
+    bridge: Bridge, db: Engine
+) -> None:
+    """The server's own queue (gunicorn's thread pool, reported by `QueueTimedWorker`) counts
+    against the same wait bound: such a request is answered 503 at once and nothing is stored."""
+    bridge.settings = replace(
+        bridge.settings, webhook_concurrency=4, webhook_queue=8, webhook_queue_wait_s=0.5
+    )
+    app = create_app(bridge)
+    client = app.test_client()
+    delivery = shopify_delivery(shopify_order(), webhook_id="late-1")
+    mark_queued(time.monotonic() - 2.0)  # this thread's request waited 2 s for a thread
+    try:
+        late = post(client, delivery)
+    finally:
+        mark_queued(None)
+    assert late.status_code == 503 and late.headers["Retry-After"] == "5"
+    assert rows(db) == (0, 0, 0)
+    assert app.extensions["webhook_admission"].congested
+    mark_queued(time.monotonic() - 0.1)  # a short wait is fine
+    try:
+        assert post(client, delivery).status_code == 200
+    finally:
+        mark_queued(None)
+    assert rows(db) == (1, 1, 1)

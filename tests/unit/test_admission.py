@@ -119,3 +119,22 @@ def test_admission_settings_come_from_the_environment() -> None:
     )
     with pytest.raises(SettingsError, match="BRIDGE_WEBHOOK_QUEUE_WAIT_S"):
         Settings.from_env({"BRIDGE_WEBHOOK_QUEUE_WAIT_S": "soon"})
+
+
+def test_time_already_spent_waiting_counts_against_the_bound() -> None:
+    ticks = Ticks()
+    gate = Admission(limit=4, queue=8, wait_s=0.5, now=ticks)
+    assert not gate.enter(waited_s=0.6)  # refused even with free slots
+    assert gate.congested and gate.active == 0
+    assert gate.enter(waited_s=0.2)
+
+
+def test_the_serve_command_runs_the_queue_timed_worker() -> None:
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from bridge.web.server import WORKER_CLASS, QueueTimedWorker, gunicorn_options
+
+    options = gunicorn_options("127.0.0.1", 5000, 2, 16)
+    assert options["worker_class"] == WORKER_CLASS == "bridge.web.server.QueueTimedWorker"
+    assert options["threads"] == 16
+    assert issubclass(QueueTimedWorker, ThreadWorker)
