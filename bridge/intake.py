@@ -8,8 +8,6 @@ Nothing is sent to another system here, so the storefront gets its answer in mil
 from __future__ import annotations
 
 import logging
-import threading
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
@@ -39,7 +37,7 @@ from .store import (
     DeliveryRecord,
     OrderEventRecord,
     OrderRecord,
-    is_sqlite,
+    one_writer_at_a_time,
 )
 from .storefronts.base import Delivery, Rejection, ReturnRequest
 
@@ -276,22 +274,6 @@ def _enqueue_effects(session: Session, decision: IntakeDecision, order_id: int) 
             jobs.enqueue(session, kind, order_id=order_id, dedupe_key=f"{kind}:{order_id}")
 
 
-_sqlite_writers: dict[str, threading.Lock] = {}
-
-
-def _one_writer(engine: Engine) -> AbstractContextManager[object]:
-    """On SQLite, the process's webhook handlers take turns for the write lock here.
-
-    SQLite lets one writer in at a time anyway; a thread that finds it taken waits in SQLite's
-    busy handler, which sleeps in growing steps (up to 100 ms) and so adds latency after the lock
-    is free. Queueing on a Python lock hands it over at once; only the other processes' writers
-    still meet in SQLite. PostgreSQL needs no such thing (row locks, concurrent commits)."""
-    if not is_sqlite(engine):
-        return nullcontext()
-    key = engine.url.render_as_string(hide_password=True)
-    return _sqlite_writers.setdefault(key, threading.Lock())
-
-
 def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> IngestResult:
     """Store one delivery and its effect atomically. Database errors propagate (caller: 503)."""
     for attempt in range(_CONFLICT_RETRIES):
@@ -300,7 +282,7 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
             # (an existing order, an alert) and never commits on its own: leaving `begin()`
             # commits everything at once, or rolls everything back.
             with (
-                _one_writer(engine),
+                one_writer_at_a_time(engine),
                 engine.begin() as conn,
                 Session(bind=conn, expire_on_commit=False) as session,
             ):

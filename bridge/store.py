@@ -11,8 +11,9 @@ Lease and retry times are kept as epoch seconds taken from the database's own cl
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -432,6 +433,23 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+_sqlite_writers: dict[str, threading.Lock] = {}
+
+
+def one_writer_at_a_time(engine: Engine) -> AbstractContextManager[object]:
+    """On SQLite, this process's busy writers (webhooks, the metrics flush) take turns here.
+
+    SQLite lets one writer in at a time anyway; a thread that finds the lock taken waits in
+    SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and so adds latency after
+    the lock is free. Queueing on a Python lock hands it over at once; only other processes'
+    writers still meet in SQLite. PostgreSQL needs no such thing (row locks, concurrent commits).
+    Not re-entrant: take it around a whole transaction, never inside one."""
+    if not is_sqlite(engine):
+        return nullcontext()
+    key = engine.url.render_as_string(hide_password=True)
+    return _sqlite_writers.setdefault(key, threading.Lock())
 
 
 @contextmanager
