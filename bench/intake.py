@@ -70,7 +70,7 @@ from common import (
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "config" / "channels.yaml"
 DEFAULT_SECRET = "demo-shopify-secret"
-KNEE_LADDER = (25, 50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000)
+KNEE_LADDER = (25, 50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1200, 1600)
 KNEE_P99_MS = 500.0
 TARGET_KNEE_RATIO = 0.5
 TARGET_P50_RATIO = 2.0
@@ -806,7 +806,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--step-duration", type=float, default=None, help="s per ladder step (default 6)")
     parser.add_argument("--overload-duration", type=float, default=None, help="s per overload step (8)")
-    parser.add_argument("--max-rate", type=float, default=800.0, help="highest ladder step /s (default 800)")
+    parser.add_argument("--max-rate", type=float, default=1600.0, help="highest ladder step /s (1600)")
     parser.add_argument("--knee-rates", default=None, help="comma-separated ladder instead of the default")
     parser.add_argument("--senders", type=int, default=512, help="concurrent connections (default 512)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 s steps, ladder to 200/s")
