@@ -106,6 +106,8 @@ from bridge.amazon.simulator.state import CallPermit  # noqa: E402
 from bridge.clock import ScaledClock, SystemClock  # noqa: E402
 
 DEFAULT_CONFIG = ROOT / "config" / "channels.yaml"
+#: The order tag every bench order carries (unless --no-features): BLOCK_AMZL on every order.
+FEATURE_TAGS = "MCF_BLOCK_AMZL"
 DEFAULT_SIMULATOR_CONFIG = ROOT / "config" / "simulator.yaml"
 DEFAULT_SECRET = "demo-shopify-secret"
 CHANNEL = "shop-a"
@@ -219,9 +221,11 @@ class Webhook:
 
 
 class WebhookFactory:
-    """Signed Shopify `orders/create` deliveries: one paid order of one TSHIRT-RED-M each."""
+    """Signed Shopify `orders/create` deliveries: one paid order of one TSHIRT-RED-M each, tagged
+    `MCF_BLOCK_AMZL` unless features are off (shop-a checks eligibility, cached per worker)."""
 
-    def __init__(self, secret: str, seed: int) -> None:
+    def __init__(self, secret: str, seed: int, tags: str = "") -> None:
+        self.tags = tags
         from bridge.pipeline.plan import seller_fulfillment_order_id
 
         self._sfo_id = seller_fulfillment_order_id
@@ -239,6 +243,8 @@ class WebhookFactory:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         line = shopify_line(line_id, STOREFRONT_SKU, 1, "19.99", "T-Shirt", "Red / M", 1)
         order = shopify_order(order_id, number, [line], "24.98", now)
+        if self.tags:
+            order["tags"] = self.tags
         signed = signed_shopify_delivery(self.secret, order, self.rng, f"{CHANNEL}.myshopify.com", now)
         body, headers = signed.body, signed.headers
         return Webhook(order_id, str(line_id), self._sfo_id(CHANNEL, str(order_id)), body, headers)
@@ -675,6 +681,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=os.environ.get("SHOP_A_WEBHOOK_SECRET") or DEFAULT_SECRET,
         help="webhook secret to sign with; the bridge gets it as SHOP_A_WEBHOOK_SECRET",
     )
+    parser.add_argument(
+        "--no-features",
+        dest="features",
+        action="store_false",
+        help="send orders without the MCF_BLOCK_AMZL tag (default: every order requires BLOCK_AMZL, "
+        "so the preview and the create carry featureConstraints and eligibility is checked)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed for order and webhook ids")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the temp dir (logs, SQLite file)")
     parser.add_argument("--json-out", type=Path, default=None, help="also append the JSON line to this file")
@@ -817,6 +830,8 @@ def report(
         "throttled_429_detail": throttles[:10],
         "target_throttled_429": TARGET_429,
         "calls": tp.calls,
+        "mcf_features": FEATURE_TAGS if args.features else "off",
+        "feature_eligibility_checked": bool(args.features),
         "calls_per_order": _r(tp.calls_per_order),
         "target_calls_per_order": TARGET_CALLS_PER_ORDER,
         "idle_webhooks": len(idle),
@@ -895,7 +910,7 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
 
     res.web, base_url = start_web(db, args, workdir)
     print(f"gunicorn up on {base_url} ({args.web_workers} workers x 4 threads)", flush=True)
-    factory = WebhookFactory(args.secret, seed)
+    factory = WebhookFactory(args.secret, seed, FEATURE_TAGS if args.features else "")
     backlog = [factory.make() for _ in range(args.orders)]
     queue_start = time.monotonic()
     check_accepted(queue_orders(base_url, backlog, args.senders), "backlog")

@@ -6,10 +6,10 @@ Everything here shows ids, states, SKUs and reasons, never addresses, names or c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text, union
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
@@ -17,11 +17,20 @@ from . import alerts, jobs
 from .amazon.breaker_alerts import ALERT_KIND as BREAKER_ALERT_KIND
 from .clock import Clock
 from .intake import queue_return
-from .store import AlertRecord, JobRecord, OrderEventRecord, OrderRecord, read_session, write_session
+from .store import (
+    ORDER_ATTENTION,
+    AlertRecord,
+    JobRecord,
+    OrderEventRecord,
+    OrderRecord,
+    read_session,
+    write_session,
+)
 from .storefronts.base import ReturnItemRequest, ReturnRequest
 
 if TYPE_CHECKING:
     from .bootstrap import Bridge
+    from .storefronts.registry import Storefronts
 
 
 class AdminError(ValueError):
@@ -51,23 +60,58 @@ def _waiting_jobs() -> Any:
     )
 
 
+#: What makes an order need a look by itself (`ix_orders_attention` covers exactly this).
+ATTENTION_SQL = ORDER_ATTENTION
+
+
+def attention_order_ids() -> Any:
+    """A subquery of every order an operator should look at: parked or flagged, with an open
+    alert, or with its next step waiting on an error. Each part is read from an index, so the
+    list stays fast when the attention set is small and the table large."""
+    flagged = select(col(OrderRecord.id)).where(text(ATTENTION_SQL))
+    alerted = select(col(AlertRecord.order_id)).where(
+        col(AlertRecord.cleared_at).is_(None), col(AlertRecord.order_id).is_not(None)
+    )
+    return union(flagged, alerted, _waiting_jobs()).subquery()
+
+
+def order_name_candidates(ref: str) -> list[str]:
+    """The spellings a shop-facing order name may be stored under (`#1001`, `1001`)."""
+    ref = ref.strip()
+    return sorted({ref, ref.lstrip("#"), "#" + ref.lstrip("#")})
+
+
 def list_orders(
-    engine: Engine, *, state: str | None = None, attention: bool = False, limit: int = 50
+    engine: Engine,
+    *,
+    state: str | None = None,
+    attention: bool = False,
+    limit: int = 50,
+    channel: str | None = None,
+    search: str = "",
+    before: int | None = None,
 ) -> list[OrderLine]:
     """Newest first. With `attention`: parked or flagged orders, orders with an open alert, and
-    orders whose next step is waiting on an error, each with the text that says why."""
+    orders whose next step is waiting on an error, each with the text that says why. `search`
+    matches the shop's order id or its name (`#1001`, with or without `#`); `before` pages on:
+    only orders older than that order id (keyset pagination, as cheap on page 2000 as on page 1)."""
     query = select(OrderRecord).order_by(col(OrderRecord.id).desc()).limit(limit)
     if state:
         query = query.where(col(OrderRecord.state) == state)
-    if attention:
+    if channel:
+        query = query.where(col(OrderRecord.channel_id) == channel)
+    if before is not None:
+        query = query.where(col(OrderRecord.id) < before)
+    if search.strip():
         query = query.where(
             or_(
-                col(OrderRecord.state) == "needs_attention",
-                col(OrderRecord.attention_reason) != "",
-                col(OrderRecord.id).in_(alerts.open_alert_order_ids()),
-                col(OrderRecord.id).in_(_waiting_jobs().scalar_subquery()),
+                col(OrderRecord.external_id) == search.strip(),
+                col(OrderRecord.display_id).in_(order_name_candidates(search)),
             )
         )
+    if attention:
+        ids = attention_order_ids()
+        query = query.where(col(OrderRecord.id).in_(select(ids.c[0])))
     with read_session(engine) as session:
         rows = list(session.execute(query).scalars())
     unexplained = [r.id for r in rows if r.id is not None and not r.attention_reason]
@@ -110,6 +154,11 @@ def _job_error_text(engine: Engine, order_ids: list[int]) -> dict[int, str]:
 def account_problems(engine: Engine) -> list[alerts.AlertView]:
     """Open alerts about a whole Amazon account (parked credentials, open circuit breakers)."""
     return [a for a in alerts.list_alerts(engine) if a.account_id and a.order_id is None]
+
+
+def channel_problems(engine: Engine) -> list[alerts.AlertView]:
+    """Open alerts about a whole storefront channel (e.g. its credentials refused)."""
+    return [a for a in alerts.list_alerts(engine) if a.channel_id and a.order_id is None and not a.account_id]
 
 
 def open_breakers(engine: Engine) -> list[alerts.AlertView]:
@@ -199,6 +248,77 @@ def job_counts(engine: Engine) -> dict[tuple[str, str], int]:
             )
         ).all()
     return {(kind, status): int(n) for kind, status, n in rows}
+
+
+@dataclass(frozen=True)
+class RetryingJob:
+    """A job that failed (or was put off) and waits for its next try: what `fba-bridge jobs` shows."""
+
+    id: int
+    kind: str
+    status: str
+    order: str  # `channel/#name` of its order, or "-"
+    attempts: int
+    max_attempts: int
+    next_try: datetime
+    last_error: str
+
+
+def retrying_jobs(engine: Engine, limit: int = 50) -> list[RetryingJob]:
+    """Waiting or running jobs whose last try failed or was put off, most recently failed first."""
+    query = (
+        select(
+            JobRecord, col(OrderRecord.channel_id), col(OrderRecord.display_id), col(OrderRecord.external_id)
+        )
+        .join(OrderRecord, col(OrderRecord.id) == col(JobRecord.order_id), isouter=True)
+        .where(col(JobRecord.status).in_((jobs.READY, jobs.RUNNING)), col(JobRecord.last_error) != "")
+        .order_by(col(JobRecord.updated_at).desc(), col(JobRecord.id).desc())
+        .limit(limit)
+    )
+    with read_session(engine) as session:
+        rows = session.execute(query).all()
+    return [
+        RetryingJob(
+            id=job.id or 0,
+            kind=job.kind,
+            status=job.status,
+            order=f"{channel}/{display or external}" if channel else "-",
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            next_try=datetime.fromtimestamp(job.run_at, UTC),
+            last_error=job.last_error,
+        )
+        for job, channel, display, external in rows
+    ]
+
+
+def recheck_channel(bridge: Bridge, channel_id: str, storefronts: Storefronts | None = None) -> bool:
+    """Ask CHANNEL's storefront now whether it takes our credentials. On success a parked channel
+    resumes (alert cleared, its waiting push jobs due now); a refusal parks it (or keeps it parked)
+    and raises `StorefrontRejected`. Returns False when the platform has no read-only check (the
+    generic channel): then the waiting jobs are made due now and the first one is the check."""
+    from .pipeline import storefront_access
+    from .storefronts.push import StorefrontRejected
+    from .storefronts.registry import Storefronts as Registry
+
+    channel = bridge.config.channel(channel_id)
+    if channel is None:
+        known = ", ".join(sorted(bridge.config.channels)) or "none"
+        raise AdminError(f"no channel {channel_id!r} in the channels file (known: {known})")
+    registry = storefronts or Registry(bridge.clock)
+    try:
+        checked = registry.for_channel(channel).check_credentials()
+    except StorefrontRejected as exc:
+        storefront_access.rejected(bridge.engine, bridge.clock, channel.id, exc.code, exc.message)
+        raise
+    finally:
+        if storefronts is None:
+            registry.close()
+    if checked:
+        storefront_access.accepted(bridge.engine, bridge.clock, channel.id)
+    else:
+        storefront_access.probe_now(bridge.engine, bridge.clock, channel.id)
+    return checked
 
 
 def dead_jobs(engine: Engine) -> list[JobRecord]:

@@ -8,7 +8,7 @@ from . import metrics
 from .bootstrap import Bridge, bootstrap, configure_logging
 from .metrics.collect import ScrapeCache
 from .settings import Settings
-from .web import admission, errors, fulfillment_service, health, notifications, observe, webhooks
+from .web import admission, console, errors, fulfillment_service, health, notifications, observe, webhooks
 from .web import metrics as metrics_endpoint
 
 
@@ -28,6 +28,7 @@ def create_app(bridge: Bridge | None = None) -> Flask:
     app.register_blueprint(notifications.bp)
     app.register_blueprint(fulfillment_service.bp)
     app.register_blueprint(metrics_endpoint.bp)
+    console.register(app, bridge)
     observe.register(app, bridge)
     errors.register(app)
     metrics.start(bridge.engine, bridge.settings.metrics_flush_s)

@@ -31,10 +31,15 @@ def transition(
     )
     row.state = new_state.value
     row.updated_at = now
-    if new_state is OrderState.NEEDS_ATTENTION:
+    if new_state in (OrderState.NEEDS_ATTENTION, OrderState.AWAITING_APPROVAL):
         row.attention_reason = reason[:2000]
-    elif event is Event.RETRY:
+    elif event in (Event.RETRY, Event.APPROVE):
         row.attention_reason = ""
+    if event is Event.APPROVE:
+        # Whoever approves (CLI, console), the rules that held the order are approved with it.
+        approvals = dict(row.approvals or {})
+        approved = [*approvals.get("approved", ()), *approvals.get("held", ())]
+        row.approvals = {"held": [], "approved": sorted(set(approved))}
     session.add(row)
     return new_state
 

@@ -80,6 +80,10 @@ class AmazonAccount:
     client_id: Secret = field(default_factory=lambda: Secret(""))
     client_secret: Secret = field(default_factory=lambda: Secret(""))
     refresh_token: Secret = field(default_factory=lambda: Secret(""))
+    #: An order at Amazon Received/Planning longer than this raises a stuck-order alert.
+    stuck_received_h: float = 24.0
+    #: An order Processing this long past Amazon's estimated ship date raises one too.
+    stuck_processing_grace_h: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,79 @@ class InventoryConfig:
         return self.sku_buffers.get(storefront_sku, self.buffer)
 
 
+#: The MCF features a channel or an order may ask for (Amazon's `featureConstraints` names).
+MCF_FEATURES: tuple[str, ...] = ("BLOCK_AMZL", "BLANK_BOX")
+#: Storefront order tag -> the feature it asks for (the tags Amazon's own Shopify app reads).
+FEATURE_TAGS: Mapping[str, str] = {f"MCF_{name}": name for name in MCF_FEATURES}
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """`mcf_features`: what every order of the channel asks Amazon for (`always`), whether order
+    tags such as `MCF_BLOCK_AMZL` add a feature per order, and whether SKU eligibility is checked
+    before the preview (`check_eligibility`; parked with the reason when a SKU is not eligible)."""
+
+    always: tuple[str, ...] = ()
+    from_tags: bool = True
+    check_eligibility: bool = True
+
+
+@dataclass(frozen=True)
+class FallbackOptions:
+    """`fallback`: what happens when Amazon cannot fulfil an order (or part of it).
+
+    `none` (the default) parks it for an operator; `notify` also tells the storefront (an order
+    note, a callback); `release` hands what Amazon will not ship back to the storefront so another
+    warehouse ships it (Shopify: `fulfillmentOrderMove` to `location`)."""
+
+    action: str = "none"
+    location: str = ""
+
+
+APPROVAL_AUTO, APPROVAL_MANUAL, APPROVAL_RULES = "auto", "manual", "rules"
+DEFAULT_RISK_HOLDS = frozenset({"CANCEL", "INVESTIGATE"})
+
+
+@dataclass(frozen=True)
+class MetaHold:
+    """Hold when the order's attribute `key` (case ignored) has one of `values` (case ignored),
+    or, with no `values`, any non-empty value."""
+
+    key: str
+    values: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class HoldRules:
+    """`holds:` of a channel: what makes an order wait for an operator's approval.
+
+    `tags` apply in every approval mode (a per-order instruction from the merchant); the other
+    rules apply with `approval: rules`. `risk` (Shopify's `Order.risk.recommendation` values)
+    defaults to CANCEL and INVESTIGATE on a Shopify channel with `approval: rules`."""
+
+    above: Money | None = None
+    countries: frozenset[str] = frozenset()
+    skus: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset({"fba-hold"})
+    risk: frozenset[str] = frozenset()
+    meta: tuple[MetaHold, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    """`reconcile:` of a channel: read the storefront's changed orders periodically, so a missed
+    webhook is found (`pipeline/reconcile.py`). On by default where the platform has an order API."""
+
+    enabled: bool = False
+    interval_s: float = 600.0
+    overlap_s: float = 300.0
+    first_lookback_h: float = 1.0
+
+
+#: Platforms with an order listing the reconciliation pass can read.
+RECONCILABLE_PLATFORMS = frozenset({"shopify", "woocommerce"})
+
+
 @dataclass(frozen=True)
 class Channel:
     id: str
@@ -173,6 +250,12 @@ class Channel:
     countries: frozenset[str] | None = None
     fulfillment_policy: str = "FillOrKill"
     fee_cap: Money | None = None
+    fee_unknown: str = "hold"  # fee_cap.when_unknown: the preview carries no fee estimate
+    approval: str = APPROVAL_AUTO
+    holds: HoldRules = field(default_factory=HoldRules)
+    skip_tags: frozenset[str] = frozenset({"fba-skip"})
+    sku_match: str = "map"  # "exact": a storefront SKU not in skus.map is sent as it is
+    declared_value_rates: Mapping[str, Decimal] = field(default_factory=dict)  # currency -> rate
     packing_slip_comment: str = ""
     notification_emails: tuple[str, ...] = ()
     ship_on: frozenset[PaymentState] = frozenset({PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED})
@@ -185,6 +268,11 @@ class Channel:
     postal_code_fallback: Mapping[str, str] = field(default_factory=dict)  # country -> placeholder
     carrier_names: Mapping[str, str] = field(default_factory=dict)  # Amazon carrier code -> shown name
     inventory: InventoryConfig = field(default_factory=InventoryConfig)
+    features: FeatureOptions = field(default_factory=FeatureOptions)
+    fallback: FallbackOptions = field(default_factory=FallbackOptions)
+    # Orders beyond Amazon's limits (100 items, 250 units) become several MCF orders, not parked.
+    split_large_orders: bool = False
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
 
     def intake_policy(self) -> IntakePolicy:
         return IntakePolicy(
@@ -192,7 +280,24 @@ class Channel:
         )
 
     def amazon_sku(self, storefront_sku: str) -> str | None:
-        return self.sku_map.get(storefront_sku.strip()) if storefront_sku else None
+        """`skus.map` first; with `skus.match: exact` an unlisted SKU is sent as it is (Amazon
+        seller SKUs are at most 50 characters, so a longer one stays unmapped)."""
+        if not storefront_sku:
+            return None
+        sku = storefront_sku.strip()
+        mapped = self.sku_map.get(sku)
+        if mapped is None and self.sku_match == "exact" and 0 < len(sku) <= 50:
+            return sku
+        return mapped
+
+    def sku_by_identity(self, storefront_sku: str) -> bool:
+        """True when the SKU reaches Amazon only through `skus.match: exact` (not listed)."""
+        return self.sku_match == "exact" and storefront_sku.strip() not in self.sku_map
+
+    @property
+    def uses_risk(self) -> bool:
+        """Whether planning needs the storefront's risk assessment (a GraphQL read per order)."""
+        return self.approval == APPROVAL_RULES and bool(self.holds.risk)
 
     def shipping_speed(self, method: str, code: str = "") -> str:
         """Map a storefront shipping title, or else its code (case and spacing ignored), to an MCF
@@ -419,6 +524,14 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
         _check_storefront(ch, ("channels", i), problem)
         _check_shopify(ch, ("channels", i), problem)
         _check_inventory(ch, ("channels", i), problem)
+        _check_fallback(ch, ("channels", i), problem)
+        _check_policies(ch, ("channels", i), problem)
+        if ch.get("platform") not in RECONCILABLE_PLATFORMS and (ch.get("reconcile") or {}).get("enabled"):
+            problem(
+                ("channels", i, "reconcile", "enabled"),
+                f"the {ch.get('platform')} platform has no order API to reconcile from",
+                "remove `reconcile` (the sender must retry failed deliveries; see the README)",
+            )
         if ch.get("platform") == "generic":
             for j, secret in enumerate(ch.get("webhook_secrets", [])):
                 if not _is_standard_webhooks_secret(secret):
@@ -427,6 +540,18 @@ def _semantic_checks(raw: dict[str, Any], doc: _Doc) -> None:
                         "not a Standard Webhooks secret",
                         "write whsec_ followed by base64 of at least 24 random bytes",
                     )
+
+
+def _check_fallback(ch: dict[str, Any], path: Path_, problem: Any) -> None:
+    if ch.get("fallback") != "release" or ch.get("platform") != "shopify":
+        return
+    if not ch.get("fallback_location"):
+        problem(
+            (*path, "fallback"),
+            "fallback: release needs the Shopify location that ships what Amazon cannot",
+            "add fallback_location: gid://shopify/Location/<id> (Settings > Locations in Shopify), "
+            "or use fallback: notify",
+        )
 
 
 def _check_storefront(ch: dict[str, Any], path: Path_, problem: Any) -> None:
@@ -530,6 +655,46 @@ def _check_inventory(ch: dict[str, Any], path: Path_, problem: Any) -> None:
         )
 
 
+def _check_policies(ch: dict[str, Any], path: Path_, problem: Any) -> None:
+    """Policy keys that the schema accepts but that would silently do nothing."""
+    holds = ch.get("holds") or {}
+    approval = ch.get("approval", APPROVAL_AUTO)
+    unused = sorted(k for k in holds if k != "tags")
+    if unused and approval != APPROVAL_RULES:
+        problem(
+            (*path, "holds"),
+            f"holds.{', holds.'.join(unused)} only apply with approval: rules (approval is {approval})",
+            "set approval: rules, or remove those rules",
+        )
+    if holds.get("risk") and ch.get("platform") != "shopify":
+        problem(
+            (*path, "holds", "risk"),
+            "risk holds read Shopify's order risk; this channel is not a Shopify channel",
+            "remove holds.risk, or hold on a meta key your risk plugin writes (holds.meta)",
+        )
+    skus = ch.get("skus") or {}
+    if skus.get("match", "map") == "map" and "map" not in skus:
+        problem(
+            (*path, "skus"),
+            "skus.map is missing",
+            "add skus.map (storefront SKU -> Amazon seller SKU), or set skus.match: exact when the "
+            "storefront's SKUs are the Amazon seller SKUs",
+        )
+    rates = (ch.get("declared_value") or {}).get("rates") or {}
+    for currency, rate in rates.items():
+        try:
+            ok = Decimal(str(rate)) > 0
+        except ArithmeticError:
+            ok = False
+        if not ok:
+            problem(
+                (*path, "declared_value", "rates", currency),
+                f"rate {rate!r} is not a positive number",
+                "write how much of the marketplace currency one unit of the order currency is worth, "
+                'such as "1.08"',
+            )
+
+
 def _first_location_gid(ch: dict[str, Any]) -> str:
     """The first of `shopify.locations` when it is a gid: the default inventory location."""
     locations = (ch.get("shopify") or {}).get("locations") or []
@@ -631,6 +796,8 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
             client_id=_secret(a.get("client_id")),
             client_secret=_secret(a.get("client_secret")),
             refresh_token=_secret(a.get("refresh_token")),
+            stuck_received_h=float((a.get("stuck") or {}).get("received_h", 24)),
+            stuck_processing_grace_h=float((a.get("stuck") or {}).get("processing_grace_h", 12)),
         )
     only_account = next(iter(accounts)) if len(accounts) == 1 else ""
     channels = {}
@@ -640,6 +807,7 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
         payment = ch.get("payment", {})
         fee_cap = ch.get("fee_cap")
         stock = ch.get("inventory") or {}
+        reconcile = ch.get("reconcile") or {}
         channels[ch["id"]] = Channel(
             id=ch["id"],
             platform=ch["platform"],
@@ -647,13 +815,21 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
             webhook_secrets=tuple(Secret(s) for s in ch["webhook_secrets"]),
             account_id=ch["amazon"].get("account", only_account),
             marketplace_id=ch["amazon"]["marketplace_id"],
-            sku_map={k.strip(): v for k, v in ch["skus"]["map"].items()},
+            sku_map={k.strip(): v for k, v in ch["skus"].get("map", {}).items()},
             unmapped_policy=ch["skus"].get("unmapped", "hold"),
             shipping_map={_norm_method(k): v for k, v in shipping.get("map", {}).items()},
             default_shipping_speed=shipping.get("default", "Standard"),
             countries=frozenset(ch["countries"]) if "countries" in ch else None,
             fulfillment_policy=ch.get("fulfillment_policy", "FillOrKill"),
             fee_cap=Money(Decimal(fee_cap["amount"]), fee_cap["currency"]) if fee_cap else None,
+            fee_unknown=(fee_cap or {}).get("when_unknown", "hold"),
+            approval=ch.get("approval", APPROVAL_AUTO),
+            holds=_hold_rules(ch),
+            skip_tags=frozenset(t.strip().lower() for t in ch.get("skip_tags", ["fba-skip"])),
+            sku_match=ch["skus"].get("match", "map"),
+            declared_value_rates={
+                k: Decimal(str(v)) for k, v in (ch.get("declared_value") or {}).get("rates", {}).items()
+            },
             packing_slip_comment=ch.get("packing_slip_comment", ""),
             notification_emails=tuple(ch.get("notification_emails", ())),
             ship_on=frozenset(
@@ -687,8 +863,49 @@ def _build(raw: dict[str, Any], source: str, warnings: tuple[str, ...]) -> Chann
                 full_sweep_h=float(stock.get("full_sweep_h", 24)),
                 location=stock.get("location", "") or _first_location_gid(ch),
             ),
+            features=_feature_options(ch.get("mcf_features") or {}),
+            split_large_orders=ch.get("split_large_orders", False),
+            fallback=FallbackOptions(
+                action=ch.get("fallback", "none"), location=ch.get("fallback_location", "")
+            ),
+            reconcile=ReconcileConfig(
+                enabled=reconcile.get("enabled", True) and ch["platform"] in RECONCILABLE_PLATFORMS,
+                interval_s=float(reconcile.get("interval_s", 600)),
+                overlap_s=float(reconcile.get("overlap_s", 300)),
+                first_lookback_h=float(reconcile.get("first_lookback_h", 1)),
+            ),
         )
     return ChannelsConfig(channels=channels, accounts=accounts, source=source, warnings=warnings)
+
+
+def _feature_options(raw: dict[str, Any]) -> FeatureOptions:
+    return FeatureOptions(
+        always=tuple(dict.fromkeys(raw.get("always", ()))),
+        from_tags=raw.get("from_tags", True),
+        check_eligibility=raw.get("check_eligibility", True),
+    )
+
+
+def _hold_rules(ch: dict[str, Any]) -> HoldRules:
+    raw = ch.get("holds") or {}
+    above = raw.get("above")
+    if "risk" in raw:
+        risk = frozenset(raw["risk"])
+    elif ch.get("platform") == "shopify" and ch.get("approval") == APPROVAL_RULES:
+        risk = DEFAULT_RISK_HOLDS
+    else:
+        risk = frozenset()
+    return HoldRules(
+        above=Money(Decimal(str(above["amount"])), above["currency"]) if above else None,
+        countries=frozenset(raw.get("countries", ())),
+        skus=frozenset(s.strip() for s in raw.get("skus", ())),
+        tags=frozenset(t.strip().lower() for t in raw.get("tags", ["fba-hold"])),
+        risk=risk,
+        meta=tuple(
+            MetaHold(m["key"].strip(), frozenset(str(v).strip().lower() for v in m.get("values", ())))
+            for m in raw.get("meta", ())
+        ),
+    )
 
 
 def _shopify_options(raw: dict[str, Any]) -> ShopifyOptions:

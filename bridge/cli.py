@@ -62,7 +62,7 @@ def _require_ready(bridge: Any) -> None:
     from .migrate import check_schema, require_existing
 
     try:
-        require_existing(bridge.settings.database_url)
+        require_existing(bridge.engine.url.render_as_string(hide_password=False))
         check_schema(bridge.engine)
     except DatabaseNotReady as exc:
         raise _not_ready(exc) from None
@@ -160,6 +160,7 @@ def notifications() -> None:
     from .runtime import run_notifications
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     if not bridge.settings.sqs.queue_url:
         raise click.ClickException(
             "set BRIDGE_SQS_QUEUE_URL to the queue Amazon sends notifications to (and AWS_ACCESS_KEY_ID, "
@@ -225,13 +226,37 @@ def simulator(host: str, port: int, speed: float, config_path: str | None, sqs_e
 @click.option(
     "--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for the orders"
 )
-def demo(timeout: float) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="keep the demo's bridge running with the console open (prints its URL and a one-time password)",
+)
+@click.option("--port", type=int, default=0, help="with --serve: the console's port (default: any free one)")
+def demo(timeout: float, serve: bool, port: int) -> None:
     """Run the whole loop with no credentials: SQLite, the MCF simulator, fake storefronts."""
+    import threading
+
     from .bootstrap import configure_logging
-    from .demo import run_demo
+    from .demo import run_demo, serve_console
 
     configure_logging("WARNING")
-    sys.exit(run_demo(click.echo, timeout))
+    then = serve_console(click.echo, threading.Event().wait) if serve else None
+    try:
+        sys.exit(run_demo(click.echo, timeout, then=then, port=port))
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@main.command("console-password")
+@click.password_option(help="the console password (asked for when not given)")
+def console_password(password: str) -> None:
+    """Print the hash to set as BRIDGE_CONSOLE_PASSWORD_HASH (the password itself is not stored)."""
+    from .web.console.auth import hash_password
+
+    try:
+        click.echo(hash_password(password))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _engine_and_clock() -> tuple[Any, Any]:
@@ -252,10 +277,21 @@ ORDER_STATES = [state.value for state in OrderState]
 )
 @click.option("--attention", is_flag=True, help="only orders an operator should look at")
 @click.option("--limit", type=int, default=50, show_default=True)
-def orders(state: str | None, attention: bool, limit: int) -> None:
-    """List orders, newest first. ORDER is what `order`, `return` take (the shop's order id)."""
-    from .admin import account_problems, list_orders
+@click.option(
+    "--resubmit-all",
+    is_flag=True,
+    help="with --attention: re-submit every parked order (a dry run unless --yes is given)",
+)
+@click.option("--yes", is_flag=True, help="with --resubmit-all: really re-submit")
+def orders(state: str | None, attention: bool, limit: int, resubmit_all: bool, yes: bool) -> None:
+    """List orders, newest first. ORDER (or NAME) is what `order` and `return` take."""
+    from .admin import account_problems, channel_problems, list_orders
 
+    if resubmit_all:
+        if not attention:
+            raise click.UsageError("--resubmit-all goes with --attention (it re-submits parked orders)")
+        _resubmit_all(yes)
+        return
     engine, _ = _engine_and_clock()
     if attention:
         problems = account_problems(engine)
@@ -263,6 +299,12 @@ def orders(state: str | None, attention: bool, limit: int) -> None:
             click.echo("account problems:")
             for a in problems:
                 click.echo(f"  ! {a.account_id} [{a.kind}] {a.message}")
+        shops = channel_problems(engine)
+        if shops:
+            click.echo("channel problems:")
+            for a in shops:
+                click.echo(f"  ! {a.channel_id} [{a.kind}] {a.message}")
+        if problems or shops:
             click.echo("orders:")
     found = list_orders(engine, state=state, attention=attention, limit=limit)
     if not found:
@@ -281,12 +323,51 @@ def orders(state: str | None, attention: bool, limit: int) -> None:
         )
 
 
+def _operator_name() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _resubmit_all(yes: bool) -> None:
+    from . import operator
+
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    results = operator.resubmit_all(bridge, actor=_operator_name(), dry_run=not yes)
+    if not results:
+        click.echo("no parked orders to re-submit")
+        return
+    for r in results:
+        click.echo(f"{r.channel_id:<14} {r.order_ref:<16} {r.state:<18} {r.message}")
+    if yes:
+        click.echo(f"{sum(r.changed for r in results)} of {len(results)} orders re-submitted")
+    else:
+        click.echo(f"dry run: {len(results)} orders would be re-submitted; add --yes to do it")
+
+
+ORDER_ACTIONS = ("show", "resubmit", "approve", "hold", "cancel", "preview")
+
+
 @main.command()
 @click.argument("channel_id")
 @click.argument("order_id")
-def order(channel_id: str, order_id: str) -> None:
-    """Show one order and its audit trail. ORDER_ID is the shop's order id (the ORDER column of
-    `orders`) or its name as the shop shows it (e.g. #1001)."""
+@click.argument("action", type=click.Choice(ORDER_ACTIONS), default="show")
+@click.option("--reason", default="", help="with hold: why (goes into the audit trail)")
+def order(channel_id: str, order_id: str, action: str, reason: str) -> None:
+    """Show one order and its audit trail, or act on it. ORDER_ID is the shop's order id (the
+    ORDER column of `orders`) or its name as the shop shows it (e.g. #1001).
+
+    \b
+    resubmit  re-plan a parked order against the current channels file and stock
+    approve   let an order that waits for approval go to Amazon
+    hold      keep an order that has not reached Amazon until it is approved
+    cancel    stop the order here (and at Amazon if it is there); the shop's order is not changed
+    preview   ask Amazon now whether and at what fee it would ship the order (creates nothing)
+    """
+    if action != "show":
+        _order_action(channel_id, order_id, action, reason)
+        return
     from .admin import AdminError, audit_trail, find_order
 
     engine, _ = _engine_and_clock()
@@ -310,6 +391,43 @@ def order(channel_id: str, order_id: str) -> None:
         )
 
 
+def _order_action(channel_id: str, order_id: str, action: str, reason: str) -> None:
+    from . import operator
+
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    actor = _operator_name()
+    try:
+        if action == "preview":
+            p = operator.preview_now(bridge, channel_id, order_id, actor=actor)
+            click.echo(
+                f"{p.order_ref}: speed {p.speed}, "
+                + ("fulfillable" if p.fulfillable else "NOT fulfillable")
+                + (f"; would be parked: {p.verdict}" if p.verdict else "; would be created")
+            )
+            for preview in p.previews:
+                fees = preview.estimated_fees_total
+                fee_text = f"{fees.value} {fees.currency_code}" if fees else "no fee estimate"
+                dates = [
+                    f"ship {s.earliest_ship_date:%Y-%m-%d}..{s.latest_ship_date:%Y-%m-%d}"
+                    for s in preview.shipments
+                    if s.earliest_ship_date and s.latest_ship_date
+                ]
+                click.echo(
+                    f"  {preview.shipping_speed_category:<10} "
+                    f"{'fulfillable' if preview.is_fulfillable else 'not fulfillable':<16} {fee_text}"
+                    + (f"  {', '.join(dates)}" if dates else "")
+                )
+            return
+        if action == "hold":
+            result = operator.hold(bridge, channel_id, order_id, actor=actor, reason=reason)
+        else:
+            result = getattr(operator, action)(bridge, channel_id, order_id, actor=actor)
+    except operator.OperatorError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{result.order_ref} ({result.channel_id}): {result.message} [state {result.state}]")
+
+
 @main.group(invoke_without_command=True)
 @click.pass_context
 def jobs(ctx: click.Context) -> None:
@@ -326,7 +444,14 @@ def jobs(ctx: click.Context) -> None:
             f"dead job {job.id} kind={job.kind} order_id={job.order_id} "
             f"attempts={job.attempts}: {job.last_error}"
         )
-    from .admin import open_breakers
+    from .admin import open_breakers, retrying_jobs
+
+    for waiting in retrying_jobs(engine):
+        click.echo(
+            f"retrying job {waiting.id} kind={waiting.kind} order={waiting.order} "
+            f"attempts={waiting.attempts}/{waiting.max_attempts} "
+            f"next={waiting.next_try:%Y-%m-%d %H:%M:%S} UTC: {waiting.last_error}"
+        )
 
     for breaker in open_breakers(engine):
         click.echo(f"open circuit breaker {breaker.key.split(':', 1)[1]}: {breaker.message}")
@@ -335,12 +460,13 @@ def jobs(ctx: click.Context) -> None:
 @jobs.command("retry")
 @click.argument("job_id", type=int)
 def jobs_retry(job_id: int) -> None:
-    from .admin import AdminError, retry_job
+    from . import operator
 
-    engine, clock = _engine_and_clock()
+    bridge = _bootstrap()
+    _require_ready(bridge)
     try:
-        retry_job(engine, clock, job_id)
-    except AdminError as exc:
+        operator.retry_job(bridge, job_id, actor=_operator_name())
+    except operator.OperatorError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"job {job_id} queued again")
 
@@ -373,15 +499,14 @@ def alerts(ctx: click.Context, include_cleared: bool, channel_id: str | None) ->
 
 
 def _alert_action(alert_id: int, action: str) -> None:
-    import getpass
+    from . import operator
 
-    from . import alerts as alerts_module
-
-    engine, clock = _engine_and_clock()
-    act = alerts_module.acknowledge if action == "acknowledged" else alerts_module.resolve
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    act = operator.ack_alert if action == "acknowledged" else operator.resolve_alert
     try:
-        act(engine, alert_id, f"cli:{getpass.getuser()}", clock.now())
-    except LookupError as exc:
+        act(bridge, alert_id, actor=_operator_name())
+    except operator.OperatorError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"alert {alert_id} {action}")
 
@@ -398,6 +523,58 @@ def alerts_ack(alert_id: int) -> None:
 def alerts_resolve(alert_id: int) -> None:
     """Close an alert by hand (it opens again if its cause comes back)."""
     _alert_action(alert_id, "resolved")
+
+
+@main.command("reconcile")
+@click.argument("channel_id")
+@click.option("--since", help="read orders changed since this ISO 8601 time (default: the channel's cursor)")
+def reconcile(channel_id: str, since: str | None) -> None:
+    """Run one reconciliation pass of CHANNEL now: read the orders the storefront changed and
+    take in every one a webhook did not bring (e.g. after an outage)."""
+    from datetime import datetime
+
+    from .pipeline.reconcile import NotReconcilable, PassBusy, run_pass
+    from .storefronts.push import PushError
+    from .storefronts.registry import Storefronts
+
+    since_at = None
+    if since:
+        try:
+            since_at = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(
+                "give an ISO 8601 time such as 2026-12-01T08:00:00Z", param_hint="--since"
+            ) from None
+        if since_at.tzinfo is None:
+            raise click.BadParameter("give a UTC offset, e.g. 2026-12-01T08:00:00Z", param_hint="--since")
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    storefronts = Storefronts(bridge.clock)
+    try:
+        summary = run_pass(bridge, storefronts, channel_id, since_at)
+    except (NotReconcilable, PassBusy) as exc:
+        raise click.ClickException(str(exc)) from None
+    except PushError as exc:
+        raise click.ClickException(
+            f"channel {channel_id}: the storefront could not be read ({exc.code}): {exc.message}; "
+            "nothing was skipped, run the command again once it answers"
+        ) from None
+    finally:
+        storefronts.close()
+    click.echo(f"channel {channel_id}: orders changed since {summary.since.isoformat()}")
+    click.echo(f"  found          {summary.found}")
+    click.echo(f"  new orders     {summary.new}")
+    click.echo(f"  amendments     {summary.amendments}")
+    click.echo(f"  cancellations  {summary.cancellations}")
+    click.echo(f"  nothing to do  {summary.nothing_to_do}")
+    if summary.rejected:
+        click.echo(
+            f"  refused        {summary.rejected} (see the log: the order does not match the webhook schema)"
+        )
+    for hook in summary.webhooks_not_active:
+        topic, _, status = hook.partition(":")
+        click.echo(f"  webhook {topic} is {status}: set it to Active again in the storefront")
+    click.echo(f"  {summary.calls} storefront call(s), {summary.seconds:.1f}s")
 
 
 @main.command("return")
@@ -486,6 +663,7 @@ def _notifications_api(account_id: str) -> Any:
     from .amazon.accounts import build_notifications_api
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     if account_id not in bridge.config.accounts:
         known = ", ".join(sorted(bridge.config.accounts)) or "none"
         raise click.ClickException(
@@ -611,7 +789,12 @@ def _check_shops(config: Any) -> bool:
 
     ok = True
     for channel in config.channels.values():
-        if channel.platform != "shopify" or not channel.enabled or not channel.shopify.restricted:
+        releases = channel.fallback.action == "release"
+        if (
+            channel.platform != "shopify"
+            or not channel.enabled
+            or not (channel.shopify.restricted or releases)
+        ):
             continue
         pusher = ShopifyPusher(channel, SystemClock())
         try:
@@ -638,6 +821,7 @@ def amazon_recheck(account_id: str) -> None:
     from .amazon.errors import SpApiError
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     try:
         recheck_amazon_account(bridge, account_id)
     except AdminError as exc:
@@ -647,6 +831,37 @@ def amazon_recheck(account_id: str) -> None:
             f"Amazon account {account_id} still cannot get an access token: {exc.describe()}"
         ) from None
     click.echo(f"Amazon account {account_id}: credentials accepted; parked work resumes now")
+
+
+@main.group()
+def channels() -> None:
+    """Storefront channels: `channels recheck CHANNEL` after fixing a storefront credential."""
+
+
+@channels.command("recheck")
+@click.argument("channel_id")
+def channels_recheck(channel_id: str) -> None:
+    """Ask CHANNEL's storefront now whether it accepts our credentials; a parked channel's
+    push-backs resume at once (the bridge also rechecks on its own every minute)."""
+    from .admin import AdminError, recheck_channel
+    from .storefronts.push import PushError
+
+    bridge = _bootstrap()
+    try:
+        checked = recheck_channel(bridge, channel_id)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    except PushError as exc:
+        raise click.ClickException(f"channel {channel_id}: {exc.message}") from None
+    if checked:
+        click.echo(
+            f"channel {channel_id}: the storefront accepts our credentials; parked push-backs resume now"
+        )
+    else:
+        click.echo(
+            f"channel {channel_id}: this platform has no read-only check; parked push-backs were made due "
+            "now and the first one checks the credentials (see `fba-bridge jobs`)"
+        )
 
 
 # fba-bridge inventory
@@ -682,6 +897,7 @@ def inventory(ctx: click.Context, sku: str | None, limit: int) -> None:
     from .pipeline.inventory import stock_report
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     channel_id = ctx.meta.get("inventory_channel")
     if channel_id and bridge.config.channel(channel_id) is None:
         raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")
@@ -731,6 +947,7 @@ def inventory_sync(channel_id: str, now_: bool, full: bool, timeout: float) -> N
     from .store import write_session
 
     bridge = _bootstrap()
+    _require_ready(bridge)
     channel = bridge.config.channel(channel_id)
     if channel is None:
         raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")

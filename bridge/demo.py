@@ -4,13 +4,20 @@ Everything real but the outside world: the bridge's own web app, worker and cloc
 file, the bundled MCF simulator on a sped-up clock, and fake Shopify, WooCommerce and generic
 storefronts on loopback. It sends a few orders through signed webhooks and prints each order's
 way: accepted -> previewed -> created -> shipped -> tracking pushed. One Shopify order is split
-across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. Each
+across Amazon's location and another app's: only Amazon's part is shipped and fulfilled. One is
+tagged `fba-hold`: it waits for approval, the demo approves it as an operator would
+(`operator.approve`, what `fba-bridge order shop-a 1004 approve` runs), and it ships. One asks
+for BLOCK_AMZL by its tag (shipped by another carrier than Amazon Logistics); one is beyond
+Amazon's 250 units and goes to Amazon as two orders, each tracked and pushed back. Each
 demo SKU's stock in the shops is shown before and after the orders ship (inventory sync is on).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 import tempfile
 import threading
 import time
@@ -18,18 +25,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 from sqlmodel import col
+from werkzeug.security import generate_password_hash
 
+from . import operator
 from .amazon.accounts import build_amazon
 from .amazon.simulator import Simulator, create_simulator_app, load_config, serve_in_thread
 from .app import create_app
 from .bootstrap import Bridge
-from .channels import ChannelsConfig, ShopifyOptions, load_channels
+from .channels import ChannelsConfig, Money, ShopifyOptions, load_channels
 from .clock import ScaledClock, SystemClock
 from .command import command
 from .fakes.local import start_local_shops
@@ -40,8 +50,16 @@ from .pipeline.inventory import stock_report
 from .resources import example_channels_file, example_simulator_file
 from .runtime import make_worker
 from .scheduler import Clock
-from .settings import Settings
-from .store import OrderEventRecord, OrderRecord, PushRecord, make_engine, read_session
+from .settings import ConsoleSettings, Secret, Settings
+from .store import (
+    OrderEventRecord,
+    OrderRecord,
+    PackageRecord,
+    PushRecord,
+    make_engine,
+    order_parts,
+    read_session,
+)
 from .storefronts.base import hmac_sha256_b64
 from .storefronts.generic import sign_standard_webhook
 from .storefronts.registry import Storefronts
@@ -65,6 +83,8 @@ LABELS = {
     "created": "created at Amazon",
     "created_on_hold": "created at Amazon on hold",
     "park": "needs attention",
+    "hold": "on hold",
+    "approve": "approved by an operator; planned again",
     "amazon:shipped": "shipped",
     "pushed:shipment": "tracking pushed to the storefront",
     "pushed:note": "note pushed to the storefront",
@@ -81,6 +101,7 @@ class DemoOrder:
     channel_id: str
     external_id: str
     expect: str  # the state the demo waits for
+    approve: bool = False  # the demo approves it, as an operator would, once it waits for approval
 
 
 def _now_iso() -> str:
@@ -88,10 +109,11 @@ def _now_iso() -> str:
 
 
 def _shopify_order(
-    order_id: int, lines: list[tuple[int, str, int]], cancelled: bool = False
+    order_id: int, lines: list[tuple[int, str, int]], cancelled: bool = False, tags: str = ""
 ) -> dict[str, Any]:
     now = _now_iso()
     return {
+        "tags": tags,
         "id": order_id,
         "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
         "name": f"#{order_id}",
@@ -202,7 +224,10 @@ class _Sender:
             {
                 "X-WC-Webhook-Topic": "order.created",
                 "X-WC-Webhook-Signature": hmac_sha256_b64(WOO_SECRET.encode(), raw),
-                "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex,
+                # As WooCommerce makes it: a hash of the webhook id and the current second.
+                "X-WC-Webhook-Delivery-ID": hmac.new(
+                    b"demo-site-salt", f"1{int(time.time())}".encode(), hashlib.md5
+                ).hexdigest(),
             },
         )
 
@@ -219,21 +244,62 @@ class _Sender:
         response.raise_for_status()
 
 
+@dataclass
+class DemoEnvironment:
+    """The demo's running bridge, for `--serve` and the console's browser tests."""
+
+    bridge: Bridge
+    simulator: Simulator
+    web_url: str
+    console_url: str
+    console_password: str
+    database_url: str
+
+
 def run_demo(
-    out: Callable[[str], None] = print, timeout_s: float = 120.0, workdir: Path | None = None
+    out: Callable[[str], None] = print,
+    timeout_s: float = 120.0,
+    workdir: Path | None = None,
+    *,
+    then: Callable[[DemoEnvironment], None] | None = None,
+    port: int = 0,
 ) -> int:
-    """Run the loop; returns 0 when every order reached its expected end, 1 otherwise."""
+    """Run the loop; returns 0 when every order reached its expected end, 1 otherwise.
+
+    With `then`, the console is switched on with a one-time password and `then` is called with
+    the still-running demo once the story is told; everything stops when it returns."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="fba-bridge-demo-"))
     stoppers: list[Callable[[], None]] = []
     try:
-        return _run(out, timeout_s, workdir, stoppers)
+        return _run(out, timeout_s, workdir, stoppers, then, port)
     finally:
         for stop in reversed(stoppers):
             stop()
 
 
+def serve_console(
+    out: Callable[[str], None], wait: Callable[[], object]
+) -> Callable[[DemoEnvironment], None]:
+    """`fba-bridge demo --serve`: print where the console is and how to sign in, then `wait`."""
+
+    def keep_running(demo: DemoEnvironment) -> None:
+        out(
+            f"\nThe console is open at {demo.console_url}\n"
+            f"  sign in with any name and the one-time password {demo.console_password}\n"
+            f"  (it works until this command stops; the bridge keeps running meanwhile). Ctrl-C stops."
+        )
+        wait()
+
+    return keep_running
+
+
 def _run(
-    out: Callable[[str], None], timeout_s: float, workdir: Path, stoppers: list[Callable[[], None]]
+    out: Callable[[str], None],
+    timeout_s: float,
+    workdir: Path,
+    stoppers: list[Callable[[], None]],
+    then: Callable[[DemoEnvironment], None] | None = None,
+    port: int = 0,
 ) -> int:
     shops = start_local_shops(
         shopify_token=SHOPIFY_TOKEN, woo_key=WOO_KEY, woo_secret=WOO_KEY_SECRET, generic_secret=GENERIC_SECRET
@@ -266,7 +332,11 @@ def _run(
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         stoppers.append(_stopper(stop, thread))
-    web = serve_in_thread(create_app(bridge))
+    password = secrets.token_urlsafe(12)
+    if then is not None:  # the console, signed into with a password that dies with this process
+        console = ConsoleSettings(password_hash=Secret(generate_password_hash(password)))
+        bridge.settings = replace(bridge.settings, console=console)
+    web = serve_in_thread(create_app(bridge), port=port)
     stoppers.append(web.stop)
 
     out(f"fba-bridge demo: MCF simulator x{SPEED:g} at {amazon_server.base_url}, webhooks at {web.base_url}")
@@ -283,6 +353,9 @@ def _run(
             "WooCommerce #702: a poster that is out of stock at Amazon", "woo-main", "702", "needs_attention"
         ),
         DemoOrder("Own shop A-1001: generic signed webhook", "own-shop", "A-1001", "shipped"),
+        DemoOrder("Shopify #1004: a T-shirt tagged fba-hold", "shop-a", "1004", "shipped", approve=True),
+        DemoOrder("Shopify #1006: a mug tagged MCF_BLOCK_AMZL", "shop-a", "1006", "shipped"),
+        DemoOrder("Shopify #1007: 260 mugs, beyond Amazon's 250 units", "shop-a", "1007", "shipped"),
     ]
     shopify.add_fulfillment_service(OTHER_APP, "https://print-on-demand.example/shopify")
     _seed_catalogs(shopify, woo, amazon_location)
@@ -293,6 +366,7 @@ def _run(
         "1001", [("11", "TSHIRT-BLUE-L", 2), ("12", "TSHIRT-RED-M", 1)], locations=AMAZON_LOCATION
     )
     shopify.add_order("1002", [("21", "MUG-WHITE", 1)], locations=AMAZON_LOCATION)
+    shopify.add_order("1004", [("41", "TSHIRT-RED-M", 1)], locations=AMAZON_LOCATION)
     split = [(31, "TSHIRT-RED-M", 2), (32, "HOODIE-PRINTED", 1)]
     shopify.add_order(
         "1003",
@@ -300,12 +374,17 @@ def _run(
         fulfillment_order_groups=[["31"], ["32"]],
         locations=[AMAZON_LOCATION, OTHER_APP],
     )
+    shopify.add_order("1006", [("61", "MUG-WHITE", 1)], locations=AMAZON_LOCATION)
+    shopify.add_order("1007", [("71", "MUG-WHITE", 260)], locations=AMAZON_LOCATION)
     send = _Sender(web.base_url)
     send.shopify(_shopify_order(1001, [(11, "TSHIRT-BLUE-L", 2), (12, "TSHIRT-RED-M", 1)]))
     send.shopify(_shopify_order(1002, [(21, "MUG-WHITE", 1)]))
     send.shopify(_shopify_order(1003, split))
+    send.shopify(_shopify_order(1004, [(41, "TSHIRT-RED-M", 1)], tags="gift, fba-hold"))
     send.woo(_woo_order(702, "POSTER-A2"))
     send.generic(_generic_order("A-1001"))
+    send.shopify(_shopify_order(1006, [(61, "MUG-WHITE", 1)], tags="gift, MCF_BLOCK_AMZL"))
+    send.shopify(_shopify_order(1007, [(71, "MUG-WHITE", 260)]))
     time.sleep(0.3)
     cancelled = _shopify_order(1002, [(21, "MUG-WHITE", 1)], cancelled=True)
     send.shopify(cancelled, topic="orders/cancelled")
@@ -321,6 +400,7 @@ def _run(
             f"tracking {', '.join(fulfillment.tracking_numbers)}"
         )
     _show_split(shopify, out)
+    _show_policies(bridge, shopify, out)
     events = [e for e in receiver.events if e.type != "inventory.updated"]
     out(
         f"generic shop received {len(events)} signed event(s): "
@@ -333,12 +413,29 @@ def _run(
         f"  DATABASE_URL={database_url} {cli} order shop-a 1001\n"
         f"  DATABASE_URL={database_url} {cli} orders --attention"
     )
+    if then is not None:
+        then(
+            DemoEnvironment(
+                bridge=bridge,
+                simulator=simulator,
+                web_url=web.base_url,
+                console_url=f"{web.base_url}/console/",
+                console_password=password,
+                database_url=database_url,
+            )
+        )
     return 0 if ok else 1
 
 
 def _with_amazon_location(config: ChannelsConfig) -> ChannelsConfig:
-    """The demo's Shopify channel names Amazon's location, so split orders show what it does."""
-    shop = replace(config.channels["shop-a"], shopify=ShopifyOptions(locations=(AMAZON_LOCATION,)))
+    """The demo's Shopify channel names Amazon's location, so split orders show what it does; it
+    splits orders beyond Amazon's limits, with a fee cap that lets a 250-unit part through."""
+    shop = replace(
+        config.channels["shop-a"],
+        shopify=ShopifyOptions(locations=(AMAZON_LOCATION,)),
+        split_large_orders=True,
+        fee_cap=Money(Decimal("1000.00"), "USD"),
+    )
     return replace(config, channels={**config.channels, "shop-a": shop})
 
 
@@ -356,6 +453,39 @@ def _show_split(shopify: FakeShopify, out: Callable[[str], None]) -> None:
             f"fulfilled by Amazon, tracking {tracking}" if shipped else "left to its own app, unfulfilled"
         )
         out(f"Shopify order #1003 at '{where}' ({lines}): {fo.status}, {verdict}")
+
+
+def _show_policies(bridge: Bridge, shopify: FakeShopify, out: Callable[[str], None]) -> None:
+    """The BLOCK_AMZL order's carriers, and the Amazon orders the large order became."""
+    with read_session(bridge.engine) as session:
+        rows = {
+            r.external_id: r
+            for r in session.execute(
+                select(OrderRecord).where(
+                    col(OrderRecord.channel_id) == "shop-a",
+                    col(OrderRecord.external_id).in_(("1006", "1007")),
+                )
+            ).scalars()
+        }
+        blocked = rows.get("1006")
+        carriers = sorted(
+            {
+                p.carrier_code
+                for p in session.execute(
+                    select(PackageRecord).where(
+                        col(PackageRecord.order_id) == (blocked.id if blocked else -1)
+                    )
+                ).scalars()
+            }
+        )
+        large = rows.get("1007")
+        parts = [p.seller_fulfillment_order_id for p in order_parts(session, large.id or 0)] if large else []
+    out(f"Shopify order #1006 (BLOCK_AMZL) shipped with {', '.join(carriers) or '-'}: never Amazon Logistics")
+    out(
+        f"Shopify order #1007 (260 units) went to Amazon as {', '.join(parts) or '-'}; "
+        f"{len(shopify.fulfillments('1007'))} fulfillment(s) pushed to Shopify, "
+        f"{sum(shopify.remaining('1007').values())} unit(s) left to fulfil"
+    )
 
 
 def with_inventory_sync(config: ChannelsConfig, shopify_location: str = DEFAULT_LOCATION) -> ChannelsConfig:
@@ -415,8 +545,12 @@ def _stopper(stop: Callable[[], None], thread: threading.Thread) -> Callable[[],
 
 def _detail(event: OrderEventRecord, row: OrderRecord) -> str:
     if event.event in ("created", "created_on_hold"):
-        return f" as {row.seller_fulfillment_order_id}"
-    if event.event in ("park", "amazon:shipped", "pushed:shipment", "storefront:scope", "skip"):
+        # "created at Amazon[ as N orders (...)][; skipped ...; feature ... required (...)]"
+        rest = event.reason.removeprefix("created at Amazon")
+        if rest.startswith(" as "):
+            return rest
+        return f" as {row.seller_fulfillment_order_id}{rest}"
+    if event.event in ("park", "hold", "amazon:shipped", "pushed:shipment", "storefront:scope", "skip"):
         return f": {event.reason}"
     return ""
 
@@ -427,6 +561,7 @@ def _follow(bridge: Bridge, orders: list[DemoOrder], out: Callable[[str], None],
     width = max(len(o.title) for o in orders)
     while time.monotonic() < deadline:
         done = True
+        to_approve: list[DemoOrder] = []
         with read_session(bridge.engine) as session:
             for demo in orders:
                 row = (
@@ -463,6 +598,10 @@ def _follow(bridge: Bridge, orders: list[DemoOrder], out: Callable[[str], None],
                     )
                 ).first()
                 done &= row.state == demo.expect and pending is None
+                if demo.approve and row.state == "awaiting_approval":
+                    to_approve.append(demo)
+        for demo in to_approve:
+            operator.approve(bridge, demo.channel_id, demo.external_id, actor="demo operator")
         if done:
             return True
         time.sleep(0.3)

@@ -27,6 +27,7 @@ from .clock import Clock
 from .orders import (
     CanonicalOrder,
     IntakeDecision,
+    OrderState,
     Outcome,
     PaymentState,
     StoredOrder,
@@ -38,6 +39,7 @@ from .store import (
     OrderEventRecord,
     OrderRecord,
     one_writer_at_a_time,
+    read_session,
 )
 from .storefronts.base import Delivery, Rejection, ReturnRequest
 
@@ -50,6 +52,7 @@ JOB_AMEND = "amend"
 JOB_PRIVACY = "privacy"
 JOB_RETURN = "return"
 _CONFLICT_RETRIES = 3
+PARKED = frozenset({OrderState.NEEDS_ATTENTION, OrderState.NOT_FOR_AMAZON, OrderState.AWAITING_APPROVAL})
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def _find_order_stmt() -> Executable:
 
 
 def _insert_delivery(
-    session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock
+    session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock, source: str
 ) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
     conn = session.connection()
@@ -115,6 +118,7 @@ def _insert_delivery(
             "body": REDACTED_BODY if delivery.privacy is not None else body,
             "outcome": "",
             "order_id": None,
+            "source": source,
         },
     ).first()
     return None if row is None else int(row[0])
@@ -152,7 +156,13 @@ def _apply(
         else None
     )
     stored = (
-        StoredOrder(row.order_state, row.canonical(), reached_amazon=row.amazon_status is not None)
+        StoredOrder(
+            row.order_state,
+            row.canonical(),
+            reached_amazon=row.amazon_status is not None,
+            held_by_rules=row.order_state is OrderState.AWAITING_APPROVAL
+            and bool((row.approvals or {}).get("held")),
+        )
         if row
         else None
     )
@@ -175,6 +185,10 @@ def _apply(
             row.data = decision.order.to_json()
             row.display_id = decision.order.display_id[:128]
         if decision.state is not None:
+            if decision.state.value != row.state and row.order_state in PARKED:
+                # Re-planned from scratch: the old reason (and a rule's hold) no longer applies.
+                row.attention_reason = ""
+                row.approvals = {**(row.approvals or {}), "held": []}
             row.state = decision.state.value
         row.updated_at = now
         session.add(row)
@@ -274,8 +288,23 @@ def _enqueue_effects(session: Session, decision: IntakeDecision, order_id: int) 
             jobs.enqueue(session, kind, order_id=order_id, dedupe_key=f"{kind}:{order_id}")
 
 
-def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> IngestResult:
-    """Store one delivery and its effect atomically. Database errors propagate (caller: 503)."""
+SOURCE_WEBHOOK = "webhook"
+SOURCE_RECONCILE = "reconcile"
+
+
+def ingest(
+    engine: Engine,
+    channel: Channel,
+    delivery: Delivery,
+    body: bytes,
+    clock: Clock,
+    *,
+    source: str = SOURCE_WEBHOOK,
+) -> IngestResult:
+    """Store one delivery and its effect atomically. Database errors propagate (caller: 503).
+
+    `source` says where the delivery came from: the storefront's webhook, or a reconciliation
+    pass that read the order back (a synthetic delivery); both converge the same way."""
     for attempt in range(_CONFLICT_RETRIES):
         try:
             # One transaction on one connection; the ORM session joins it for the rarer paths
@@ -286,7 +315,7 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
                 engine.begin() as conn,
                 Session(bind=conn, expire_on_commit=False) as session,
             ):
-                delivery_id = _insert_delivery(session, channel, delivery, body, clock)
+                delivery_id = _insert_delivery(session, channel, delivery, body, clock, source)
                 if delivery_id is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
                 outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
@@ -301,6 +330,28 @@ def ingest(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, cl
             if attempt == _CONFLICT_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class StoredDelivery:
+    outcome: str
+    same_body: bool
+
+
+def stored_delivery(engine: Engine, channel_id: str, delivery_key: str, body: bytes) -> StoredDelivery | None:
+    """The delivery stored under `delivery_key`, if any: what it did and whether `body` is the
+    same bytes (a sender's retry), read in one indexed lookup. Lets the web layer answer a retry
+    without parsing or validating the body again."""
+    with read_session(engine) as session:
+        row = session.execute(
+            select(col(DeliveryRecord.outcome), col(DeliveryRecord.body)).where(
+                col(DeliveryRecord.channel_id) == channel_id,
+                col(DeliveryRecord.delivery_key) == delivery_key[:200],
+            )
+        ).first()
+    if row is None:
+        return None
+    return StoredDelivery(outcome=row[0] or "duplicate", same_body=bytes(row[1]) == body)
 
 
 def queue_return(session: Session, row: OrderRecord, request: ReturnRequest, now: datetime) -> None:

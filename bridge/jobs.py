@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 from sqlmodel import Session, col
 
+from . import retry_policy
 from .store import JobRecord, db_now, write_session
 
 READY = "ready"
@@ -71,10 +72,13 @@ def enqueue(
     payload: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
     delay_s: float = 0.0,
-    max_attempts: int = 8,
+    max_attempts: int | None = None,
 ) -> bool:
     """Add a job in the caller's transaction. Returns False when a *waiting* (`ready`) job has the
-    same key; a running job with the key does not stop the new one (it may have read stale state)."""
+    same key; a running job with the key does not stop the new one (it may have read stale state).
+    `max_attempts` defaults to the kind's retry policy (`bridge.retry_policy`)."""
+    if max_attempts is None:
+        max_attempts = retry_policy.for_kind(kind).max_attempts
     now = db_now(session)
     values = dict(
         kind=kind,
@@ -112,10 +116,21 @@ def _insert_unique_stmt(dialect: str) -> Executable:
     return dialect_insert(JobRecord).on_conflict_do_nothing().returning(col(JobRecord.id))
 
 
+OnDead = Callable[[Session, JobRecord], None]
+
+
 def claim(
-    engine: Engine, kinds: list[str] | None = None, lease_s: float = DEFAULT_LEASE_S
+    engine: Engine,
+    kinds: list[str] | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
+    on_dead: OnDead | None = None,
 ) -> ClaimedJob | None:
     """Take a job whose lease ran out, else the oldest due job, in one short transaction.
+
+    A job whose lease ran out lost its worker mid-run; the attempt counted at that claim stays
+    spent. When it has no attempts left, or has now lost `max_lost_leases` workers (its kind's
+    retry policy), it is dead-lettered here instead (`on_dead` runs in the same transaction, for
+    the operator alert), so a job that kills its worker cannot be claimed forever.
 
     Two probes instead of one `ready OR expired` query (which no index could serve, so its cost grew
     with the backlog): each takes the head of its own partial index (`ix_jobs_expiring`,
@@ -126,7 +141,12 @@ def claim(
     token = secrets.token_hex(16)
     with write_session(engine) as session:
         now = db_now(session)
-        job = _first(session, _expired_leases(now), kinds) or _first(session, _due_jobs(now), kinds)
+        while (expired := _first(session, _expired_leases(now), kinds)) is not None:
+            expired.lost_leases += 1
+            if not _worker_killer(expired):
+                break
+            _bury(session, expired, now, on_dead)
+        job = expired or _first(session, _due_jobs(now), kinds)
         if job is None:
             return None
         due, reserved = job.run_at, job.reserved
@@ -151,6 +171,28 @@ def claim(
             claimed_at=now,
             reserved=reserved,
         )
+
+
+def _worker_killer(record: JobRecord) -> bool:
+    """A job whose lease just expired and that must not run again."""
+    policy = retry_policy.for_kind(record.kind)
+    return record.attempts >= record.max_attempts or record.lost_leases >= policy.max_lost_leases
+
+
+def _bury(session: Session, record: JobRecord, now: float, on_dead: OnDead | None) -> None:
+    record.status = DEAD
+    record.lease_until = None
+    record.claim_token = None
+    record.updated_at = now
+    record.last_error = (
+        f"its worker stopped while running it {record.lost_leases} time(s) (crashed, killed or hung "
+        f"past its lease) after {record.attempts} attempt(s); last error before that: "
+        f"{record.last_error or 'none'}"
+    )[:2000]
+    session.add(record)
+    session.flush()
+    if on_dead is not None:
+        on_dead(session, record)
 
 
 def _status_is(status: str) -> ColumnElement[bool]:
@@ -288,7 +330,7 @@ def complete(session: Session, job: ClaimedJob) -> None:
 
 
 def backoff_s(attempts: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
-    """Capped exponential backoff with full jitter."""
+    """Capped exponential backoff with full jitter (the default policy's shape)."""
     return random.uniform(0, min(cap, base * (2 ** max(0, attempts - 1))))
 
 
@@ -299,11 +341,13 @@ def fail(
     *,
     retry_after_s: float | None = None,
     permanent: bool = False,
-    on_dead: Callable[[Session, JobRecord], None] | None = None,
+    on_dead: OnDead | None = None,
 ) -> str:
-    """Record a failed attempt: back to `ready` later, or `dead` once attempts are used up
-    (or at once when `permanent`). `on_dead` runs in the same transaction when the job dies, so
-    a dead letter and its operator alert are committed together."""
+    """Record a failed attempt: back to `ready` after the kind's retry policy's delay (a
+    `retry_after_s` from the other side replaces it, or with a policy that says so only lengthens
+    it), or `dead` once attempts are used up (or at once when `permanent`). `on_dead` runs in the
+    same transaction when the job dies, so a dead letter and its operator alert are committed
+    together."""
     with write_session(engine) as session:
         record = _owned(session, job, lock=True)
         now = db_now(session)
@@ -315,7 +359,7 @@ def fail(
             if on_dead is not None:
                 on_dead(session, record)
         else:
-            delay = retry_after_s if retry_after_s is not None else backoff_s(record.attempts)
+            delay = retry_policy.for_kind(record.kind).delay(record.attempts, retry_after_s)
             record.run_at = now + delay
             _back_to_ready(session, record)
         session.add(record)
@@ -368,6 +412,7 @@ def retry_dead(engine: Engine, job_id: int) -> bool:
             return False
         now = db_now(session)
         record.attempts = 0
+        record.lost_leases = 0
         record.run_at = now
         record.last_error = ""
         record.updated_at = now

@@ -63,6 +63,9 @@ class OrderLine:
     requires_shipping: bool = True
     fulfillable_quantity: int | None = None
     ordered_quantity: int | None = None
+    # The buyer's gift message for this line (Shopify line item property, WooCommerce line meta,
+    # generic `gift_message`); Amazon prints it per item.
+    gift_message: str = ""
 
     @property
     def to_fulfil(self) -> int:
@@ -98,6 +101,12 @@ class CanonicalOrder:
     shipping_method_code: str = ""
     # Why the storefront cancelled it, in words an operator reads in the audit trail (no PII).
     cancel_reason: str = ""
+    # The merchant's tags on the order (Shopify `tags`; WooCommerce meta `fba_tags`; generic
+    # `tags`), lower-cased: per-order policy overrides such as `fba-hold` and `fba-skip`.
+    tags: tuple[str, ...] = ()
+    # Order-level name/value data the merchant's rules may test (Shopify note attributes,
+    # WooCommerce order meta, generic `meta`); names as sent, values as text.
+    meta: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The fields as `dataclasses.asdict` gives them (lines a tuple of dicts), built directly:
@@ -109,6 +118,10 @@ class CanonicalOrder:
         data["payment_state"] = self.payment_state.value
         data["created_at"] = self.created_at.isoformat()
         data["updated_at"] = self.updated_at.isoformat()
+        meta: dict[str, str] = {}
+        for name, value in self.meta:
+            meta.setdefault(name, value)  # the first entry of a repeated name wins, as in `attribute`
+        data["meta"] = meta
         return data
 
     @classmethod
@@ -133,6 +146,8 @@ class CanonicalOrder:
             test=bool(data.get("test", False)),
             shipping_method_code=data.get("shipping_method_code", ""),
             cancel_reason=data.get("cancel_reason", ""),
+            tags=tuple(data.get("tags", ())),
+            meta=tuple((str(k), str(v)) for k, v in (data.get("meta") or {}).items()),
         )
 
     def same_content(self, other: CanonicalOrder) -> bool:
@@ -149,14 +164,32 @@ class CanonicalOrder:
         shippable = [line for line in self.lines if line.requires_shipping]
         return bool(shippable) and all(line.quantity <= 0 for line in shippable)
 
+    def attribute(self, name: str) -> str | None:
+        """The first value of the named attribute (name compared ignoring case), or None."""
+        wanted = name.strip().lower()
+        return next((v for k, v in self.meta if k.strip().lower() == wanted), None)
+
     def total(self) -> Decimal:
         return sum((Decimal(line.unit_price) * line.quantity for line in self.lines), Decimal(0))
+
+
+@dataclass(frozen=True)
+class OrderRisk:
+    """What the storefront says about an order's fraud risk (Shopify `Order.risk`)."""
+
+    recommendation: str  # CANCEL, INVESTIGATE, ACCEPT, NONE
+    levels: tuple[str, ...] = ()  # each assessment's riskLevel (HIGH, MEDIUM, LOW, NONE, PENDING)
+
+    def describe(self) -> str:
+        levels = f" (assessments: {', '.join(self.levels)})" if self.levels else ""
+        return f"{self.recommendation}{levels}"
 
 
 class OrderState(enum.StrEnum):
     AWAITING_PAYMENT = "awaiting_payment"
     RECEIVED = "received"
     NEEDS_ATTENTION = "needs_attention"
+    AWAITING_APPROVAL = "awaiting_approval"
     NOT_FOR_AMAZON = "not_for_amazon"
     SUBMITTING = "submitting"
     HELD_AT_AMAZON = "held_at_amazon"
@@ -187,6 +220,8 @@ class Event(enum.StrEnum):
     CANCEL_REFUSED = "cancel_refused"
     RESTORED = "restored"
     RESTORED_UNPAID = "restored_unpaid"
+    HOLD = "hold"  # an operator or a channel rule wants a person to approve the order first
+    APPROVE = "approve"
 
 
 S = OrderState
@@ -207,6 +242,15 @@ TRANSITIONS: dict[tuple[OrderState, Event], OrderState] = {
     (S.NEEDS_ATTENTION, E.CANCEL): S.CANCELLED,
     (S.NEEDS_ATTENTION, E.PAID): S.NEEDS_ATTENTION,
     (S.NOT_FOR_AMAZON, E.CANCEL): S.CANCELLED,
+    (S.AWAITING_PAYMENT, E.HOLD): S.AWAITING_APPROVAL,
+    (S.RECEIVED, E.HOLD): S.AWAITING_APPROVAL,
+    (S.NEEDS_ATTENTION, E.HOLD): S.AWAITING_APPROVAL,
+    (S.NOT_FOR_AMAZON, E.HOLD): S.AWAITING_APPROVAL,
+    (S.AWAITING_APPROVAL, E.APPROVE): S.RECEIVED,
+    (S.AWAITING_APPROVAL, E.RETRY): S.RECEIVED,  # the storefront changed what a rule held it for
+    (S.AWAITING_APPROVAL, E.CANCEL): S.CANCELLED,
+    (S.AWAITING_APPROVAL, E.PAID): S.AWAITING_APPROVAL,
+    (S.AWAITING_APPROVAL, E.HOLD): S.AWAITING_APPROVAL,
     (S.NOT_FOR_AMAZON, E.RETRY): S.RECEIVED,  # the storefront assigned part of it to Amazon later
     (S.SUBMITTING, E.CREATED): S.SUBMITTED,
     (S.SUBMITTING, E.CREATED_ON_HOLD): S.HELD_AT_AMAZON,
@@ -242,7 +286,9 @@ TRANSITIONS: dict[tuple[OrderState, Event], OrderState] = {
     (S.CANCELLED, E.RESTORED_UNPAID): S.AWAITING_PAYMENT,
 }
 
-NOT_YET_SUBMITTED = frozenset({S.AWAITING_PAYMENT, S.RECEIVED, S.NEEDS_ATTENTION, S.NOT_FOR_AMAZON})
+NOT_YET_SUBMITTED = frozenset(
+    {S.AWAITING_PAYMENT, S.RECEIVED, S.NEEDS_ATTENTION, S.AWAITING_APPROVAL, S.NOT_FOR_AMAZON}
+)
 FINAL = frozenset({S.CANCELLED, S.SHIPPED, S.UNFULFILLABLE, S.COMPLETED_PARTIALLY})
 AT_AMAZON = frozenset({S.SUBMITTED, S.HELD_AT_AMAZON, S.PARTIALLY_SHIPPED, S.CANCEL_REQUESTED})
 # After submission, a storefront change to these is checked against what Amazon can still take.
@@ -304,6 +350,9 @@ class StoredOrder:
     state: OrderState
     order: CanonicalOrder
     reached_amazon: bool = False  # Amazon ever held an order for it (created, then maybe cancelled)
+    # Waiting for approval because a channel rule held it (not an operator): a storefront change
+    # (a tag removed, an amount lowered) is judged by the rules again.
+    held_by_rules: bool = False
 
 
 @dataclass(frozen=True)
@@ -384,7 +433,9 @@ def decide_intake(
         # A parked order is re-evaluated from scratch: the merchant may have fixed what parked it.
         events: tuple[Event, ...] = ()
         state = existing.state
-        if state in (S.NEEDS_ATTENTION, S.NOT_FOR_AMAZON):
+        if state in (S.NEEDS_ATTENTION, S.NOT_FOR_AMAZON) or (
+            state is S.AWAITING_APPROVAL and existing.held_by_rules
+        ):
             state, events = _initial_state(incoming, policy), (E.RETRY,)
         elif state is S.AWAITING_PAYMENT and incoming.payment_state in policy.ship_on:
             state, events = next_state(state, E.PAID), (E.PAID,)

@@ -16,12 +16,14 @@ from typing import Any
 from . import metrics
 from .alerts import JOB_ALERT_DELIVERY
 from .amazon.accounts import build_amazon, require_shared_simulator
+from .amazon.limiter import DatabaseBuckets
 from .bootstrap import Bridge
 from .intake import JOB_AMEND, JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
 from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.amend import handle_amend
 from .pipeline.cancel import handle_cancel
 from .pipeline.compaction import JOB_COMPACT, handle_compact
+from .pipeline.fallback import JOB_FALLBACK, handle_fallback
 from .pipeline.inventory import (
     JOB_INVENTORY_PUSH,
     JOB_INVENTORY_SYNC,
@@ -30,6 +32,7 @@ from .pipeline.inventory import (
 )
 from .pipeline.privacy import handle_privacy_job, purge_expired
 from .pipeline.pushback import handle_push
+from .pipeline.reconcile import JOB_RECONCILE, handle_reconcile
 from .pipeline.requests import (
     JOB_ANSWER_CANCELLATION,
     JOB_REQUESTS,
@@ -38,6 +41,7 @@ from .pipeline.requests import (
 )
 from .pipeline.returns import handle_return
 from .pipeline.scope import check_storefronts
+from .pipeline.shop_budget import SharedCostBuckets
 from .pipeline.submit import handle_submit
 from .pipeline.sync import (
     JOB_PUSH,
@@ -67,6 +71,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_SUBMIT: handle_submit,
     JOB_AMEND: handle_amend,
     JOB_RELEASE: handle_amend,
+    JOB_FALLBACK: handle_fallback,
     JOB_CANCEL: handle_cancel,
     JOB_PRIVACY: handle_privacy_job,
     JOB_SYNC: handle_sync,
@@ -82,6 +87,7 @@ HANDLERS: dict[str, Handler] = {
     JOB_ANSWER_CANCELLATION: handle_answer_cancellation,
     JOB_INVENTORY_SYNC: handle_inventory_sync,
     JOB_INVENTORY_PUSH: handle_inventory_push,
+    JOB_RECONCILE: handle_reconcile,
 }
 
 
@@ -89,7 +95,8 @@ def make_worker(bridge: Bridge, **services: Any) -> Worker:
     if "amazon" not in services:
         services["amazon"] = build_amazon(bridge)
     if "storefronts" not in services:
-        services["storefronts"] = Storefronts(bridge.clock)
+        shared = SharedCostBuckets(DatabaseBuckets(bridge.engine, bridge.clock))
+        services["storefronts"] = Storefronts(bridge.clock, cost_budget=shared)
     return Worker(
         bridge,
         HANDLERS,

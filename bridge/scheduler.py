@@ -29,6 +29,7 @@ from .bootstrap import Bridge
 from .migrate import schema_problem
 from .pipeline.compaction import JOB_COMPACT
 from .pipeline.inventory import JOB_INVENTORY_SYNC, sync_key
+from .pipeline.reconcile import JOB_RECONCILE, reconcile_key
 from .pipeline.requests import JOB_REQUESTS
 from .pipeline.sync import JOB_SYNC, JOB_SYNC_STALE
 from .store import LeaderLeaseRecord, db_now, write_session
@@ -154,6 +155,16 @@ class Clock:
                         "channel_id": channel.id,
                     },
                     key=sync_key(channel.account_id, channel.marketplace_id),
+                )
+        for channel in bridge.config.channels.values():
+            if channel.enabled and channel.reconcile.enabled:
+                # Missed webhooks: one pass per channel at a time (`pipeline/reconcile.py`).
+                self._every(
+                    channel.reconcile.interval_s,
+                    f"reconcile:{channel.id}",
+                    JOB_RECONCILE,
+                    {"channel_id": channel.id, "since": None},
+                    key=reconcile_key(channel.id),
                 )
         self._every(3600.0, "compact", JOB_COMPACT, {"retention_days": settings.retention_days})
 

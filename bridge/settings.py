@@ -193,6 +193,60 @@ def _sqs(env: Mapping[str, str]) -> SqsSettings:
 
 
 LOG_FORMATS = ("text", "json")
+PASSWORD_HASH_METHODS = ("scrypt:", "pbkdf2:")
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """Who may open the operator console (`/console/`); see the README, "Console".
+
+    Off unless `password_hash` or `trusted_header` is set. The session key signs the console's
+    cookies: `BRIDGE_CONSOLE_SECRET_KEY`, or else derived from the password hash (so every web
+    process agrees and a new password ends every session).
+    """
+
+    password_hash: Secret = field(default_factory=lambda: Secret(""))
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    #: A header a reverse proxy (oauth2-proxy, an OIDC-aware ingress) sets to the signed-in user.
+    trusted_header: str = ""
+    #: The addresses that proxy connects from; the header is ignored from anyone else.
+    trusted_proxies: tuple[str, ...] = ()
+    session_hours: float = 12.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.password_hash) or bool(self.trusted_header)
+
+
+def _console(env: Mapping[str, str]) -> ConsoleSettings:
+    password_hash = env.get("BRIDGE_CONSOLE_PASSWORD_HASH", "").strip()
+    if password_hash and not password_hash.startswith(PASSWORD_HASH_METHODS):
+        raise SettingsError(
+            "BRIDGE_CONSOLE_PASSWORD_HASH is not a password hash; make one with "
+            "`fba-bridge console-password` (it prints scrypt:...) and set that"
+        )
+    secret_key = env.get("BRIDGE_CONSOLE_SECRET_KEY", "").strip()
+    if secret_key and len(secret_key) < 32:
+        raise SettingsError("BRIDGE_CONSOLE_SECRET_KEY must be at least 32 random characters")
+    header = env.get("BRIDGE_CONSOLE_TRUSTED_HEADER", "").strip()
+    proxies = tuple(p.strip() for p in env.get("BRIDGE_CONSOLE_TRUSTED_PROXIES", "").split(",") if p.strip())
+    if header and not proxies:
+        raise SettingsError(
+            "BRIDGE_CONSOLE_TRUSTED_HEADER needs BRIDGE_CONSOLE_TRUSTED_PROXIES: the addresses the "
+            "reverse proxy connects from (e.g. 127.0.0.1), so nobody else can send the header"
+        )
+    if header and not secret_key:
+        raise SettingsError(
+            "BRIDGE_CONSOLE_TRUSTED_HEADER needs BRIDGE_CONSOLE_SECRET_KEY (32+ random characters) "
+            "to sign the console's session and form tokens"
+        )
+    return ConsoleSettings(
+        password_hash=Secret(password_hash),
+        secret_key=Secret(secret_key),
+        trusted_header=header,
+        trusted_proxies=proxies,
+        session_hours=_float_env(env, "BRIDGE_CONSOLE_SESSION_HOURS", 12.0),
+    )
 
 
 def _alert_webhook(env: Mapping[str, str]) -> tuple[str, Secret]:
@@ -260,6 +314,7 @@ class Settings:
     metrics_flush_s: float = 5.0
     #: How long one scrape's answer is reused by the next scrapes of the same web process.
     metrics_cache_s: float = 5.0
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -317,6 +372,7 @@ class Settings:
             metrics_token=Secret(env.get("BRIDGE_METRICS_TOKEN", "").strip()),
             metrics_flush_s=_float_env(env, "BRIDGE_METRICS_FLUSH_S", 5.0, allow_zero=True),
             metrics_cache_s=_float_env(env, "BRIDGE_METRICS_CACHE_S", 5.0, allow_zero=True),
+            console=_console(env),
         )
 
     def __repr__(self) -> str:

@@ -17,7 +17,18 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, String, UniqueConstraint, event, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, create_engine
@@ -28,9 +39,25 @@ SQLITE_BUSY_TIMEOUT_S = 30
 REDACTED_BODY = b'{"redacted": true}'
 
 
+#: An order that needs a look by itself: parked, or flagged with a reason (`admin.ATTENTION_SQL`).
+ORDER_ATTENTION = "state = 'needs_attention' OR attention_reason != ''"
+
+
 class OrderRecord(SQLModel, table=True):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_external"),)
+    __table_args__ = (
+        UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_external"),
+        # The console's list (`admin.list_orders`): search by shop id or name, channel + state.
+        Index("ix_orders_external_id", "external_id"),
+        Index("ix_orders_display_id", "display_id"),
+        Index("ix_orders_channel_state", "channel_id", "state"),
+        Index(
+            "ix_orders_attention",
+            "id",
+            sqlite_where=text(ORDER_ATTENTION),
+            postgresql_where=text(ORDER_ATTENTION),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
@@ -53,6 +80,19 @@ class OrderRecord(SQLModel, table=True):
     submission: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     #: When the routine entries of this finished order's audit trail were dropped (`compaction.py`).
     audit_compacted_at: datetime | None = None
+    #: The latest `estimatedShipDate` Amazon gave for the order's items (stuck-order alerts).
+    amazon_ship_by: datetime | None = None
+    #: Merchant-policy rules that held the order for approval and those an operator approved:
+    #: `{"held": [rule ids], "approved": [rule ids]}` (pipeline/policies.py).
+    approvals: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+    @property
+    def approved_rules(self) -> frozenset[str]:
+        return frozenset((self.approvals or {}).get("approved", ()))
+
+    @property
+    def held_rules(self) -> tuple[str, ...]:
+        return tuple((self.approvals or {}).get("held", ()))
 
     @property
     def order_state(self) -> OrderState:
@@ -92,6 +132,9 @@ class DeliveryRecord(SQLModel, table=True):
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     outcome: str = Field(default="", sa_column=Column(String(40), nullable=False, default=""))
     order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    #: `webhook` (the storefront posted it) or `reconcile` (a reconciliation pass read the order
+    #: from the storefront's API and fed it through the same intake; `pipeline/reconcile.py`).
+    source: str = Field(default="webhook", sa_column=Column(String(16), nullable=False, default="webhook"))
 
 
 class JobRecord(SQLModel, table=True):
@@ -146,6 +189,11 @@ class JobRecord(SQLModel, table=True):
     #: The rate bucket (account:operation) holding a token reserved for this job's next run, set
     #: when the job was handed back instead of sleeping (`bridge.budget`), cleared by the claim.
     reserved: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    #: Claims of this job whose worker stopped renewing the lease (crashed, killed, hung): a job
+    #: that keeps taking its worker down is dead-lettered (`jobs.claim`), not claimed forever.
+    lost_leases: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, default=0, server_default="0")
+    )
 
 
 class ShipmentRecord(SQLModel, table=True):
@@ -196,6 +244,10 @@ class PushRecord(SQLModel, table=True):
     storefront_ref: str = Field(default="", sa_column=Column(String(200), nullable=False, default=""))
     created_at: datetime
     done_at: datetime | None = None
+    #: Committed before the first request that could create something at the storefront: from then
+    #: on an earlier attempt may have landed, so every later run (an operator retry included) asks
+    #: the storefront what it already has before pushing again.
+    sent_at: datetime | None = None
 
 
 class FulfillmentUnitRecord(SQLModel, table=True):
@@ -214,6 +266,84 @@ class FulfillmentUnitRecord(SQLModel, table=True):
     lines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime
     updated_at: datetime
+
+
+class OrderPartRecord(SQLModel, table=True):
+    """One Amazon order of a storefront order split under `split_large_orders` (pipeline/split.py):
+    part 1 is also the order row's `seller_fulfillment_order_id`. Sync reads every part and
+    records their shipments and packages on the order, so push-back stays once per package."""
+
+    __tablename__ = "order_parts"
+    __table_args__ = (
+        UniqueConstraint("order_id", "part", name="uq_order_parts_order_part"),
+        UniqueConstraint("seller_fulfillment_order_id", name="uq_order_parts_sfo_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    part: int
+    seller_fulfillment_order_id: str = Field(sa_column=Column(String(40), nullable=False))
+    amazon_status: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    amazon_status_updated_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+def record_parts(session: Session, order_id: int, sfo_ids: list[str], now: datetime) -> None:
+    """The Amazon orders of a split order (none for an order sent whole); idempotent."""
+    known = set(
+        session.execute(
+            select(col(OrderPartRecord.seller_fulfillment_order_id)).where(
+                col(OrderPartRecord.order_id) == order_id
+            )
+        ).scalars()
+    )
+    for part, sfo_id in enumerate(sfo_ids, start=1):
+        if sfo_id not in known:
+            session.add(
+                OrderPartRecord(
+                    order_id=order_id,
+                    part=part,
+                    seller_fulfillment_order_id=sfo_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+
+def order_by_amazon_id(session: Session, seller_fulfillment_order_id: str) -> OrderRecord | None:
+    """The order an Amazon order id belongs to: the order itself, or the order it is a part of."""
+    row = (
+        session.execute(
+            select(OrderRecord).where(
+                col(OrderRecord.seller_fulfillment_order_id) == seller_fulfillment_order_id
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if row is not None:
+        return row
+    part = (
+        session.execute(
+            select(OrderPartRecord).where(
+                col(OrderPartRecord.seller_fulfillment_order_id) == seller_fulfillment_order_id
+            )
+        )
+        .scalars()
+        .first()
+    )
+    return session.get(OrderRecord, part.order_id) if part is not None else None
+
+
+def order_parts(session: Session, order_id: int) -> list[OrderPartRecord]:
+    """The parts of a split order, in order (empty for an order sent whole)."""
+    query = (
+        select(OrderPartRecord)
+        .where(col(OrderPartRecord.order_id) == order_id)
+        .order_by(col(OrderPartRecord.part))
+    )
+    return list(session.execute(query).scalars())
 
 
 class AlertRecord(SQLModel, table=True):
@@ -245,6 +375,23 @@ class SyncCursorRecord(SQLModel, table=True):
 
     account_id: str = Field(sa_column=Column(String(64), primary_key=True))
     synced_until: datetime
+    updated_at: datetime
+
+
+class ReconcileCursorRecord(SQLModel, table=True):
+    """Per channel: up to when the storefront's changed orders have been read completely
+    (`pipeline/reconcile.py`), and who is reading them now (one pass per channel at a time)."""
+
+    __tablename__ = "reconcile_cursors"
+
+    channel_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    #: Our clock at the start of the last complete pass; the next pass reads from here minus an overlap.
+    synced_until: datetime | None = None
+    #: Lease of the pass running now, epoch seconds in database time (`db_now`).
+    running_until: float | None = None
+    holder: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    #: Counts of the last complete pass (JSON), for `fba-bridge channels` and the console.
+    last_summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime
 
 
@@ -386,6 +533,24 @@ class LwaTokenRecord(SQLModel, table=True):
     rejected_credentials: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
     failures: int = 0
     retry_at: float | None = None
+    updated_at: float
+
+
+class StorefrontCredentialRecord(SQLModel, table=True):
+    """Per channel: whether the storefront refused our credentials, shared by every worker.
+
+    While `rejected_code` is set the channel is parked: its push jobs wait without spending
+    attempts, one probe a `recheck_at` (a minute apart) asks the storefront again, and the first
+    success (or `fba-bridge channels recheck`) clears the row, the alert and the wait.
+    Times are epoch seconds of the injected clock.
+    """
+
+    __tablename__ = "storefront_credentials"
+
+    channel_id: str = Field(sa_column=Column(String(100), primary_key=True))
+    rejected_code: str = Field(default="", sa_column=Column(String(64), nullable=False, default=""))
+    rejected_message: str = Field(default="", sa_column=Column(String(2000), nullable=False, default=""))
+    recheck_at: float | None = None
     updated_at: float
 
 

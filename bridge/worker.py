@@ -128,7 +128,9 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and run one due job. Returns False when there was nothing to do."""
-        job = jobs.claim(self.bridge.engine, list(self.handlers), self.lease_s)
+        job = jobs.claim(
+            self.bridge.engine, list(self.handlers), self.lease_s, on_dead=self._dead_letter_alert
+        )
         if job is None:
             return False
         self._run(job)
@@ -204,21 +206,6 @@ class Worker:
         self, job: jobs.ClaimedJob, exc: BaseException, after_s: float | None, permanent: bool = False
     ) -> str:
         error = safe_error(exc)
-
-        def dead_letter_alert(session: Session, record: JobRecord) -> None:
-            order = session.get(OrderRecord, record.order_id) if record.order_id else None
-            what = f"for order {order.display_id or order.external_id} " if order else ""
-            alerts.raise_alert(
-                session,
-                key=f"job_dead:{record.id}",
-                kind="job_dead",
-                message=f"{record.kind} job {record.id} {what}was dead-lettered after {record.attempts} "
-                f"attempt(s): {error}. Fix the cause, then run `fba-bridge jobs retry {record.id}`",
-                now=self.bridge.clock.now(),
-                order_id=record.order_id,
-                channel_id=order.channel_id if order else None,
-            )
-
         try:
             status = jobs.fail(
                 self.bridge.engine,
@@ -226,7 +213,7 @@ class Worker:
                 error,
                 retry_after_s=after_s,
                 permanent=permanent,
-                on_dead=dead_letter_alert,
+                on_dead=self._dead_letter_alert,
             )
         except jobs.LostLease:
             return "lost"
@@ -235,6 +222,28 @@ class Worker:
             level, "job %s kind=%s attempt=%d failed (%s): %s", job.id, job.kind, job.attempts, status, error
         )
         return "dead" if status == jobs.DEAD else "retry"
+
+    def _dead_letter_alert(self, session: Session, record: JobRecord) -> None:
+        """The operator alert for a job that was just dead-lettered (in the same transaction): it
+        names the order, so the order shows in `fba-bridge orders --attention` with this text."""
+        order = session.get(OrderRecord, record.order_id) if record.order_id else None
+        what = f"for order {order.display_id or order.external_id} " if order else ""
+        consequence = (
+            "What it owed the storefront (tracking or a note) was NOT pushed. "
+            if record.kind == "push" and order is not None
+            else ""
+        )
+        alerts.raise_alert(
+            session,
+            key=f"job_dead:{record.id}",
+            kind="job_dead",
+            message=f"{record.kind} job {record.id} {what}was dead-lettered after {record.attempts} "
+            f"attempt(s): {record.last_error}. {consequence}Fix the cause, then run "
+            f"`fba-bridge jobs retry {record.id}`",
+            now=self.bridge.clock.now(),
+            order_id=record.order_id,
+            channel_id=order.channel_id if order else None,
+        )
 
     def _postpone(self, job: jobs.ClaimedJob, exc: RetryLater, reserved: str | None) -> str:
         delay = exc.after_s if exc.after_s is not None else jobs.BACKOFF_BASE_S

@@ -15,6 +15,10 @@ parts we use, with every description removed, and this script that cuts them out
   every definition they reference; every constraint kept.
 - `bridge/amazon/contract/fbaInventory_v1.json`, from the same repository,
   `models/fba-inventory-api-model/fbaInventory.json`: `getInventorySummaries`, the same way.
+- `tests/contracts/notifications_v1.json`, from `models/notifications-api-model/notifications.json`:
+  the destination and subscription operations `fba-bridge amazon subscribe` calls.
+- `tests/fixtures/shopify/tracking_companies.json`, from the same Shopify schema: the carrier
+  names Shopify recognises (listed in `FulfillmentTrackingInfo.company`'s description).
 
 Where to get the upstream files:
 
@@ -32,7 +36,8 @@ Regenerate (from the repository root, in the project's virtualenv, because the s
     .venv/bin/python tools/derive_contracts.py \\
         --shopify-schema PATH/shopify-admin-2026-07.graphql \\
         --outbound-model PATH/fulfillmentOutbound_2020-07-01.json \\
-        --inventory-model PATH/fbaInventory.json
+        --inventory-model PATH/fbaInventory.json \\
+        --notifications-model PATH/notifications.json
 
 Each input is optional; only the fixtures whose input is given are rewritten. `--check` compares
 instead of writing (exit status 1 when a fixture is out of date). The output is deterministic
@@ -66,10 +71,21 @@ if str(ROOT) not in sys.path:
 SHOPIFY_FIXTURE = ROOT / "tests" / "contracts" / "shopify-admin-2026-07.graphql"
 OUTBOUND_FIXTURE = ROOT / "bridge" / "amazon" / "contract" / "fulfillmentOutbound_2020-07-01.json"
 INVENTORY_FIXTURE = ROOT / "bridge" / "amazon" / "contract" / "fbaInventory_v1.json"
+NOTIFICATIONS_FIXTURE = ROOT / "tests" / "contracts" / "notifications_v1.json"
+TRACKING_COMPANIES_FIXTURE = ROOT / "tests" / "fixtures" / "shopify" / "tracking_companies.json"
 
 AMAZON_REPOSITORY = "amzn/selling-partner-api-models"
 OUTBOUND_PATH = "models/fulfillment-outbound-api-model/fulfillmentOutbound_2020-07-01.json"
 INVENTORY_PATH = "models/fba-inventory-api-model/fbaInventory.json"
+NOTIFICATIONS_PATH = "models/notifications-api-model/notifications.json"
+#: What `fba-bridge amazon subscribe` calls and the simulator serves.
+NOTIFICATIONS_OPERATIONS = (
+    "createDestination",
+    "createSubscription",
+    "deleteSubscriptionById",
+    "getDestinations",
+    "getSubscription",
+)
 #: FBA Inventory operations kept although no module calls them yet (inventory sync builds on them).
 INVENTORY_OPERATIONS = ("getInventorySummaries",)
 
@@ -128,6 +144,7 @@ _PROSE = frozenset(
         "x-docgen-enum-table-extension",
         "x-amzn-api-sandbox",
         "x-amzn-api-sandbox-only",
+        "x-amzn-api-internal",  # marks operations Amazon documents as internal-only; no constraint
         "tags",
         "summary",
     }
@@ -758,11 +775,44 @@ def shopify_job(schema_path: Path, origin: str | None) -> Job:
     return Job(SHOPIFY_FIXTURE, render)
 
 
+def tracking_companies(schema_text: str) -> list[str]:
+    """The carrier names Shopify recognises, listed in the description of
+    `FulfillmentTrackingInfo.company` (the only prose we keep, as names: bridge/storefronts/carriers.py
+    is checked against them)."""
+    try:
+        start = schema_text.index("### Supported tracking companies")
+        end = schema_text.index('"""', start)
+    except ValueError:
+        raise DeriveError("the schema has no 'Supported tracking companies' list") from None
+    names: set[str] = set()
+    for line in schema_text[start:end].splitlines():
+        line = line.strip()
+        country = re.match(r"^\* \*\*[^*]+\*\*: (.+?)\.?$", line)
+        if country:
+            names.update(name.strip() for name in country.group(1).split(","))
+        elif line.startswith("* "):
+            names.add(line[2:].strip())
+    return sorted(names)
+
+
+def tracking_companies_job(schema_path: Path) -> Job:
+    def render() -> str:
+        names = tracking_companies(schema_path.read_text(encoding="utf-8"))
+        document = {
+            "source": f"Shopify Admin GraphQL {schema_path.name}: FulfillmentTrackingInfo.company",
+            "names": names,
+        }
+        return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+    return Job(TRACKING_COMPANIES_FIXTURE, render)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--shopify-schema", type=Path, help="Shopify Admin GraphQL 2026-07 schema (SDL)")
     parser.add_argument("--outbound-model", type=Path, help="fulfillmentOutbound_2020-07-01.json")
     parser.add_argument("--inventory-model", type=Path, help="fbaInventory.json")
+    parser.add_argument("--notifications-model", type=Path, help="notifications.json")
     parser.add_argument(
         "--amazon-commit", help="commit of amzn/selling-partner-api-models the models came from"
     )
@@ -777,6 +827,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs: list[Job] = []
     if options.shopify_schema:
         jobs.append(shopify_job(options.shopify_schema, options.shopify_origin))
+        jobs.append(tracking_companies_job(options.shopify_schema))
     if options.outbound_model:
         jobs.append(
             amazon_job(
@@ -794,6 +845,16 @@ def main(argv: list[str] | None = None) -> int:
                 INVENTORY_FIXTURE,
                 INVENTORY_PATH,
                 lambda _model: sorted(INVENTORY_OPERATIONS),
+                options.amazon_commit,
+            )
+        )
+    if options.notifications_model:
+        jobs.append(
+            amazon_job(
+                options.notifications_model,
+                NOTIFICATIONS_FIXTURE,
+                NOTIFICATIONS_PATH,
+                lambda _model: list(NOTIFICATIONS_OPERATIONS),
                 options.amazon_commit,
             )
         )

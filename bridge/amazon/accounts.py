@@ -14,9 +14,10 @@ import httpx
 
 from ..bootstrap import Bridge
 from ..channels import AmazonAccount, Channel
-from ..clock import ScaledClock
+from ..clock import Clock, ScaledClock, SystemClock
 from ..command import command
 from .breaker_alerts import AlertingBreakerListener
+from .feature_eligibility import FeatureEligibility
 from .inventory import FbaInventory
 from .limiter import Buckets, DatabaseBuckets
 from .notifications_api import NotificationsApi, notifications_client
@@ -29,9 +30,17 @@ IN_PROCESS_SIMULATOR = "http://simulator.local"
 
 
 class AmazonAccounts:
-    def __init__(self, clients: dict[str, FulfillmentOutbound], simulator: Simulator | None = None) -> None:
+    def __init__(
+        self,
+        clients: dict[str, FulfillmentOutbound],
+        simulator: Simulator | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self._clients = clients
         self.simulator = simulator
+        #: MCF feature eligibility, read rarely and shared by every job of this process.
+        self.eligibility = FeatureEligibility(clock or SystemClock())
 
     def for_channel(self, channel: Channel) -> FulfillmentOutbound:
         return self._clients[channel.account_id]
@@ -115,7 +124,7 @@ def build_amazon(
         clients[account.id] = outbound_client(
             account, bridge.clock, buckets, transport, tokens=tokens, breaker_listener=listener
         )
-    return AmazonAccounts(clients, simulator)
+    return AmazonAccounts(clients, simulator, clock=bridge.clock)
 
 
 def build_notifications_api(

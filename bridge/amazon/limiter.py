@@ -15,6 +15,11 @@ Two implementations share the `Buckets` protocol:
 - `MemoryBuckets`: one process, thread-safe.
 - `DatabaseBuckets`: the `rate_buckets` table, so several worker processes (or machines) spend one
   budget. Time comes from the database's clock (`db_now`) so processes with drifting clocks agree.
+
+The same buckets also hold a Shopify shop's GraphQL *cost* bucket (`pipeline/shop_budget.py`):
+there a call takes `cost` points instead of one token, the bucket's size and rate come from what
+Shopify reports (`limit=`), and each answer settles the reservation (`settle`: Shopify refunds
+what a query did not use, and its own count of what is left wins when lower).
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ DEFAULT_LIMITS: Mapping[str, Limit] = {
     "listReturnReasonCodes": FULFILLMENT_OUTBOUND_LIMIT,
     "createFulfillmentReturn": FULFILLMENT_OUTBOUND_LIMIT,
     "getFeatures": FULFILLMENT_OUTBOUND_LIMIT,
+    "getFeatureInventory": FULFILLMENT_OUTBOUND_LIMIT,
+    "getFeatureSKU": FULFILLMENT_OUTBOUND_LIMIT,
     "deliveryOffers": Limit(rate=5.0, burst=30.0),
     # Notifications API v1 (destinations are per application, subscriptions per seller).
     "getDestinations": Limit(rate=1.0, burst=5.0),
@@ -117,9 +124,9 @@ def _refill(tokens: float, updated: float, rate: float, burst: float, now: float
     return min(burst, tokens + max(0.0, now - updated) * rate)
 
 
-def _reserve(tokens: float, rate: float, max_wait: float | None) -> tuple[float, float]:
-    """(balance after taking one token, seconds until that token is covered)."""
-    after = tokens - 1.0
+def _reserve(tokens: float, rate: float, max_wait: float | None, cost: float = 1.0) -> tuple[float, float]:
+    """(balance after taking `cost` tokens, seconds until they are covered)."""
+    after = tokens - cost
     wait = 0.0 if after >= 0 else -after / rate
     if max_wait is not None and wait > max_wait:
         raise LocalThrottle(
@@ -178,6 +185,11 @@ class _LimitTable:
         return Limit(limit.rate, max(1.0, limit.burst - BURST_HEADROOM))
 
 
+def _settled(tokens: float, burst: float, refund: float, available: float | None) -> float:
+    tokens = min(burst, tokens + max(0.0, refund))
+    return tokens if available is None else min(tokens, available)
+
+
 class MemoryBuckets:
     """Token buckets in this process's memory; safe to share between threads."""
 
@@ -193,23 +205,31 @@ class MemoryBuckets:
         self._lock = threading.Lock()
         self._state: dict[str, list[float]] = {}  # key -> [tokens, updated, rate, burst]
 
-    def _current(self, key: str, operation: str) -> list[float]:
+    def _current(self, key: str, operation: str, limit: Limit | None = None) -> list[float]:
         now = self._clock.monotonic()
         state = self._state.get(key)
         if state is None:
-            limit = self._limit(operation)
+            limit = limit or self._limit(operation)
             state = self._state[key] = [limit.burst, now, limit.rate, limit.burst]
         state[0] = _refill(state[0], state[1], state[2], state[3], now)
         state[1] = now
         return state
 
-    def acquire(self, account_id: str, operation: str, *, max_wait: float | None = None) -> float:
+    def acquire(
+        self,
+        account_id: str,
+        operation: str,
+        *,
+        max_wait: float | None = None,
+        cost: float = 1.0,
+        limit: Limit | None = None,
+    ) -> float:
         key = bucket_key(account_id, operation)
         if _prepaid(key):
             return 0.0
         with self._lock:
-            state = self._current(key, operation)
-            state[0], wait = _reserve(state[0], state[2], max_wait)
+            state = self._current(key, operation, limit)
+            state[0], wait = _reserve(state[0], state[2], max_wait, cost)
         if _hand_back_instead(key, wait):
             raise _handed_back(wait)
         self._clock.sleep(wait)
@@ -225,6 +245,23 @@ class MemoryBuckets:
         with self._lock:
             state = self._current(bucket_key(account_id, operation), operation)
             state[0] = min(state[0], 0.0)
+
+    def settle(
+        self,
+        account_id: str,
+        operation: str,
+        *,
+        refund: float = 0.0,
+        available: float | None = None,
+        limit: Limit | None = None,
+    ) -> None:
+        """The remote side answered: give back `refund` (reserved but not charged), take its count
+        of what is left (`available`) when lower than ours, adopt its size and rate (`limit`)."""
+        with self._lock:
+            state = self._current(bucket_key(account_id, operation), operation, limit)
+            if limit is not None and sane_rate(limit.rate) and limit.burst > 0:
+                state[2], state[3] = limit.rate, limit.burst
+            state[0] = _settled(state[0], state[3], refund, available)
 
     def peek(self, account_id: str, operation: str) -> BucketState:
         with self._lock:
@@ -265,13 +302,15 @@ class DatabaseBuckets:
     def _now(self, session: Session) -> float:
         return db_now(session) if self._use_db_clock else self._clock.now().timestamp()
 
-    def _locked(self, session: Session, key: str, operation: str, now: float) -> BucketState:
+    def _locked(
+        self, session: Session, key: str, operation: str, now: float, limit: Limit | None = None
+    ) -> BucketState:
         """The bucket's row, locked for this transaction and refilled up to `now`."""
         t = self._table
         query = select(t.c.tokens, t.c.updated, t.c.rate, t.c.burst).where(t.c.key == key).with_for_update()
         row = session.execute(query).first()
         if row is None:
-            limit = self._limit(operation)
+            limit = limit or self._limit(operation)
             insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
             session.execute(
                 insert(t)
@@ -283,21 +322,37 @@ class DatabaseBuckets:
         return BucketState(_refill(tokens, updated, rate, burst, now), rate, burst)
 
     def _write(
-        self, session: Session, key: str, now: float, tokens: float, rate: float | None = None
+        self,
+        session: Session,
+        key: str,
+        now: float,
+        tokens: float,
+        rate: float | None = None,
+        burst: float | None = None,
     ) -> None:
         values: dict[str, float] = {"tokens": tokens, "updated": now}
         if rate is not None:
             values["rate"] = rate
+        if burst is not None:
+            values["burst"] = burst
         session.execute(update(self._table).where(self._table.c.key == key).values(**values))
 
-    def acquire(self, account_id: str, operation: str, *, max_wait: float | None = None) -> float:
+    def acquire(
+        self,
+        account_id: str,
+        operation: str,
+        *,
+        max_wait: float | None = None,
+        cost: float = 1.0,
+        limit: Limit | None = None,
+    ) -> float:
         key = bucket_key(account_id, operation)
         if _prepaid(key):
             return 0.0
         with write_session(self._engine) as session:
             now = self._now(session)
-            state = self._locked(session, key, operation, now)
-            tokens, wait = _reserve(state.tokens, state.rate, max_wait)
+            state = self._locked(session, key, operation, now, limit)
+            tokens, wait = _reserve(state.tokens, state.rate, max_wait, cost)
             self._write(session, key, now, tokens)
         if _hand_back_instead(key, wait):
             raise _handed_back(wait)
@@ -326,6 +381,26 @@ class DatabaseBuckets:
             now = self._now(session)
             state = self._locked(session, key, operation, now)
             self._write(session, key, now, min(state.tokens, 0.0))
+
+    def settle(
+        self,
+        account_id: str,
+        operation: str,
+        *,
+        refund: float = 0.0,
+        available: float | None = None,
+        limit: Limit | None = None,
+    ) -> None:
+        """As `MemoryBuckets.settle`, in one short write transaction."""
+        key = bucket_key(account_id, operation)
+        with write_session(self._engine) as session:
+            now = self._now(session)
+            state = self._locked(session, key, operation, now, limit)
+            rate, burst = state.rate, state.burst
+            if limit is not None and sane_rate(limit.rate) and limit.burst > 0:
+                rate, burst = limit.rate, limit.burst
+            tokens = _settled(state.tokens, burst, refund, available)
+            self._write(session, key, now, tokens, rate, burst)
 
     def peek(self, account_id: str, operation: str) -> BucketState:
         key = bucket_key(account_id, operation)

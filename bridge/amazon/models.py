@@ -971,6 +971,43 @@ class Feature:
         )
 
 
+@dataclass(frozen=True)
+class FeatureSku:
+    """One SKU of `getFeatureInventory`: eligible for the feature, with the units available."""
+
+    seller_sku: str
+    sku_count: int = 0
+
+    @classmethod
+    def from_api(cls, data: Any) -> FeatureSku:
+        d = _obj(data)
+        count = d.get("skuCount")
+        return cls(str(d.get("sellerSku", "")), int(count) if isinstance(count, int | float) else 0)
+
+
+@dataclass(frozen=True)
+class FeatureSkuEligibility:
+    """`getFeatureSKU`: whether one seller SKU may ship with a feature, and Amazon's reasons if not
+    (`MERCHANT_NOT_ENROLLED`, `SKU_NOT_ELIGIBLE`, `INVALID_SKU`)."""
+
+    feature_name: str
+    seller_sku: str
+    is_eligible: bool
+    ineligible_reasons: tuple[str, ...] = ()
+
+    @classmethod
+    def from_api(cls, data: Any, seller_sku: str) -> FeatureSkuEligibility:
+        d = _obj(data)
+        if "isEligible" not in d:
+            raise KeyError("isEligible")
+        return cls(
+            str(d.get("featureName", "")),
+            str(d.get("sellerSku") or seller_sku),
+            _bool(d.get("isEligible")),
+            _strs(d.get("ineligibleReasons")),
+        )
+
+
 def previews_from_api(payload: Any) -> list[FulfillmentPreview]:
     return [FulfillmentPreview.from_api(p) for p in _objs(_obj(payload).get("fulfillmentPreviews"))]
 

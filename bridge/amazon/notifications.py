@@ -16,7 +16,7 @@ from sqlmodel import col
 from ..audit import note
 from ..clock import Clock
 from ..pipeline.sync import enqueue_order_sync
-from ..store import DeliveryRecord, OrderRecord, write_session
+from ..store import DeliveryRecord, order_by_amazon_id, write_session
 from ..storefronts.base import Rejection, parse_json, validate_or_reject
 
 CHANNEL = "amazon"
@@ -46,15 +46,7 @@ def ingest_notification(engine: Engine, body: bytes, clock: Clock) -> Notificati
         ).first()
         if seen is not None:
             return NotificationResult("duplicate")
-        row = (
-            session.execute(
-                select(OrderRecord).where(
-                    col(OrderRecord.seller_fulfillment_order_id) == status["SellerFulfillmentOrderId"]
-                )
-            )
-            .scalars()
-            .first()
-        )
+        row = order_by_amazon_id(session, str(status["SellerFulfillmentOrderId"]))
         event_type = str(status.get("EventType", ""))[:30]
         session.add(
             DeliveryRecord(

@@ -33,6 +33,8 @@ from .models import (
     CreateFulfillmentReturnRequest,
     CreateFulfillmentReturnResult,
     Feature,
+    FeatureSku,
+    FeatureSkuEligibility,
     FulfillmentOrder,
     FulfillmentPreview,
     GetFulfillmentPreviewRequest,
@@ -112,6 +114,14 @@ class FulfillmentOutbound(Protocol):
 
     def features(self, marketplace_id: str) -> list[Feature]: ...
 
+    def feature_inventory(self, marketplace_id: str, feature_name: str) -> list[FeatureSku]:
+        """Every SKU eligible for the feature in the marketplace, across all pages."""
+        ...
+
+    def feature_sku(self, marketplace_id: str, feature_name: str, seller_sku: str) -> FeatureSkuEligibility:
+        """Whether one SKU may ship with the feature, and why not."""
+        ...
+
     def recheck_credentials(self) -> None:
         """Ask Login with Amazon now whether the account's credentials work; a parked account
         resumes on success, `CredentialsRejected` says why not."""
@@ -141,6 +151,12 @@ class Ops20200701:
         "createFulfillmentReturn", "PUT", _ORDER + "/return", idempotent=False, by_id=True
     )
     FEATURES = Operation("getFeatures", "GET", _BASE + "/features", idempotent=True)
+    FEATURE_INVENTORY = Operation(
+        "getFeatureInventory", "GET", _BASE + "/features/inventory/{featureName}", idempotent=True
+    )
+    FEATURE_SKU = Operation(
+        "getFeatureSKU", "GET", _BASE + "/features/inventory/{featureName}/{sellerSku}", idempotent=True
+    )
 
 
 def _parse(op: Operation, response: SpApiResponse, parse: Callable[[Any], T]) -> T:
@@ -287,6 +303,35 @@ class FulfillmentOutbound20200701:
             response,
             lambda p: [Feature.from_api(f) for f in (_payload(p).get("features") or [])],
         )
+
+    def feature_inventory(self, marketplace_id: str, feature_name: str) -> list[FeatureSku]:
+        op = self.ops.FEATURE_INVENTORY
+        params: dict[str, str] = {"marketplaceId": marketplace_id}
+        seen: set[str] = set()
+        found: list[FeatureSku] = []
+        for _ in range(_MAX_PAGES):
+            response = self.client.call(op, path_params={"featureName": feature_name}, params=params)
+            payload = _parse(op, response, _payload)
+            found += _parse(
+                op, response, lambda p: [FeatureSku.from_api(s) for s in (p.get("featureSkus") or [])]
+            )
+            token = payload.get("nextToken") if isinstance(payload, dict) else None
+            if not token:
+                return found
+            if token in seen:
+                raise unexpected(op, "nextToken repeats an earlier page", response.request_id)
+            seen.add(token)
+            params = {"marketplaceId": marketplace_id, "nextToken": str(token)}
+        raise unexpected(op, f"more than {_MAX_PAGES} pages")
+
+    def feature_sku(self, marketplace_id: str, feature_name: str, seller_sku: str) -> FeatureSkuEligibility:
+        op = self.ops.FEATURE_SKU
+        response = self.client.call(
+            op,
+            path_params={"featureName": feature_name, "sellerSku": seller_sku},
+            params={"marketplaceId": marketplace_id},
+        )
+        return _parse(op, response, lambda p: FeatureSkuEligibility.from_api(_payload(p), seller_sku))
 
 
 def _order_id(seller_fulfillment_order_id: str) -> dict[str, str]:

@@ -27,6 +27,11 @@ and answered in exactly the selection's shape, aliases included. What it holds a
 - Inventory (`fake.inventory`, its own block at the end of the module): items per SKU with
   `available` units per location, `inventoryItems(query: "sku:...")` and `inventorySetQuantities`
   with `changeFromQuantity` and the required `@idempotent` key; `sell()` is a sale in the shop.
+- The order listing reconciliation reads: `put_order(document)` creates or changes an order from
+  its REST document (the webhook body's shape), stamps `updated_at` with the fake's clock and
+  returns the body the matching webhook would carry; `orders(query: "updated_at:>='...'",
+  sortKey: UPDATED_AT, first, after)` serves those orders (content, lines, addresses, customer)
+  with keyset cursors. Orders seeded with `add_order` alone are not listed.
 - Authentication by `X-Shopify-Access-Token` (401 with Shopify's body otherwise; `revoke()`).
 - What `fba-bridge check channel` reads: `shop`, `currentAppInstallation.accessScopes` (set
   `access_scopes`) and the app's `webhookSubscriptions` (`add_webhook_subscription`).
@@ -62,7 +67,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -149,6 +154,15 @@ type QueryRoot {
     includeInactive: Boolean = false
   ): LocationConnection!
   location(id: ID): Location
+  orders(
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+    sortKey: OrderSortKeys = PROCESSED_AT
+    query: String
+  ): OrderConnection!
 }
 
 type Mutation {
@@ -188,6 +202,27 @@ type Mutation {
     id: ID!
     message: String
   ): FulfillmentOrderRejectCancellationRequestPayload
+  fulfillmentOrderMove(
+    id: ID!
+    newLocationId: ID!
+    fulfillmentOrderLineItems: [FulfillmentOrderLineItemInput!]
+  ): FulfillmentOrderMovePayload
+}
+
+type FulfillmentOrderMovePayload {
+  movedFulfillmentOrder: FulfillmentOrder
+  originalFulfillmentOrder: FulfillmentOrder
+  userErrors: [FulfillmentOrderMoveFulfillmentOrderMoveUserError!]!
+}
+
+type FulfillmentOrderMoveFulfillmentOrderMoveUserError {
+  code: FulfillmentOrderMoveFulfillmentOrderMoveUserErrorCode
+  field: [String!]
+  message: String!
+}
+
+enum FulfillmentOrderMoveFulfillmentOrderMoveUserErrorCode {
+  CANNOT_MOVE_FULFILLMENT_ORDER_WITH_REPORTED_PROGRESS
 }
 
 type Shop {
@@ -246,8 +281,39 @@ type FulfillmentServiceUpdatePayload {
 
 type Order {
   id: ID!
+  legacyResourceId: UnsignedInt64!
   name: String!
+  number: Int!
   note: String
+  email: String
+  phone: String
+  test: Boolean!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  cancelledAt: DateTime
+  cancelReason: OrderCancelReason
+  currencyCode: CurrencyCode!
+  displayFinancialStatus: OrderDisplayFinancialStatus
+  customAttributes: [Attribute!]!
+  tags: [String!]!
+  customer: Customer
+  shippingAddress: MailingAddress
+  billingAddress: MailingAddress
+  lineItems(
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+  ): LineItemConnection!
+  shippingLines(
+    includeRemovals: Boolean = false
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+  ): ShippingLineConnection!
   fulfillmentOrders(
     displayable: Boolean = false
     first: Int
@@ -258,6 +324,31 @@ type Order {
     query: String
   ): FulfillmentOrderConnection!
   fulfillments(first: Int, query: String): [Fulfillment!]!
+  risk: OrderRiskSummary!
+}
+
+type OrderRiskSummary {
+  assessments: [OrderRiskAssessment!]!
+  recommendation: OrderRiskRecommendationResult!
+}
+
+type OrderRiskAssessment {
+  riskLevel: RiskAssessmentResult!
+}
+
+enum OrderRiskRecommendationResult {
+  ACCEPT
+  CANCEL
+  INVESTIGATE
+  NONE
+}
+
+enum RiskAssessmentResult {
+  HIGH
+  LOW
+  MEDIUM
+  NONE
+  PENDING
 }
 
 type PageInfo {
@@ -468,9 +559,139 @@ type FulfillmentOrderLineItem {
 type LineItem {
   id: ID!
   name: String!
+  title: String!
   quantity: Int!
+  currentQuantity: Int!
+  unfulfilledQuantity: Int!
   sku: String
   requiresShipping: Boolean!
+  isGiftCard: Boolean!
+  originalUnitPriceSet: MoneyBag!
+  customAttributes: [Attribute!]!
+}
+
+scalar UnsignedInt64
+scalar Decimal
+
+enum OrderSortKeys {
+  CREATED_AT
+  ID
+  PROCESSED_AT
+  UPDATED_AT
+}
+
+enum OrderCancelReason {
+  CUSTOMER
+  DECLINED
+  FRAUD
+  INVENTORY
+  STAFF
+  OTHER
+}
+
+enum OrderDisplayFinancialStatus {
+  PENDING
+  AUTHORIZED
+  PARTIALLY_PAID
+  PARTIALLY_REFUNDED
+  VOIDED
+  PAID
+  REFUNDED
+  EXPIRED
+}
+
+enum CurrencyCode {
+  USD
+  CAD
+  MXN
+  GBP
+  EUR
+  JPY
+  AUD
+}
+
+type Attribute {
+  key: String!
+  value: String
+}
+
+type Customer {
+  id: ID!
+  defaultEmailAddress: CustomerEmailAddress
+  defaultPhoneNumber: CustomerPhoneNumber
+}
+
+type CustomerEmailAddress {
+  emailAddress: String!
+}
+
+type CustomerPhoneNumber {
+  phoneNumber: String!
+}
+
+type MoneyV2 {
+  amount: Decimal!
+  currencyCode: CurrencyCode!
+}
+
+type MoneyBag {
+  presentmentMoney: MoneyV2!
+  shopMoney: MoneyV2!
+}
+
+type MailingAddress {
+  name: String
+  firstName: String
+  lastName: String
+  company: String
+  address1: String
+  address2: String
+  city: String
+  province: String
+  provinceCode: String
+  zip: String
+  countryCodeV2: CountryCode
+  phone: String
+}
+
+type ShippingLine {
+  id: ID
+  title: String!
+  code: String
+  isRemoved: Boolean!
+}
+
+type OrderConnection {
+  edges: [OrderEdge!]!
+  nodes: [Order!]!
+  pageInfo: PageInfo!
+}
+
+type OrderEdge {
+  cursor: String!
+  node: Order!
+}
+
+type LineItemConnection {
+  edges: [LineItemEdge!]!
+  nodes: [LineItem!]!
+  pageInfo: PageInfo!
+}
+
+type LineItemEdge {
+  cursor: String!
+  node: LineItem!
+}
+
+type ShippingLineConnection {
+  edges: [ShippingLineEdge!]!
+  nodes: [ShippingLine!]!
+  pageInfo: PageInfo!
+}
+
+type ShippingLineEdge {
+  cursor: String!
+  node: ShippingLine!
 }
 
 enum FulfillmentStatus {
@@ -636,6 +857,14 @@ class FakeLine:
     quantity: int
     name: str = "Item"
     requires_shipping: bool = True
+    # What an order document (`put_order`) says besides; defaults for orders seeded by `add_order`.
+    title: str | None = None
+    current_quantity: int | None = None
+    unfulfilled_quantity: int | None = None
+    gift_card: bool = False
+    price: str = "0.00"
+    currency: str = "USD"
+    properties: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass
@@ -766,6 +995,13 @@ class FakeOrder:
     destination: Mapping[str, str | None] = field(default_factory=lambda: dict(DEFAULT_DESTINATION))
     shipping_method: str = "Standard Shipping"
     processed_at: datetime | None = None
+    #: The order as `put_order` stored it (REST shape, what a webhook body carries); None for
+    #: orders seeded with `add_order` only, which the `orders` listing leaves out.
+    document: dict[str, Any] | None = None
+    updated_at: datetime | None = None
+    # Order.risk: Shopify's recommendation and each assessment's risk level.
+    risk_recommendation: str = "ACCEPT"
+    risk_levels: tuple[str, ...] = ("LOW",)
 
 
 @dataclass(frozen=True)
@@ -1034,6 +1270,10 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
         ("Order", "id"): lambda o, _i: _gid("Order", o.id),
         ("Order", "fulfillmentOrders"): lambda o, _i, **a: _connection(o.fulfillment_orders, a),
         ("Order", "fulfillments"): lambda o, _i, **a: _limit(o.fulfillments, a.get("first")),
+        ("Order", "risk"): lambda o, _i: {
+            "recommendation": o.risk_recommendation,
+            "assessments": [{"riskLevel": level} for level in o.risk_levels],
+        },
         ("FulfillmentOrder", "id"): lambda fo, _i: _gid("FulfillmentOrder", fo.id),
         ("FulfillmentOrder", "order"): lambda fo, info: ctx(info)._orders[fo.order_id],
         ("FulfillmentOrder", "lineItems"): lambda fo, _i, **a: _connection(fo.line_items, a),
@@ -1097,6 +1337,59 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
         ("FulfillmentOrderLineItem", "requiresShipping"): lambda li, _i: li.line.requires_shipping,
         ("FulfillmentOrderLineItem", "productTitle"): lambda li, _i: li.line.name,
         ("LineItem", "requiresShipping"): lambda line, _i: line.requires_shipping,
+        # The order listing (reconciliation): content from the order document
+        ("QueryRoot", "orders"): lambda _r, info, **a: ctx(info)._orders_connection(a),
+        ("Order", "legacyResourceId"): lambda o, _i: o.id,
+        ("Order", "number"): lambda o, _i: _doc(o).get("order_number") or 0,
+        ("Order", "email"): lambda o, _i: _doc(o).get("email"),
+        ("Order", "phone"): lambda o, _i: _doc(o).get("phone"),
+        ("Order", "test"): lambda o, _i: _doc(o).get("test") is True,
+        ("Order", "createdAt"): lambda o, _i: _doc(o).get("created_at") or _iso(o.processed_at),
+        ("Order", "updatedAt"): lambda o, _i: _iso(o.updated_at or o.processed_at),
+        ("Order", "cancelledAt"): lambda o, _i: _doc(o).get("cancelled_at"),
+        ("Order", "cancelReason"): lambda o, _i: _upper(_doc(o).get("cancel_reason")),
+        ("Order", "currencyCode"): lambda o, _i: _doc(o).get("currency") or "USD",
+        ("Order", "displayFinancialStatus"): lambda o, _i: _upper(_doc(o).get("financial_status")),
+        ("Order", "customAttributes"): lambda o, _i: [
+            {"key": str(a.get("name") or ""), "value": None if a.get("value") is None else str(a["value"])}
+            for a in _doc(o).get("note_attributes") or ()
+        ],
+        ("Order", "customer"): lambda o, _i: _customer(_doc(o).get("customer")),
+        ("Order", "tags"): lambda o, _i: [
+            t.strip() for t in str(_doc(o).get("tags") or "").split(",") if t.strip()
+        ],
+        ("Order", "shippingAddress"): lambda o, _i: _mailing_address(_doc(o).get("shipping_address")),
+        ("Order", "billingAddress"): lambda o, _i: _mailing_address(_doc(o).get("billing_address")),
+        ("Order", "lineItems"): lambda o, _i, **a: _connection(_document_lines(o), a),
+        ("Order", "shippingLines"): lambda o, _i, **a: _connection(
+            [
+                {
+                    "id": _gid("ShippingLine", i + 1),
+                    "title": str(x.get("title") or ""),
+                    "code": x.get("code"),
+                    "isRemoved": x.get("is_removed") is True,
+                }
+                for i, x in enumerate(_doc(o).get("shipping_lines") or ())
+                if a.get("includeRemovals") or x.get("is_removed") is not True
+            ],
+            a,
+        ),
+        ("LineItem", "title"): lambda line, _i: line.title or line.name,
+        ("LineItem", "currentQuantity"): lambda line, _i: (
+            line.quantity if line.current_quantity is None else line.current_quantity
+        ),
+        ("LineItem", "unfulfilledQuantity"): lambda line, _i: (
+            line.quantity if line.unfulfilled_quantity is None else line.unfulfilled_quantity
+        ),
+        ("LineItem", "isGiftCard"): lambda line, _i: line.gift_card,
+        ("LineItem", "customAttributes"): lambda line, _i: [
+            {"key": str(p.get("name") or ""), "value": None if p.get("value") is None else str(p["value"])}
+            for p in line.properties
+        ],
+        ("LineItem", "originalUnitPriceSet"): lambda line, _i: {
+            "shopMoney": {"amount": line.price, "currencyCode": line.currency},
+            "presentmentMoney": {"amount": line.price, "currencyCode": line.currency},
+        },
         ("Mutation", "fulfillmentServiceCreate"): lambda _r, info, **a: ctx(info)._service_create(a),
         ("Mutation", "fulfillmentServiceUpdate"): lambda _r, info, **a: ctx(info)._service_update(a),
         ("Mutation", "fulfillmentOrderAcceptFulfillmentRequest"): lambda _r, info, **a: ctx(info)._answer(
@@ -1111,11 +1404,103 @@ def _resolvers() -> dict[tuple[str, str], Resolver]:
         ("Mutation", "fulfillmentOrderRejectCancellationRequest"): lambda _r, info, **a: ctx(info)._answer(
             a["id"], "CANCELLATION_REQUESTED", "CANCELLATION_REJECTED", None
         ),
+        ("Mutation", "fulfillmentOrderMove"): lambda _r, info, **a: ctx(info)._move(a),
     }
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _doc(order: FakeOrder) -> dict[str, Any]:
+    return order.document or {}
+
+
+def _upper(value: Any) -> str | None:
+    return value.upper() if isinstance(value, str) and value else None
+
+
+def _customer(customer: Any) -> dict[str, Any] | None:
+    """A REST `customer` block as GraphQL's `Customer` (only its default e-mail and phone)."""
+    if not isinstance(customer, dict):
+        return None
+    email, phone = customer.get("email"), customer.get("phone")
+    return {
+        "id": _gid("Customer", customer.get("id") or 1),
+        "defaultEmailAddress": {"emailAddress": email} if email else None,
+        "defaultPhoneNumber": {"phoneNumber": phone} if phone else None,
+    }
+
+
+def _mailing_address(address: Any) -> dict[str, Any] | None:
+    """A REST address block as GraphQL's `MailingAddress`."""
+    if not isinstance(address, dict):
+        return None
+    return {
+        "name": address.get("name"),
+        "firstName": address.get("first_name"),
+        "lastName": address.get("last_name"),
+        "company": address.get("company"),
+        "address1": address.get("address1"),
+        "address2": address.get("address2"),
+        "city": address.get("city"),
+        "province": address.get("province"),
+        "provinceCode": address.get("province_code"),
+        "zip": address.get("zip"),
+        "countryCodeV2": (address.get("country_code") or "").upper() or None,
+        "phone": address.get("phone"),
+    }
+
+
+def _document_lines(order: FakeOrder) -> list[FakeLine]:
+    """The order's line items as its document has them (or as `add_order` seeded them)."""
+    if order.document is None:
+        return list(order.lines)
+    currency = str(order.document.get("currency") or "USD")
+    return [
+        FakeLine(
+            line_id=str(item["id"]),
+            sku=item.get("sku"),
+            quantity=int(item["quantity"]),
+            name=str(item.get("name") or item.get("title") or "Item"),
+            requires_shipping=item.get("requires_shipping") is not False,
+            title=item.get("title"),
+            current_quantity=item.get("current_quantity"),
+            unfulfilled_quantity=item.get("fulfillable_quantity"),
+            gift_card=item.get("gift_card") is True,
+            price=str(item.get("price") or "0.00"),
+            currency=currency,
+            properties=tuple(p for p in item.get("properties") or () if isinstance(p, dict)),
+        )
+        for item in order.document.get("line_items") or ()
+    ]
+
+
+_SEARCH_TERM = re.compile(r"^updated_at:(>=|<=|>|<)'?([^']+?)'?$")
+
+
+def _updated_filter(query: str | None) -> Callable[[datetime], bool]:
+    """Shopify's search syntax, the part the fake understands: `updated_at` comparisons joined by
+    spaces or AND. Anything else is refused, so a query the fake cannot honour fails loudly."""
+    checks: list[Callable[[datetime], bool]] = []
+    for term in (query or "").replace(" AND ", " ").split():
+        match = _SEARCH_TERM.match(term)
+        if match is None:
+            raise GraphQLError(f"the fake Shopify does not understand the search term {term[:80]!r}")
+        try:
+            bound = datetime.fromisoformat(match.group(2).replace("Z", "+00:00"))
+        except ValueError:
+            raise GraphQLError(f"Invalid date in the search term {term[:80]!r}") from None
+        op = match.group(1)
+        checks.append(
+            {
+                ">": lambda t, b=bound: t > b,
+                ">=": lambda t, b=bound: t >= b,
+                "<": lambda t, b=bound: t < b,
+                "<=": lambda t, b=bound: t <= b,
+            }[op]
+        )
+    return lambda t: all(check(t) for check in checks)
 
 
 def fake_schema_sdl() -> str:
@@ -1320,6 +1705,50 @@ class FakeShopify:
                 shipping_method=shipping_method,
                 processed_at=self.clock.now(),
             )
+
+    def put_order(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or change an order as checkout or the merchant would. `document` is the REST
+        order, the shape of an `orders/*` webhook body. The fake stamps `updated_at` with its
+        clock (and `created_at` the first time) and returns the stored document: the body the
+        `orders/create` or `orders/updated` webhook of this change carries. The `orders` listing
+        serves the same content through GraphQL."""
+        with self._lock:
+            doc = copy.deepcopy(dict(document))
+            order_id = str(doc["id"])
+            now = self.clock.now()
+            doc["updated_at"] = _iso(now)
+            existing = self._orders.get(order_id)
+            if existing is not None and existing.document:
+                doc["created_at"] = existing.document.get("created_at") or _iso(now)
+            else:
+                doc["created_at"] = doc.get("created_at") or _iso(now)
+            if existing is None:
+                self.add_order(
+                    order_id,
+                    [
+                        (str(item["id"]), item.get("sku"), int(item["quantity"]))
+                        for item in doc.get("line_items") or ()
+                    ],
+                    name=doc.get("name"),
+                    note=doc.get("note"),
+                )
+            order = self._orders[order_id]
+            order.document = doc
+            order.updated_at = now
+            order.note = doc.get("note")
+            return copy.deepcopy(doc)
+
+    def order_document(self, order_id: str) -> dict[str, Any]:
+        """The stored document of an order `put_order` made (a webhook body of its latest state)."""
+        with self._lock:
+            return copy.deepcopy(self._orders[str(order_id)].document or {})
+
+    def set_risk(self, order_id: str, recommendation: str, levels: Sequence[str] = ("HIGH",)) -> None:
+        """What Shopify's fraud analysis says about the order (`Order.risk`)."""
+        with self._lock:
+            order = self._orders[str(order_id)]
+            order.risk_recommendation = recommendation
+            order.risk_levels = tuple(levels)
 
     def set_fulfillment_order_status(self, order_id: str, index: int, status: str) -> None:
         """Put the order's `index`-th fulfillment order on hold, schedule it, close it..."""
@@ -1857,13 +2286,129 @@ class FakeShopify:
             fo.status = status
         return {"fulfillmentOrder": fo, "userErrors": []}
 
+    def _move(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """`fulfillmentOrderMove`: only while Shopify lists MOVE among the fulfillment order's
+        supported actions; the whole fulfillment order moves when every unfulfilled unit goes and
+        nothing was fulfilled from it, else the units go to a new fulfillment order there."""
+
+        def refused(path: str, message: str) -> dict[str, Any]:
+            return {
+                "movedFulfillmentOrder": None,
+                "originalFulfillmentOrder": None,
+                "userErrors": [{"code": None, "field": [path], "message": message}],
+            }
+
+        fo = self._fulfillment_order_by_gid(args["id"])
+        if fo is None:
+            return refused("id", "Fulfillment order does not exist.")
+        location = self._location_by_gid(args["newLocationId"])
+        if location is None or not location.active:
+            return refused("newLocationId", "Location does not exist.")
+        if "MOVE" not in self._supported_actions(fo):
+            return refused("id", f"Cannot move fulfillment order {fo.id} in its current state.")
+        if location.id == fo.location_id:
+            return refused("newLocationId", "The fulfillment order is already assigned to this location.")
+        requested = args.get("fulfillmentOrderLineItems")
+        by_gid = {_gid("FulfillmentOrderLineItem", li.id): li for li in fo.line_items}
+        if requested is None:
+            wanted = {li.id: li.remaining for li in fo.line_items if li.remaining > 0}
+        else:
+            wanted = {}
+            for entry in requested:
+                li = by_gid.get(entry["id"])
+                quantity = int(entry["quantity"])
+                if li is None:
+                    return refused("fulfillmentOrderLineItems", "Fulfillment order line item does not exist.")
+                if quantity < 1 or quantity + wanted.get(li.id, 0) > li.remaining:
+                    return refused("fulfillmentOrderLineItems", "Quantity is invalid.")
+                wanted[li.id] = wanted.get(li.id, 0) + quantity
+        if not wanted:
+            return refused("id", "The fulfillment order has nothing left to move.")
+        whole = all(li.total == li.remaining and wanted.get(li.id, 0) == li.remaining for li in fo.line_items)
+        if whole:
+            fo.location_id = location.id
+            fo.request_status = "UNSUBMITTED"
+            return {"movedFulfillmentOrder": fo, "originalFulfillmentOrder": fo, "userErrors": []}
+        items = []
+        for li in fo.line_items:
+            quantity = wanted.get(li.id, 0)
+            if quantity:
+                li.remaining -= quantity
+                li.total -= quantity
+                items.append(FakeFulfillmentOrderLineItem(self._new_id(), li.line, quantity, quantity))
+        moved = FakeFulfillmentOrder(self._new_id(), fo.order_id, "OPEN", items, location.id)
+        self._fulfillment_orders[moved.id] = moved
+        self._orders[fo.order_id].fulfillment_orders.append(moved)
+        if all(li.remaining == 0 for li in fo.line_items) and fo.status != "CLOSED":
+            fo.status = "CLOSED"
+        return {"movedFulfillmentOrder": moved, "originalFulfillmentOrder": fo, "userErrors": []}
+
     def _order_update(self, data: Mapping[str, Any]) -> dict[str, Any]:
         order = self._order_by_gid(data["id"])
         if order is None:
             return {"order": None, "userErrors": [_user_error(["id"], "Order does not exist")]}
         if "note" in data:
             order.note = data["note"]
+            if order.document is not None:  # an edit changes the order's updated_at, as in Shopify
+                order.document["note"] = data["note"]
+                order.updated_at = self.clock.now()
+                order.document["updated_at"] = _iso(order.updated_at)
         return {"order": order, "userErrors": []}
+
+    def _orders_connection(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """`orders`: the orders `put_order` made, filtered by `query`, sorted by `sortKey`, paged
+        with cursors that name the last row's sort key (so an order changing during a walk
+        through the pages moves, but never makes the walk skip another one)."""
+        if args.get("last") is not None or args.get("before"):
+            raise GraphQLError("the fake Shopify pages orders forwards only (first/after)")
+        first = args.get("first")
+        if first is None:
+            raise GraphQLError("you must provide one of first or last")
+        if not 0 <= first <= MAX_PAGE_SIZE:
+            raise GraphQLError(f"The page size must be between 0 and {MAX_PAGE_SIZE}.")
+        wanted = _updated_filter(args.get("query"))
+        sort_key = args.get("sortKey") or "PROCESSED_AT"
+        epoch = datetime.min.replace(tzinfo=UTC)
+
+        def key(order: FakeOrder) -> tuple[datetime, int]:
+            stamp = {
+                "UPDATED_AT": order.updated_at,
+                "CREATED_AT": order.processed_at,
+                "PROCESSED_AT": order.processed_at,
+            }.get(sort_key)
+            return (stamp or epoch if sort_key != "ID" else epoch, int(order.id))
+
+        reverse = bool(args.get("reverse"))
+        keyed = [
+            (key(o), o)
+            for o in self._orders.values()
+            if o.document is not None and o.updated_at is not None and wanted(o.updated_at)
+        ]
+        if args.get("after"):
+            try:
+                after = json.loads(base64.b64decode(args["after"], validate=True))
+                mark = (datetime.fromisoformat(str(after["k"])), int(after["id"]))
+            except (binascii.Error, ValueError, KeyError, TypeError):
+                raise GraphQLError("Invalid cursor for current pagination sort.") from None
+            keyed = [(k, o) for k, o in keyed if (k < mark if reverse else k > mark)]
+        keyed.sort(key=lambda pair: pair[0], reverse=reverse)
+        listed = [o for _, o in keyed]
+        window = listed[:first]
+
+        def cursor(order: FakeOrder) -> str:
+            k = key(order)
+            return base64.b64encode(json.dumps({"k": k[0].isoformat(), "id": k[1]}).encode()).decode()
+
+        return {
+            "nodes": window,
+            "edges": [{"cursor": cursor(o), "node": o} for o in window],
+            "pageInfo": {
+                "hasNextPage": len(listed) > first,
+                "hasPreviousPage": bool(args.get("after")),
+                "startCursor": cursor(window[0]) if window else None,
+                "endCursor": cursor(window[-1]) if window else None,
+            },
+        }
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,10 @@ Tracking extension's routes, with WooCommerce's error envelopes and fault inject
 Serve it in process (`httpx.WSGITransport(app=create_fake_woocommerce_app(fake))`) or on a real
 socket (`serve_in_thread(app)`). Routes (route names in brackets, for fault injection):
 
-- `GET /wp-json/wc/v3/orders` [list_orders] (`per_page`, `_fields`; newest first)
+- `GET /wp-json/wc/v3/orders` [list_orders] (`per_page`, `page`, `_fields`, `orderby`
+  date|id|modified, `order`, `modified_after` with `dates_are_gmt`; `X-WP-Total` and
+  `X-WP-TotalPages`; newest first by default). Orders made with `put_order` carry their whole
+  REST document and a `date_modified_gmt` the fake stamps on every change.
 - `GET /wp-json/wc/v3/orders/<id>` [get_order] (honours `_fields=id,status`)
 - `GET /wp-json/wc/v3/webhooks` [list_webhooks] (what `add_webhook` set up; read by
   `fba-bridge check channel`)
@@ -26,7 +29,8 @@ secret: none answers 401 `woocommerce_rest_cannot_view` (or `_cannot_create` / `
 read-only key a write with 401 "does not have write permissions" -- the codes WooCommerce uses.
 Unlike the real store the fake accepts Basic auth over plain http (it is a local test server).
 
-Controls: `add_order` (or `auto_create_orders=True`: any order id exists), `order`,
+Controls: `add_order` (or `auto_create_orders=True`: any order id exists), `put_order` (a full
+REST order, stamped `date_modified_gmt`: what the order listing serves), `order`,
 `fail_next(route, status, count, retry_after)` (route "*" for any), `accept_then_drop_next(route,
 count)` (do the work, then drop the connection unanswered), `revoke()` / `reinstate()`,
 `key_permissions` ("read_write" | "read"), `shipment_tracking`, `calls` / `calls_of(route)` (every
@@ -37,11 +41,12 @@ Run it alone with `python -m bridge.fakes.woocommerce --port 8702` (orders then 
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Flask, Response, json, request
@@ -134,9 +139,20 @@ class FakeOrder:
     notes: list[FakeNote] = field(default_factory=list)
     trackings: list[FakeTracking] = field(default_factory=list)
     status_changes: list[tuple[str, str]] = field(default_factory=list)  # (from, to)
+    #: The full REST order `put_order` stored (the webhook body's shape); None for `add_order`.
+    document: dict[str, Any] | None = None
+    modified: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "number": str(self.id), "status": self.status, "line_items": []}
+        if self.document is None:
+            return {"id": self.id, "number": str(self.id), "status": self.status, "line_items": []}
+        return dict(
+            copy.deepcopy(self.document),
+            id=self.id,
+            status=self.status,
+            date_modified_gmt=_gmt(self.modified),
+            date_modified=_gmt(self.modified),
+        )
 
 
 @dataclass
@@ -222,6 +238,27 @@ class FakeWooCommerce:
             order = FakeOrder(id=int(order_id), status=status)
             self.orders[order.id] = order
             return order
+
+    def put_order(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Create or change an order as checkout or the shop admin would: `document` is the REST
+        order (an `order.*` webhook body). The fake stamps `date_modified_gmt` with its clock
+        (`date_created_gmt` the first time) and returns the order as the webhook of this change
+        would carry it; `GET /orders?modified_after=` lists it from now on."""
+        with self.lock:
+            order_id = int(document["id"])
+            order = self.orders.get(order_id) or self.add_order(
+                order_id, str(document.get("status") or "processing")
+            )
+            now = self.clock.now()
+            doc = copy.deepcopy(document)
+            created = (
+                (order.document or {}).get("date_created_gmt") or doc.get("date_created_gmt") or _gmt(now)
+            )
+            doc["date_created_gmt"] = created
+            order.document = doc
+            order.status = str(doc.get("status") or order.status)
+            order.modified = now
+            return order.to_json()
 
     def order(self, order_id: int | str) -> FakeOrder:
         with self.lock:
@@ -311,6 +348,8 @@ class FakeWooCommerce:
         if status != order.status:  # WooCommerce fires transitions (and emails) only on a change
             order.status_changes.append((order.status, status))
             order.status = status
+            if order.document is not None:
+                order.modified = self.clock.now()
 
     def add_note(self, order: FakeOrder, body: dict[str, Any]) -> FakeNote:
         text = body.get("note")
@@ -427,9 +466,28 @@ def create_fake_woocommerce_app(fake: FakeWooCommerce) -> Flask:
     @app.get(f"{WC}/orders")
     def list_orders() -> Response:
         def work() -> tuple[Any, int, dict[str, str]]:
-            newest = sorted(fake.orders.values(), key=lambda o: o.id, reverse=True)[: per_page()]
-            headers = {"X-WP-Total": str(len(fake.orders))}
-            return [fields_of(o.to_json()) for o in newest], 200, headers
+            size = per_page()
+            page = _positive(request.args.get("page", "1"), "page")
+            found = list(fake.orders.values())
+            modified_after = request.args.get("modified_after")
+            if modified_after:
+                bound = _date_param(modified_after, "modified_after", request.args.get("dates_are_gmt"))
+                found = [o for o in found if o.modified is not None and o.modified > bound]
+            orderby = request.args.get("orderby", "date")
+            if orderby not in ("date", "id", "modified"):
+                raise WooError(400, "rest_invalid_param", "Invalid parameter(s): orderby")
+            descending = request.args.get("order", "desc") != "asc"
+
+            def key(o: FakeOrder) -> tuple[Any, int]:
+                if orderby == "modified":
+                    return (o.modified or datetime.min.replace(tzinfo=UTC), o.id)
+                return (o.id, o.id)  # date: orders are created in id order here
+
+            found.sort(key=key, reverse=descending)
+            window = found[(page - 1) * size : page * size]
+            pages = max(1, -(-len(found) // size))
+            headers = {"X-WP-Total": str(len(found)), "X-WP-TotalPages": str(pages)}
+            return [fields_of(o.to_json()) for o in window], 200, headers
 
         return handle("list_orders", None, work)
 
@@ -719,6 +777,31 @@ def add_catalog_routes(app: Flask, fake: FakeWooCommerce, handle: Any) -> None:
     @app.post(f"{WC}/products/<int:product_id>/variations/batch")
     def batch_variations(product_id: int) -> Response:
         return handle("batch_variations", None, lambda: batch(product_id))
+
+
+def _gmt(value: datetime | None) -> str | None:
+    """WooCommerce's `*_gmt` format: UTC without an offset."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") if value else None
+
+
+def _positive(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise WooError(400, "rest_invalid_param", f"Invalid parameter(s): {name}")
+    return number
+
+
+def _date_param(value: str, name: str, gmt: str | None) -> datetime:
+    """An ISO 8601 query date; without an offset it is the site's time, or UTC with
+    `dates_are_gmt=true` (the fake's site runs on UTC either way)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise WooError(400, "rest_invalid_param", f"Invalid parameter(s): {name}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _no_route() -> WooError:

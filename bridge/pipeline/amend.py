@@ -29,7 +29,7 @@ from ..audit import note, transition
 from ..channels import Channel
 from ..intake import JOB_CANCEL, JOB_SUBMIT
 from ..orders import Event, OrderState
-from ..store import JobRecord, OrderRecord, lock_order, read_session
+from ..store import JobRecord, OrderRecord, lock_order, order_parts, read_session
 from ..worker import JobContext, RetryLater
 from .amendment import Amendment, Submission, plan_amendment
 from .common import amazon_retry, owe_note
@@ -79,6 +79,11 @@ def handle_amend(ctx: JobContext) -> None:
         return  # personal data was removed on request: there is no address left to compare
     order = row.canonical()
     version = order.content_version()
+    with read_session(bridge.engine) as session:
+        split = len(order_parts(session, row.id or 0)) > 1
+    if split:
+        _refuse_split(ctx, row, version)
+        return
     release = row.order_state is OrderState.HELD_AT_AMAZON and order.payment_state in channel.ship_on
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     before = Submission.from_json(row.submission)
@@ -98,6 +103,24 @@ def handle_amend(ctx: JobContext) -> None:
         except amz.SpApiError as exc:
             raise amazon_retry(exc, channel) from None
     _record(ctx, row.id or 0, channel, before, amendment, outcome)
+
+
+def _refuse_split(ctx: JobContext, row: OrderRecord, version: str) -> None:
+    """A split order's parts are not amended (which part would take a changed line is not
+    defined): the storefront and an operator are told, once per change."""
+    before = Submission.from_json(row.submission)
+    if before is not None and before.version == version:
+        return
+    with ctx.finish() as session:
+        locked = lock_order(session, row.id or 0)
+        owe_note(
+            session,
+            locked,
+            f"split-change:{version[:12]}",
+            ctx.bridge.clock.now(),
+            "this order went to Amazon as several orders (split_large_orders); the change was not passed "
+            "to Amazon: change or cancel the parts in Seller Central",
+        )
 
 
 def _release_unrecorded(

@@ -19,7 +19,7 @@ from ..amazon.outbound import FulfillmentOutbound
 from ..audit import transition
 from ..intake import JOB_SUBMIT
 from ..orders import Event, OrderState
-from ..store import JobRecord, OrderRecord, lock_order, read_session
+from ..store import JobRecord, OrderRecord, lock_order, order_parts, read_session
 from ..worker import JobContext, RetryLater
 from .common import amazon_retry, owe_note
 from .plan import seller_fulfillment_order_id
@@ -52,6 +52,25 @@ def handle_cancel(ctx: JobContext) -> None:
     assert channel is not None
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     sfo_id = row.seller_fulfillment_order_id or seller_fulfillment_order_id(channel.id, row.external_id)
+    with read_session(bridge.engine) as session:
+        part_ids = [p.seller_fulfillment_order_id for p in order_parts(session, row.id or 0)]
+    if len(part_ids) > 1:
+        try:
+            statuses = [_cancel_one(outbound, part) for part in part_ids]
+        except amz.SpApiError as exc:
+            raise amazon_retry(exc, channel) from None
+        _record(ctx, row.id or 0, parts_outcome(part_ids, statuses))
+        return
+    try:
+        status = _cancel_one(outbound, sfo_id)
+    except amz.SpApiError as exc:
+        raise amazon_retry(exc, channel) from None
+    _record(ctx, row.id or 0, status)
+
+
+def _cancel_one(outbound: FulfillmentOutbound, sfo_id: str) -> str | None:
+    """Cancel one Amazon order if Amazon still allows it: its status before (None: not there),
+    or "too late" when Amazon refused the cancellation."""
     try:
         try:
             status = outbound.get(sfo_id).status
@@ -59,12 +78,22 @@ def handle_cancel(ctx: JobContext) -> None:
             status = None
         if status is not None and status in CANCELLABLE_AT_AMAZON:
             outbound.cancel(sfo_id, retry_ambiguous=True)  # cancelling twice is harmless
-    except amz.SpApiError as exc:
-        if isinstance(exc, amz.InvalidInput):
-            status = "too late"
-        else:
-            raise amazon_retry(exc, channel) from None
-    _record(ctx, row.id or 0, status)
+    except amz.InvalidInput:
+        return "too late"
+    return status
+
+
+def parts_outcome(part_ids: list[str], statuses: list[str | None]) -> str | None:
+    """A split order's cancellation as one outcome: None when no part exists, "Cancelled" when
+    every part is cancelled (or absent), else which parts Amazon can no longer cancel (they ship)."""
+    if all(s is None for s in statuses):
+        return None
+    late = [
+        f"{sfo_id} ({status})"
+        for sfo_id, status in zip(part_ids, statuses, strict=True)
+        if status is not None and status not in CANCELLABLE_AT_AMAZON and status != "Cancelled"
+    ]
+    return f"part(s) {', '.join(late)}" if late else "Cancelled"
 
 
 def _record(ctx: JobContext, order_id: int, status: str | None) -> None:

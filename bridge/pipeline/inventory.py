@@ -50,6 +50,7 @@ from ..store import (
 from ..storefronts.inventory import NEEDS_OPERATOR, StockItem, StockOutcome, StockStatus
 from ..storefronts.push import PushError, StorefrontRejected
 from ..worker import JobContext, RetryLater
+from . import storefront_access
 from .common import amazon_retry
 from .stock import IN_FLIGHT_STATES, Target, in_flight_units, mapping_digest, needs_push, targets_for
 
@@ -431,6 +432,13 @@ def handle_inventory_push(ctx: JobContext) -> None:
     channel = bridge.config.channel(str(ctx.job.payload["channel_id"]))
     if channel is None or not channel.enabled or not channel.inventory.sync:
         return
+    parked = storefront_access.gate(bridge.engine, bridge.clock, channel.id)
+    if parked is not None:  # the push-back's parking: one probe a minute for the whole channel
+        raise RetryLater(
+            f"{storefront_access.parked_marker(channel.id)} {parked.reason}",
+            after_s=parked.wait_s,
+            count_attempt=False,
+        )
     writer = ctx.services["storefronts"].stock_for(channel)
     reread = ctx.job.attempts > 1
     deadline = time.monotonic() + PUSH_TIME_BUDGET_S
@@ -461,13 +469,18 @@ def handle_inventory_push(ctx: JobContext) -> None:
         try:
             outcomes = writer.set_stock(items, reread=reread)
         except StorefrontRejected as exc:
-            _channel_problem(bridge, channel, f"the storefront refused our credentials: {exc.message}")
-            raise RetryLater(exc.message, after_s=REJECTED_RETRY_S, count_attempt=False) from None
+            wait = storefront_access.rejected(bridge.engine, bridge.clock, channel.id, exc.code, exc.message)
+            raise RetryLater(
+                f"{storefront_access.parked_marker(channel.id)} {exc.message}",
+                after_s=wait,
+                count_attempt=False,
+            ) from None
         except PushError as exc:
             if not exc.retryable:
                 _channel_problem(bridge, channel, exc.message)
                 raise RetryLater(exc.message, after_s=REJECTED_RETRY_S, count_attempt=False) from None
             raise RetryLater(exc.message, after_s=exc.retry_after) from None
+        storefront_access.accepted(bridge.engine, bridge.clock, channel.id)
         with write_session(bridge.engine) as session:
             jobs.assert_held(session, ctx.job)
             record_outcomes(session, channel, items, outcomes, bridge.clock.now())

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from ..amazon.marketplaces import marketplace
 from ..amazon.models import (
     Address,
     CreateFulfillmentOrderItem,
@@ -21,6 +23,7 @@ from ..amazon.models import (
     FulfillmentPreview,
     GetFulfillmentPreviewItem,
     GetFulfillmentPreviewRequest,
+    Money,
     ShippingSpeedCategory,
 )
 from ..channels import Channel
@@ -30,6 +33,7 @@ from ..schemas import schema_problems
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_ORDER_ID = 40
 MAX_ITEM_ID = 50
+MAX_GIFT_MESSAGE = 512
 DEFAULT_COMMENT = "Thank you for your order {display_id}!"
 
 
@@ -84,6 +88,8 @@ class Plan:
     notes: tuple[str, ...] = ()  # what the audit trail should say about how it was planned
     # (item id, storefront line id) of every item sent, in the create request's order.
     line_of_item: tuple[tuple[str, str], ...] = ()
+    # Amazon SKUs sent as the storefront SKU (`skus.match: exact`, not listed in skus.map).
+    identity_skus: tuple[str, ...] = ()
 
 
 def _comment(channel: Channel, order: CanonicalOrder) -> str:
@@ -165,6 +171,43 @@ def _to_ship(order: CanonicalOrder) -> list[OrderLine] | Skip:
     return shippable
 
 
+def declared_values(
+    order: CanonicalOrder, channel: Channel, lines: Sequence[OrderLine]
+) -> tuple[dict[str, Money], tuple[str, ...]] | Park:
+    """`perUnitDeclaredValue` per storefront line id for a destination outside the marketplace's
+    country (customs need it, and Amazon refuses such orders without), from the storefront's line
+    prices; in the marketplace's currency, converted with the channel's `declared_value.rates`
+    when the order is in another currency. Domestic orders declare nothing."""
+    market = marketplace(channel.marketplace_id)
+    dest = order.destination
+    if dest is None or market is None or dest.country_code == market.country_code:
+        return {}, ()
+    rate = Decimal(1)
+    notes: tuple[str, ...] = ()
+    if order.currency != market.currency:
+        configured = channel.declared_value_rates.get(order.currency)
+        if configured is None:
+            return Park(
+                f"destination {dest.country_code} is outside the marketplace's country "
+                f"({market.country_code}), so Amazon needs each item's declared value in "
+                f"{market.currency}, but the order is in {order.currency} and channel {channel.id} has no "
+                f'rate for it; add declared_value.rates: {{{order.currency}: "<{market.currency} per '
+                f'{order.currency}>"}} to the channel'
+            )
+        rate = configured
+        notes = (f"declared values converted from {order.currency} at {rate} {market.currency} per unit",)
+    out: dict[str, Money] = {}
+    for line in lines:
+        try:
+            price = Decimal(line.unit_price)
+        except InvalidOperation:
+            return Park(f"line {line.line_id} has no usable price to declare for a cross-border shipment")
+        value = (price * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        out[line.line_id] = Money(market.currency, value)
+    notes = (f"cross-border to {dest.country_code}: declared each item's value in {market.currency}", *notes)
+    return out, notes
+
+
 def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = False) -> Plan | Park | Skip:
     """What to ask Amazon for: the lines still to fulfil (`OrderLine.to_fulfil`) whose SKUs are
     mapped, to the order's address, at the speed its shipping title or code maps to."""
@@ -177,6 +220,7 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
     mapped: list[tuple[str, str, int, str]] = []
     unmapped: list[str] = []
     skipped: list[SkippedLine] = []
+    identity: list[str] = []
     for line in shippable:
         amazon_sku = channel.amazon_sku(line.sku)
         if amazon_sku is None:
@@ -184,6 +228,8 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
             skipped.append(SkippedLine(line.line_id, line.sku, line.to_fulfil))
         else:
             mapped.append((item_id_for(line.line_id), amazon_sku, line.to_fulfil, line.line_id))
+            if channel.sku_by_identity(line.sku) and amazon_sku not in identity:
+                identity.append(amazon_sku)
     if unmapped and channel.unmapped_policy == "hold":
         return Park(
             f"SKU(s) not mapped to Amazon: {', '.join(unmapped)}; add them to skus.map of channel "
@@ -198,16 +244,21 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
     speed = shipping_speed(order, channel)
     if hold and speed is ShippingSpeedCategory.SCHEDULED_DELIVERY:
         return Park("an unpaid order cannot be held at Amazon with ScheduledDelivery; wait for payment")
+    sent_lines = {line.line_id: line for line in shippable}
+    declared = declared_values(order, channel, [sent_lines[line_id] for *_, line_id in mapped])
+    if isinstance(declared, Park):
+        return declared
+    declared_by_line, declared_notes = declared
     sfo_id = seller_fulfillment_order_id(channel.id, order.external_id)
-    gift = order.gift_message[:512] or None
     items = [
         CreateFulfillmentOrderItem(
             seller_sku=sku,
             seller_fulfillment_order_item_id=item_id,
             quantity=qty,
-            gift_message=gift if i == 0 else None,
+            gift_message=_gift(order, sent_lines[line_id], first=i == 0),
+            per_unit_declared_value=declared_by_line.get(line_id),
         )
-        for i, (item_id, sku, qty, _) in enumerate(mapped)
+        for i, (item_id, sku, qty, line_id) in enumerate(mapped)
     ]
     create = CreateFulfillmentOrderRequest(
         seller_fulfillment_order_id=sfo_id,
@@ -222,7 +273,8 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
         fulfillment_policy=FulfillmentPolicy(channel.fulfillment_policy),
         notification_emails=channel.notification_emails,
     )
-    problems = schema_problems("spapi/create_fulfillment_order", create.to_api())
+    # Item count is judged by pipeline/split.py (split or park); every other rule here.
+    problems = schema_problems("spapi/create_fulfillment_order", replace(create, items=items[:100]).to_api())
     if problems:
         details = "; ".join(f"{p['path'].removeprefix('$.')}: {p['fix']}" for p in problems)
         return Park(f"Amazon would reject this order: {details}")
@@ -233,6 +285,7 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
                 seller_sku=i.seller_sku,
                 seller_fulfillment_order_item_id=i.seller_fulfillment_order_item_id,
                 quantity=i.quantity,
+                per_unit_declared_value=i.per_unit_declared_value,
             )
             for i in items
         ],
@@ -246,9 +299,17 @@ def plan_submission(order: CanonicalOrder, channel: Channel, *, hold: bool = Fal
         create,
         tuple(unmapped),
         tuple(skipped),
-        (*test, *address_notes),
+        (*test, *address_notes, *declared_notes),
         tuple((item_id, line_id) for item_id, _, _, line_id in mapped),
+        tuple(identity),
     )
+
+
+def _gift(order: CanonicalOrder, line: OrderLine, *, first: bool) -> str | None:
+    """The line's own gift message; else the order's, on the first item only (Amazon prints each
+    item's message, and one order-level message should be printed once)."""
+    message = line.gift_message or (order.gift_message if first else "")
+    return message.strip()[:MAX_GIFT_MESSAGE] or None
 
 
 def judge_preview(previews: Sequence[FulfillmentPreview], plan: Plan, channel: Channel) -> Park | None:
@@ -258,7 +319,7 @@ def judge_preview(previews: Sequence[FulfillmentPreview], plan: Plan, channel: C
         return Park(f"Amazon returned no preview for shipping speed {plan.speed}")
     if not chosen.is_fulfillable:
         reasons = [
-            f"{item.seller_sku}: {', '.join(item.reasons) or 'unfulfillable'}"
+            _unfulfillable(item.seller_sku, item.reasons, plan, channel)
             for item in chosen.unfulfillable_items
         ]
         reasons += list(chosen.order_unfulfillable_reasons)
@@ -280,3 +341,33 @@ def judge_preview(previews: Sequence[FulfillmentPreview], plan: Plan, channel: C
                 f"channel's cap {cap.amount} {cap.currency}"
             )
     return None
+
+
+def _unfulfillable(sku: str, reasons: Sequence[str], plan: Plan, channel: Channel) -> str:
+    if sku in plan.identity_skus and "InvalidSKU" in reasons:
+        return (
+            f"{sku}: Amazon does not know this seller SKU (sent as the storefront SKU because channel "
+            f"{channel.id} has skus.match: exact); map it to the Amazon SKU in skus.map, or create the "
+            "listing at Amazon"
+        )
+    return f"{sku}: {', '.join(reasons) or 'unfulfillable'}"
+
+
+def chosen_preview(previews: Sequence[FulfillmentPreview], plan: Plan) -> FulfillmentPreview | None:
+    return next((p for p in previews if p.shipping_speed_category == plan.speed), None)
+
+
+def fees_seen(previews: Sequence[FulfillmentPreview], plan: Plan) -> str:
+    """What the audit trail records of the preview's fee estimate."""
+    chosen = chosen_preview(previews, plan)
+    if chosen is None:
+        return "preview: no preview for the chosen speed"
+    if not chosen.estimated_fees:
+        return "preview: Amazon quoted no fee estimate"
+    fees = ", ".join(f"{f.name} {f.amount.value} {f.amount.currency_code}" for f in chosen.estimated_fees)
+    try:
+        total = chosen.estimated_fees_total
+    except ValueError:
+        return f"preview fees: {fees}"
+    assert total is not None
+    return f"preview fees: {fees} (total {total.value} {total.currency_code})"

@@ -1,10 +1,22 @@
 """Push-back: each owed push (a package's tracking, or a note) reaches the storefront once.
 
 A push row is created exactly once per package (unique key) in the transaction that recorded
-the package. Its job sends it; when an earlier attempt may have landed (any retry), the pusher
-is first asked what the storefront already has. Pushes of one order run one at a time, so the
-last package of an order knows it is the last, and storefronts never see two concurrent
-fulfilments of the same order (`jobs.sibling_running`).
+the package. Its job sends it. Before the first request that could create something at the
+storefront, the push row is marked `sent_at` (committed): from then on an earlier attempt may
+have landed, so every later run -- a retry, a job taken over from a dead worker, an operator's
+`fba-bridge jobs retry` that reset the attempts -- first asks the pusher what the storefront
+already has. The look-up depends on that durable fact, never on the attempt counter. Pushes of
+one order run one at a time, so the last package of an order knows it is the last, and
+storefronts never see two concurrent fulfilments of the same order (`jobs.sibling_running`).
+
+Failures and their cost (`bridge.retry_policy.PUSH`: at least 48 hours of attempts):
+- an outage, a 5xx, a lost answer: an attempt is spent, the backoff grows to 30 minutes;
+- a throttled answer (Shopify `THROTTLED`, HTTP 429) or our shared cost bucket saying wait:
+  no attempt is spent;
+- rejected credentials (401/403): the channel is parked for every worker
+  (`storefront_access`), no attempt is spent, one probe a minute, resumed at once on recovery;
+- a refusal that retrying cannot fix (4xx, unknown order): dead-lettered at once, with an alert
+  that puts the order in `fba-bridge orders --attention`.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from sqlmodel import Session, col
 from .. import jobs
 from ..audit import note
 from ..bootstrap import Bridge
-from ..store import OrderRecord, PackageRecord, PushRecord, ShipmentRecord, read_session
+from ..store import OrderRecord, PackageRecord, PushRecord, ShipmentRecord, read_session, write_session
 from ..storefronts.push import (
     INVALID_TRACKING_URL,
     OrderNote,
@@ -31,14 +43,15 @@ from ..storefronts.push import (
     StorefrontRejected,
 )
 from ..worker import GiveUp, JobContext, RetryLater
+from . import storefront_access
 from .amendment import Submission, left_for_merchant
 from .common import owe_note
 from .scope import covered_units
 
 log = logging.getLogger("bridge.pushback")
 
-REJECTED_RETRY_S = 900.0
 SIBLING_WAIT_S = 2.0
+THROTTLED = "throttled"
 
 
 def _last_package(session: Session, row: OrderRecord, push: PushRecord) -> bool:
@@ -114,9 +127,17 @@ def handle_push(ctx: JobContext) -> None:
         shipment = session.get(ShipmentRecord, package.shipment_id) if package else None
         last = _last_package(session, row, push)
         remaining = _left_for_merchant(session, row) if last and package else ()
+        may_have_landed = push.sent_at is not None
     channel = bridge.config.channel(row.channel_id)
     if channel is None:
         raise GiveUp(f"channel {row.channel_id} is no longer configured")
+    parked = storefront_access.gate(bridge.engine, bridge.clock, channel.id)
+    if parked is not None:
+        raise RetryLater(
+            f"{storefront_access.parked_marker(channel.id)} {parked.reason}",
+            after_s=parked.wait_s,
+            count_attempt=False,
+        )
     pusher = ctx.services["storefronts"].for_channel(channel)
     dropped_url: str | None = None
     try:
@@ -125,33 +146,63 @@ def handle_push(ctx: JobContext) -> None:
             message = build_shipment_push(
                 bridge, row, package, last, shipped_at=shipped_at, remaining=remaining
             )
-            result = pusher.find_existing(message) if ctx.job.attempts > 1 else None
+            result = pusher.find_existing(message) if may_have_landed else None
             if result is None:
-                result, dropped_url = _push_shipment(pusher, message)
+                marker = _SentMarker(ctx, push_id, done=may_have_landed)
+                result, dropped_url = _push_shipment(pusher, message, marker)
         else:
+            # A note carries its marker and is looked up by the pusher on every send.
             result = pusher.add_note(OrderNote(row.external_id, push.key, push.note))
     except StorefrontRejected as exc:
+        wait = storefront_access.rejected(bridge.engine, bridge.clock, channel.id, exc.code, exc.message)
         raise RetryLater(
-            f"storefront rejected our credentials: {exc.message}", after_s=REJECTED_RETRY_S
+            f"{storefront_access.parked_marker(channel.id)} {exc.message}", after_s=wait, count_attempt=False
         ) from None
     except PushError as exc:
+        if exc.code == THROTTLED:
+            raise RetryLater(exc.message, after_s=exc.retry_after, count_attempt=False) from None
         if not exc.retryable:
             raise GiveUp(exc.message) from None
         raise RetryLater(exc.message, after_s=exc.retry_after) from None
+    storefront_access.accepted(bridge.engine, bridge.clock, channel.id)
     _record_done(ctx, push_id, result, package, dropped_url)
 
 
-def _push_shipment(pusher: StorefrontPusher, shipment: ShipmentPush) -> tuple[PushResult, str | None]:
+class _SentMarker:
+    """The pusher's `before_write`: records, durably and while this worker still holds the job,
+    that from now on the storefront may have the package, so any later run looks it up before
+    pushing again. Reads and throttled waits before it leave nothing to look up."""
+
+    def __init__(self, ctx: JobContext, push_id: int, *, done: bool) -> None:
+        self.ctx, self.push_id, self.done = ctx, push_id, done
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        with write_session(self.ctx.bridge.engine) as session:
+            jobs.assert_held(session, self.ctx.job)
+            push = session.get(PushRecord, self.push_id)
+            assert push is not None
+            push.sent_at = self.ctx.bridge.clock.now()
+            session.add(push)
+        self.done = True
+
+
+def _push_shipment(
+    pusher: StorefrontPusher, shipment: ShipmentPush, before_write: _SentMarker
+) -> tuple[PushResult, str | None]:
     """Push the package; if the storefront refuses only its tracking URL, push the tracking number
     and carrier without it (the storefront builds its own link from them) rather than losing the
     tracking. Returns the result and the URL that was left out, if any."""
     try:
-        return pusher.push_shipment(shipment), None
+        return pusher.push_shipment(shipment, before_write=before_write), None
     except PushError as exc:
         if exc.code != INVALID_TRACKING_URL or not shipment.tracking_url:
             raise
     log.warning("storefront refused the tracking URL of %s; pushing without it", shipment.package_key)
-    return pusher.push_shipment(replace(shipment, tracking_url=None)), shipment.tracking_url
+    return pusher.push_shipment(
+        replace(shipment, tracking_url=None), before_write=before_write
+    ), shipment.tracking_url
 
 
 def _record_done(

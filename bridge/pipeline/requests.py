@@ -164,6 +164,8 @@ def _take_fulfillment_request(
                 # No dedupe: a submit that runs now may have read the fulfillment orders before this
                 # request; a second one only reads again (and finds the order submitted).
                 jobs.enqueue(session, JOB_SUBMIT, order_id=row.id)
+            elif state is OrderState.AWAITING_APPROVAL:
+                pass  # accepted or refused once an operator approves or cancels the order
             elif state is OrderState.CANCELLED:
                 refusal = "the order is cancelled in fba-bridge"
             else:

@@ -35,7 +35,13 @@ from ..channels import Channel, StockBuffer
 from ..orders import CanonicalOrder, OrderState
 
 IN_FLIGHT_STATES: frozenset[OrderState] = frozenset(
-    {OrderState.AWAITING_PAYMENT, OrderState.RECEIVED, OrderState.NEEDS_ATTENTION, OrderState.SUBMITTING}
+    {
+        OrderState.AWAITING_PAYMENT,
+        OrderState.RECEIVED,
+        OrderState.NEEDS_ATTENTION,
+        OrderState.AWAITING_APPROVAL,
+        OrderState.SUBMITTING,
+    }
 )
 
 

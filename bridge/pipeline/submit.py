@@ -19,9 +19,11 @@ No database transaction is open while Amazon is being called.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from .. import jobs
 from ..amazon import errors as amz
@@ -30,13 +32,18 @@ from ..amazon.outbound import FulfillmentOutbound
 from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
-from ..orders import Event, OrderState, can
-from ..store import OrderRecord, lock_order, read_session, write_session
+from ..orders import CanonicalOrder, Event, OrderRisk, OrderState, can
+from ..store import OrderRecord, lock_order, read_session, record_parts, write_session
+from ..storefronts.push import PushError
 from ..worker import JobContext, RetryLater
 from .amendment import submission_of
-from .common import amazon_retry
-from .plan import Park, Plan, Skip, judge_preview, plan_submission
+from .common import amazon_retry, owe_note
+from .fallback import enqueue_release, on_unfulfillable_preview, preview_unfulfillable
+from .features import judge_eligibility, plan_features, requested_features, with_features
+from .plan import Park, Plan, Skip, fees_seen, judge_preview, plan_submission
+from .policies import RULE_RISK, Hold, decide_approval, judge_fees, risk_pending_wait, skip_by_tag
 from .scope import Scoped, Wait, check_plan, refuse, scope_order, settle
+from .split import plan_parts
 
 log = logging.getLogger("bridge.submit")
 
@@ -59,11 +66,13 @@ def _finish_with(
     amazon_status: str | None = None,
     sfo_id: str | None = None,
     version: str | None = None,
+    then: Callable[[Session, OrderRecord], None] | None = None,
 ) -> None:
     """Record one lifecycle event for the order, if it still allows it, and complete the job.
 
     With `version` (a decision taken before anything was sent: park, skip), nothing is recorded
-    when the order changed since it was planned: the change's own job decides again."""
+    when the order changed since it was planned: the change's own job decides again. `then` runs
+    in the same transaction once the event was recorded (what the decision owes the storefront)."""
     now = ctx.bridge.clock.now()
     with ctx.finish() as session:
         row = lock_order(session, order_id)
@@ -91,6 +100,8 @@ def _finish_with(
             )
         elif can(state, event):
             transition(session, row, event, now, reason)
+            if then is not None:
+                then(session, row)
         else:
             note(session, row, f"ignored:{event.value}", now, f"order is {state.value}: {reason}")
 
@@ -133,7 +144,7 @@ def handle_submit(ctx: JobContext) -> None:
     hold = order.payment_state not in channel.ship_on and (scoped is None or not scoped.requested)
     if hold and channel.unpaid_policy != "hold_at_amazon":
         return  # waits for the payment webhook
-    plan = check_plan(scoped, plan_submission(order, channel, hold=hold))
+    plan = skip_by_tag(order, channel) or check_plan(scoped, plan_submission(order, channel, hold=hold))
     if isinstance(plan, Skip):
         refuse(ctx, scoped, plan.reason)
         _finish_with(ctx, row.id or 0, Event.SKIP, plan.reason, version=version)
@@ -142,9 +153,26 @@ def handle_submit(ctx: JobContext) -> None:
         refuse(ctx, scoped, plan.reason)
         _finish_with(ctx, row.id or 0, Event.PARK, plan.reason, version=version)
         return
+    approved = row.approved_rules
+    risk = _risk(ctx, channel, row, order) if channel.uses_risk and RULE_RISK not in approved else None
+    held = decide_approval(order, channel, approved=approved, risk=risk)
+    if held is not None:
+        _hold(ctx, row.id or 0, held, version)
+        return
+    plan = with_features(plan, *requested_features(order, channel))
+    parts = plan_parts(plan, channel)
+    if isinstance(parts, Park):
+        refuse(ctx, scoped, parts.reason)
+        _finish_with(ctx, row.id or 0, Event.PARK, parts.reason, version=version)
+        return
+    if len(parts) > 1 and hold:
+        return  # a split order is not held at Amazon: it is sent once paid (README)
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     try:
-        _submit(ctx, row, channel, plan, outbound, version, scoped)
+        if len(parts) == 1:
+            _submit(ctx, row, channel, plan, outbound, version, scoped)
+        else:
+            _submit_parts(ctx, row, channel, parts, outbound, version, scoped)
     except amz.SpApiError as exc:
         raise amazon_retry(exc, channel) from None
 
@@ -179,14 +207,28 @@ def _submit(
                 "the order changed while the submission was resumed; replanning", count_attempt=False
             )
     else:
+        refused = _check_features(ctx, channel, plan, outbound)
+        if refused is not None:
+            refuse(ctx, scoped, refused.reason)
+            _finish_with(ctx, row.id, Event.PARK, refused.reason, version=version)
+            return
         previews = outbound.preview(plan.preview)
+        fees = fees_seen(previews, plan)
         verdict = judge_preview(previews, plan, channel)
+        if verdict is not None and preview_unfulfillable(previews, plan):
+            refuse(ctx, scoped, verdict.reason)
+            _fall_back(ctx, row.id, channel, verdict.reason, version)
+            return
         if verdict is not None:
             refuse(ctx, scoped, verdict.reason)
-            _finish_with(ctx, row.id, Event.PARK, verdict.reason, version=version)
+            _finish_with(ctx, row.id, Event.PARK, f"{verdict.reason} ({fees})", version=version)
+            return
+        held = judge_fees(previews, plan, channel, row.approved_rules)
+        if held is not None:
+            _hold(ctx, row.id, held, version, fees)
             return
         settle(ctx, row.id, scoped)  # accept fulfillment requests; record the units covered
-        if not _mark_submitting(ctx, row.id, plan, version):
+        if not _mark_submitting(ctx, row.id, plan, version, fees):
             return
     try:
         outbound.create(plan.create)
@@ -234,6 +276,198 @@ def _submit(
     )
 
 
+def _submit_parts(
+    ctx: JobContext,
+    row: OrderRecord,
+    channel: Channel,
+    parts: tuple[Plan, ...],
+    outbound: FulfillmentOutbound,
+    version: str,
+    scoped: Scoped | None = None,
+) -> None:
+    """`_submit` for an order split into several Amazon orders (pipeline/split.py): every part is
+    previewed before any is created; `submitting` (with the parts) is committed before the first
+    create; a resumed attempt reads each part and creates only the missing ones."""
+    assert row.id is not None
+    resuming = row.order_state is OrderState.SUBMITTING
+    if resuming:
+        if not _record_submission(ctx, row.id, parts[0], version):
+            raise RetryLater(
+                "the order changed while the submission was resumed; replanning", count_attempt=False
+            )
+    else:
+        verdict = _check_features(ctx, channel, _all_items(parts), outbound)
+        seen: list[str] = []
+        for part in parts if verdict is None else ():
+            previews = outbound.preview(part.preview)
+            fees = f"{part.seller_fulfillment_order_id}: {fees_seen(previews, part)}"
+            verdict = judge_preview(previews, part, channel)
+            if verdict is not None and preview_unfulfillable(previews, part):
+                refuse(ctx, scoped, verdict.reason)
+                _fall_back(ctx, row.id, channel, verdict.reason, version)
+                return
+            if verdict is not None:
+                verdict = Park(f"{verdict.reason} ({fees})")
+                break
+            held = judge_fees(previews, part, channel, row.approved_rules)
+            if held is not None:
+                _hold(ctx, row.id, held, version, fees)
+                return
+            seen.append(fees)
+        if verdict is not None:
+            refuse(ctx, scoped, verdict.reason)
+            _finish_with(ctx, row.id, Event.PARK, verdict.reason, version=version)
+            return
+        settle(ctx, row.id, scoped)
+        if not _mark_submitting(ctx, row.id, parts[0], version, "; ".join(seen), parts):
+            return
+    created: list[str] = []
+    refused: list[str] = []
+    for part in parts:
+        sfo_id = part.seller_fulfillment_order_id
+        if resuming and _read_existing(outbound, sfo_id) is not None:
+            created.append(sfo_id)
+            continue
+        try:
+            outbound.create(part.create)
+        except amz.InvalidInput as exc:
+            if _read_existing(outbound, sfo_id) is not None:
+                created.append(sfo_id)
+            else:
+                refused.append(f"{sfo_id}: {exc.describe()}")
+            continue
+        except amz.SpApiError as exc:
+            if not exc.ambiguous or _read_existing(outbound, sfo_id) is None:
+                raise  # still `submitting`: the retry reads every part before creating again
+        created.append(sfo_id)
+    if not created:
+        _finish_with(ctx, row.id, Event.PARK, "Amazon rejected the order: " + "; ".join(refused))
+        return
+    reason = "; ".join(
+        [
+            f"created at Amazon as {len(created)} orders ({', '.join(created)})",
+            *([f"Amazon rejected part(s): {'; '.join(refused)}"] if refused else []),
+            *parts[0].notes,
+        ]
+    )
+    status = "Received"
+
+    def alert_refused(session: Session, locked: OrderRecord) -> None:
+        if refused:
+            owe_note(
+                session,
+                locked,
+                "split-refused",
+                ctx.bridge.clock.now(),
+                f"Amazon rejected part(s) of this split order ({'; '.join(refused)}); "
+                "ship those items another way.",
+            )
+
+    _finish_with(
+        ctx,
+        row.id,
+        Event.CREATED,
+        reason,
+        amazon_status=status,
+        sfo_id=parts[0].seller_fulfillment_order_id,
+        then=alert_refused,
+    )
+
+
+def _all_items(parts: tuple[Plan, ...]) -> Plan:
+    """One plan holding every part's items (for the eligibility check, asked once)."""
+    items = [i for p in parts for i in p.create.items]
+    return replace(parts[0], create=replace(parts[0].create, items=items))
+
+
+def _fall_back(ctx: JobContext, order_id: int, channel: Channel, reason: str, version: str) -> None:
+    """Amazon cannot fulfil the order: park it, or hand it back, as the channel's `fallback` says."""
+    decision = on_unfulfillable_preview(channel, reason)
+    now = ctx.bridge.clock.now()
+
+    def owed(session: Session, row: OrderRecord) -> None:
+        if decision.release_all:
+            enqueue_release(session, row, "preview", None, reason)
+        if decision.note:
+            owe_note(session, row, "fallback:preview", now, decision.note)
+
+    if decision.park:
+        _finish_with(ctx, order_id, Event.PARK, reason, version=version, then=owed)
+    else:
+        why = f"{reason}; handed back to the storefront (fallback: release)"
+        _finish_with(ctx, order_id, Event.SKIP, why, version=version, then=owed)
+
+
+def _check_features(
+    ctx: JobContext, channel: Channel, plan: Plan, outbound: FulfillmentOutbound
+) -> Park | None:
+    """Park when a SKU may not ship with a feature the order requires (eligibility is cached per
+    account, marketplace and feature: no call per order in the steady state)."""
+    features = plan_features(plan)
+    if not features or not channel.features.check_eligibility:
+        return None
+    try:
+        found = ctx.services["amazon"].eligibility.ineligible(
+            outbound,
+            channel.account_id,
+            channel.marketplace_id,
+            features,
+            [item.seller_sku for item in plan.create.items],
+        )
+    except amz.InvalidInput as exc:  # e.g. a feature Amazon does not offer in this marketplace
+        return Park(
+            f"Amazon refused to check eligibility for {', '.join(features)}: {exc.describe()}; remove the "
+            f"feature from the order or channel {channel.id}, or set mcf_features.check_eligibility: false"
+        )
+    return judge_eligibility(found, channel)
+
+
+def _risk(ctx: JobContext, channel: Channel, row: OrderRecord, order: CanonicalOrder) -> OrderRisk | None:
+    """The storefront's risk assessment, or None when it cannot say (the risk rule then holds,
+    and the audit trail says why). A retryable failure retries the job."""
+    storefronts = ctx.services.get("storefronts")
+    source = storefronts.risk(channel) if storefronts is not None else None
+    if source is None:
+        return None
+    try:
+        risk: OrderRisk = source.order_risk(order.external_id)
+    except PushError as exc:
+        if exc.retryable:
+            raise RetryLater(f"reading the order's risk: {exc.message}", exc.retry_after) from None
+        _note(ctx, row.id or 0, "policy:risk_unreadable", f"cannot read the order's risk: {exc.message}")
+        return None
+    wait = risk_pending_wait(risk, channel, received_at=row.created_at, now=ctx.bridge.clock.now())
+    if wait is not None:
+        raise RetryLater("the storefront's risk analysis is still pending", wait, count_attempt=False)
+    _note(ctx, row.id or 0, "policy:risk", f"storefront risk recommendation: {risk.describe()}")
+    return risk
+
+
+def _hold(ctx: JobContext, order_id: int, held: Hold, version: str, fees: str = "") -> None:
+    """Park the order for an operator's approval, recording which rules held it (an approval
+    approves them), unless the order changed since it was planned."""
+    now = ctx.bridge.clock.now()
+    reason = f"{held.reason} ({fees})" if fees else held.reason
+    with ctx.finish() as session:
+        row = lock_order(session, order_id)
+        if row.order_state not in NOT_SUBMITTED or not can(row.order_state, Event.HOLD):
+            note(session, row, "ignored:hold", now, f"order is {row.state}: {reason}")
+            return
+        if _version(row) != version:
+            note(session, row, "ignored:hold", now, "the order changed while it was planned; replanning")
+            return
+        approvals = dict(row.approvals or {})
+        row.approvals = {"held": list(held.rules), "approved": list(approvals.get("approved", ()))}
+        transition(session, row, Event.HOLD, now, reason)
+
+
+def _note(ctx: JobContext, order_id: int, event: str, reason: str) -> None:
+    with write_session(ctx.bridge.engine) as session:
+        jobs.assert_held(session, ctx.job)
+        row = lock_order(session, order_id)
+        note(session, row, event, ctx.bridge.clock.now(), reason)
+
+
 def _read_existing(outbound: FulfillmentOutbound, sfo_id: str) -> FulfillmentOrder | None:
     try:
         return outbound.get(sfo_id)
@@ -241,7 +475,9 @@ def _read_existing(outbound: FulfillmentOutbound, sfo_id: str) -> FulfillmentOrd
         return None
 
 
-def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str) -> bool:
+def _mark_submitting(
+    ctx: JobContext, order_id: int, plan: Plan, version: str, fees: str = "", parts: tuple[Plan, ...] = ()
+) -> bool:
     """Commit `submitting` (and what is being sent) before the create leaves, unless the order
     changed since it was planned: then the change's own job plans again, and this one stops."""
     now = ctx.bridge.clock.now()
@@ -262,7 +498,8 @@ def _mark_submitting(ctx: JobContext, order_id: int, plan: Plan, version: str) -
             return False
         row.seller_fulfillment_order_id = plan.seller_fulfillment_order_id
         row.submission = submission_of(current, plan, version).to_json()
-        transition(session, row, Event.SUBMIT_STARTED, now, "preview passed; creating at Amazon")
+        record_parts(session, order_id, [p.seller_fulfillment_order_id for p in parts], now)
+        transition(session, row, Event.SUBMIT_STARTED, now, f"preview passed ({fees}); creating at Amazon")
     return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -31,17 +32,28 @@ from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import AT_AMAZON, Event, OrderState, can
 from ..store import (
+    OrderPartRecord,
     OrderRecord,
     PackageRecord,
     PushRecord,
     ShipmentRecord,
     SyncCursorRecord,
     lock_order,
+    order_parts,
     read_session,
 )
 from ..worker import JobContext
 from .common import JOB_PUSH, amazon_retry, owe_note
+from .drift import check_stuck, find_drift
+from .fallback import (
+    FINAL_UNSHIPPED,
+    release_after_create,
+    to_lines,
+    units_not_shipped,
+    units_of_cancelled_shipment,
+)
 from .plan import item_id_for
+from .split import combine
 
 log = logging.getLogger("bridge.sync")
 
@@ -93,6 +105,10 @@ def handle_sync(ctx: JobContext) -> None:
         raise amazon_retry(exc, _account_channel(bridge, account_id)) from None
     queued = 0
     with ctx.finish() as session:
+        watched_since = synced_until - SYNC_OVERLAP if cursor is not None else None
+        drift = find_drift(session, bridge, account_id, changed, started, watched_since=watched_since)
+        for order_id in drift.adopted:
+            queued += enqueue_order_sync(session, order_id, "adopted from Amazon's listing")
         for row, header in _ours(session, changed):
             if (
                 row.amazon_status == header.status
@@ -121,10 +137,26 @@ def _ours(
     ids = list(by_id)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
+        # Parts of split orders first: their own status decides whether the order is read again.
+        found: set[str] = set()
+        parts = session.execute(
+            select(OrderPartRecord, OrderRecord)
+            .join(OrderRecord, col(OrderRecord.id) == col(OrderPartRecord.order_id))
+            .where(col(OrderPartRecord.seller_fulfillment_order_id).in_(chunk))
+        ).all()
+        for part, order in parts:
+            header = by_id[part.seller_fulfillment_order_id]
+            found.add(part.seller_fulfillment_order_id)
+            if (part.amazon_status, part.amazon_status_updated_at) != (
+                header.status,
+                header.status_updated_date,
+            ):
+                yield order, replace(header, status="(part changed)")
         query = select(OrderRecord).where(col(OrderRecord.seller_fulfillment_order_id).in_(chunk))
         for row in session.execute(query).scalars():
             assert row.seller_fulfillment_order_id is not None
-            yield row, by_id[row.seller_fulfillment_order_id]
+            if row.seller_fulfillment_order_id not in found:
+                yield row, by_id[row.seller_fulfillment_order_id]
 
 
 def handle_sync_stale(ctx: JobContext) -> None:
@@ -156,7 +188,8 @@ def handle_sync_stale(ctx: JobContext) -> None:
             jobs.enqueue(session, JOB_TRACK, order_id=order_id, dedupe_key=f"{JOB_TRACK}:{order_id}")
             for order_id in in_transit
         )
-    log.info("stale-order sync queued=%d tracking refresh queued=%d", queued, tracked)
+        stuck = check_stuck(session, ctx.bridge, ctx.bridge.clock.now())
+    log.info("stale-order sync queued=%d tracking refresh queued=%d stuck=%d", queued, tracked, stuck)
 
 
 def handle_track(ctx: JobContext) -> None:
@@ -218,8 +251,15 @@ def handle_sync_order(ctx: JobContext) -> None:
     if channel is None:
         return
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
+    with read_session(bridge.engine) as session:
+        part_ids = [p.seller_fulfillment_order_id for p in order_parts(session, row.id or 0)]
     try:
-        order = outbound.get(row.seller_fulfillment_order_id)
+        if len(part_ids) > 1:
+            parts = [outbound.get(sfo_id) for sfo_id in part_ids]
+            order = combine(parts)
+        else:
+            parts = []
+            order = outbound.get(row.seller_fulfillment_order_id)
         with read_session(bridge.engine) as session:
             known = {
                 p.package_number: p
@@ -238,6 +278,23 @@ def handle_sync_order(ctx: JobContext) -> None:
         raise amazon_retry(exc, channel) from None
     with ctx.finish() as session:
         apply_amazon_order(session, bridge, channel, row.id or 0, order, tracking)
+        _record_part_statuses(session, row.id or 0, parts, bridge.clock.now())
+
+
+def _record_part_statuses(
+    session: Session, order_id: int, parts: Sequence[FulfillmentOrder], now: datetime
+) -> None:
+    by_id = {p.seller_fulfillment_order_id: p for p in parts}
+    for record in order_parts(session, order_id) if parts else ():
+        seen = by_id.get(record.seller_fulfillment_order_id)
+        if seen is not None and (seen.status, seen.status_updated_date) != (
+            record.amazon_status,
+            record.amazon_status_updated_at,
+        ):
+            record.amazon_status = seen.status
+            record.amazon_status_updated_at = seen.status_updated_date
+            record.updated_at = now
+            session.add(record)
 
 
 def _tracking(outbound: FulfillmentOutbound, package_number: int) -> PackageTrackingDetails | None:
@@ -263,6 +320,8 @@ def apply_amazon_order(
     row.amazon_status = amazon.status
     row.amazon_status_updated_at = amazon.status_updated_date
     row.last_synced_at = now
+    ship_by = [item.estimated_ship_date for item in amazon.items if item.estimated_ship_date is not None]
+    row.amazon_ship_by = max(ship_by) if ship_by else row.amazon_ship_by
     line_of_item = _line_ids(row)
     new_packages: list[PackageRecord] = []
     for shipment in amazon.shipments:
@@ -276,6 +335,16 @@ def apply_amazon_order(
                 f"Amazon cancelled shipment {shipment.amazon_shipment_id} (CANCELLED_BY_FULFILLER); "
                 "its items will not be shipped by Amazon.",
             )
+            units = units_of_cancelled_shipment(amazon, shipment.amazon_shipment_id)
+            release_after_create(
+                session,
+                channel,
+                row,
+                f"shipment:{shipment.amazon_shipment_id}",
+                to_lines(units, line_of_item),
+                now,
+                f"Amazon cancelled shipment {shipment.amazon_shipment_id}",
+            )
         if shipment.status != "SHIPPED":
             continue
         for package in shipment.packages:
@@ -285,7 +354,18 @@ def apply_amazon_order(
                 new_packages.append(created)
     for new_package in new_packages:
         _owe_shipment_push(session, row, new_package, now)
+    before = row.order_state
     _advance_state(session, row, amazon, now)
+    if row.order_state is not before and amazon.status in FINAL_UNSHIPPED:
+        release_after_create(
+            session,
+            channel,
+            row,
+            f"status:{amazon.status}",
+            to_lines(units_not_shipped(amazon), line_of_item),
+            now,
+            f"Amazon reports {amazon.status}",
+        )
     session.add(row)
 
 

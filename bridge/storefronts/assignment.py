@@ -18,6 +18,7 @@ What a caller may rely on:
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
@@ -139,6 +140,17 @@ class FulfillmentAssignments(Protocol):
         ...
 
     def answer_cancellation(self, unit_id: str, accept: bool, message: str) -> bool: ...
+
+    def release(
+        self,
+        order_external_id: str,
+        lines: dict[str, int] | None,
+        location_id: str,
+        recorded: Collection[str],
+    ) -> dict[str, int]:
+        """Routing fallback: move what Amazon will not ship (storefront line id -> units; None:
+        all of Amazon's part) to another location; the units moved per line."""
+        ...
 
     def setup_problems(self) -> list[str]:
         """What in the channel's set-up does not match the storefront (checked now, not cached)."""

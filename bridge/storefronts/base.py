@@ -297,3 +297,15 @@ def payload_id(value: Any) -> str:
 
 def payload_text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
+
+
+def split_tags(text: str) -> tuple[str, ...]:
+    """A comma-separated tag list as the storefront sends it -> lower-cased, trimmed, unique tags."""
+    return tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+
+
+def policy_meta(channel: Channel, pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Only the order meta the channel's `holds.meta` rules test is kept: meta is free-form and
+    may hold personal data the bridge has no business storing."""
+    keys = {rule.key.lower() for rule in channel.holds.meta}
+    return tuple((k, v) for k, v in pairs if k.strip().lower() in keys)

@@ -10,7 +10,7 @@ customer as a carrier nobody recognises. `carrier_name` gives the name per platf
 
 Shopify's 2026-07 list has "Amazon" and "Amazon Logistics UK" (no US entry), so Amazon Logistics
 outside the UK is "Amazon" there. `tests/fixtures/shopify/tracking_companies.json` is derived from
-that schema (scripts/derive_shopify_tracking_companies.py) and a test keeps these names in it.
+that schema (tools/derive_contracts.py) and a test keeps these names in it.
 """
 
 from __future__ import annotations

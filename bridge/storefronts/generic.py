@@ -57,6 +57,7 @@ from .base import (
     header,
     parse_json,
     payload_timestamp,
+    policy_meta,
     require_json_content_type,
     unauthorized,
     validate_or_reject,
@@ -131,6 +132,13 @@ class GenericAdapter:
                 ok |= hmac.compare_digest(candidate, given)
         if not ok:
             raise unauthorized()
+
+    def replay_key(self, headers: Mapping[str, str]) -> str | None:
+        """The delivery key, from the headers alone: `webhook-id`, which Standard Webhooks keeps
+        the same on every retry of a message. The generic channel has no pull API, so its sender
+        must retry; the web layer answers a retry of a stored delivery from this key, without
+        parsing or validating the body again."""
+        return header(headers, ID_HEADER) or None
 
     def parse(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> Delivery:
         require_json_content_type(headers)
@@ -236,6 +244,7 @@ def _canonical_order(channel: Channel, order: dict[str, Any]) -> CanonicalOrder:
                 requires_shipping=line.get("requires_shipping", True),
                 fulfillable_quantity=line.get("fulfillable_quantity"),
                 ordered_quantity=line.get("ordered_quantity"),
+                gift_message=line.get("gift_message", ""),
             )
             for line in order["lines"]
         ),
@@ -247,4 +256,12 @@ def _canonical_order(channel: Channel, order: dict[str, Any]) -> CanonicalOrder:
         buyer_phone=order.get("buyer_phone", ""),
         gift_message=order.get("gift_message", ""),
         notes=order.get("notes", ""),
+        tags=tuple(dict.fromkeys(t.strip().lower() for t in order.get("tags", ()) if t.strip())),
+        meta=policy_meta(
+            channel,
+            (
+                (k, str(v).lower() if isinstance(v, bool) else str(v))
+                for k, v in (order.get("meta") or {}).items()
+            ),
+        ),
     )

@@ -44,7 +44,7 @@ from ..channels import Channel
 from ..clock import Clock
 from .carriers import carrier_name
 from .generic import sign_standard_webhook
-from .push import OrderNote, PushError, PushResult, ShipmentPush, StorefrontHttp
+from .push import BeforeWrite, OrderNote, PushError, PushResult, ShipmentPush, StorefrontHttp
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,10 @@ class GenericPusher:
         """Always None: the receiver dedupes by `webhook-id`, which a resend keeps (see module doc)."""
         return None
 
-    def push_shipment(self, push: ShipmentPush) -> PushResult:
+    def push_shipment(self, push: ShipmentPush, *, before_write: BeforeWrite | None = None) -> PushResult:
         msg_id = message_id(SHIPMENT_CREATED, self.channel.id, push.package_key)
+        if before_write is not None:
+            before_write()
         status = self._send(msg_id, shipment_payload(push, dict(self.channel.carrier_names)))
         log.info(
             "generic push-back: channel=%s order=%s package=%s webhook_id=%s status=%s",
@@ -137,6 +139,10 @@ class GenericPusher:
             status,
         )
         return PushResult(storefront_ref=msg_id, details={"webhook_id": msg_id, "status": status})
+
+    def check_credentials(self) -> bool:
+        """False: the receiver has no read-only endpoint; the next push is the check."""
+        return False
 
     def close(self) -> None:
         self._http.close()

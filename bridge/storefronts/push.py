@@ -1,16 +1,18 @@
 """What the push-back stage hands a storefront, and what every platform pusher shares.
 
 A pusher turns one Amazon package into one storefront fulfilment (or a note). Exactly-once is
-built from two pieces: the push-back stage calls `push_shipment` at most once per attempt for a
-package, and before any retry after an ambiguous outcome it asks `find_existing` what the
-storefront already has. So a pusher must be able to recognise its own earlier fulfilment (by
-tracking number, or the platform's idempotency key).
+built from three pieces: the push-back stage calls `push_shipment` at most once per attempt for a
+package; the pusher calls its `before_write` right before the first request that could create
+something, and the stage records that durably; and every later run of a push so marked asks
+`find_existing` what the storefront already has before pushing again. So a pusher must be able
+to recognise its own earlier fulfilment (by tracking number, or the platform's idempotency key).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -110,6 +112,9 @@ class PushError(Exception):
 INVALID_TRACKING_URL = "invalid_tracking_url"
 
 
+BeforeWrite = Callable[[], None]
+
+
 class StorefrontRejected(PushError):
     """Credentials revoked or scopes missing (401/403): an operator has to act; retrying won't help soon."""
 
@@ -119,9 +124,19 @@ class StorefrontPusher(Protocol):
         """The storefront's record of this package if an earlier attempt created it."""
         ...
 
-    def push_shipment(self, push: ShipmentPush) -> PushResult: ...
+    def push_shipment(self, push: ShipmentPush, *, before_write: BeforeWrite | None = None) -> PushResult:
+        """Create the package's fulfilment. `before_write` is called right before the first
+        request that could create something at the storefront (the caller records, durably, that
+        from then on an earlier attempt may have landed)."""
+        ...
 
     def add_note(self, note: OrderNote) -> PushResult: ...
+
+    def check_credentials(self) -> bool:
+        """Ask the storefront, read-only, whether it accepts our credentials now: raises
+        `StorefrontRejected` if not (or another `PushError` when it cannot tell); returns False
+        when the platform has nothing to ask without pushing (the generic channel)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -9,16 +9,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Protocol, runtime_checkable
 
 import httpx
 
 from ..channels import Channel
 from ..clock import Clock
+from ..orders import OrderRisk
 from . import generic, shopify, woocommerce
 from .assignment import FulfillmentAssignments
 from .base import StorefrontAdapter
 from .inventory import StockPusher
 from .push import StorefrontPusher
+from .reconcile import OrderLister
+from .shopify_graphql import CostBudget
+
+
+@runtime_checkable
+class RiskSource(Protocol):
+    def order_risk(self, order_external_id: str) -> OrderRisk: ...
 
 
 class UnknownPlatform(LookupError):
@@ -42,9 +51,13 @@ def adapter_for(platform: str) -> StorefrontAdapter:
 
 
 def make_pusher(
-    channel: Channel, clock: Clock, transport: httpx.BaseTransport | None = None
+    channel: Channel,
+    clock: Clock,
+    transport: httpx.BaseTransport | None = None,
+    cost_budget: CostBudget | None = None,
 ) -> StorefrontPusher:
-    """The push-back side of a channel's platform (one instance per channel and process)."""
+    """The push-back side of a channel's platform (one instance per channel and process); a
+    Shopify channel's calls draw on `cost_budget` (the shop's bucket shared by every worker)."""
     from .generic_push import GenericPusher
     from .shopify_push import ShopifyPusher
     from .woocommerce_push import WooCommercePusher
@@ -56,6 +69,8 @@ def make_pusher(
     }
     if channel.platform not in pushers:
         raise UnknownPlatform(channel.platform)
+    if channel.platform == "shopify":
+        return ShopifyPusher(channel, clock, transport, cost_budget)
     return pushers[channel.platform](channel, clock, transport)
 
 
@@ -80,15 +95,45 @@ def make_stock_pusher(
 
 
 class Storefronts:
-    """Pushers by channel, created on first use and reused (they hold HTTP connection pools)."""
+    """Pushers by channel, created on first use and reused (they hold HTTP connection pools).
+    `cost_budget`: Shopify cost buckets shared with the other workers (`pipeline/shop_budget.py`)."""
 
-    def __init__(self, clock: Clock, transports: Mapping[str, httpx.BaseTransport] | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        transports: Mapping[str, httpx.BaseTransport] | None = None,
+        cost_budget: CostBudget | None = None,
+    ) -> None:
         self._clock = clock
+        self._cost_budget = cost_budget
         self._transports = dict(transports or {})
         self._pushers: dict[str, StorefrontPusher] = {}
         self._channels: dict[str, Channel] = {}
         self._stock: dict[str, StockPusher] = {}
+        self._orders: dict[str, OrderLister] = {}
         self._lock = threading.Lock()
+
+    def orders_for(self, channel: Channel) -> OrderLister:
+        """The channel's order listing (reconciliation). Shopify's shares the push-back's GraphQL
+        client, so one cost bucket per shop is respected by both."""
+        from .shopify_orders import ShopifyOrders
+        from .shopify_push import ShopifyPusher
+        from .woocommerce_orders import WooCommerceOrders
+
+        if channel.platform == "shopify":
+            pusher = self.for_channel(channel)
+            assert isinstance(pusher, ShopifyPusher)
+            return ShopifyOrders(pusher.graphql)
+        if channel.platform != "woocommerce":
+            raise UnknownPlatform(channel.platform)
+        with self._lock:
+            lister = self._orders.get(channel.id)
+            if lister is None or getattr(lister, "channel", None) != channel:
+                if lister is not None:
+                    lister.close()
+                lister = WooCommerceOrders(channel, self._clock, self._transports.get(channel.id))
+                self._orders[channel.id] = lister
+            return lister
 
     def stock_for(self, channel: Channel) -> StockPusher:
         """The channel's stock writer (inventory sync), created on first use."""
@@ -108,7 +153,7 @@ class Storefronts:
                 if old is not None:
                     old.close()
                 self._pushers[channel.id] = make_pusher(
-                    channel, self._clock, self._transports.get(channel.id)
+                    channel, self._clock, self._transports.get(channel.id), self._cost_budget
                 )
                 self._channels[channel.id] = channel
             return self._pushers[channel.id]
@@ -119,7 +164,14 @@ class Storefronts:
         found = getattr(self.for_channel(channel), "assignments", None)
         return found if isinstance(found, FulfillmentAssignments) else None
 
+    def risk(self, channel: Channel) -> RiskSource | None:
+        """Where the channel's storefront says how risky an order is (Shopify), or None."""
+        found = getattr(self.for_channel(channel), "risk", None)
+        return found if isinstance(found, RiskSource) else None
+
     def close(self) -> None:
+        for lister in self._orders.values():
+            lister.close()
         for stock in self._stock.values():
             stock.close()
         for pusher in self._pushers.values():

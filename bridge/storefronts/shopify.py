@@ -20,6 +20,12 @@ Merchant conventions (the bridge's own, not Shopify's):
 - Gift message: a note attribute (cart attribute) whose name, ignoring case and reading spaces and
   hyphens as underscores, is `gift_message` -- so "Gift message", "gift-message" and
   "gift_message" all work. The first non-empty one wins.
+- Gift message per line: a line item property (Shopify's `properties`, what a product page's
+  `properties[Gift message]` input writes) named the same way, also as a private property
+  (`_gift_message`); it goes on that item at Amazon.
+- Tags (`tags`, comma-separated) become the order's tags, lower-cased: `fba-hold` and `fba-skip`
+  (or the channel's own) are per-order policy overrides. Note attributes are the order's
+  attributes, which `holds.meta` rules test.
 - Lines that need no shipping (`requires_shipping: false`) and gift cards never reach Amazon:
   they are left out of the canonical order, and the delivery's notes name the skipped line ids
   (ids only, nothing personal).
@@ -58,7 +64,9 @@ from .base import (
     payload_id,
     payload_text,
     payload_timestamp,
+    policy_meta,
     require_json_content_type,
+    split_tags,
     validate_or_reject,
     verify_hmac_b64,
 )
@@ -189,6 +197,8 @@ def _canonical_order(channel: Channel, data: dict[str, Any]) -> tuple[CanonicalO
         buyer_email=email,
         buyer_phone=payload_text(data.get("phone")) or payload_text(customer.get("phone")),
         gift_message=_gift_message(data.get("note_attributes")),
+        tags=split_tags(payload_text(data.get("tags"))),
+        meta=policy_meta(channel, _attributes(data.get("note_attributes"), "name")),
         notes=payload_text(data.get("note")),
         cancelled=cancelled,
         test=data.get("test") is True,
@@ -223,6 +233,7 @@ def _lines(items: list[dict[str, Any]]) -> tuple[tuple[OrderLine, ...], tuple[st
                 requires_shipping=True,
                 fulfillable_quantity=int(fulfillable) if fulfillable is not None else None,
                 ordered_quantity=ordered,
+                gift_message=_gift_message(item.get("properties")),
             )
         )
     return tuple(lines), tuple(notes)
@@ -258,9 +269,17 @@ def _shipping_method(shipping_lines: list[dict[str, Any]] | None) -> tuple[str, 
     return "", ""
 
 
+def _attributes(entries: Any, key: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (payload_text(e.get(key)), payload_text(e.get("value")))
+        for e in entries or ()
+        if isinstance(e, dict) and payload_text(e.get(key))
+    )
+
+
 def _gift_message(attributes: list[dict[str, Any]] | None) -> str:
     for attribute in attributes or ():
-        name = re.sub(r"[\s\-]+", "_", payload_text(attribute.get("name")).lower())
+        name = re.sub(r"[\s\-]+", "_", payload_text(attribute.get("name")).lower()).strip("_")
         message = payload_text(attribute.get("value"))
         if name == GIFT_MESSAGE_ATTRIBUTE and message:
             return message

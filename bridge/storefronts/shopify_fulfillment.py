@@ -333,6 +333,34 @@ mutation BridgeRejectCancellationRequest($id: ID!, $message: String) {{
     estimated_cost=10,
 )
 
+# Not idempotent in general (a repeat moves what is left again), so `release` reads the order's
+# fulfillment orders first and skips the ones already at the target location.
+MOVE_FULFILLMENT_ORDER = GraphQLOperation(
+    """
+mutation BridgeMoveFulfillmentOrder(
+  $id: ID!
+  $newLocationId: ID!
+  $fulfillmentOrderLineItems: [FulfillmentOrderLineItemInput!]
+) {
+  fulfillmentOrderMove(
+    id: $id
+    newLocationId: $newLocationId
+    fulfillmentOrderLineItems: $fulfillmentOrderLineItems
+  ) {
+    movedFulfillmentOrder {
+      id
+    }
+    userErrors {
+      field
+      message
+    }
+  }
+}
+""".strip(),
+    estimated_cost=10,
+    idempotent=False,
+)
+
 OPERATIONS: tuple[GraphQLOperation, ...] = (
     FULFILLMENT_ORDERS,
     FULFILLMENT_ORDER_LINE_ITEMS,
@@ -345,6 +373,7 @@ OPERATIONS: tuple[GraphQLOperation, ...] = (
     REJECT_FULFILLMENT_REQUEST,
     ACCEPT_CANCELLATION_REQUEST,
     REJECT_CANCELLATION_REQUEST,
+    MOVE_FULFILLMENT_ORDER,
 )
 
 
@@ -492,6 +521,49 @@ def assignment_of(
     return Assignment(
         units=units, to_accept=to_accept, requested=fulfillment_service, left_to_others=tuple(left)
     )
+
+
+@dataclass(frozen=True)
+class Move:
+    """One `fulfillmentOrderMove`: the whole fulfillment order (`lines` None) or some units."""
+
+    fulfillment_order_id: str
+    lines: tuple[tuple[str, int], ...] | None  # (fulfillment order line item gid, units)
+    moved: tuple[tuple[str, int], ...]  # (storefront line id, units), for the audit trail
+
+
+def moves_for(
+    views: Iterable[FulfillmentOrderView],
+    candidates: Collection[str],
+    wanted: dict[str, int] | None,
+    target: str,
+) -> list[Move]:
+    """The moves that hand `wanted` (storefront line id -> units; None: everything) of the
+    fulfillment orders `candidates` to location `target` (pure). Fulfillment orders already at the
+    target, finished, or not candidates are left alone, so repeating a release moves nothing twice."""
+    left = dict(wanted) if wanted is not None else None
+    out: list[Move] = []
+    for view in views:
+        if view.id not in candidates or view.location_id == target or view.status in FINISHED_STATUSES:
+            continue
+        open_lines = [x for x in view.lines if x.remaining > 0]
+        if left is None:
+            if open_lines:
+                moved = tuple((legacy(x.line_item_id), x.remaining) for x in open_lines)
+                out.append(Move(view.id, None, moved))
+            continue
+        chosen: list[tuple[str, int]] = []
+        moved_lines: list[tuple[str, int]] = []
+        for x in open_lines:
+            line_id = legacy(x.line_item_id)
+            take = min(x.remaining, left.get(line_id, 0))
+            if take > 0:
+                chosen.append((x.id, take))
+                moved_lines.append((line_id, take))
+                left[line_id] -= take
+        if chosen:
+            out.append(Move(view.id, tuple(chosen), tuple(moved_lines)))
+    return out
 
 
 def resolve_locations(wanted: Iterable[str], shop: Iterable[Location]) -> tuple[OurLocations, list[str]]:
@@ -667,9 +739,21 @@ class ShopifyFulfillmentOrders:
         return resolve_locations(options.locations, self.locations())
 
     def setup_problems(self) -> list[str]:
-        if not self.channel.shopify.restricted:
+        problems = self.check()[1] if self.channel.shopify.restricted else []
+        return problems + self.fallback_problems()
+
+    def fallback_problems(self) -> list[str]:
+        """`fallback: release` needs `fallback_location` to be an active location of the shop."""
+        fallback = self.channel.fallback
+        if fallback.action != "release" or not fallback.location:
             return []
-        return self.check()[1]
+        found = next((x for x in self.locations() if x.id == fallback.location), None)
+        if found is None or not found.active:
+            return [
+                f"fallback_location {fallback.location} is not an active location of the shop; use the id "
+                "of the location that ships what Amazon cannot (Settings > Locations)"
+            ]
+        return []
 
     def locations(self) -> list[Location]:
         out: list[Location] = []
@@ -693,16 +777,16 @@ class ShopifyFulfillmentOrders:
 
     # -- reading an order's fulfillment orders -------------------------------------------------
 
-    def read(self, order_external_id: str) -> list[FulfillmentOrderView]:
+    def read(self, order_external_id: str, *, with_location: bool = False) -> list[FulfillmentOrderView]:
         out: list[FulfillmentOrderView] = []
         after: str | None = None
         for _ in range(MAX_PAGES):
             # The Location object needs `read_locations`; a channel that names no locations does
-            # without it, as it did before locations could be named.
+            # without it, as it did before locations could be named (a release needs it).
             variables = {
                 "id": gid("Order", order_external_id),
                 "after": after,
-                "withLocation": self.channel.shopify.restricted,
+                "withLocation": with_location or self.channel.shopify.restricted,
             }
             data = self.graphql.call(FULFILLMENT_ORDERS, variables)
             order = data.get("order")
@@ -807,6 +891,39 @@ class ShopifyFulfillmentOrders:
             raise bad_answer(operation)
         log.info("shopify: %s for fulfillment order %s", operation.name, legacy(unit_id))
         return True
+
+    # -- routing fallback ----------------------------------------------------------------------
+
+    def release(
+        self,
+        order_external_id: str,
+        lines: dict[str, int] | None,
+        location_id: str,
+        recorded: Collection[str],
+    ) -> dict[str, int]:
+        """Move what Amazon will not ship (`lines`: storefront line id -> units; None: all of
+        Amazon's part) to `location_id`; returns the units moved per storefront line."""
+        views = self.read(order_external_id, with_location=True)
+        candidates = {v.id for v in self.eligible(views, recorded)}
+        moved: dict[str, int] = {}
+        for move in moves_for(views, candidates, lines, location_id):
+            variables: dict[str, Any] = {"id": move.fulfillment_order_id, "newLocationId": location_id}
+            if move.lines is not None:
+                variables["fulfillmentOrderLineItems"] = [{"id": i, "quantity": q} for i, q in move.lines]
+            data = self.graphql.call(MOVE_FULFILLMENT_ORDER, variables)
+            payload = obj(data.get("fulfillmentOrderMove"))
+            raise_user_errors(
+                MOVE_FULFILLMENT_ORDER, payload, f"fulfillment order {legacy(move.fulfillment_order_id)}"
+            )
+            if not isinstance(obj(payload.get("movedFulfillmentOrder")).get("id"), str):
+                raise bad_answer(MOVE_FULFILLMENT_ORDER)
+            for line_id, quantity in move.moved:
+                moved[line_id] = moved.get(line_id, 0) + quantity
+            log.info(
+                "shopify: fulfillment order %s moved to the fallback location",
+                legacy(move.fulfillment_order_id),
+            )
+        return moved
 
     # -- registration --------------------------------------------------------------------------
 

@@ -7,6 +7,10 @@ What a caller may rely on:
   a call whose estimated cost exceeds what the bucket holds now, the client waits on the clock (at
   most `MAX_THROTTLE_WAIT_S`), else raises a retryable `PushError("throttled")` with
   `retry_after`. A `THROTTLED` answer (nothing was executed) is raised the same way.
+- With a `CostBudget` (every worker gets one: `pipeline/shop_budget.py`), the shop's bucket is
+  kept in the database and shared by every worker process: each call reserves its cost there
+  first and each answer settles it, so three workers on one shop queue behind each other instead
+  of drawing `THROTTLED` answers. Without one (CLI checks) the bucket is this client's own.
 - `call` returns the answer's `data`; GraphQL errors become `PushError`s (`access_denied` as
   `StorefrontRejected`), a lost answer to a non-idempotent operation is *ambiguous*.
 - Errors carry operation names, ids, field paths and Shopify's messages (truncated), never the
@@ -20,7 +24,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -110,6 +114,13 @@ class ThrottleStatus:
         return math.inf if self.restore_rate <= 0 else missing / self.restore_rate
 
 
+def _charged(extensions: Any) -> float:
+    """Points Shopify took for a call: its actual cost, 0 for a throttled or costless answer."""
+    cost = extensions.get("cost") if isinstance(extensions, dict) else None
+    actual = cost.get("actualQueryCost") if isinstance(cost, dict) else None
+    return float(actual) if isinstance(actual, int | float) else 0.0
+
+
 def _throttle_status(extensions: Any, now: float) -> tuple[ThrottleStatus | None, int | None]:
     cost = extensions.get("cost") if isinstance(extensions, dict) else None
     if not isinstance(cost, dict):
@@ -131,6 +142,20 @@ def _throttle_status(extensions: Any, now: float) -> tuple[ThrottleStatus | None
     return throttle, requested_cost
 
 
+class CostBudget(Protocol):
+    """A shop's cost bucket shared beyond this process (`pipeline/shop_budget.py`)."""
+
+    def take(self, shop: str, cost: float, *, max_wait: float, known: ThrottleStatus | None) -> None:
+        """Reserve `cost` points, sleeping on the clock for at most `max_wait`; else raise a
+        retryable `PushError("throttled")` with `retry_after` (possibly keeping the reservation
+        for the job, which goes back to the queue until then: `bridge.budget`)."""
+        ...
+
+    def settle(self, shop: str, *, refund: float, status: ThrottleStatus | None) -> None:
+        """Shopify answered: give back what it did not charge, adopt what it reports."""
+        ...
+
+
 # --------------------------------------------------------------------------------------------
 # The client
 
@@ -138,9 +163,16 @@ def _throttle_status(extensions: Any, now: float) -> tuple[ThrottleStatus | None
 class ShopifyGraphQL:
     """The Admin GraphQL endpoint of one channel's shop. Thread-safe; share one per channel."""
 
-    def __init__(self, channel: Channel, clock: Clock, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        clock: Clock,
+        transport: httpx.BaseTransport | None = None,
+        budget: CostBudget | None = None,
+    ) -> None:
         self.channel = channel
         self.clock = clock
+        self.budget = budget
         storefront = channel.storefront
         self.endpoint = f"{storefront.base_url.rstrip('/')}/admin/api/{storefront.api_version}/graphql.json"
         self._http = StorefrontHttp(channel, clock, transport)
@@ -149,7 +181,7 @@ class ShopifyGraphQL:
         self._costs: dict[str, int] = {}
 
     def call(self, operation: GraphQLOperation, variables: dict[str, Any]) -> dict[str, Any]:
-        self._await_budget(operation)
+        reserved = self._await_budget(operation)
         response = self._http.request(
             "POST",
             self.endpoint,
@@ -166,7 +198,7 @@ class ShopifyGraphQL:
             body = None
         if not isinstance(body, dict):
             raise bad_answer(operation)
-        throttle, requested = self._observe(operation, body.get("extensions"))
+        throttle, requested = self._observe(operation, body.get("extensions"), reserved)
         errors = body.get("errors")
         if errors:
             error = _graphql_error(operation, errors, throttle, requested)
@@ -180,22 +212,27 @@ class ShopifyGraphQL:
     def close(self) -> None:
         self._http.close()
 
-    def _await_budget(self, operation: GraphQLOperation) -> None:
+    def _await_budget(self, operation: GraphQLOperation) -> float:
+        """Wait (or refuse) until the bucket holds the operation's cost; returns the points
+        reserved in the shared budget (0 without one)."""
         with self._lock:
             throttle = self._throttle
             cost = self._costs.get(operation.name, operation.estimated_cost)
-        if throttle is None:
-            return
-        if cost > throttle.maximum_available:
+        if throttle is not None and cost > throttle.maximum_available:
             raise PushError(
                 "query_too_costly",
                 f"{operation.name} costs {cost} points, more than the shop's bucket holds "
                 f"({throttle.maximum_available:g})",
                 retryable=False,
             )
+        if self.budget is not None:
+            self.budget.take(self.channel.id, cost, max_wait=MAX_THROTTLE_WAIT_S, known=throttle)
+            return float(cost)
+        if throttle is None:
+            return 0.0
         wait = throttle.wait_for(cost, self.clock.monotonic())
         if wait <= 0:
-            return
+            return 0.0
         if wait > MAX_THROTTLE_WAIT_S:
             raise PushError(
                 "throttled",
@@ -204,9 +241,10 @@ class ShopifyGraphQL:
             )
         log.debug("shopify: waiting %.2fs for %d cost points before %s", wait, cost, operation.name)
         self.clock.sleep(wait + THROTTLE_MARGIN_S)
+        return 0.0
 
     def _observe(
-        self, operation: GraphQLOperation, extensions: Any
+        self, operation: GraphQLOperation, extensions: Any, reserved: float = 0.0
     ) -> tuple[ThrottleStatus | None, int | None]:
         throttle, requested = _throttle_status(extensions, self.clock.monotonic())
         with self._lock:
@@ -214,6 +252,10 @@ class ShopifyGraphQL:
                 self._throttle = throttle
             if requested is not None:
                 self._costs[operation.name] = requested
+        if self.budget is not None and (reserved or throttle is not None):
+            # Shopify charges the actual cost of what it ran (nothing when it throttled us).
+            charged = _charged(extensions)
+            self.budget.settle(self.channel.id, refund=max(0.0, reserved - charged), status=throttle)
         return throttle, requested
 
 

@@ -41,7 +41,7 @@ import httpx
 from ..channels import Channel
 from ..clock import Clock
 from .carriers import carrier_name
-from .push import INVALID_TRACKING_URL, NotPushed, OrderNote, PushError, PushResult, ShipmentPush
+from .push import INVALID_TRACKING_URL, BeforeWrite, NotPushed, OrderNote, PushError, PushResult, ShipmentPush
 from .shopify_fulfillment import (
     FINISHED_STATUSES,
     FULFILLABLE_STATUSES,
@@ -50,6 +50,7 @@ from .shopify_fulfillment import (
     ShopifyFulfillmentOrders,
 )
 from .shopify_graphql import (
+    CostBudget,
     GraphQLOperation,
     ShopifyGraphQL,
     gid,
@@ -59,6 +60,7 @@ from .shopify_graphql import (
     order_not_found,
     raise_user_errors,
 )
+from .shopify_risk import ShopifyRisk
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +145,24 @@ mutation BridgeOrderNoteUpdate($input: OrderInput!) {
     estimated_cost=10,
 )
 
+# The cheapest read there is: does the shop take our access token (`fba-bridge channels recheck`)?
+CREDENTIAL_CHECK = GraphQLOperation(
+    """
+query BridgeCredentialCheck {
+  shop {
+    myshopifyDomain
+  }
+}
+""".strip(),
+    estimated_cost=1,
+)
+
 OPERATIONS: tuple[GraphQLOperation, ...] = (
     FULFILLMENT_CREATE,
     ORDER_FULFILLMENTS,
     ORDER_NOTE,
     ORDER_NOTE_UPDATE,
+    CREDENTIAL_CHECK,
 )
 
 
@@ -254,15 +269,22 @@ class ShopifyPusher:
     """`StorefrontPusher` for a Shopify channel. Thread-safe; one per channel is enough. Its
     `assignments` (the channel's fulfillment orders) share its GraphQL client and cost budget."""
 
-    def __init__(self, channel: Channel, clock: Clock, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        clock: Clock,
+        transport: httpx.BaseTransport | None = None,
+        budget: CostBudget | None = None,
+    ) -> None:
         self.channel = channel
         self.clock = clock
-        self.graphql = ShopifyGraphQL(channel, clock, transport)
+        self.graphql = ShopifyGraphQL(channel, clock, transport, budget)
         self.assignments = ShopifyFulfillmentOrders(channel, clock, self.graphql)
+        self.risk = ShopifyRisk(channel, self.graphql)
 
     # -- StorefrontPusher ----------------------------------------------------------------------
 
-    def push_shipment(self, push: ShipmentPush) -> PushResult:
+    def push_shipment(self, push: ShipmentPush, *, before_write: BeforeWrite | None = None) -> PushResult:
         wanted = _wanted(push)
         for attempt in (1, 2):
             every = self.assignments.read(push.order_external_id)
@@ -278,6 +300,8 @@ class ShopifyPusher:
                 return PushResult(
                     storefront_ref="", details={"fulfillment_orders": []}, not_pushed=not_pushed
                 )
+            if before_write is not None:
+                before_write()
             data = self._call(FULFILLMENT_CREATE, {"fulfillment": self._fulfillment_input(push, allocation)})
             payload = obj(data.get("fulfillmentCreate"))
             if attempt == 1 and _stale(payload):
@@ -374,6 +398,10 @@ class ShopifyPusher:
                     },
                 )
         return None
+
+    def check_credentials(self) -> bool:
+        self._call(CREDENTIAL_CHECK, {})
+        return True
 
     def add_note(self, note: OrderNote) -> PushResult:
         order_gid = gid("Order", note.order_external_id)

@@ -28,6 +28,11 @@ Merchant conventions (the bridge's own, not WooCommerce's):
 
 - Gift message: an order meta entry with key `gift_message` (what most gift-message plugins
   can be told to write, or a custom checkout field named so). The first non-empty one wins.
+  A line item meta entry so named (`Gift message`, `_gift_message`: case, spaces, hyphens and
+  a leading underscore ignored) is that line's own message.
+- Tags: WooCommerce orders have none, so an order meta entry `fba_tags` (comma-separated, e.g.
+  `fba-hold`) carries the per-order policy tags. Every order meta entry is an order attribute
+  that `holds.meta` rules test (a fraud plugin's flag, say).
 - The destination is the `shipping` block. When it is null or empty the order has no destination
   (it is parked if it needs shipping), unless the channel sets `shipping_address_fallback:
   billing`, which uses the `billing` block. The phone falls back to the billing phone when the
@@ -61,7 +66,9 @@ from .base import (
     payload_id,
     payload_text,
     payload_timestamp,
+    policy_meta,
     require_json_content_type,
+    split_tags,
     unauthorized,
     validate_or_reject,
     verify_hmac_b64,
@@ -102,6 +109,7 @@ CANCELLED_STATUSES = frozenset(
 )
 
 GIFT_MESSAGE_META_KEY = "gift_message"
+TAGS_META_KEY = "fba_tags"
 _ADDRESS_FIELDS = (
     "first_name",
     "last_name",
@@ -221,6 +229,15 @@ def _canonical_order(
         buyer_email=payload_text(billing.get("email")),
         buyer_phone=payload_text(billing.get("phone")),
         gift_message=_gift_message(data.get("meta_data")),
+        tags=split_tags(_meta(data.get("meta_data"), TAGS_META_KEY)),
+        meta=policy_meta(
+            channel,
+            (
+                (payload_text(e.get("key")), _meta_text(e.get("value")))
+                for e in data.get("meta_data") or ()
+                if isinstance(e, dict) and payload_text(e.get("key"))
+            ),
+        ),
         notes=payload_text(data.get("customer_note")),
         cancelled=cancelled,
         cancel_reason=f"WooCommerce status {data['status'].strip().lower().removeprefix('wc-')}"
@@ -237,6 +254,7 @@ def _line(item: dict[str, Any], needs_shipping: bool) -> OrderLine:
         unit_price=_decimal(item["price"]),
         title=html.unescape(payload_text(item.get("name"))),
         requires_shipping=needs_shipping,
+        gift_message=_gift_message(item.get("meta_data")),
     )
 
 
@@ -277,8 +295,29 @@ def _shipping_method(shipping_lines: list[dict[str, Any]]) -> tuple[str, str]:
 def _gift_message(meta_data: list[dict[str, Any]] | None) -> str:
     for entry in meta_data or ():
         message = payload_text(entry.get("value"))
-        if entry.get("key") == GIFT_MESSAGE_META_KEY and message:
+        if _meta_key(entry.get("key")) == GIFT_MESSAGE_META_KEY and message:
             return message
+    return ""
+
+
+def _meta_key(key: Any) -> str:
+    """`gift_message`, `Gift message`, `_gift-message` all name the same thing (plugins differ)."""
+    return re.sub(r"[\s\-]+", "_", payload_text(key).strip().lower()).strip("_")
+
+
+def _meta(meta_data: Any, key: str) -> str:
+    for entry in meta_data or ():
+        if isinstance(entry, dict) and _meta_key(entry.get("key")) == key:
+            return _meta_text(entry.get("value"))
+    return ""
+
+
+def _meta_text(value: Any) -> str:
+    """A meta value as text: plugins store strings, numbers and booleans (arrays are not tested)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value).strip()
     return ""
 
 

@@ -48,7 +48,7 @@ import httpx
 from ..channels import Channel
 from ..clock import Clock
 from .carriers import carrier_name
-from .push import OrderNote, PushError, PushResult, ShipmentPush, StorefrontHttp
+from .push import BeforeWrite, OrderNote, PushError, PushResult, ShipmentPush, StorefrontHttp
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,10 @@ class WooCommercePusher:
             details={"tracking_id": found.tracking_id, "note_id": found.note_id, "order_status": status},
         )
 
-    def push_shipment(self, push: ShipmentPush) -> PushResult:
+    def push_shipment(self, push: ShipmentPush, *, before_write: BeforeWrite | None = None) -> PushResult:
         found = self._existing(push.order_external_id, push.package_key, push.tracking_number)
+        if before_write is not None:
+            before_write()
         created: list[str] = []
         tracking_id = found.tracking_id
         if self._tracking_enabled and tracking_id is None:
@@ -202,6 +204,12 @@ class WooCommercePusher:
             note.note_key,
         )
         return PushResult(storefront_ref=note_id, details={"created": True})
+
+    def check_credentials(self) -> bool:
+        self._request(
+            "GET", f"{self._base}{WC_API}/orders", idempotent=True, params={"per_page": 1, "_fields": "id"}
+        )
+        return True
 
     def close(self) -> None:
         self._http.close()

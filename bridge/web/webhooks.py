@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import cast
+from typing import Any, cast
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.engine import Engine
 
-from ..intake import ingest
+from ..intake import ingest, stored_delivery
 from ..storefronts.base import Rejection
 from ..storefronts.registry import adapter_for
 from .observe import set_outcome
@@ -61,6 +62,10 @@ def receive(channel_id: str) -> ResponseReturnValue:
     adapter = adapter_for(channel.platform)
     headers = cast(Mapping[str, str], request.headers)  # werkzeug's Headers: a case-insensitive mapping
     adapter.verify(channel, headers, body, bridge.clock)
+    replay = _stored_replay(bridge.engine, channel.id, adapter, headers, body)
+    if replay is not None:
+        set_outcome("duplicate")
+        return jsonify(status="duplicate", outcome=replay), 200
     delivery = adapter.parse(channel, headers, body, bridge.clock)
     if not delivery.store:
         set_outcome("not_stored")
@@ -77,3 +82,26 @@ def receive(channel_id: str) -> ResponseReturnValue:
         extra={"order_id": result.order_id},
     )
     return jsonify(status="duplicate" if result.duplicate else "accepted", outcome=result.outcome), 200
+
+
+def _stored_replay(
+    engine: Engine, channel_id: str, adapter: Any, headers: Mapping[str, str], body: bytes
+) -> str | None:
+    """A sender's retry of a delivery already stored: the outcome it had, found by the key in
+    its headers (adapters with a `replay_key`), so the retry gets the same 2xx without the body
+    being parsed or validated again. The same key with other bytes is refused (409)."""
+    replay_key = getattr(adapter, "replay_key", None)
+    key = replay_key(headers) if replay_key is not None else None
+    if not key:
+        return None
+    stored = stored_delivery(engine, channel_id, key, body)
+    if stored is None:
+        return None
+    if not stored.same_body:
+        raise Rejection(
+            409,
+            "delivery_id_reused",
+            "this webhook-id was already used for another body; a retry must send the same bytes, "
+            "and every new message needs its own webhook-id",
+        )
+    return stored.outcome

@@ -27,6 +27,8 @@ from tests.support import shopify_delivery, shopify_order
 DB_COMMANDS = [
     ["orders"],
     ["order", "shop-a", "1001"],
+    ["order", "shop-a", "1001", "resubmit"],
+    ["orders", "--attention", "--resubmit-all"],
     ["jobs"],
     ["jobs", "retry", "1"],
     ["alerts"],
@@ -34,6 +36,11 @@ DB_COMMANDS = [
     ["return", "shop-a", "1001", "--item", "1:1"],
     ["worker"],
     ["clock"],
+    ["inventory"],
+    ["inventory", "sync", "shop-a"],
+    ["amazon", "recheck", "main"],
+    ["amazon", "subscriptions", "main"],
+    ["reconcile", "shop-a"],
 ]
 
 

@@ -1,15 +1,13 @@
 """The FBA Inventory client against the simulator over HTTP: paging, filters, SKU batching,
 retries and its own rate bucket; and every request it sends checked against Amazon's model.
 
-The model: `bridge/amazon/contract/fbaInventory_v1.json` (the repository's derived subset) when
-present, else Amazon's full model `spapi-models/fbaInventory.json` under `BRIDGE_SHARED_DIR`
-(default: `shared/` beside the repository).
+The model: `bridge/amazon/contract/fbaInventory_v1.json`, the repository's derived subset of
+Amazon's (see tests/contracts/README.md).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -164,17 +162,7 @@ def test_a_summary_without_details_reads_as_nothing_sellable() -> None:
 
 
 def _model() -> dict[str, Any]:
-    if IN_REPO_MODEL.is_file():
-        return dict(json.loads(IN_REPO_MODEL.read_text(encoding="utf-8")))
-    shared = os.environ.get("BRIDGE_SHARED_DIR")
-    base = Path(shared) if shared else ROOT.parent / "shared"
-    path = base / "spapi-models" / "fbaInventory.json"
-    if not path.is_file():
-        pytest.fail(
-            f"Amazon's FBA Inventory model not found ({IN_REPO_MODEL} or {path}): our requests must be "
-            "checked against it; set BRIDGE_SHARED_DIR"
-        )
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    return dict(json.loads(IN_REPO_MODEL.read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from bridge import jobs
 from bridge.amazon.simulator import Simulator
 from bridge.bootstrap import Bridge
 from bridge.clock import ManualClock
@@ -105,20 +104,22 @@ def test_storefront_throttling_is_waited_out(
     assert len(shops.shopify.fulfillments("7003")) == 1
 
 
-def test_revoked_storefront_credentials_dead_letter_then_an_operator_retries(
+def test_revoked_storefront_credentials_park_the_push_without_spending_attempts_until_restored(
     client: FlaskClient, bridge: Bridge, shops: Shops, clock: ManualClock
 ) -> None:
     shops.shopify.revoke()
     ship_shopify(client, bridge, shops, clock, 7004, [(75, "MUG-WHITE", 1)])
     for _ in range(10):
+        clock.advance(60)
         due_now(bridge.engine)
         shops.worker.drain()
     with read_session(bridge.engine) as session:
         job = session.execute(select(JobRecord).where(JobRecord.kind == "push")).scalars().one()
-    assert job.status == "dead" and "credentials" in job.last_error
+    assert job.status == "ready" and job.attempts == 0 and "credentials" in job.last_error
     assert shops.shopify.fulfillments("7004") == []
     shops.shopify.restore_access()
-    jobs.retry_dead(bridge.engine, job.id or 0)
+    clock.advance(60)
+    due_now(bridge.engine)
     shops.worker.drain()
     assert len(shops.shopify.fulfillments("7004")) == 1
 

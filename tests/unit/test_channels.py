@@ -67,7 +67,7 @@ def test_every_schema_problem_is_listed_with_line_and_fix() -> None:
     )
     assert any("channels[0].amazon.marketplace_id" in line and ":12:" in line for line in lines)
     assert any(
-        "channels[0].skus" in line and "unmaped" in line and "allowed: map, unmapped" in line
+        "channels[0].skus" in line and "unmaped" in line and "allowed: map, match, unmapped" in line
         for line in lines
     )
 
@@ -201,3 +201,53 @@ def test_a_short_secret_says_how_long_it_must_be_without_showing_it() -> None:
     assert line.startswith("channels.yaml:10: channels[0].webhook_secrets[0]:")
     assert "must be at least 8 characters" in line and "must not be empty" not in line
     assert "abc1234" not in line
+
+
+def test_reconciliation_is_on_by_default_where_the_platform_has_an_order_api() -> None:
+    config = load_channels(EXAMPLE_CONFIG, env=TEST_ENV)
+    assert config.channels["shop-a"].reconcile.enabled
+    assert config.channels["woo-main"].reconcile.enabled
+    assert not config.channels["own-shop"].reconcile.enabled
+    assert config.channels["shop-a"].reconcile.interval_s == 600
+    assert config.accounts["main"].stuck_received_h == 24
+
+
+def test_reconciliation_and_stuck_thresholds_are_configurable() -> None:
+    text = MINIMAL.replace(
+        "      embedded_simulator: true\n",
+        "      embedded_simulator: true\n      stuck: {received_h: 6, processing_grace_h: 2}\n",
+    )
+    text += "    reconcile: {interval_s: 120, overlap_s: 60, first_lookback_h: 24}\n"
+    config = parse_channels(text, "channels.yaml", ENV)
+    reconcile = config.channels["shop-a"].reconcile
+    assert (reconcile.enabled, reconcile.interval_s, reconcile.overlap_s, reconcile.first_lookback_h) == (
+        True,
+        120,
+        60,
+        24,
+    )
+    assert (config.accounts["main"].stuck_received_h, config.accounts["main"].stuck_processing_grace_h) == (
+        6,
+        2,
+    )
+    off = parse_channels(MINIMAL + "    reconcile: {enabled: false}\n", "channels.yaml", ENV)
+    assert not off.channels["shop-a"].reconcile.enabled
+
+
+def test_reconciliation_of_a_generic_channel_is_refused_with_the_reason() -> None:
+    text = (
+        MINIMAL.replace("platform: shopify", "platform: generic")
+        .replace(
+            'webhook_secrets: ["${SECRET}"]',
+            'webhook_secrets: ["whsec_dGVzdC1nZW5lcmljLXNlY3JldC0xMjM0NTY3ODkw"]',
+        )
+        .replace('    storefront: {base_url: "https://shop-a.myshopify.com", access_token: "${TOKEN}"}\n', "")
+    )
+    found = problems(text + "    reconcile: {enabled: true}\n")
+    assert any("no order API to reconcile from" in line for line in found)
+    assert any("sender must retry" in line for line in found)
+
+
+def test_a_reconcile_interval_below_a_minute_is_refused() -> None:
+    found = problems(MINIMAL + "    reconcile: {interval_s: 5}\n")
+    assert any("reconcile" in line and "60" in line for line in found)

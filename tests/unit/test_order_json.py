@@ -16,6 +16,10 @@ def legacy_to_json(order: CanonicalOrder) -> dict[str, Any]:
     data["payment_state"] = order.payment_state.value
     data["created_at"] = order.created_at.isoformat()
     data["updated_at"] = order.updated_at.isoformat()
+    meta: dict[str, str] = {}
+    for name, value in order.meta:
+        meta.setdefault(name, value)
+    data["meta"] = meta
     return data
 
 
@@ -34,6 +38,8 @@ BASE = CanonicalOrder(
     destination=Address("A Buyer", "1 Main St", "US", "10001", city="Springfield", state="NY"),
     shipping_method="Standard",
     gift_message="Happy birthday",
+    tags=("vip", "wholesale"),
+    meta=(("fba_priority", "high"), ("fba_note", "gift")),
 )
 
 

@@ -139,6 +139,7 @@ def test_in_flight_states_are_the_accepted_orders_amazon_does_not_hold_yet() -> 
     assert {
         OrderState.RECEIVED,
         OrderState.AWAITING_PAYMENT,
+        OrderState.AWAITING_APPROVAL,
         OrderState.NEEDS_ATTENTION,
         OrderState.SUBMITTING,
     } == IN_FLIGHT_STATES

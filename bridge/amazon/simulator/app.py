@@ -135,6 +135,21 @@ def _outbound_blueprint(sim: Simulator) -> Blueprint:
     def get_features() -> Response:
         return call("getFeatures", lambda: sim.get_features(request.args.get("marketplaceId")))
 
+    @bp.get("/features/inventory/<feature_name>")
+    def get_feature_inventory(feature_name: str) -> Response:
+        a = request.args
+        return call(
+            "getFeatureInventory",
+            lambda: sim.get_feature_inventory(a.get("marketplaceId"), feature_name, a.get("nextToken")),
+        )
+
+    @bp.get("/features/inventory/<feature_name>/<path:seller_sku>")
+    def get_feature_sku(feature_name: str, seller_sku: str) -> Response:
+        return call(
+            "getFeatureSKU",
+            lambda: sim.get_feature_sku(request.args.get("marketplaceId"), feature_name, seller_sku),
+        )
+
     return bp
 
 

@@ -29,6 +29,8 @@ OPERATIONS: tuple[str, ...] = (
     "listReturnReasonCodes",
     "createFulfillmentReturn",
     "getFeatures",
+    "getFeatureInventory",
+    "getFeatureSKU",
     "getInventorySummaries",
 )
 
@@ -105,6 +107,8 @@ class SkuConfig:
 
     `split` ships every unit of the SKU in its own package of its own shipment;
     `cancelled_by_fulfiller` makes the shipment holding it end `CANCELLED_BY_FULFILLER`.
+    `no_fee_estimate`: a preview with this SKU carries no `estimatedFees`, as Amazon's sometimes
+    does (reported in its issue tracker), so a fee cap cannot be checked.
     """
 
     quantity: int = 0
@@ -112,6 +116,7 @@ class SkuConfig:
     cancelled_by_fulfiller: bool = False
     weight_lb: str = "1.0"
     fnsku: str | None = None
+    no_fee_estimate: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,14 @@ class SimulatorConfig:
         }
     )
     per_order_fee: str = "1.00"
+    #: MCF feature -> the seller SKUs eligible for it (`getFeatureInventory`, `getFeatureSKU`); an
+    #: order that requires a feature for any other SKU is unfulfillable (preview) or refused (create).
+    feature_skus: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: MCF feature -> the surcharge a preview that requires it adds (as `FBATransportationFee`,
+    #: one of the fee names Amazon's model allows), per order.
+    feature_surcharge: Mapping[str, str] = field(
+        default_factory=lambda: {"BLOCK_AMZL": "0.75", "BLANK_BOX": "0.50"}
+    )
 
     def limit_for(self, operation: str) -> OperationLimit:
         return self.limits.get(operation) or BUILTIN_LIMITS.get(operation) or self.default_limit
@@ -204,6 +217,12 @@ class SimulatorConfig:
             changes["invalid_postal_codes"] = frozenset(data["invalid_postal_codes"])
         if "carriers" in data:
             changes["carriers"] = tuple(data["carriers"])
+        if "feature_skus" in data:
+            changes["feature_skus"] = {
+                str(k): tuple(str(x) for x in v) for k, v in data["feature_skus"].items()
+            }
+        if "feature_surcharge" in data:
+            changes["feature_surcharge"] = {str(k): str(v) for k, v in data["feature_surcharge"].items()}
         for key in ("per_unit_fee",):
             if key in data:
                 changes[key] = {k: str(v) for k, v in data[key].items()}

@@ -19,6 +19,8 @@
 - `GET|POST /_sim/fidelity`: Amazon's quirks on or off, body e.g.
   `{"encoded_tracking_links": false}` (names as in `config.Fidelity`).
 - `GET /_sim/orders`: every order id with its current status.
+- `POST /_sim/orders/<id>/stall`: body `{"stalled": true}` (default) or `false`; a stalled order
+  makes no progress from now on (a stuck order: it keeps its status and estimated ship date).
 """
 
 from __future__ import annotations
@@ -147,6 +149,17 @@ def controls_blueprint(sim: Simulator) -> Blueprint:
     @bp.get("/orders")
     def orders() -> Response:
         return answer(lambda: {"orders": sim.orders_summary()})
+
+    @bp.post("/orders/<seller_fulfillment_order_id>/stall")
+    def stall(seller_fulfillment_order_id: str) -> Response:
+        def run() -> dict[str, Any]:
+            stalled = _body().get("stalled", True)
+            if not isinstance(stalled, bool):
+                raise invalid_input("stalled must be true or false.")
+            sim.stall(seller_fulfillment_order_id, stalled)
+            return {"sellerFulfillmentOrderId": seller_fulfillment_order_id, "stalled": stalled}
+
+        return answer(run)
 
     return bp
 

@@ -13,7 +13,7 @@ import random
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .config import SkuConfig, Timings
@@ -105,6 +105,10 @@ class SimOrder:
     plan: tuple[PlannedShipment, ...] = ()
     returns: list[ReturnRecord] = field(default_factory=list)
     authorizations: list[ReturnAuthorizationRecord] = field(default_factory=list)
+    #: Set by the `stall` control: from then on the order makes no progress (a stuck order)
+    #: until `resumed_at`, after which its remaining milestones come that much later.
+    stalled_at: datetime | None = None
+    resumed_at: datetime | None = None
 
     @property
     def speed(self) -> str:
@@ -128,16 +132,32 @@ class Milestones:
     shipped: datetime
 
 
-def milestones(order: SimOrder, timings: Timings) -> Milestones | None:
-    """When a released order reaches each stage; None while it is held (or if it is invalid)."""
+#: Where a stalled order's next milestones are: never, in practice.
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def milestones(order: SimOrder, timings: Timings, *, planned: bool = False) -> Milestones | None:
+    """When a released order reaches each stage; None while it is held (or if it is invalid).
+    A stalled order reaches no stage after the stall, unless `planned` (what Amazon promised:
+    the estimated ship date keeps the original plan)."""
     if order.released_at is None or order.invalid:
         return None
     base = order.released_at
-    return Milestones(
-        planning=base + timedelta(seconds=timings.planning_after),
-        processing=base + timedelta(seconds=timings.processing_after),
-        shipped=base + timedelta(seconds=timings.ship_after),
-    )
+    planning = base + timedelta(seconds=timings.planning_after)
+    processing = base + timedelta(seconds=timings.processing_after)
+    shipped = base + timedelta(seconds=timings.ship_after)
+    stall = order.stalled_at
+    if stall is not None:
+        if order.resumed_at is not None:
+            delay = order.resumed_at - stall
+            planning, processing, shipped = (
+                t if t <= stall else t + delay for t in (planning, processing, shipped)
+            )
+        elif not planned:
+            planning, processing, shipped = (
+                t if t <= stall else NEVER for t in (planning, processing, shipped)
+            )
+    return Milestones(planning=planning, processing=processing, shipped=shipped)
 
 
 def history(order: SimOrder, timings: Timings) -> list[tuple[datetime, str]]:

@@ -18,6 +18,9 @@ from .config import SimulatorConfig, SkuConfig
 from .render import iso
 
 INVALID_SKU = "InvalidSKU"
+#: A SKU not eligible for a feature the request requires. Amazon's model documents no list of
+#: item reasons; this is the simulator's own name for it.
+FEATURE_NOT_ELIGIBLE = "FeatureNotEligible"
 INVENTORY_UNAVAILABLE = "InventoryUnavailable"
 INVALID_DESTINATION = "InvalidDestinationAddress"
 DELIVERY_SLA_UNAVAILABLE = "DeliverySLAUnavailable"
@@ -62,7 +65,8 @@ def fulfillment_preview(
     now: datetime,
 ) -> dict[str, Any]:
     marketplace = str(body.get("marketplaceId") or config.default_marketplace_id)
-    items = [_assess(raw, available, skus) for raw in body["items"]]
+    required = required_features(body)
+    items = [_assess(raw, available, skus, required, config) for raw in body["items"]]
     undeliverable = is_undeliverable(body["address"], config.invalid_postal_codes)
     speeds = body.get("shippingSpeedCategories") or list(DEFAULT_PREVIEW_SPEEDS)
     previews = []
@@ -74,11 +78,33 @@ def fulfillment_preview(
     return {"payload": {"fulfillmentPreviews": previews}}
 
 
-def _assess(raw: Mapping[str, Any], available: Mapping[str, int], skus: Mapping[str, SkuConfig]) -> _Item:
+def required_features(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The features a request requires (`featureFulfillmentPolicy: Required`, Amazon's default)."""
+    return tuple(
+        str(f.get("featureName"))
+        for f in body.get("featureConstraints") or ()
+        if f.get("featureFulfillmentPolicy", "Required") == "Required"
+    )
+
+
+def ineligible_for(sku: str, required: tuple[str, ...], config: SimulatorConfig) -> list[str]:
+    """The required features `sku` is not eligible for."""
+    return [f for f in required if sku not in config.feature_skus.get(f, ())]
+
+
+def _assess(
+    raw: Mapping[str, Any],
+    available: Mapping[str, int],
+    skus: Mapping[str, SkuConfig],
+    required: tuple[str, ...],
+    config: SimulatorConfig,
+) -> _Item:
     sku, quantity = str(raw["sellerSku"]), int(raw["quantity"])
     cfg = skus.get(sku)
     if cfg is None:
         reasons: tuple[str, ...] = (INVALID_SKU,)
+    elif ineligible_for(sku, required, config):
+        reasons = (FEATURE_NOT_ELIGIBLE,)
     elif available.get(sku, 0) < quantity:
         reasons = (INVENTORY_UNAVAILABLE,)
     else:
@@ -107,7 +133,9 @@ def _one_preview(
             "unit": "POUNDS",
             "value": str(sum((i.weight * i.quantity for i in good), Decimal(0))),
         },
-        "estimatedFees": _fees(speed, marketplace, good, config) if good and not order_reasons else [],
+        "estimatedFees": _fees(speed, marketplace, good, config, required_features(body))
+        if _quoted(good, config) and not order_reasons
+        else [],
         "fulfillmentPreviewShipments": _shipments(speed, good, config, now) if not order_reasons else [],
         "unfulfillablePreviewItems": [
             {
@@ -126,14 +154,25 @@ def _one_preview(
     return preview
 
 
-def _fees(speed: str, marketplace: str, good: list[_Item], config: SimulatorConfig) -> list[dict[str, Any]]:
+def _quoted(good: list[_Item], config: SimulatorConfig) -> bool:
+    """Amazon quotes fees for a fulfillable preview, except where it does not (`no_fee_estimate`)."""
+    return bool(good) and not any(config.skus.get(i.sku, SkuConfig()).no_fee_estimate for i in good)
+
+
+def _fees(
+    speed: str, marketplace: str, good: list[_Item], config: SimulatorConfig, features: tuple[str, ...]
+) -> list[dict[str, Any]]:
     currency = CURRENCY_BY_MARKETPLACE.get(marketplace, "USD")
     units = sum(i.quantity for i in good)
     per_unit = Decimal(config.per_unit_fee.get(speed, config.per_unit_fee.get("Standard", "0")))
-    return [
+    fees = [
         {"name": "FBAPerUnitFulfillmentFee", "amount": _money(currency, per_unit * units)},
         {"name": "FBAPerOrderFulfillmentFee", "amount": _money(currency, Decimal(config.per_order_fee))},
     ]
+    surcharge = sum((Decimal(config.feature_surcharge.get(f, "0")) for f in features), Decimal(0))
+    if surcharge:
+        fees.append({"name": "FBATransportationFee", "amount": _money(currency, surcharge)})
+    return fees
 
 
 def _money(currency: str, value: Decimal) -> dict[str, str]:

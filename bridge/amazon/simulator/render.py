@@ -68,7 +68,7 @@ def fulfillment_order(order: SimOrder, timings: Timings, now: datetime) -> dict[
 
 
 def order_items(order: SimOrder, timings: Timings, now: datetime) -> list[dict[str, Any]]:
-    m = milestones(order, timings)
+    m = milestones(order, timings, planned=True)  # estimates keep the plan, even when it stalls
     items = []
     for ln in order.lines:
         cancelled, unfulfillable = item_quantities(order, timings, now, ln)

@@ -49,7 +49,7 @@ from .fulfilment import (
 from .inventory import StockTimes, get_inventory_summaries
 from .ledger import Ledger
 from .notifications import NotificationsService, check_token_kind
-from .preview import fulfillment_preview, is_undeliverable
+from .preview import fulfillment_preview, ineligible_for, is_undeliverable, required_features
 from .validation import validate_body, validate_parameters
 
 DROPPED = 0  # ledger status for a call answered by dropping the connection
@@ -234,10 +234,17 @@ class Simulator:
             item_ids = [i["sellerFulfillmentOrderItemId"] for i in body["items"]]
             if len(set(item_ids)) != len(item_ids):
                 raise invalid_input("SellerFulfillmentOrderItemId values must be unique within an order.")
+            required = required_features(body)
             for item in body["items"]:
                 if item["sellerSku"] not in self._skus:
                     raise invalid_input(
                         f"the SellerSKU for Item Id: {item['sellerFulfillmentOrderItemId']} is invalid."
+                    )
+                refused = ineligible_for(item["sellerSku"], required, self.config)
+                if refused:
+                    raise invalid_input(
+                        f"Item Id: {item['sellerFulfillmentOrderItemId']} is not eligible for the required "
+                        f"feature(s) {', '.join(refused)}."
                     )
             now = self._now().replace(microsecond=0)
             policy = body.get("fulfillmentPolicy", "FillOrKill")
@@ -284,7 +291,10 @@ class Simulator:
         return lines
 
     def _plan(self, order: SimOrder) -> None:
-        order.plan = build_plan(order.lines, self._skus, self.config.carriers, self._ids)
+        carriers = self.config.carriers
+        if "BLOCK_AMZL" in required_features(order.fields):
+            carriers = tuple(c for c in carriers if not c.startswith("AMZL")) or carriers
+        order.plan = build_plan(order.lines, self._skus, carriers, self._ids)
         for shipment in order.plan:
             for package in shipment.packages:
                 self._packages[package.number] = (order, shipment, package)
@@ -532,6 +542,73 @@ class Simulator:
         ]
         return {"payload": {"features": features}}
 
+    def get_feature_inventory(
+        self, marketplace_id: str | None, feature_name: str, next_token: str | None
+    ) -> dict[str, Any]:
+        validate_parameters(
+            "getFeatureInventory",
+            {"marketplaceId": marketplace_id, "featureName": feature_name, "nextToken": next_token},
+        )
+        self._known_feature(feature_name)
+        eligible = sorted(self.config.feature_skus.get(feature_name, ()))
+        start = self._page_start(next_token)
+        page = eligible[start : start + self.config.page_size]
+        with self._lock:
+            skus = [
+                {
+                    "sellerSku": sku,
+                    "fnSku": (self._skus[sku].fnsku if sku in self._skus else None) or IdFactory.fnsku(sku),
+                    "skuCount": max(0, self._available.get(sku, 0)),
+                }
+                for sku in page
+            ]
+        payload: dict[str, Any] = {
+            "marketplaceId": marketplace_id,
+            "featureName": feature_name,
+            "featureSkus": skus,
+        }
+        if start + self.config.page_size < len(eligible):
+            payload["nextToken"] = f"features-{start + self.config.page_size}"
+        return {"payload": payload}
+
+    def get_feature_sku(
+        self, marketplace_id: str | None, feature_name: str, seller_sku: str
+    ) -> dict[str, Any]:
+        validate_parameters(
+            "getFeatureSKU",
+            {"marketplaceId": marketplace_id, "featureName": feature_name, "sellerSku": seller_sku},
+        )
+        self._known_feature(feature_name)
+        with self._lock:
+            known = seller_sku in self._skus
+            count = max(0, self._available.get(seller_sku, 0))
+        eligible = known and seller_sku in self.config.feature_skus.get(feature_name, ())
+        payload: dict[str, Any] = {
+            "marketplaceId": marketplace_id,
+            "featureName": feature_name,
+            "isEligible": eligible,
+            "sellerSku": seller_sku,
+        }
+        if eligible:
+            payload["skuCount"] = count
+        else:
+            payload["ineligibleReasons"] = ["SKU_NOT_ELIGIBLE" if known else "INVALID_SKU"]
+        return {"payload": payload}
+
+    @staticmethod
+    def _known_feature(feature_name: str) -> None:
+        if feature_name not in {name for name, _ in FEATURES}:
+            raise invalid_input(f"Unknown feature name {feature_name[:40]!r}.")
+
+    @staticmethod
+    def _page_start(next_token: str | None) -> int:
+        if not next_token:
+            return 0
+        prefix, _, number = next_token.partition("-")
+        if prefix != "features" or not number.isdigit():
+            raise invalid_input("The nextToken is invalid or expired.")
+        return int(number)
+
     # ----------------------------------------------------------------- controls (tests and demo)
 
     def set_inventory(
@@ -673,6 +750,18 @@ class Simulator:
             self.clock.advance(seconds)
         if which in {"rate", "both"}:
             self.rate_clock.advance(seconds)
+
+    def stall(self, seller_fulfillment_order_id: str, stalled: bool = True) -> None:
+        """From now on the order makes no progress (stays Received, Planning or Processing), as
+        an order stuck in Amazon's network does; `stalled=False` lets it go on from now, each
+        remaining milestone later by the time it stood still. One stall per order."""
+        with self._lock:
+            order = self._order(seller_fulfillment_order_id)
+            now = self._now().replace(microsecond=0)
+            if stalled:
+                order.stalled_at, order.resumed_at = now, None
+            elif order.stalled_at is not None and order.resumed_at is None:
+                order.resumed_at = now
 
     def now(self) -> datetime:
         """The fulfilment clock's current time."""

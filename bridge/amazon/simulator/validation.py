@@ -14,6 +14,8 @@ top of it, only rules with a named source (`ExtraRule.source`):
 - address lengths (name 50, line 1 180, lines 2/3 60, city 50, district/county 150, state 150,
   postal code 20, phone 20): Amazon's MWS-era FBA Outbound limits; the 2020-07-01 model states
   none (`ADDRESS_LIMITS`);
+- the feature names `FeatureSettings.featureName` lists in its text (`BLOCK_AMZL`, `BLANK_BOX`,
+  `OVERBOX`, `PACKING_SLIP`, `SIGNATURE_CONFIRMATION`, and `PSLIP` from its getFeatures example);
 - ISO 3166-1 alpha-2 country codes (`Address.countryCode`, `shipFromCountryCode`), ISO 4217
   currency codes (`Money.currencyCode`), decimals as RFC 7159 numbers (`Decimal`), a
   `displayableOrderId` of one to 40 characters, and no `Hold` with `ScheduledDelivery`: each
@@ -68,6 +70,9 @@ ADDRESS_LIMITS: dict[str, int] = {
     "phone": 20,
 }
 
+#: `FeatureSettings.featureName`: the model types it as a string and lists the valid names in its
+#: text; `PSLIP` is the packing-slip name its getFeatures example answers with.
+FEATURE_NAMES = ("BLOCK_AMZL", "BLANK_BOX", "OVERBOX", "PACKING_SLIP", "SIGNATURE_CONFIRMATION", "PSLIP")
 COUNTRY_CODE = "^[A-Z]{2}$"
 CURRENCY_CODE = "^[A-Z]{3}$"
 #: RFC 7159 number: optional minus, no leading zeros, optional fraction and exponent.
@@ -107,6 +112,12 @@ EXTRA_RULES: tuple[ExtraRule, ...] = (
         "model text: ISO 3166-1 alpha-2",
     ),
     ExtraRule("Money", "currencyCode", {"pattern": CURRENCY_CODE}, "model text: ISO 4217"),
+    ExtraRule(
+        "FeatureSettings",
+        "featureName",
+        {"enum": list(FEATURE_NAMES)},
+        "model text: FeatureSettings.featureName lists the names; getFeatures example: PSLIP",
+    ),
     ExtraRule("Decimal", None, {"pattern": RFC7159_NUMBER}, "model text: RFC 7159 number representation"),
     ExtraRule(
         "CreateFulfillmentOrderRequest",
