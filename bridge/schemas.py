@@ -102,8 +102,10 @@ def _gate(folder: str, name: str) -> Callable[[Any], Any] | None:
     schema = _load(folder, name)
     if '"format"' in json.dumps(schema):
         return None
-    import fastjsonschema
-
+    try:
+        import fastjsonschema
+    except ImportError:  # an environment installed from an older lock: jsonschema alone, as before
+        return None
     compiled: Callable[[Any], Any] = fastjsonschema.compile(schema, use_default=False, use_formats=False)
     return compiled
 
