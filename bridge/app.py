@@ -8,7 +8,7 @@ from . import metrics
 from .bootstrap import Bridge, bootstrap, configure_logging
 from .metrics.collect import ScrapeCache
 from .settings import Settings
-from .web import console, errors, fulfillment_service, health, notifications, observe, webhooks
+from .web import admission, console, errors, fulfillment_service, health, notifications, observe, webhooks
 from .web import metrics as metrics_endpoint
 
 
@@ -32,6 +32,7 @@ def create_app(bridge: Bridge | None = None) -> Flask:
     observe.register(app, bridge)
     errors.register(app)
     metrics.start(bridge.engine, bridge.settings.metrics_flush_s)
+    admission.install(app, bridge)
     return app
 
 

@@ -127,7 +127,7 @@ def serve(host: str, port: int | None, workers: int) -> None:
     _migrate(bridge.engine)
     from .web.server import run_gunicorn
 
-    run_gunicorn(host, port or bridge.settings.port, workers)
+    run_gunicorn(host, port or bridge.settings.port, workers, bridge.settings.web_threads)
 
 
 @main.command()

@@ -12,10 +12,15 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Executable
 from sqlmodel import Session, col
 
 from . import alerts, jobs
@@ -36,10 +41,10 @@ from .store import (
     DeliveryRecord,
     OrderEventRecord,
     OrderRecord,
+    one_writer_at_a_time,
     printable,
     read_session,
     storage_key,
-    write_session,
 )
 from .storefronts.base import Delivery, Rejection, ReturnRequest
 
@@ -70,36 +75,73 @@ def privacy_body(scope: str, order_external_ids: tuple[str, ...]) -> bytes:
     ).encode()
 
 
+def _deliveries() -> Table:
+    return cast(Table, DeliveryRecord.__table__)  # type: ignore[attr-defined]
+
+
+def _orders() -> Table:
+    return cast(Table, OrderRecord.__table__)  # type: ignore[attr-defined]
+
+
+def _events() -> Table:
+    return cast(Table, OrderEventRecord.__table__)  # type: ignore[attr-defined]
+
+
+@cache
+def _insert_delivery_stmt(dialect: str) -> Executable:
+    """`INSERT ... ON CONFLICT DO NOTHING RETURNING id`: the dedupe is the unique constraint itself
+    (a replay inserts nothing and gets no id), in one statement, compiled once per dialect."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = _deliveries()
+    return insert(table).on_conflict_do_nothing().returning(table.c.id)
+
+
+@cache
+def _set_outcome_stmt() -> Executable:
+    deliveries = _deliveries()
+    return update(deliveries).where(deliveries.c.id == bindparam("delivery"))
+
+
+@cache
+def _find_order_stmt() -> Executable:
+    orders = _orders()
+    return (
+        select(orders.c.id)
+        .where(
+            orders.c.channel_id == bindparam("channel_id"), orders.c.external_id == bindparam("external_id")
+        )
+        .with_for_update()
+    )
+
+
 def _insert_delivery(
     session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock, source: str
 ) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
     key = storage_key(delivery.delivery_key)
-    existing = session.execute(
-        select(col(DeliveryRecord.id)).where(
-            col(DeliveryRecord.channel_id) == channel.id,
-            col(DeliveryRecord.delivery_key) == key,
-        )
-    ).first()
-    if existing is not None:
-        return None
     now = clock.now()
     privacy = delivery.privacy
-    record = DeliveryRecord(
-        channel_id=channel.id,
-        delivery_key=key,
-        event_id=storage_key(delivery.event_id) if delivery.event_id else None,
-        topic=printable(delivery.topic, 64),
-        received_at=now,
-        # A privacy request names the customer it is about; keeping it would defeat its purpose.
-        # Only its kind and the order ids stay (what `fba-bridge privacy export` needs).
-        body=privacy_body(privacy.scope.value, privacy.order_external_ids) if privacy is not None else body,
-        body_purged_at=now if privacy is not None else None,
-        source=source,
-    )
-    session.add(record)
-    session.flush()
-    return record.id
+    conn = session.connection()
+    row = conn.execute(
+        _insert_delivery_stmt(conn.dialect.name),
+        {
+            "channel_id": channel.id,
+            "delivery_key": key,
+            "event_id": storage_key(delivery.event_id) if delivery.event_id else None,
+            "topic": printable(delivery.topic, 64),
+            "received_at": now,
+            # A privacy request names the customer it is about; keeping it would defeat its purpose.
+            # Only its kind and the order ids stay (what `fba-bridge privacy export` needs).
+            "body": privacy_body(privacy.scope.value, privacy.order_external_ids)
+            if privacy is not None
+            else body,
+            "body_purged_at": now if privacy is not None else None,
+            "outcome": "",
+            "order_id": None,
+            "source": source,
+        },
+    ).first()
+    return None if row is None else int(row[0])
 
 
 def _tombstone(channel: Channel, external_id: str, clock: Clock) -> CanonicalOrder:
@@ -121,10 +163,18 @@ def _apply(
 ) -> tuple[IntakeDecision, int]:
     external_id = delivery.order.external_id if delivery.order else delivery.external_id
     assert external_id and delivery.kind is not None
-    query = select(OrderRecord).where(
-        col(OrderRecord.channel_id) == channel.id, col(OrderRecord.external_id) == external_id
+    # The id first, as plain Core (a first delivery finds nothing, and that is most of them);
+    # an existing order is then loaded through the ORM, locked the same way.
+    found = (
+        session.connection()
+        .execute(_find_order_stmt(), {"channel_id": channel.id, "external_id": external_id})
+        .first()
     )
-    row = session.execute(query.with_for_update()).scalars().first()
+    row = (
+        session.get(OrderRecord, found[0], with_for_update=True, populate_existing=True)
+        if found is not None
+        else None
+    )
     stored = (
         StoredOrder(
             row.order_state,
@@ -150,19 +200,9 @@ def _apply(
 
     now = clock.now()
     if row is None:
+        # A first delivery (nearly all of them): Core inserts, no ORM unit of work.
         assert decision.state is not None and decision.order is not None
-        row = OrderRecord(
-            channel_id=channel.id,
-            external_id=external_id,
-            display_id=decision.order.display_id[:DISPLAY_ID_LENGTH],
-            state=decision.state.value,
-            data=decision.order.to_json(),
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        session.flush()  # raises IntegrityError when a concurrent delivery created the order first
-        from_state = None
+        return decision, _create_order(session, channel, delivery, delivery_id, decision, external_id, now)
     else:
         from_state = row.state
         if decision.order is not None:
@@ -185,19 +225,11 @@ def _apply(
             event=f"intake:{decision.outcome.value}",
             from_state=from_state,
             to_state=row.state,
-            reason="; ".join(part for part in (decision.reason, *delivery.notes) if part)[:2000],
+            reason=_reason(decision, delivery),
             delivery_id=delivery_id,
         )
     )
-    # Each job plans from the order as it is when the job runs, so one waiting job per kind is
-    # enough; a job that is already running gets a successor (see `jobs.enqueue`).
-    for wanted, kind in (
-        (decision.enqueue_submit, JOB_SUBMIT),
-        (decision.enqueue_cancel, JOB_CANCEL),
-        (decision.enqueue_amend, JOB_AMEND),
-    ):
-        if wanted:
-            jobs.enqueue(session, kind, order_id=row.id, dedupe_key=f"{kind}:{row.id}")
+    _enqueue_effects(session, decision, row.id)
     if decision.alert:
         alerts.raise_alert(
             session,
@@ -209,6 +241,76 @@ def _apply(
             channel_id=channel.id,
         )
     return decision, row.id
+
+
+def _create_order(
+    session: Session,
+    channel: Channel,
+    delivery: Delivery,
+    delivery_id: int,
+    decision: IntakeDecision,
+    external_id: str,
+    now: datetime,
+) -> int:
+    """The new order, its first audit entry and its jobs, as Core statements on the session's
+    connection (same transaction). Raises IntegrityError when a concurrent delivery created the
+    order first (the caller retries and then finds it)."""
+    assert decision.state is not None and decision.order is not None
+    conn = session.connection()
+    orders = _orders()
+    order_id = conn.execute(
+        insert(orders).returning(orders.c.id),
+        {
+            "channel_id": channel.id,
+            "external_id": external_id,
+            "display_id": decision.order.display_id[:DISPLAY_ID_LENGTH],
+            "state": decision.state.value,
+            "data": decision.order.to_json(),
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).scalar_one()
+    conn.execute(
+        insert(_events()),
+        {
+            "order_id": order_id,
+            "at": now,
+            "event": f"intake:{decision.outcome.value}",
+            "from_state": None,
+            "to_state": decision.state.value,
+            "reason": _reason(decision, delivery),
+            "delivery_id": delivery_id,
+        },
+    )
+    _enqueue_effects(session, decision, order_id)
+    if decision.alert:
+        alerts.raise_alert(
+            session,
+            key=f"order:{order_id}:intake:{decision.outcome.value}",
+            kind="intake",
+            message=f"order {decision.order.display_id[:DISPLAY_ID_LENGTH] or external_id} ({channel.id}) "
+            f"{decision.alert}",
+            now=now,
+            order_id=order_id,
+            channel_id=channel.id,
+        )
+    return int(order_id)
+
+
+def _reason(decision: IntakeDecision, delivery: Delivery) -> str:
+    return "; ".join(part for part in (decision.reason, *delivery.notes) if part)[:2000]
+
+
+def _enqueue_effects(session: Session, decision: IntakeDecision, order_id: int) -> None:
+    # Each job plans from the order as it is when the job runs, so one waiting job per kind is
+    # enough; a job that is already running gets a successor (see `jobs.enqueue`).
+    for wanted, kind in (
+        (decision.enqueue_submit, JOB_SUBMIT),
+        (decision.enqueue_cancel, JOB_CANCEL),
+        (decision.enqueue_amend, JOB_AMEND),
+    ):
+        if wanted:
+            jobs.enqueue(session, kind, order_id=order_id, dedupe_key=f"{kind}:{order_id}")
 
 
 SOURCE_WEBHOOK = "webhook"
@@ -230,19 +332,27 @@ def ingest(
     pass that read the order back (a synthetic delivery); both converge the same way."""
     for attempt in range(_CONFLICT_RETRIES):
         try:
-            with write_session(engine) as session:
+            # One transaction on one connection; the ORM session joins it for the rarer paths
+            # (an existing order, an alert) and never commits on its own: leaving `begin()`
+            # commits everything at once, or rolls everything back.
+            with (
+                one_writer_at_a_time(engine),
+                engine.begin() as conn,
+                Session(bind=conn, expire_on_commit=False) as session,
+            ):
                 delivery_id = _insert_delivery(session, channel, delivery, body, clock, source)
                 if delivery_id is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
                 outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
-                record = session.get(DeliveryRecord, delivery_id)
-                assert record is not None
-                record.outcome = outcome
-                record.order_id = order_id
+                session.flush()  # the ORM's pending writes (an existing order) before Core's
+                values: dict[str, object] = {
+                    "delivery": delivery_id,
+                    "outcome": outcome,
+                    "order_id": order_id,
+                }
                 if _order_purged(session, channel, delivery, order_id):
-                    record.body = REDACTED_BODY
-                    record.body_purged_at = clock.now()
-                session.add(record)
+                    values.update(body=REDACTED_BODY, body_purged_at=clock.now())
+                conn.execute(_set_outcome_stmt(), values)
                 return IngestResult(duplicate=False, outcome=outcome, order_id=order_id)
         except IntegrityError:
             # Two first deliveries for the same delivery id or order raced (PostgreSQL); the

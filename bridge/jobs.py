@@ -18,11 +18,13 @@ import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, insert, literal_column, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Executable
 from sqlmodel import Session, col
 
 from . import retry_policy
@@ -91,16 +93,27 @@ def enqueue(
         created_at=now,
         updated_at=now,
     )
+    # Core on the session's connection (same transaction), one statement compiled per dialect:
+    # the ORM's bulk-insert path cost more than the insert itself on the webhook path.
+    conn = session.connection()
     if dedupe_key is None:
-        session.execute(insert(JobRecord).values(**values))
+        conn.execute(_insert_stmt(), values)
         return True
-    dialect = session.get_bind().dialect.name
+    return conn.execute(_insert_unique_stmt(conn.dialect.name), values).first() is not None
+
+
+@cache
+def _insert_stmt() -> Executable:
+    return insert(JobRecord)
+
+
+@cache
+def _insert_unique_stmt(dialect: str) -> Executable:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(JobRecord).values(**values).on_conflict_do_nothing().returning(col(JobRecord.id))
-    return session.execute(stmt).scalar_one_or_none() is not None
+    return dialect_insert(JobRecord).on_conflict_do_nothing().returning(col(JobRecord.id))
 
 
 OnDead = Callable[[Session, JobRecord], None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -109,7 +109,12 @@ class CanonicalOrder:
     meta: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The fields as `dataclasses.asdict` gives them (lines a tuple of dicts), built directly:
+        every field is a plain value, a line or an address, so its deep copy bought nothing and
+        cost a tenth of storing a webhook."""
+        data = dict(self.__dict__)
+        data["lines"] = tuple(dict(line.__dict__) for line in self.lines)
+        data["destination"] = dict(self.destination.__dict__) if self.destination is not None else None
         data["payment_state"] = self.payment_state.value
         data["created_at"] = self.created_at.isoformat()
         data["updated_at"] = self.updated_at.isoformat()

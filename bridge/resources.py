@@ -7,6 +7,7 @@ wheel carries copies: either way `importlib.resources` finds them, with no check
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
@@ -16,7 +17,9 @@ def resource_path(*parts: str) -> Path:
     return Path(str(files("bridge").joinpath("_resources", *parts))).resolve()
 
 
+@cache
 def schemas_dir() -> Path:
+    """Resolved once per process: every webhook's schema check asks for it."""
     return resource_path("schemas")
 
 

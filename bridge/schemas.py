@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -109,6 +109,43 @@ def _validator(folder: str, name: str) -> Draft202012Validator:
     Draft202012Validator.check_schema(schema)
     strict: Draft202012Validator = StrictValidator(schema, format_checker=FORMAT_CHECKER)
     return strict
+
+
+# A compiled gate for the storefront payload schemas (the webhook path). fastjsonschema turns a
+# schema into straight Python code: ~0.03 ms for a 6.6 KB Shopify order where jsonschema's
+# interpreter takes ~0.7 ms. It only ever says "valid" early: a document it refuses goes through
+# jsonschema, whose verdict and problems are what callers get. So its answer counts only where
+# both agree that a document is valid (tests/unit/test_schema_gate.py checks that it never
+# passes what jsonschema refuses); schemas with a `format` keyword are never gated (fastjsonschema
+# would not apply our date-time rule).
+GATED_PREFIXES = ("shopify/", "woocommerce/")
+
+
+def passes_fast(name: str, document: Any) -> bool:
+    """True when the compiled gate accepts `document`; False means "ask jsonschema", not invalid."""
+    gate = _gate(str(schema_dir()), name)
+    if gate is None:
+        return False
+    try:
+        gate(document)
+    except Exception:  # JsonSchemaException, or anything the generated code trips over
+        return False
+    return True
+
+
+@cache
+def _gate(folder: str, name: str) -> Callable[[Any], Any] | None:
+    if not name.startswith(GATED_PREFIXES):
+        return None
+    schema = _load(folder, name)
+    if '"format"' in json.dumps(schema):
+        return None
+    try:
+        import fastjsonschema
+    except ImportError:  # an environment installed from an older lock: jsonschema alone, as before
+        return None
+    compiled: Callable[[Any], Any] = fastjsonschema.compile(schema, use_default=False, use_formats=False)
+    return compiled
 
 
 # Problems as JSON path + rule + how to fix, never quoting the offending value (it may be

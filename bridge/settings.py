@@ -20,6 +20,12 @@ DEFAULT_DATABASE_URL = "sqlite:///fba-bridge.sqlite3"
 DEFAULT_CONFIG_PATH = "config/channels.yaml"
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 DEFAULT_SIMULATOR_CONFIG = "config/simulator.yaml"
+#: Webhook admission per web process (bridge/web/admission.py) and gunicorn threads per worker.
+DEFAULT_WEBHOOK_CONCURRENCY = 4
+DEFAULT_WEBHOOK_QUEUE = 8
+DEFAULT_WEBHOOK_QUEUE_WAIT_S = 0.5
+DEFAULT_WEBHOOK_RETRY_AFTER_S = 5
+DEFAULT_WEB_THREADS = 16
 
 
 class SettingsError(ValueError):
@@ -300,6 +306,16 @@ class Settings:
     #: `text` (a terminal) or `json` (one object per line, for a log pipeline).
     log_format: str = "text"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: Webhook handlers running at once in one web process (0: no bound).
+    webhook_concurrency: int = DEFAULT_WEBHOOK_CONCURRENCY
+    #: Webhooks that may wait for a free handler, each for at most `webhook_queue_wait_s`;
+    #: any more are answered 503 with `Retry-After: webhook_retry_after_s` at once.
+    webhook_queue: int = DEFAULT_WEBHOOK_QUEUE
+    webhook_queue_wait_s: float = DEFAULT_WEBHOOK_QUEUE_WAIT_S
+    webhook_retry_after_s: int = DEFAULT_WEBHOOK_RETRY_AFTER_S
+    #: gunicorn threads per web worker (`fba-bridge serve`); more than concurrency + queue, so
+    #: spare threads answer refusals at once.
+    web_threads: int = DEFAULT_WEB_THREADS
     notifications_token: Secret = field(default_factory=lambda: Secret(""))
     admin_token: Secret = field(default_factory=lambda: Secret(""))
     simulator_url: str = ""
@@ -352,6 +368,17 @@ class Settings:
             log_level=level,
             log_format=log_format,
             max_body_bytes=_int_env(env, "BRIDGE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            webhook_concurrency=_int_env(
+                env, "BRIDGE_WEBHOOK_CONCURRENCY", DEFAULT_WEBHOOK_CONCURRENCY, minimum=0
+            ),
+            webhook_queue=_int_env(env, "BRIDGE_WEBHOOK_QUEUE", DEFAULT_WEBHOOK_QUEUE, minimum=0),
+            webhook_queue_wait_s=_nonnegative_env(
+                env, "BRIDGE_WEBHOOK_QUEUE_WAIT_S", DEFAULT_WEBHOOK_QUEUE_WAIT_S
+            ),
+            webhook_retry_after_s=_int_env(
+                env, "BRIDGE_WEBHOOK_RETRY_AFTER_S", DEFAULT_WEBHOOK_RETRY_AFTER_S
+            ),
+            web_threads=_int_env(env, "WEB_THREADS", DEFAULT_WEB_THREADS),
             notifications_token=Secret(env.get("BRIDGE_NOTIFICATIONS_TOKEN", "")),
             admin_token=Secret(env.get("BRIDGE_ADMIN_TOKEN", "")),
             simulator_url=env.get("BRIDGE_SIMULATOR_URL", ""),

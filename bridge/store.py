@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -632,6 +633,23 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_sqlite_writers: dict[str, threading.Lock] = {}
+
+
+def one_writer_at_a_time(engine: Engine) -> AbstractContextManager[object]:
+    """On SQLite, this process's busy writers (webhooks, the metrics flush) take turns here.
+
+    SQLite lets one writer in at a time anyway; a thread that finds the lock taken waits in
+    SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and so adds latency after
+    the lock is free. Queueing on a Python lock hands it over at once; only other processes'
+    writers still meet in SQLite. PostgreSQL needs no such thing (row locks, concurrent commits).
+    Not re-entrant: take it around a whole transaction, never inside one."""
+    if not is_sqlite(engine):
+        return nullcontext()
+    key = engine.url.render_as_string(hide_password=True)
+    return _sqlite_writers.setdefault(key, threading.Lock())
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction holds the write lock from its first statement (SQLite)."""
@@ -665,7 +683,7 @@ def db_now(session: Session) -> float:
         sql = "SELECT (julianday('now') - 2440587.5) * 86400.0"
     else:
         sql = "SELECT EXTRACT(EPOCH FROM clock_timestamp())"
-    return float(session.execute(text(sql)).scalar_one())
+    return float(session.connection().execute(text(sql)).scalar_one())
 
 
 def is_unavailable(exc: BaseException) -> bool:

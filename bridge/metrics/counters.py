@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from ..store import MetricCounterRecord, write_session
+from ..store import MetricCounterRecord, one_writer_at_a_time, write_session
 
 LabelSet = tuple[tuple[str, str], ...]
 Key = tuple[str, LabelSet]
@@ -51,7 +51,7 @@ def _rows(values: Mapping[Key, float], now: float) -> list[dict[str, Any]]:
 def add(engine: Engine, sums: Mapping[Key, float], maxes: Mapping[Key, float]) -> None:
     """Add `sums` to the stored values and raise stored values to `maxes`, in one transaction."""
     now = time.time()
-    with write_session(engine) as session:
+    with one_writer_at_a_time(engine), write_session(engine) as session:
         insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         for rows, combine in ((_rows(sums, now), "sum"), (_rows(maxes, now), "max")):
             for chunk in _chunks(rows):

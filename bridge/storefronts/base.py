@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from ..channels import Channel
 from ..clock import Clock
 from ..orders import CanonicalOrder, DeliveryKind
-from ..schemas import schema_problems
+from ..schemas import passes_fast, schema_problems
 from ..settings import Secret
 
 MAX_JSON_DEPTH = 32
@@ -165,23 +165,22 @@ def _reject_constant(name: str) -> Any:
     raise Rejection(400, "invalid_json", f"{name} is not valid JSON; send finite numbers only")
 
 
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
 def _depth(text: str) -> int:
+    """Deepest bracket nesting outside JSON strings (an unterminated string runs to the end).
+
+    Strings are cut out and everything but brackets dropped by two regular expressions (C loops),
+    so only the brackets themselves are walked in Python: a 6.6 KB order has about a hundred."""
     depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for ch in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        if ch in "[{":
             depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
+            if depth > deepest:
+                deepest = depth
+        else:
             depth -= 1
     return deepest
 
@@ -356,6 +355,8 @@ def require_json_content_type(headers: Mapping[str, str]) -> None:
 
 
 def validate_or_reject(schema_name: str, document: Any, what: str) -> None:
+    if passes_fast(schema_name, document):
+        return
     problems = schema_problems(schema_name, document)
     if problems:
         raise Rejection(

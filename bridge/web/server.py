@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
+
+from .admission import mark_queued
+
+WORKER_CLASS = "bridge.web.server.QueueTimedWorker"
+
+
+class QueueTimedWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker, telling the webhook gate how long each request waited.
+
+    gthread hands ready connections to its threads through an unbounded queue; under overload
+    that queue, not the app, is where the time goes. The worker stamps a connection when it is
+    queued for a thread and the gate (bridge/web/admission.py) refuses a request that already
+    waited longer than `BRIDGE_WEBHOOK_QUEUE_WAIT_S`, in well under a millisecond, so the queue
+    drains instead of growing past the storefront's timeout."""
+
+    def enqueue_req(self, conn: Any) -> None:
+        conn.bridge_queued_at = time.monotonic()
+        super().enqueue_req(conn)
+
+    def handle(self, conn: Any) -> Any:
+        mark_queued(getattr(conn, "bridge_queued_at", None))
+        try:
+            return super().handle(conn)
+        finally:
+            mark_queued(None)
 
 
 class _Embedded(BaseApplication):  # type: ignore[misc]
@@ -22,12 +49,15 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+def gunicorn_options(host: str, port: int, workers: int, threads: int = 16) -> dict[str, Any]:
+    """gthread workers. `threads` exceeds the webhook admission bound (concurrency + queue, see
+    bridge/web/admission.py) so spare threads answer refusals at once instead of leaving them in
+    gunicorn's queue; `backlog` stays at gunicorn's 2048: the kernel holds bursts, not refusals."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
-        "threads": 4,
+        "worker_class": WORKER_CLASS,
+        "threads": threads,
         "timeout": 30,
         "graceful_timeout": 25,
         "keepalive": 5,
@@ -35,5 +65,5 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     }
 
 
-def run_gunicorn(host: str, port: int, workers: int) -> None:
-    _Embedded(gunicorn_options(host, port, workers)).run()
+def run_gunicorn(host: str, port: int, workers: int, threads: int = 16) -> None:
+    _Embedded(gunicorn_options(host, port, workers, threads)).run()

@@ -4,6 +4,7 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -12,7 +13,14 @@ from bridge.clock import ManualClock
 from bridge.intake import ingest
 from bridge.orders import Address, CanonicalOrder, DeliveryKind, OrderLine, PaymentState
 from bridge.store import DeliveryRecord, JobRecord, OrderEventRecord, OrderRecord, read_session
-from bridge.storefronts.base import Delivery, PrivacyRequest, PrivacyScope
+from bridge.storefronts.base import (
+    Delivery,
+    PrivacyRequest,
+    PrivacyScope,
+    Rejection,
+    ReturnItemRequest,
+    ReturnRequest,
+)
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
@@ -173,3 +181,47 @@ def test_privacy_requests_are_queued(db: Engine, channels_config: ChannelsConfig
     with read_session(db) as session:
         job = session.execute(select(JobRecord)).scalars().one()
     assert job.kind == "privacy" and job.payload["order_external_ids"] == ["5001"]
+
+
+def test_a_first_delivery_is_one_transaction_with_its_outcome_on_the_inbox_row(
+    db: Engine, channels_config: ChannelsConfig, clock: ManualClock
+) -> None:
+    channel = channels_config.channels["shop-a"]
+    result = ingest(db, channel, delivery("d-one", make_order()), b'{"id": 5001}', clock)
+    with read_session(db) as session:
+        stored = session.execute(select(DeliveryRecord)).scalars().one()
+        event = session.execute(select(OrderEventRecord)).scalars().one()
+        job = session.execute(select(JobRecord)).scalars().one()
+    assert (stored.outcome, stored.order_id, stored.body) == ("created", result.order_id, b'{"id": 5001}')
+    assert (event.order_id, event.delivery_id, event.event, event.to_state) == (
+        result.order_id,
+        stored.id,
+        "intake:created",
+        "received",
+    )
+    assert (job.kind, job.order_id, job.dedupe_key) == (
+        "submit",
+        result.order_id,
+        f"submit:{result.order_id}",
+    )
+
+
+def test_a_refusal_after_the_inbox_row_leaves_nothing_behind(
+    db: Engine, channels_config: ChannelsConfig, clock: ManualClock
+) -> None:
+    """A return for an order the bridge never received is refused (422) after the delivery row
+    was inserted in the same transaction: the whole transaction rolls back."""
+    channel = channels_config.channels["own-shop"]
+    refused = Delivery(
+        topic="order.return",
+        delivery_key="ret-1",
+        return_request=ReturnRequest("no-such-order", (ReturnItemRequest("1", 1),)),
+    )
+    with pytest.raises(Rejection) as caught:
+        ingest(db, channel, refused, b"{}", clock)
+    assert caught.value.status == 422
+    assert (count(db, DeliveryRecord), count(db, JobRecord), count(db, OrderEventRecord)) == (0, 0, 0)
+    # The storefront's retry, once the order exists, is then a first delivery, not a duplicate.
+    ingest(db, channel, delivery("o-1", make_order("no-such-order", channel_id="own-shop")), b"{}", clock)
+    again = ingest(db, channel, refused, b"{}", clock)
+    assert (again.duplicate, again.outcome) == (False, "return_queued")

@@ -1,0 +1,208 @@
+"""Bounded admission for webhooks: past capacity, answer `503` + `Retry-After` at once.
+
+Without a bound, a web process that is offered more webhooks than it can store queues them
+(gunicorn's thread pool queue, then the database lock), every answer comes later and later, and
+past the storefront's delivery timeout (Shopify: 5 s) each one is retried, adding load. With it:
+
+- at most `limit` webhook handlers run at once in this process (they verify, parse and store);
+- others wait for a free slot, each for at most `wait_s` seconds; once a wait ran out (sustained
+  overload, not a momentary pile-up) only `queue` may wait, for the next `wait_s` seconds;
+- any other webhook is answered `503` with `Retry-After` before its body is parsed, verified or
+  stored, so a refused delivery leaves nothing behind and the storefront retries it later.
+
+The gate is WSGI middleware in front of Flask, so a refusal costs a few microseconds and never
+competes with the admitted handlers for the interpreter. Threads beyond `limit + queue` in the
+gunicorn worker are what answer the refusals promptly (see README "Throughput").
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from ..bootstrap import Bridge
+
+WEBHOOK_PREFIX = "/webhooks/"
+_DRAIN_LIMIT = 64 * 1024  # unread bodies up to this size are discarded, not left in the socket
+
+
+class Admission:
+    """A counting gate: `enter()` True means admitted (call `leave()` after), False means refuse.
+
+    Up to `limit` run. Others wait for a slot, each for at most `wait_s`; one that waited that
+    long without a slot is refused, and from then on, for `wait_s`, the gate counts as congested:
+    at most `queue` may wait and any more are refused at once. Before that, a momentary pile-up
+    (a pause of the process, a burst of deliveries) waits in full, bounded only by the server's
+    threads -- refusing it would turn a 50 ms hiccup into retries.
+    """
+
+    def __init__(
+        self, limit: int, queue: int, wait_s: float, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        if limit < 1 or queue < 0 or wait_s < 0:
+            raise ValueError("limit must be >= 1, queue and wait_s >= 0")
+        self.limit = limit
+        self.queue = queue
+        self.wait_s = wait_s
+        self._now = now
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._waiting = 0
+        self._gave_up_at: float | None = None
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @property
+    def congested(self) -> bool:
+        """A waiter gave up within the last `wait_s` seconds (sustained overload)."""
+        return self._gave_up_at is not None and self._now() - self._gave_up_at < self.wait_s
+
+    def enter(self, waited_s: float = 0.0) -> bool:
+        """`waited_s`: how long the request already waited in the server before reaching the
+        gate (see `QueueTimedWorker`); it counts against the same `wait_s` bound."""
+        with self._cond:
+            if waited_s > self.wait_s:
+                self._gave_up_at = self._now()
+                return False
+            if self._active < self.limit:
+                self._active += 1
+                return True
+            if self.wait_s <= 0 or (self._waiting >= self.queue and self.congested):
+                return False
+            self._waiting += 1
+            try:
+                budget = self.wait_s - waited_s
+                if not self._cond.wait_for(lambda: self._active < self.limit, timeout=budget):
+                    self._gave_up_at = self._now()
+                    return False
+                self._active += 1
+                return True
+            finally:
+                self._waiting -= 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify()
+
+
+_request = threading.local()
+
+
+def mark_queued(since: float | None) -> None:
+    """Called by the server thread that takes a request: when (monotonic) it became ready to be
+    handled. gunicorn's gthread worker queues ready connections for its threads without a bound,
+    and that wait is invisible from inside the app; `QueueTimedWorker` reports it here."""
+    _request.since = since
+
+
+def queued_for() -> float:
+    """Seconds this thread's request waited for a thread (0 when the server does not say)."""
+    since = getattr(_request, "since", None)
+    return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class AdmissionMiddleware:
+    """Gate `POST /webhooks/...` through an `Admission`; every other request passes untouched.
+
+    `on_refused(channel_id, seconds)` is told about each refusal (metrics); the channel id is the
+    raw URL segment, which the callback must check against the configured channels.
+    """
+
+    def __init__(
+        self,
+        app: WsgiApp,
+        admission: Admission,
+        retry_after_s: int,
+        on_refused: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.admission = admission
+        self.retry_after = str(retry_after_s)
+        self.on_refused = on_refused
+        self.body = (
+            b'{"error":"overloaded","message":"the bridge is at its webhook capacity; '
+            b'retry after the Retry-After seconds (deliveries are retried by the storefront)"}'
+        )
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") != "POST" or not path.startswith(WEBHOOK_PREFIX):
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        if not self.admission.enter(queued_for()):
+            return self._refuse(environ, start_response, path, started)
+        try:
+            # Flask builds the whole response (no streaming), so the slot is free once it returns.
+            return self.app(environ, start_response)
+        finally:
+            self.admission.leave()
+
+    def _refuse(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], path: str, started: float
+    ) -> Iterable[bytes]:
+        _discard_body(environ)
+        start_response(
+            "503 SERVICE UNAVAILABLE",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(self.body))),
+                ("Retry-After", self.retry_after),
+            ],
+        )
+        if self.on_refused is not None:
+            channel = path[len(WEBHOOK_PREFIX) :].split("/", 1)[0]
+            self.on_refused(channel, time.perf_counter() - started)
+        return [self.body]
+
+
+def _discard_body(environ: dict[str, Any]) -> None:
+    """Read and drop a small unread body, so closing the connection cannot reset it before the
+    client reads the answer; a larger one is left to the server (it closes the connection)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return
+    stream = environ.get("wsgi.input")
+    if stream is None or not 0 < length <= _DRAIN_LIMIT:
+        return
+    remaining = length
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 16 * 1024))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+
+
+def install(app: Flask, bridge: Bridge) -> Admission | None:
+    """Put the gate in front of `app` as the settings say (`BRIDGE_WEBHOOK_CONCURRENCY=0`: none)."""
+    from .. import metrics
+
+    settings = bridge.settings
+    if settings.webhook_concurrency < 1:
+        return None
+    gate = Admission(settings.webhook_concurrency, settings.webhook_queue, settings.webhook_queue_wait_s)
+
+    def refused(channel_id: str, seconds: float) -> None:
+        known = channel_id if bridge.config.channel(channel_id) is not None else "unknown"
+        metrics.webhook(known, "overloaded", 503, seconds)
+
+    app.wsgi_app = AdmissionMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, gate, settings.webhook_retry_after_s, refused
+    )
+    app.extensions["webhook_admission"] = gate
+    return gate
