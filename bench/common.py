@@ -254,3 +254,14 @@ class Process:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
         self.proc = None
+
+
+def emit(line: dict[str, Any], json_out: Path | None) -> None:
+    """Print the bench's one JSON line (its last output) and append it to `json_out` if given,
+    so runs can be collected."""
+    text = json.dumps(line, separators=(", ", ": "))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        with json_out.open("a", encoding="utf-8") as out:
+            out.write(text + "\n")
+    print(text, flush=True)

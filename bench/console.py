@@ -19,7 +19,6 @@ not run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import BenchError, percentile, prepared_database  # noqa: E402
+from common import BenchError, emit, percentile, prepared_database  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
@@ -313,11 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"console bench could not run: {exc}", file=sys.stderr)
         return 2
     line["wall_s"] = round(time.monotonic() - started, 1)
-    text_line = json.dumps(line)
-    print(text_line)
-    if args.json_out:
-        with args.json_out.open("a") as out:
-            out.write(text_line + "\n")
+    emit(line, args.json_out)
     return 0
 
 

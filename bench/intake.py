@@ -59,6 +59,7 @@ from typing import Any
 import httpx
 from common import (
     BenchError,
+    emit,
     free_port,
     percentile,
     prepared_database,
@@ -1102,12 +1103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "meets_targets": meets,
     }
-    text = json.dumps(line, separators=(", ", ": "))
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        with args.json_out.open("a") as out:
-            out.write(text + "\n")
-    print(text, flush=True)
+    emit(line, args.json_out)
     return 1 if lost or refused_stored else 0
 
 

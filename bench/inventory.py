@@ -44,7 +44,6 @@ The last line printed is one JSON object (the 10,000-SKU figures, the others und
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import random
@@ -62,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import BenchError, Database, percentile, prepared_database  # noqa: E402
+from common import BenchError, Database, emit, percentile, prepared_database  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import SQLModel, col  # noqa: E402
@@ -551,12 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 2
     result["seconds"] = round(time.perf_counter() - began, 1)
-    line = json.dumps(result)
-    print(line, flush=True)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        with args.json_out.open("a", encoding="utf-8") as out:
-            out.write(line + "\n")
+    emit(result, args.json_out)
     return 0
 
 

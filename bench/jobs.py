@@ -18,7 +18,6 @@ backlog / smallest; target <= 2). Nothing asserts on time; exit status 2 if it c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import BenchError, percentile, prepared_database  # noqa: E402
+from common import BenchError, emit, percentile, prepared_database  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
@@ -198,12 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jobs bench could not run: {exc}", file=sys.stderr)
         return 2
     line["wall_s"] = round(time.monotonic() - started, 1)
-    text_line = json.dumps(line, separators=(", ", ": "))
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        with args.json_out.open("a") as out:
-            out.write(text_line + "\n")
-    print(text_line, flush=True)
+    emit(line, args.json_out)
     return 0
 
 

@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, BenchError, prepared_database, shopify_line, shopify_order
+from common import ROOT, BenchError, emit, prepared_database, shopify_line, shopify_order
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -371,12 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 2
     result["seconds"] = round(time.perf_counter() - began, 1)
-    line = json.dumps(result)
-    print(line, flush=True)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        with args.json_out.open("a", encoding="utf-8") as out:
-            out.write(line + "\n")
+    emit(result, args.json_out)
     return 0
 
 

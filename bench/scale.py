@@ -73,6 +73,7 @@ from common import (  # noqa: E402
     Database,
     Process,
     console_script,
+    emit,
     percentile,
     prepared_database,
     proc_ticks,
@@ -675,12 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     line["wall_s"] = round(time.monotonic() - started, 1)
-    text = json.dumps(line, separators=(", ", ": "))
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        with args.json_out.open("a") as out:
-            out.write(text + "\n")
-    print(text, flush=True)
+    emit(line, args.json_out)
     return 0 if line["not_created"] == 0 else 1
 
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import math
 import os
@@ -84,6 +83,7 @@ from common import (  # noqa: E402
     BenchError,
     Database,
     Process,
+    emit,
     free_port,
     percentile,
     prepared_database,
@@ -1007,12 +1007,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     line["wall_s"] = round(time.monotonic() - started, 1)
-    text = json.dumps(line, separators=(", ", ": "))
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        with args.json_out.open("a") as out:
-            out.write(text + "\n")
-    print(text, flush=True)
+    emit(line, args.json_out)
     complete = line["created"] == line["orders"] and line["idle_created"] == line["idle_webhooks"]
     return 0 if complete else 1
 

@@ -90,7 +90,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import BenchError, Database, percentile, prepared_database  # noqa: E402
+from common import BenchError, Database, emit, percentile, prepared_database  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import SQLModel, col  # noqa: E402
@@ -864,12 +864,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 2
     result["seconds"] = round(time.perf_counter() - began, 1)
-    line = json.dumps(result)
-    print(line, flush=True)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        with args.json_out.open("a", encoding="utf-8") as out:
-            out.write(line + "\n")
+    emit(result, args.json_out)
     return 0
 
 
