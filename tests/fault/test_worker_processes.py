@@ -71,7 +71,8 @@ def spawn(
             proc.wait(10)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 90.0, what: str = "condition") -> None:
+    """Generous: a worker process starting on a busy 2-core machine can take tens of seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
