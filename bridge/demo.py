@@ -312,8 +312,13 @@ def _run(
         _with_amazon_location(load_channels(example_channels_file(), env=shops.env())), amazon_location
     )
     database_url = f"sqlite:///{workdir / 'demo.sqlite3'}"
+    # The demo's story is what it prints; the processes' routine INFO lines would bury it.
     settings = Settings(
-        database_url=database_url, sync_interval_s=2.0, leader_lease_s=10.0, simulator_speed=SPEED
+        database_url=database_url,
+        sync_interval_s=2.0,
+        leader_lease_s=10.0,
+        simulator_speed=SPEED,
+        log_level="WARNING",
     )
     engine = make_engine(database_url)
     upgrade(engine)

@@ -45,6 +45,8 @@ def test_demo_serve_prints_a_console_url_and_password_that_sign_in(tmp_path) -> 
             if m := re.search(r"one-time password (\S+)", line):
                 password = m.group(1)
         assert url and password, "".join(seen)
+        chatter = [line for line in seen if " INFO " in line]
+        assert not chatter, f"the demo's story is buried in routine log lines: {chatter[:3]}"
         with httpx.Client(base_url=url.removesuffix("/console/"), timeout=10) as http:
             assert http.get("/console/orders").status_code == 302
             token = form_value(http.get("/console/login").text, "token")
