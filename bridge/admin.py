@@ -30,6 +30,7 @@ from .storefronts.base import ReturnItemRequest, ReturnRequest
 
 if TYPE_CHECKING:
     from .bootstrap import Bridge
+    from .channels import Channel
     from .storefronts.registry import Storefronts
 
 
@@ -292,6 +293,14 @@ def retrying_jobs(engine: Engine, limit: int = 50) -> list[RetryingJob]:
     ]
 
 
+def configured_channel(bridge: Bridge, channel_id: str) -> Channel:
+    channel = bridge.config.channel(channel_id)
+    if channel is None:
+        known = ", ".join(sorted(bridge.config.channels)) or "none"
+        raise AdminError(f"no channel {channel_id!r} in the channels file (known: {known})")
+    return channel
+
+
 def recheck_channel(bridge: Bridge, channel_id: str, storefronts: Storefronts | None = None) -> bool:
     """Ask CHANNEL's storefront now whether it takes our credentials. On success a parked channel
     resumes (alert cleared, its waiting push jobs due now); a refusal parks it (or keeps it parked)
@@ -301,10 +310,7 @@ def recheck_channel(bridge: Bridge, channel_id: str, storefronts: Storefronts | 
     from .storefronts.push import StorefrontRejected
     from .storefronts.registry import Storefronts as Registry
 
-    channel = bridge.config.channel(channel_id)
-    if channel is None:
-        known = ", ".join(sorted(bridge.config.channels)) or "none"
-        raise AdminError(f"no channel {channel_id!r} in the channels file (known: {known})")
+    channel = configured_channel(bridge, channel_id)
     registry = storefronts or Registry(bridge.clock)
     try:
         checked = registry.for_channel(channel).check_credentials()

@@ -19,9 +19,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from . import alerts, jobs
-from .admin import AdminError, find_order
+from .admin import AdminError, configured_channel, find_order
 from .admin import retry_job as _admin_retry_job
 from .audit import note, transition
+from .channels import Channel
 from .intake import JOB_CANCEL, JOB_SUBMIT
 from .orders import Event, OrderState, can
 from .store import JobRecord, OrderRecord, lock_order, read_session, write_session
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from .amazon.models import FulfillmentPreview
     from .bootstrap import Bridge
 
-JOB_RECONCILE = "reconcile"
-RECONCILABLE_PLATFORMS = frozenset({"shopify", "woocommerce"})
 
 # What `resubmit` re-plans: orders parked for a reason the operator may have fixed meanwhile.
 RESUBMITTABLE = frozenset({OrderState.NEEDS_ATTENTION, OrderState.NOT_FOR_AMAZON})
@@ -75,10 +74,15 @@ def _actor(actor: str) -> str:
     return actor
 
 
+def _channel(bridge: Bridge, channel_id: str) -> Channel:
+    try:
+        return configured_channel(bridge, channel_id)
+    except AdminError as exc:
+        raise OperatorError(str(exc)) from None
+
+
 def _order_id(bridge: Bridge, channel_id: str, ref: str) -> int:
-    if bridge.config.channel(channel_id) is None:
-        known = ", ".join(sorted(bridge.config.channels)) or "none"
-        raise OperatorError(f"no channel {channel_id!r} in the channels file (known: {known})")
+    _channel(bridge, channel_id)
     try:
         row = find_order(bridge.engine, channel_id, ref)
     except AdminError as exc:
@@ -254,21 +258,15 @@ def resubmit_all(bridge: Bridge, *, actor: str, dry_run: bool = True) -> list[Ac
 def request_reconcile(bridge: Bridge, channel_id: str, *, actor: str, since: datetime | None = None) -> bool:
     """Queue a reconciliation pass for the channel (one waiting pass per channel). False when one
     was already waiting."""
-    who = _actor(actor)
-    channel = bridge.config.channel(channel_id)
-    if channel is None:
-        known = ", ".join(sorted(bridge.config.channels)) or "none"
-        raise OperatorError(f"no channel {channel_id!r} in the channels file (known: {known})")
-    if channel.platform not in RECONCILABLE_PLATFORMS:
-        raise OperatorError(
-            f"channel {channel_id!r} is {channel.platform}: it has no order API to reconcile from; "
-            "its sender retries failed deliveries instead"
-        )
-    payload = {"channel_id": channel_id, "since": since.isoformat() if since else None, "requested_by": who}
+    from .pipeline.reconcile import NotReconcilable, enqueue_reconcile, reconcilable
+
+    _actor(actor)
+    try:
+        reconcilable(bridge, channel_id)
+    except NotReconcilable as exc:
+        raise OperatorError(str(exc)) from None
     with write_session(bridge.engine) as session:
-        return jobs.enqueue(
-            session, JOB_RECONCILE, payload=payload, dedupe_key=f"{JOB_RECONCILE}:{channel_id}"
-        )
+        return enqueue_reconcile(session, channel_id, since)
 
 
 def retry_job(bridge: Bridge, job_id: int, *, actor: str) -> None:
@@ -323,9 +321,8 @@ def preview_now(
     from .pipeline.plan import Park, Skip, judge_preview, plan_submission
 
     who = _actor(actor)
+    channel = _channel(bridge, channel_id)
     order_id = _order_id(bridge, channel_id, ref)
-    channel = bridge.config.channel(channel_id)
-    assert channel is not None
     with read_session(bridge.engine) as session:
         row = session.get(OrderRecord, order_id)
         assert row is not None

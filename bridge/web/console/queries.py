@@ -18,8 +18,8 @@ from sqlmodel import col
 from ... import alerts, jobs
 from ...admin import audit_trail
 from ...channels import Channel, ChannelsConfig
-from ...operator import JOB_RECONCILE
 from ...orders import CanonicalOrder
+from ...pipeline.reconcile import JOB_RECONCILE
 from ...store import (
     AlertRecord,
     FulfillmentUnitRecord,

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ... import admin, alerts
 from ... import operator as ops
 from ...bootstrap import Bridge
+from ...channels import RECONCILABLE_PLATFORMS
 from ...orders import NOT_YET_SUBMITTED, Event, OrderState, can
 from . import present, queries
 from .auth import (
@@ -300,7 +301,7 @@ def channels_page() -> ResponseReturnValue:
         statuses=queries.channel_statuses(bridge.engine, bridge.config),
         warnings=bridge.config.warnings,
         source=bridge.config.source,
-        reconcilable=ops.RECONCILABLE_PLATFORMS,
+        reconcilable=RECONCILABLE_PLATFORMS,
         note=_note(),
     )
 
