@@ -36,7 +36,7 @@ from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import TRANSITIONS, Event, OrderState
-from ..store import AlertRecord, OrderRecord
+from ..store import AlertRecord, OrderPartRecord, OrderRecord
 from .plan import seller_fulfillment_order_id
 
 log = logging.getLogger("bridge.drift")
@@ -112,12 +112,19 @@ def find_drift(
     ids = [h.seller_fulfillment_order_id for h in listed]
     known: dict[str, OrderRecord] = {}
     for start in range(0, len(ids), 500):
-        query = select(OrderRecord).where(
-            col(OrderRecord.seller_fulfillment_order_id).in_(ids[start : start + 500])
-        )
+        chunk = ids[start : start + 500]
+        query = select(OrderRecord).where(col(OrderRecord.seller_fulfillment_order_id).in_(chunk))
         for row in session.execute(query).scalars():
             assert row.seller_fulfillment_order_id is not None
             known[row.seller_fulfillment_order_id] = row
+        # The later parts of a split order (`<id>-2`, ...) are ours too: they belong to their order.
+        parts = session.execute(
+            select(col(OrderPartRecord.seller_fulfillment_order_id), OrderRecord)
+            .join(OrderRecord, col(OrderRecord.id) == col(OrderPartRecord.order_id))
+            .where(col(OrderPartRecord.seller_fulfillment_order_id).in_(chunk))
+        ).all()
+        for part_id, row in parts:
+            known.setdefault(part_id, row)
     adopted: list[int] = []
     raised = 0
     for header in listed:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from bridge import jobs
+from bridge import alerts, jobs
 from bridge.amazon.notifications import ingest_notification
 from bridge.amazon.simulator import Simulator
 from bridge.amazon.simulator.faults import Fault, FaultKind
@@ -129,6 +129,8 @@ def test_every_part_is_synced_and_every_package_pushed_back_once(world: World) -
         world.ship()
     assert count(world.bridge, PushRecord, order_id=row.id, kind="shipment") == packages
     assert world.shop.calls("fulfillmentCreate", "ok") == packages
+    drift = [a.message for a in alerts.list_alerts(world.bridge.engine) if a.kind == "amazon_drift"]
+    assert not drift, "the parts of a split order are the bridge's own orders, not drift"
 
 
 def test_a_submission_interrupted_between_parts_creates_only_the_missing_part(
