@@ -61,19 +61,13 @@ def _waiting_jobs() -> Any:
     )
 
 
-#: What makes an order need a look by itself (`ix_orders_attention` covers exactly this).
-ATTENTION_SQL = ORDER_ATTENTION
-
-
 def attention_order_ids() -> Any:
     """A subquery of every order an operator should look at: parked or flagged, with an open
     alert, or with its next step waiting on an error. Each part is read from an index, so the
     list stays fast when the attention set is small and the table large."""
-    flagged = select(col(OrderRecord.id)).where(text(ATTENTION_SQL))
-    alerted = select(col(AlertRecord.order_id)).where(
-        col(AlertRecord.cleared_at).is_(None), col(AlertRecord.order_id).is_not(None)
-    )
-    return union(flagged, alerted, _waiting_jobs()).subquery()
+    # `ix_orders_attention` covers exactly ORDER_ATTENTION.
+    flagged = select(col(OrderRecord.id)).where(text(ORDER_ATTENTION))
+    return union(flagged, alerts.open_alert_order_ids(), _waiting_jobs()).subquery()
 
 
 def order_name_candidates(ref: str) -> list[str]:
@@ -203,7 +197,6 @@ def find_order(engine: Engine, channel_id: str, order_id: str) -> OrderRecord:
     one whose shop-facing name it is (`#1001`, with or without the `#`) when only one has it."""
     order_id = order_id.strip()
     channel = col(OrderRecord.channel_id) == channel_id
-    names = {order_id, order_id.lstrip("#"), "#" + order_id.lstrip("#")}
     with read_session(engine) as session:
         row = (
             session.execute(select(OrderRecord).where(channel, col(OrderRecord.external_id) == order_id))
@@ -214,7 +207,9 @@ def find_order(engine: Engine, channel_id: str, order_id: str) -> OrderRecord:
             return row
         named = list(
             session.execute(
-                select(OrderRecord).where(channel, col(OrderRecord.display_id).in_(sorted(names))).limit(10)
+                select(OrderRecord)
+                .where(channel, col(OrderRecord.display_id).in_(order_name_candidates(order_id)))
+                .limit(10)
             ).scalars()
         )
         known_channel = session.execute(select(col(OrderRecord.id)).where(channel).limit(1)).first()

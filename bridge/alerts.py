@@ -264,9 +264,7 @@ def get_alert(engine: Engine, alert_id: int) -> AlertView | None:
 
 
 def open_alert_order_ids() -> Any:
-    """A subquery of order ids with an open alert (for `orders --attention`)."""
-    return (
-        select(col(AlertRecord.order_id))
-        .where(col(AlertRecord.cleared_at).is_(None), col(AlertRecord.order_id).is_not(None))
-        .scalar_subquery()
+    """A select of the order ids with an open alert (for `orders --attention`)."""
+    return select(col(AlertRecord.order_id)).where(
+        col(AlertRecord.cleared_at).is_(None), col(AlertRecord.order_id).is_not(None)
     )

@@ -37,9 +37,7 @@ def transition(
         row.attention_reason = ""
     if event is Event.APPROVE:
         # Whoever approves (CLI, console), the rules that held the order are approved with it.
-        approvals = dict(row.approvals or {})
-        approved = [*approvals.get("approved", ()), *approvals.get("held", ())]
-        row.approvals = {"held": [], "approved": sorted(set(approved))}
+        row.approvals = {"held": [], "approved": sorted({*row.approved_rules, *row.held_rules})}
     session.add(row)
     return new_state
 

@@ -180,8 +180,7 @@ def _apply(
             row.order_state,
             row.canonical(),
             reached_amazon=row.amazon_status is not None,
-            held_by_rules=row.order_state is OrderState.AWAITING_APPROVAL
-            and bool((row.approvals or {}).get("held")),
+            held_by_rules=row.order_state is OrderState.AWAITING_APPROVAL and bool(row.held_rules),
         )
         if row
         else None
@@ -406,8 +405,10 @@ def _order_purged(session: Session, channel: Channel, delivery: Delivery, order_
     """Whether the order this delivery concerns had its personal data removed: then the delivery
     is kept without its body too (also one that changes nothing, such as a WooCommerce draft)."""
     if order_id is not None:
-        row = session.get(OrderRecord, order_id)
-        return row is not None and row.pii_purged_at is not None
+        purged_at = session.execute(
+            select(col(OrderRecord.pii_purged_at)).where(col(OrderRecord.id) == order_id)
+        ).scalar_one_or_none()
+        return purged_at is not None
     external_id = delivery.order.external_id if delivery.order else delivery.external_id
     if not external_id:
         return False

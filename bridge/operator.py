@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -25,7 +25,7 @@ from .audit import note, transition
 from .channels import Channel
 from .intake import JOB_CANCEL, JOB_SUBMIT
 from .orders import Event, OrderState, can
-from .store import JobRecord, OrderRecord, lock_order, read_session, write_session
+from .store import ORDER_ATTENTION, JobRecord, OrderRecord, lock_order, read_session, write_session
 
 if TYPE_CHECKING:
     from .amazon.accounts import AmazonAccounts
@@ -226,12 +226,16 @@ def parked_orders(bridge: Bridge, *, batch: int = 500) -> list[OrderRecord]:
             rows = list(
                 session.execute(
                     select(OrderRecord)
-                    .where(col(OrderRecord.state).in_(states), col(OrderRecord.id) > after)
+                    .where(
+                        col(OrderRecord.state).in_(states),
+                        text(f"({ORDER_ATTENTION})"),  # grouped: the predicate has an OR
+                        col(OrderRecord.id) > after,
+                    )
                     .order_by(col(OrderRecord.id))
                     .limit(batch)
                 ).scalars()
             )
-            found += [r for r in rows if r.order_state is OrderState.NEEDS_ATTENTION or r.attention_reason]
+            found += rows
             if len(rows) < batch:
                 return found
             after = rows[-1].id or after

@@ -44,7 +44,7 @@ DELIVERY_KEY_LENGTH = 200
 DISPLAY_ID_LENGTH = 128
 
 
-#: An order that needs a look by itself: parked, or flagged with a reason (`admin.ATTENTION_SQL`).
+#: An order that needs a look by itself: parked, or flagged with a reason (`admin.attention_order_ids`).
 ORDER_ATTENTION = "state = 'needs_attention' OR attention_reason != ''"
 
 
