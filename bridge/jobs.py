@@ -14,7 +14,6 @@ while a newer one waits with its key, it steps aside: the newer job does the sam
 
 from __future__ import annotations
 
-import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ DEAD = "dead"
 
 DEFAULT_LEASE_S = 60.0
 BACKOFF_BASE_S = 5.0
-BACKOFF_CAP_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -327,11 +325,6 @@ def complete(session: Session, job: ClaimedJob) -> None:
     record.lease_until = None
     record.updated_at = db_now(session)
     session.add(record)
-
-
-def backoff_s(attempts: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
-    """Capped exponential backoff with full jitter (the default policy's shape)."""
-    return random.uniform(0, min(cap, base * (2 ** max(0, attempts - 1))))
 
 
 def fail(

@@ -322,7 +322,7 @@ def preview_now(
     `amazon`, clients are built for this call (as the CLI does)."""
     from .amazon import errors as amz
     from .amazon.accounts import build_amazon
-    from .pipeline.plan import Park, Skip, judge_preview, plan_submission
+    from .pipeline.plan import Park, Skip, chosen_preview, judge_preview, plan_submission
 
     who = _actor(actor)
     channel = _channel(bridge, channel_id)
@@ -344,7 +344,7 @@ def preview_now(
         if amazon is None:
             accounts.close()
     verdict = judge_preview(previews, plan, channel)
-    chosen = next((p for p in previews if p.shipping_speed_category == plan.speed), None)
+    chosen = chosen_preview(previews, plan)
     with write_session(bridge.engine) as session:
         row = session.get(OrderRecord, order_id)
         assert row is not None

@@ -27,10 +27,9 @@ takes its worker down must not do so forever.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 HOUR = 3600.0
@@ -86,11 +85,12 @@ class RetryPolicy:
         """A policy whose shortest schedule still spans `window_s`: the fewest attempts that do."""
         if jitter >= 1.0:
             raise ValueError("a policy with full jitter has no shortest span; use jitter < 1")
+        probe = cls(base_s=base_s, cap_s=cap_s, max_attempts=1, jitter=jitter, **kwargs)  # type: ignore[arg-type]
         attempts, span = 1, 0.0
         while span < window_s:
-            span += min(cap_s, base_s * 2.0 ** min(attempts - 1, 64)) * (1.0 - jitter)
+            span += probe.shortest_s(attempts)
             attempts += 1
-        return cls(base_s=base_s, cap_s=cap_s, max_attempts=attempts, jitter=jitter, **kwargs)  # type: ignore[arg-type]
+        return replace(probe, max_attempts=attempts)
 
 
 DEFAULT = RetryPolicy(base_s=5.0, cap_s=HOUR, max_attempts=8)
@@ -103,9 +103,3 @@ POLICIES: Mapping[str, RetryPolicy] = MappingProxyType({"push": PUSH})
 
 def for_kind(kind: str) -> RetryPolicy:
     return POLICIES.get(kind, DEFAULT)
-
-
-def describe(policy: RetryPolicy) -> str:
-    """One line for the README and `fba-bridge jobs`: attempts and how long they last at least."""
-    hours = math.floor(policy.shortest_span_s() / HOUR * 10) / 10
-    return f"{policy.max_attempts} attempts over at least {hours:g} h"

@@ -61,6 +61,18 @@ class FulfillmentOrderStatus(StrEnum):
     INVALID = "Invalid"
 
 
+#: Amazon statuses after which a fulfillment order no longer moves.
+FINAL_ORDER_STATUSES = frozenset(
+    {
+        FulfillmentOrderStatus.CANCELLED,
+        FulfillmentOrderStatus.COMPLETE,
+        FulfillmentOrderStatus.COMPLETE_PARTIALLED,
+        FulfillmentOrderStatus.UNFULFILLABLE,
+        FulfillmentOrderStatus.INVALID,
+    }
+)
+
+
 class FulfillmentShipmentStatus(StrEnum):
     PENDING = "PENDING"
     SHIPPED = "SHIPPED"

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from .. import alerts
-from ..amazon.models import FulfillmentOrder
+from ..amazon.models import FINAL_ORDER_STATUSES, FulfillmentOrder
 from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
@@ -41,8 +41,6 @@ from .plan import seller_fulfillment_order_id
 
 log = logging.getLogger("bridge.drift")
 
-#: Amazon statuses after which an order no longer moves.
-AMAZON_FINAL = frozenset({"Cancelled", "Complete", "CompletePartialled", "Unfulfillable", "Invalid"})
 #: Our states that say "not at Amazon (yet)": an order Amazon has is adopted from these.
 ADOPTABLE = frozenset(
     {"awaiting_payment", "received", "needs_attention", "not_for_amazon", "submitting", "awaiting_approval"}
@@ -50,17 +48,13 @@ ADOPTABLE = frozenset(
 #: Our states that say "never going to Amazon": Amazon fulfilling it is an alert, not an adoption.
 ENDED_HERE = frozenset({"cancelled"})
 #: Events adoption may walk through to reach the state Amazon is in.
-_ADOPTION_EVENTS = tuple(
-    e
-    for e in (
-        getattr(Event, "APPROVE", None),
-        Event.RETRY,
-        Event.PAID,
-        Event.SUBMIT_STARTED,
-        Event.CREATED,
-        Event.CREATED_ON_HOLD,
-    )
-    if e is not None
+_ADOPTION_EVENTS = (
+    Event.APPROVE,
+    Event.RETRY,
+    Event.PAID,
+    Event.SUBMIT_STARTED,
+    Event.CREATED,
+    Event.CREATED_ON_HOLD,
 )
 STUCK_KIND = "stuck"
 DRIFT_KIND = "amazon_drift"
@@ -139,7 +133,7 @@ def find_drift(
                 adopted.append(row.id)
             else:
                 raised += _alert_state(session, row, header, now)
-        elif row.state in ENDED_HERE and header.status not in AMAZON_FINAL:
+        elif row.state in ENDED_HERE and header.status not in FINAL_ORDER_STATUSES:
             raised += _alert_state(session, row, header, now)
     return DriftFound(tuple(adopted), raised)
 

@@ -37,7 +37,7 @@ from ..store import FulfillmentUnitRecord, OrderRecord, read_session, write_sess
 from ..storefronts.push import PushError, StorefrontRejected
 from ..worker import GiveUp, JobContext, RetryLater
 from .common import owe_note
-from .plan import Plan
+from .plan import Plan, chosen_preview
 
 log = logging.getLogger("bridge.fallback")
 
@@ -61,7 +61,7 @@ class PreviewFallback:
 def preview_unfulfillable(previews: Sequence[FulfillmentPreview], plan: Plan) -> bool:
     """True when the preview for the plan's speed says Amazon cannot fulfil the order (not a fee
     or currency rule of ours)."""
-    chosen = next((p for p in previews if p.shipping_speed_category == plan.speed), None)
+    chosen = chosen_preview(previews, plan)
     return chosen is not None and not chosen.is_fulfillable
 
 

@@ -314,7 +314,7 @@ def _gift(order: CanonicalOrder, line: OrderLine, *, first: bool) -> str | None:
 
 def judge_preview(previews: Sequence[FulfillmentPreview], plan: Plan, channel: Channel) -> Park | None:
     """None when the preview allows creating the order under the channel's rules."""
-    chosen = next((p for p in previews if p.shipping_speed_category == plan.speed), None)
+    chosen = chosen_preview(previews, plan)
     if chosen is None:
         return Park(f"Amazon returned no preview for shipping speed {plan.speed}")
     if not chosen.is_fulfillable:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..amazon.models import (
+    FINAL_ORDER_STATUSES,
     CreateFulfillmentOrderItem,
     FulfillmentOrder,
     GetFulfillmentPreviewItem,
@@ -27,8 +28,6 @@ from .plan import MAX_ORDER_ID, Park, Plan
 
 MAX_ITEMS = 100
 MAX_UNITS = 250
-#: Amazon statuses after which a part does not move any more.
-FINAL = frozenset({"Complete", "CompletePartialled", "Unfulfillable", "Invalid", "Cancelled"})
 
 
 def over_limits(plan: Plan) -> str | None:
@@ -123,7 +122,7 @@ def combined_status(statuses: Sequence[str]) -> str:
     unique = list(dict.fromkeys(statuses))
     if len(unique) == 1:
         return unique[0]
-    if any(s not in FINAL for s in unique):
+    if any(s not in FINAL_ORDER_STATUSES for s in unique):
         return "Processing"
     if any(s in ("Complete", "CompletePartialled") for s in unique):
         return "CompletePartialled"

@@ -8,6 +8,7 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 from bridge import jobs
+from bridge.retry_policy import RetryPolicy
 from bridge.store import JobRecord, make_engine, read_session, write_session
 
 
@@ -174,7 +175,8 @@ def test_release_returns_a_job_without_spending_an_attempt(db: Engine) -> None:
 
 
 def test_backoff_is_capped_and_jittered() -> None:
-    samples = [jobs.backoff_s(n, base=1, cap=10) for n in range(1, 30) for _ in range(5)]
+    policy = RetryPolicy(base_s=1, cap_s=10, max_attempts=30)
+    samples = [policy.delay(n) for n in range(1, 30) for _ in range(5)]
     assert all(0 <= s <= 10 for s in samples)
     assert len({round(s, 3) for s in samples}) > 10
 
