@@ -591,9 +591,9 @@ async def run_phase(
 # Database and server
 
 
-def stored_deliveries(url: str, channel_id: str) -> tuple[int, set[str]]:
-    """Rows in `deliveries`, and the delivery keys stored for the channel."""
-    from sqlalchemy import func, select
+def stored_deliveries(url: str, channel_id: str) -> set[str]:
+    """The delivery keys stored for the channel."""
+    from sqlalchemy import select
     from sqlmodel import col
 
     from bridge.store import DeliveryRecord, make_engine
@@ -601,10 +601,9 @@ def stored_deliveries(url: str, channel_id: str) -> tuple[int, set[str]]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            rows = int(conn.execute(select(func.count()).select_from(DeliveryRecord)).scalar_one())
             key, channel = col(DeliveryRecord.delivery_key), col(DeliveryRecord.channel_id)
             query = select(key).where(channel == channel_id)
-            return rows, {str(row[0]) for row in conn.execute(query)}
+            return {str(row[0]) for row in conn.execute(query)}
     finally:
         engine.dispose()
 
@@ -918,12 +917,6 @@ async def _bench(
     return floor_steps, bridge_steps, overload, outcomes
 
 
-def stored_refused(url: str, channel_id: str, keys: set[str]) -> int:
-    """Deliveries stored whose webhook was refused and never acknowledged."""
-    _, stored = stored_deliveries(url, channel_id)
-    return len(stored & keys)
-
-
 def ratios(
     floor_steps: Sequence[PhaseResult], bridge_steps: Sequence[PhaseResult], up_to: float
 ) -> tuple[float | None, float | None, list[dict[str, Any]]]:
@@ -1000,7 +993,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             floor_steps, bridge_steps, overload, outcomes = asyncio.run(_bench(args, floor, bridge, factory))
             floor.stop()
             bridge.stop()
-            _, stored = stored_deliveries(db.url, args.channel)
+            stored = stored_deliveries(db.url, args.channel)
     except BenchError as exc:
         print(f"intake bench could not run: {exc}", file=sys.stderr)
         return 2

@@ -57,6 +57,13 @@ def _migrate(engine: Any) -> None:
         raise _not_ready(exc) from None
 
 
+def _ready_bridge() -> Any:
+    """The bridge of a command that needs the database there and migrated (it does not migrate)."""
+    bridge = _bootstrap()
+    _require_ready(bridge)
+    return bridge
+
+
 def _require_ready(bridge: Any) -> None:
     """For the long-running processes that do not migrate: worker and clock."""
     from .migrate import check_schema, require_existing
@@ -136,8 +143,7 @@ def worker() -> None:
     from .amazon.accounts import SimulatorLayoutError
     from .runtime import run_worker
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     try:
         sys.exit(run_worker(bridge))
     except SimulatorLayoutError as exc:
@@ -149,8 +155,7 @@ def clock() -> None:
     """Enqueue periodic work (sync, stale-order sync, retention purge) while holding the lease."""
     from .runtime import run_clock
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     sys.exit(run_clock(bridge))
 
 
@@ -159,8 +164,7 @@ def notifications() -> None:
     """Consume Amazon's notifications from SQS until SIGTERM (the Procfile's `notifications`)."""
     from .runtime import run_notifications
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     if not bridge.settings.sqs.queue_url:
         raise click.ClickException(
             "set BRIDGE_SQS_QUEUE_URL to the queue Amazon sends notifications to (and AWS_ACCESS_KEY_ID, "
@@ -332,8 +336,7 @@ def _operator_name() -> str:
 def _resubmit_all(yes: bool) -> None:
     from . import operator
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     results = operator.resubmit_all(bridge, actor=_operator_name(), dry_run=not yes)
     if not results:
         click.echo("no parked orders to re-submit")
@@ -394,8 +397,7 @@ def order(channel_id: str, order_id: str, action: str, reason: str) -> None:
 def _order_action(channel_id: str, order_id: str, action: str, reason: str) -> None:
     from . import operator
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     actor = _operator_name()
     try:
         if action == "preview":
@@ -462,8 +464,7 @@ def jobs(ctx: click.Context) -> None:
 def jobs_retry(job_id: int) -> None:
     from . import operator
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     try:
         operator.retry_job(bridge, job_id, actor=_operator_name())
     except operator.OperatorError as exc:
@@ -501,8 +502,7 @@ def alerts(ctx: click.Context, include_cleared: bool, channel_id: str | None) ->
 def _alert_action(alert_id: int, action: str) -> None:
     from . import operator
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     act = operator.ack_alert if action == "acknowledged" else operator.resolve_alert
     try:
         act(bridge, alert_id, actor=_operator_name())
@@ -547,8 +547,7 @@ def reconcile(channel_id: str, since: str | None) -> None:
             ) from None
         if since_at.tzinfo is None:
             raise click.BadParameter("give a UTC offset, e.g. 2026-12-01T08:00:00Z", param_hint="--since")
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     storefronts = Storefronts(bridge.clock)
     try:
         summary = run_pass(bridge, storefronts, channel_id, since_at)
@@ -662,8 +661,7 @@ def amazon() -> None:
 def _notifications_api(account_id: str) -> Any:
     from .amazon.accounts import build_notifications_api
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     if account_id not in bridge.config.accounts:
         known = ", ".join(sorted(bridge.config.accounts)) or "none"
         raise click.ClickException(
@@ -820,8 +818,7 @@ def amazon_recheck(account_id: str) -> None:
     from .admin import AdminError, recheck_amazon_account
     from .amazon.errors import SpApiError
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     try:
         recheck_amazon_account(bridge, account_id)
     except AdminError as exc:
@@ -896,8 +893,7 @@ def inventory(ctx: click.Context, sku: str | None, limit: int) -> None:
         return
     from .pipeline.inventory import stock_report
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     channel_id = ctx.meta.get("inventory_channel")
     if channel_id and bridge.config.channel(channel_id) is None:
         raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")
@@ -946,8 +942,7 @@ def inventory_sync(channel_id: str, now_: bool, full: bool, timeout: float) -> N
     from .pipeline.inventory import JOB_INVENTORY_PUSH, JOB_INVENTORY_SYNC, enqueue_sync, stock_report
     from .store import write_session
 
-    bridge = _bootstrap()
-    _require_ready(bridge)
+    bridge = _ready_bridge()
     channel = bridge.config.channel(channel_id)
     if channel is None:
         raise click.ClickException(f"no channel {channel_id!r} in {bridge.config.source}")
