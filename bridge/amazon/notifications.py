@@ -31,7 +31,7 @@ class NotificationResult:
 def ingest_notification(engine: Engine, body: bytes, clock: Clock) -> NotificationResult:
     document = parse_json(body)
     validate_or_reject("amazon/fulfillment_order_status_notification", document, "Amazon notification")
-    refuse_control_characters(document, "Amazon notification")
+    refuse_control_characters(document, "Amazon notification", body)
     if document["NotificationType"] != FULFILLMENT_ORDER_STATUS:
         return NotificationResult("ignored")
     notification_id = document["NotificationMetadata"]["NotificationId"]

@@ -252,10 +252,21 @@ def _walk_strings(value: Any, path: str, visit: Any) -> Any:
     return value
 
 
-def strip_control_characters(document: Any) -> tuple[Any, tuple[str, ...]]:
+def may_hold_control_characters(body: bytes) -> bool:
+    """Whether a JSON body parsed by `parse_json` can hold a control character in any string.
+    Strict JSON carries C0 characters only as `\\u00XX` escapes (raw ones are refused) and DEL
+    raw or as `\\u007f`; a body with neither needs no walk (most webhooks: the walk costs about
+    as much as parsing)."""
+    return b"\\u00" in body or b"\x7f" in body
+
+
+def strip_control_characters(document: Any, body: bytes | None = None) -> tuple[Any, tuple[str, ...]]:
     """The document with control characters removed from every string, and the JSON paths of
     the strings that had some (Shopify and WooCommerce pass customer-typed text through, so a
-    pasted control character is noise, not an attack on us)."""
+    pasted control character is noise, not an attack on us). With the raw `body`, a body that
+    cannot hold one is returned as it is."""
+    if body is not None and not may_hold_control_characters(body):
+        return document, ()
     paths: list[str] = []
 
     def visit(text: str, path: str) -> str:
@@ -267,9 +278,12 @@ def strip_control_characters(document: Any) -> tuple[Any, tuple[str, ...]]:
     return _walk_strings(document, "$", visit), tuple(paths)
 
 
-def refuse_control_characters(document: Any, what: str) -> None:
+def refuse_control_characters(document: Any, what: str, body: bytes | None = None) -> None:
     """A 422 naming every JSON path whose string holds a control character (the generic channel:
-    its sender is the merchant's own code, which can be fixed)."""
+    its sender is the merchant's own code, which can be fixed). With the raw `body`, a body that
+    cannot hold one is not walked."""
+    if body is not None and not may_hold_control_characters(body):
+        return
     paths: list[str] = []
 
     def visit(text: str, path: str) -> str:

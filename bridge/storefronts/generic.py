@@ -149,7 +149,7 @@ class GenericAdapter:
         delivery_key = header(headers, ID_HEADER) or "sha256:" + body_digest(body)
         data = parse_json(body)
         validate_or_reject("canonical_order", data, "generic order delivery")
-        refuse_control_characters(data, "generic order delivery")
+        refuse_control_characters(data, "generic order delivery", body)
         topic = data["type"]
         kind = TYPES.get(topic)
         if kind is DeliveryKind.UPSERT:

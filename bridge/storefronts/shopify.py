@@ -137,7 +137,7 @@ class ShopifyAdapter:
             )
         delivery_key = header(headers, WEBHOOK_ID_HEADER) or "sha256:" + body_digest(body)
         event_id = header(headers, EVENT_ID_HEADER) or None
-        data, stripped = strip_control_characters(parse_json(body))
+        data, stripped = strip_control_characters(parse_json(body), body)
         try:
             return self._delivery(channel, topic, delivery_key, event_id, data, stripped)
         except Rejection as refusal:

@@ -59,7 +59,7 @@ def verify(channel: Channel, headers: Mapping[str, str], body: bytes) -> None:
 
 def parse(headers: Mapping[str, str], body: bytes) -> Notification:
     require_json_content_type(headers)
-    data, _stripped = strip_control_characters(parse_json(body))
+    data, _stripped = strip_control_characters(parse_json(body), body)
     validate_or_reject(
         "shopify/fulfillment_order_notification", data, "Shopify fulfillment order notification"
     )

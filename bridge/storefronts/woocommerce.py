@@ -153,7 +153,7 @@ class WooCommerceAdapter:
                 f"the {TOPIC_HEADER} header is missing; WooCommerce always sends it, so check "
                 "that no proxy strips it",
             )
-        data, stripped = strip_control_characters(parse_json(body))
+        data, stripped = strip_control_characters(parse_json(body), body)
         try:
             return self._delivery(channel, topic, delivery_key, data, stripped)
         except Rejection as refusal:
