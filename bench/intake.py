@@ -24,7 +24,10 @@ connections; a request waiting for a free sender is still on the clock. Each web
 new connection, as deliveries from a storefront's many senders would.
 
 Durability: every webhook id the bridge acknowledged (2xx) must have its row in `deliveries`
-(`lost`), and none it refused (and never acknowledged) may have one (`refused_stored`).
+(`lost`), and none it refused (and never acknowledged) may have one (`refused_stored`). A busy
+bridge stores some deliveries without applying them (`BRIDGE_WEBHOOK_DEFER_AT`, an `intake` job
+each); after the servers stop, one in-process worker runs those jobs, and every one of them must
+end applied (`deferred_unapplied`), at a rate the summary reports.
 
     python bench/intake.py                      # fresh SQLite file in a temp dir (~4 minutes)
     python bench/intake.py --database-url postgresql://postgres@127.0.0.1:5432/test
@@ -608,6 +611,53 @@ def stored_deliveries(url: str, channel_id: str) -> set[str]:
         engine.dispose()
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """Deliveries the bridge stored under load and left to a worker (`intake.defer`)."""
+
+    queued: int
+    unapplied: int  # still `deferred` after the worker ran: must be 0
+    seconds: float
+
+    @property
+    def per_s(self) -> float | None:
+        return self.queued / self.seconds if self.queued and self.seconds > 0 else None
+
+
+def apply_deferred(url: str, config: Path, env: dict[str, str]) -> Deferred:
+    """Run the `intake` jobs the bridge queued, as its worker process would (one process, after
+    the servers stopped), and check that every deferred delivery was applied."""
+    from sqlalchemy import func, select
+    from sqlmodel import col
+
+    from bridge.bootstrap import Bridge
+    from bridge.channels import load_channels
+    from bridge.clock import SystemClock
+    from bridge.intake import DEFERRED, JOB_INTAKE
+    from bridge.pipeline.deferred_intake import handle_deferred_intake
+    from bridge.settings import Settings
+    from bridge.store import DeliveryRecord, make_engine
+    from bridge.worker import Worker
+
+    engine = make_engine(url)
+
+    def waiting() -> int:
+        with engine.connect() as conn:
+            query = select(func.count()).where(col(DeliveryRecord.outcome) == DEFERRED)
+            return int(conn.execute(query).scalar_one())
+
+    try:
+        queued = waiting()
+        bridge = Bridge(
+            settings=Settings(), config=load_channels(config, env=env), engine=engine, clock=SystemClock()
+        )
+        started = time.perf_counter()
+        Worker(bridge, {JOB_INTAKE: handle_deferred_intake}).drain(limit=10**8)
+        return Deferred(queued, waiting(), time.perf_counter() - started)
+    finally:
+        engine.dispose()
+
+
 class Server:
     """gunicorn running `bridge.app:create_app()` in its own process group, stopped without fail."""
 
@@ -994,6 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             floor.stop()
             bridge.stop()
             stored = stored_deliveries(db.url, args.channel)
+            deferred = apply_deferred(db.url, args.config.resolve(), bridge.env)
     except BenchError as exc:
         print(f"intake bench could not run: {exc}", file=sys.stderr)
         return 2
@@ -1045,6 +1096,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"durability: {len(outcomes.acked)} acknowledged, {lost} of them missing; "
         f"{len(refused_only)} refused and never acknowledged, {refused_stored} of them stored"
     )
+    rate = "" if deferred.per_s is None else f" at {deferred.per_s:.0f}/s"
+    print(
+        f"deferred under load: {deferred.queued} stored and queued for the worker, applied afterwards "
+        f"by one worker in {deferred.seconds:.1f} s{rate}; {deferred.unapplied} left unapplied"
+    )
 
     knee_ratio = knee / floor_knee if floor_knee else None
     meets = bool(
@@ -1060,6 +1116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         and over_tp >= TARGET_OVERLOAD_THROUGHPUT
         and lost == 0
         and refused_stored == 0
+        and deferred.unapplied == 0
     )
     line = {
         "bench": "intake",
@@ -1076,6 +1133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "overload_max_response_ms": None if over_response_max is None else round(over_response_max, 1),
         "lost": lost,
         "refused_stored": refused_stored,
+        "deferred": deferred.queued,
+        "deferred_unapplied": deferred.unapplied,
+        "deferred_applied_per_s": None if deferred.per_s is None else round(deferred.per_s, 1),
         "ratios": rows,
         "overload": [o.summary() for o in overload],
         "floor_steps": [s.summary() for s in floor_steps],
@@ -1097,7 +1157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "meets_targets": meets,
     }
     emit(line, args.json_out)
-    return 1 if lost or refused_stored else 0
+    return 1 if lost or refused_stored or deferred.unapplied else 0
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ JOB_RELEASE = "release"  # older name of the amendment job (a payment releasing 
 JOB_AMEND = "amend"
 JOB_PRIVACY = "privacy"
 JOB_RETURN = "return"
+JOB_INTAKE = "intake"  # applies a delivery stored under load (`defer`)
+DEFERRED = "deferred"
 _CONFLICT_RETRIES = 3
 PARKED = frozenset({OrderState.NEEDS_ATTENTION, OrderState.NOT_FOR_AMAZON, OrderState.AWAITING_APPROVAL})
 SCHEMA_REFUSED = "schema_refused"
@@ -115,7 +117,13 @@ def _find_order_stmt() -> Executable:
 
 
 def _insert_delivery(
-    session: Session, channel: Channel, delivery: Delivery, body: bytes, clock: Clock, source: str
+    session: Session,
+    channel: Channel,
+    delivery: Delivery,
+    body: bytes,
+    clock: Clock,
+    source: str,
+    outcome: str = "",
 ) -> int | None:
     """The inbox row, or None if this delivery was stored before (a replay)."""
     key = storage_key(delivery.delivery_key)
@@ -136,7 +144,7 @@ def _insert_delivery(
             if privacy is not None
             else body,
             "body_purged_at": now if privacy is not None else None,
-            "outcome": "",
+            "outcome": outcome,
             "order_id": None,
             "source": source,
         },
@@ -342,16 +350,7 @@ def ingest(
                 delivery_id = _insert_delivery(session, channel, delivery, body, clock, source)
                 if delivery_id is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
-                outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
-                session.flush()  # the ORM's pending writes (an existing order) before Core's
-                values: dict[str, object] = {
-                    "delivery": delivery_id,
-                    "outcome": outcome,
-                    "order_id": order_id,
-                }
-                if _order_purged(session, channel, delivery, order_id):
-                    values.update(body=REDACTED_BODY, body_purged_at=clock.now())
-                conn.execute(_set_outcome_stmt(), values)
+                outcome, order_id = settle(session, channel, delivery, delivery_id, clock)
                 return IngestResult(duplicate=False, outcome=outcome, order_id=order_id)
         except IntegrityError:
             # Two first deliveries for the same delivery id or order raced (PostgreSQL); the
@@ -359,6 +358,51 @@ def ingest(
             if attempt == _CONFLICT_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def settle(
+    session: Session, channel: Channel, delivery: Delivery, delivery_id: int, clock: Clock
+) -> tuple[str, int | None]:
+    """Apply a stored delivery's effect and record its outcome, in the caller's transaction:
+    the webhook's own (`ingest`) or, for a deferred one, the intake job's."""
+    outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
+    session.flush()  # the ORM's pending writes (an existing order) before Core's
+    values: dict[str, object] = {"delivery": delivery_id, "outcome": outcome, "order_id": order_id}
+    if _order_purged(session, channel, delivery, order_id):
+        values.update(body=REDACTED_BODY, body_purged_at=clock.now())
+    session.connection().execute(_set_outcome_stmt(), values)
+    return outcome, order_id
+
+
+def deferrable(delivery: Delivery) -> bool:
+    """An order delivery a worker can apply later from its stored bytes. Privacy requests (whose
+    body is never kept), returns and deliveries our schema refused are always settled at once."""
+    return (
+        delivery.kind is not None
+        and bool(delivery.order or delivery.external_id)
+        and delivery.privacy is None
+        and delivery.return_request is None
+        and not delivery.refused
+    )
+
+
+def defer(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> IngestResult:
+    """Store a verified, parsed delivery and queue an `intake` job to apply it, instead of
+    applying it here: two inserts in one short transaction, so a web process under load holds
+    the database for as little as the least receiver would. The inbox row is the same (dedupe,
+    durable before the 2xx); its outcome says `deferred` until the job settles it."""
+    with (
+        one_writer_at_a_time(engine),
+        engine.begin() as conn,
+        Session(bind=conn, expire_on_commit=False) as session,
+    ):
+        delivery_id = _insert_delivery(
+            session, channel, delivery, body, clock, SOURCE_WEBHOOK, outcome=DEFERRED
+        )
+        if delivery_id is None:
+            return IngestResult(duplicate=True, outcome="duplicate")
+        jobs.enqueue(session, JOB_INTAKE, payload={"delivery_id": delivery_id, "channel_id": channel.id})
+        return IngestResult(duplicate=False, outcome=DEFERRED)
 
 
 def _park_refused(

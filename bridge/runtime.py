@@ -18,11 +18,12 @@ from .alerts import JOB_ALERT_DELIVERY
 from .amazon.accounts import build_amazon, require_shared_simulator
 from .amazon.limiter import DatabaseBuckets
 from .bootstrap import Bridge
-from .intake import JOB_AMEND, JOB_CANCEL, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
+from .intake import JOB_AMEND, JOB_CANCEL, JOB_INTAKE, JOB_PRIVACY, JOB_RELEASE, JOB_RETURN, JOB_SUBMIT
 from .pipeline.alert_delivery import handle_alert_delivery
 from .pipeline.amend import handle_amend
 from .pipeline.cancel import handle_cancel
 from .pipeline.compaction import JOB_COMPACT, handle_compact
+from .pipeline.deferred_intake import handle_deferred_intake
 from .pipeline.fallback import JOB_FALLBACK, handle_fallback
 from .pipeline.inventory import (
     JOB_INVENTORY_PUSH,
@@ -68,6 +69,7 @@ def _handle_purge(ctx: JobContext) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
+    JOB_INTAKE: handle_deferred_intake,
     JOB_SUBMIT: handle_submit,
     JOB_AMEND: handle_amend,
     JOB_RELEASE: handle_amend,

@@ -22,6 +22,7 @@ DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 DEFAULT_SIMULATOR_CONFIG = "config/simulator.yaml"
 #: Webhook admission per web process (bridge/web/admission.py) and gunicorn threads per worker.
 DEFAULT_WEBHOOK_CONCURRENCY = 4
+DEFAULT_WEBHOOK_DEFER_AT = 2
 DEFAULT_WEBHOOK_QUEUE = 8
 DEFAULT_WEBHOOK_QUEUE_WAIT_S = 0.5
 DEFAULT_WEBHOOK_RETRY_AFTER_S = 5
@@ -313,6 +314,10 @@ class Settings:
     webhook_queue: int = DEFAULT_WEBHOOK_QUEUE
     webhook_queue_wait_s: float = DEFAULT_WEBHOOK_QUEUE_WAIT_S
     webhook_retry_after_s: int = DEFAULT_WEBHOOK_RETRY_AFTER_S
+    #: With this many webhook handlers running in the process (this one included), a Shopify or
+    #: WooCommerce order delivery is stored and queued for a worker instead of being applied in
+    #: the request (`intake.defer`); 1: always, 0: never.
+    webhook_defer_at: int = DEFAULT_WEBHOOK_DEFER_AT
     #: gunicorn threads per web worker (`fba-bridge serve`); more than concurrency + queue, so
     #: spare threads answer refusals at once.
     web_threads: int = DEFAULT_WEB_THREADS
@@ -372,6 +377,7 @@ class Settings:
                 env, "BRIDGE_WEBHOOK_CONCURRENCY", DEFAULT_WEBHOOK_CONCURRENCY, minimum=0
             ),
             webhook_queue=_int_env(env, "BRIDGE_WEBHOOK_QUEUE", DEFAULT_WEBHOOK_QUEUE, minimum=0),
+            webhook_defer_at=_int_env(env, "BRIDGE_WEBHOOK_DEFER_AT", DEFAULT_WEBHOOK_DEFER_AT, minimum=0),
             webhook_queue_wait_s=_nonnegative_env(
                 env, "BRIDGE_WEBHOOK_QUEUE_WAIT_S", DEFAULT_WEBHOOK_QUEUE_WAIT_S
             ),

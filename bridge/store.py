@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -35,6 +36,11 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, create_engine
 
 from .orders import CanonicalOrder, OrderState
+
+try:
+    import fcntl
+except ImportError:  # Windows has none: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
 
 SQLITE_BUSY_TIMEOUT_S = 30
 REDACTED_BODY = b'{"redacted": true}'
@@ -633,21 +639,68 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-_sqlite_writers: dict[str, threading.Lock] = {}
+class _SqliteWriterTurn:
+    """One SQLite writer at a time, handed over at once: this process's threads queue on a
+    lock, and processes sharing the file (gunicorn's workers) on an `flock` of
+    `<database>.writer-lock` beside it. Both wake the next writer the moment the turn is free,
+    where SQLite's busy handler would poll in sleeps of up to 100 ms. SQLite's own lock still
+    decides; writers that do not take a turn (the worker's jobs) simply meet it there."""
+
+    def __init__(self, database: str | None) -> None:
+        self._lock = threading.Lock()
+        self._path = f"{database}.writer-lock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> _SqliteWriterTurn:
+        self._lock.acquire()
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def _file(self) -> int | None:
+        """This process's own descriptor: a forked child must not share its parent's, since an
+        `flock` belongs to the open file, and parent and child would then never exclude each other."""
+        if self._path is None or fcntl is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                self._path = None  # a read-only folder: SQLite's busy handler alone, as before
+                return None
+            self._pid = os.getpid()
+        return self._fd
+
+
+_sqlite_writers: dict[str, _SqliteWriterTurn] = {}
+_sqlite_writers_lock = threading.Lock()
 
 
 def one_writer_at_a_time(engine: Engine) -> AbstractContextManager[object]:
-    """On SQLite, this process's busy writers (webhooks, the metrics flush) take turns here.
-
-    SQLite lets one writer in at a time anyway; a thread that finds the lock taken waits in
-    SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and so adds latency after
-    the lock is free. Queueing on a Python lock hands it over at once; only other processes'
-    writers still meet in SQLite. PostgreSQL needs no such thing (row locks, concurrent commits).
-    Not re-entrant: take it around a whole transaction, never inside one."""
+    """On SQLite, the busy writers (webhooks, the metrics flush) of every process on the file
+    take turns here (`_SqliteWriterTurn`). PostgreSQL needs no such thing (row locks, concurrent
+    commits). Not re-entrant: take it around a whole transaction, never inside one."""
     if not is_sqlite(engine):
         return nullcontext()
     key = engine.url.render_as_string(hide_password=True)
-    return _sqlite_writers.setdefault(key, threading.Lock())
+    with _sqlite_writers_lock:
+        turn = _sqlite_writers.get(key)
+        if turn is None:
+            turn = _sqlite_writers[key] = _SqliteWriterTurn(engine.url.database)
+    return turn
 
 
 @contextmanager

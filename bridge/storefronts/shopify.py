@@ -122,6 +122,11 @@ class ShopifyAdapter:
 
     platform = PLATFORM
 
+    def stored_headers(self, topic: str) -> dict[str, str]:
+        """The headers `parse` reads, rebuilt from a stored delivery's topic: a delivery deferred
+        under load (`intake.defer`) is parsed again from its stored bytes by a worker."""
+        return {"Content-Type": "application/json", TOPIC_HEADER: topic}
+
     def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> None:
         verify_hmac_b64(channel.webhook_secrets, body, header(headers, HMAC_HEADER) or None)
 

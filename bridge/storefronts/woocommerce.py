@@ -133,6 +133,11 @@ class WooCommerceAdapter:
 
     platform = PLATFORM
 
+    def stored_headers(self, topic: str) -> dict[str, str]:
+        """The headers `parse` reads, rebuilt from a stored delivery's topic: a delivery deferred
+        under load (`intake.defer`) is parsed again from its stored bytes by a worker."""
+        return {"Content-Type": "application/json", TOPIC_HEADER: topic}
+
     def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes, clock: Clock) -> None:
         signature = header(headers, SIGNATURE_HEADER)
         if signature:

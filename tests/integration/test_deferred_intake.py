@@ -1,0 +1,198 @@
+"""Deferred intake: a busy web process stores the delivery, the `intake` job applies it, and the
+result is the same as applying it in the request."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from bridge.app import create_app
+from bridge.bootstrap import Bridge
+from bridge.intake import DEFERRED, JOB_INTAKE, JOB_SUBMIT
+from bridge.pipeline.deferred_intake import handle_deferred_intake
+from bridge.store import AlertRecord, DeliveryRecord, JobRecord, OrderEventRecord, OrderRecord, read_session
+from bridge.web.admission import Admission
+from bridge.worker import Worker
+from tests.support import (
+    fixture,
+    generic_delivery,
+    shopify_delivery,
+    shopify_order,
+    woo_delivery,
+    woo_order,
+)
+
+SHOP, WOO, OWN = "/webhooks/shop-a", "/webhooks/woo-main", "/webhooks/own-shop"
+
+
+def make_app(bridge: Bridge, defer_at: int, concurrency: int = 4) -> Flask:
+    bridge.settings = replace(bridge.settings, webhook_defer_at=defer_at, webhook_concurrency=concurrency)
+    app = create_app(bridge)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def deferring(bridge: Bridge) -> FlaskClient:
+    """Every Shopify/WooCommerce order delivery is deferred (`BRIDGE_WEBHOOK_DEFER_AT=1`)."""
+    return make_app(bridge, defer_at=1).test_client()
+
+
+@pytest.fixture
+def intake_only(bridge: Bridge) -> Worker:
+    """A worker that runs only the intake job, so the next stage's jobs stay visible."""
+    return Worker(bridge, {JOB_INTAKE: handle_deferred_intake})
+
+
+def post(client: FlaskClient, url: str, delivery: tuple[bytes, dict[str, str]]) -> Any:
+    body, headers = delivery
+    response = client.post(url, data=body, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.json
+
+
+def deliveries(db: Engine) -> list[tuple[str, str, int | None]]:
+    with read_session(db) as session:
+        query = select(DeliveryRecord.topic, DeliveryRecord.outcome, DeliveryRecord.order_id).order_by(
+            DeliveryRecord.id
+        )
+        return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
+def job_kinds(db: Engine) -> list[str]:
+    with read_session(db) as session:
+        return sorted(session.execute(select(JobRecord.kind)).scalars())
+
+
+def order(db: Engine, external_id: str) -> OrderRecord | None:
+    with read_session(db) as session:
+        query = select(OrderRecord).where(OrderRecord.external_id == external_id)
+        return session.execute(query).scalars().first()
+
+
+def test_a_deferred_order_is_stored_at_once_and_applied_by_the_worker_as_inline(
+    deferring: FlaskClient, bridge: Bridge, db: Engine, intake_only: Worker
+) -> None:
+    answer = post(deferring, SHOP, shopify_delivery(shopify_order(1001)))
+    assert answer == {"status": "accepted", "outcome": DEFERRED}
+    assert deliveries(db) == [("orders/create", DEFERRED, None)]
+    assert order(db, "1001") is None
+    assert job_kinds(db) == [JOB_INTAKE]
+
+    assert intake_only.drain() == 1
+    deferred = order(db, "1001")
+    assert deferred is not None
+    inline_client = make_app(bridge, defer_at=0).test_client()
+    assert post(inline_client, SHOP, shopify_delivery(shopify_order(1002)))["outcome"] == "created"
+    inline = order(db, "1002")
+    assert inline is not None
+    assert deferred.state == inline.state == "received"
+    assert {**deferred.data, "external_id": "", "display_id": ""} == {
+        **inline.data,
+        "external_id": "",
+        "display_id": "",
+    }
+    assert deliveries(db) == [
+        ("orders/create", "created", deferred.id),
+        ("orders/create", "created", inline.id),
+    ]
+    assert job_kinds(db) == [JOB_INTAKE, JOB_SUBMIT, JOB_SUBMIT]
+    with read_session(db) as session:
+        audit = session.execute(
+            select(OrderEventRecord.event, OrderEventRecord.delivery_id).where(
+                OrderEventRecord.order_id == deferred.id
+            )
+        ).all()
+    assert [event for event, _ in audit] == ["intake:created"] and audit[0][1] is not None
+
+
+def test_retries_of_a_deferred_delivery_are_duplicates_before_and_after_it_is_applied(
+    deferring: FlaskClient, db: Engine, intake_only: Worker
+) -> None:
+    delivery = shopify_delivery(shopify_order(1001), webhook_id="wh-1")
+    post(deferring, SHOP, delivery)
+    assert post(deferring, SHOP, delivery) == {"status": "duplicate", "outcome": "duplicate"}
+    assert intake_only.drain() == 1
+    assert post(deferring, SHOP, delivery)["status"] == "duplicate"
+    assert [outcome for _, outcome, _ in deliveries(db)] == ["created"]
+    assert job_kinds(db) == [JOB_INTAKE, JOB_SUBMIT]
+
+
+def test_a_deferred_delivery_older_than_one_applied_meanwhile_is_stale(
+    deferring: FlaskClient, bridge: Bridge, db: Engine, intake_only: Worker
+) -> None:
+    post(
+        deferring, SHOP, shopify_delivery(shopify_order(1001, quantity=1, updated_at="2026-11-01T10:00:00Z"))
+    )
+    inline_client = make_app(bridge, defer_at=0).test_client()
+    newer = shopify_order(1001, quantity=3, updated_at="2026-11-01T11:00:00Z")
+    assert post(inline_client, SHOP, shopify_delivery(newer, "orders/updated"))["outcome"] == "created"
+    assert intake_only.drain() == 1
+    row = order(db, "1001")
+    assert row is not None and row.data["lines"][0]["quantity"] == 3
+    assert [outcome for _, outcome, _ in deliveries(db)] == ["stale", "created"]
+
+
+def test_woocommerce_orders_are_deferred_too(deferring: FlaskClient, db: Engine, intake_only: Worker) -> None:
+    assert post(deferring, WOO, woo_delivery(woo_order(700)))["outcome"] == DEFERRED
+    assert intake_only.drain() == 1
+    assert deliveries(db)[0][1] == "created" and order(db, "700") is not None
+
+
+def test_privacy_requests_refused_payloads_and_the_generic_channel_are_never_deferred(
+    deferring: FlaskClient, bridge: Bridge, db: Engine
+) -> None:
+    redact = fixture("shopify/customers_redact.json")
+    assert post(deferring, SHOP, shopify_delivery(redact, "customers/redact"))["outcome"] == "privacy_queued"
+    refused = shopify_order(1003)
+    refused["line_items"][0]["quantity"] = "many"
+    assert post(deferring, SHOP, shopify_delivery(refused))["outcome"] == "schema_refused"
+    own = fixture("generic/order_upsert.json")
+    assert post(deferring, OWN, generic_delivery(own, bridge.clock.now()))["outcome"] == "created"
+    assert DEFERRED not in [outcome for _, outcome, _ in deliveries(db)]
+    assert JOB_INTAKE not in job_kinds(db)
+
+
+def test_a_delivery_that_cannot_be_applied_later_is_kept_and_raises_an_alert(
+    deferring: FlaskClient, db: Engine, intake_only: Worker
+) -> None:
+    post(deferring, SHOP, shopify_delivery(shopify_order(1001)))
+    with db.begin() as conn:  # a shop/redact request removed the body before the job ran
+        conn.execute(
+            update(DeliveryRecord).values(
+                body=b'{"redacted":true}', body_purged_at=DeliveryRecord.received_at
+            )
+        )
+    assert intake_only.drain() == 1
+    assert [outcome for _, outcome, _ in deliveries(db)] == ["not_applied"]
+    assert order(db, "1001") is None
+    with read_session(db) as session:
+        alert = session.execute(select(AlertRecord)).scalars().one()
+    assert alert.kind == "intake" and "privacy request" in alert.message
+    assert "Jon" not in alert.message and "canary" not in alert.message.lower()
+
+
+def test_the_process_defers_only_while_enough_handlers_run(bridge: Bridge, db: Engine) -> None:
+    app = make_app(bridge, defer_at=2)
+    client = app.test_client()
+    gate: Admission = app.extensions["webhook_admission"]
+    assert post(client, SHOP, shopify_delivery(shopify_order(1001)))["outcome"] == "created"
+    assert gate.enter()  # another webhook is being handled
+    try:
+        assert post(client, SHOP, shopify_delivery(shopify_order(1002)))["outcome"] == DEFERRED
+    finally:
+        gate.leave()
+    assert post(client, SHOP, shopify_delivery(shopify_order(1003)))["outcome"] == "created"
+
+
+def test_a_deferred_order_goes_on_to_amazon(deferring: FlaskClient, db: Engine, worker: Worker) -> None:
+    post(deferring, SHOP, shopify_delivery(shopify_order(1001)))
+    assert worker.drain() == 2  # intake, then submit
+    row = order(db, "1001")
+    assert row is not None and (row.state, row.amazon_status) == ("submitted", "Received")
