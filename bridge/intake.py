@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -41,6 +41,7 @@ from .store import (
     DeliveryRecord,
     OrderEventRecord,
     OrderRecord,
+    db_epoch_sql,
     one_writer_at_a_time,
     printable,
     read_session,
@@ -95,7 +96,8 @@ def _insert_delivery_stmt(dialect: str) -> Executable:
     (a replay inserts nothing and gets no id), in one statement, compiled once per dialect."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = _deliveries()
-    return insert(table).on_conflict_do_nothing().returning(table.c.id)
+    # The database's clock rides along for the jobs this transaction queues (`jobs.enqueue`).
+    return insert(table).on_conflict_do_nothing().returning(table.c.id, literal_column(db_epoch_sql(dialect)))
 
 
 @cache
@@ -124,8 +126,9 @@ def _insert_delivery(
     clock: Clock,
     source: str,
     outcome: str = "",
-) -> int | None:
-    """The inbox row, or None if this delivery was stored before (a replay)."""
+) -> tuple[int, float] | None:
+    """The inbox row's id and the database's clock, or None if this delivery was stored before
+    (a replay)."""
     key = storage_key(delivery.delivery_key)
     now = clock.now()
     privacy = delivery.privacy
@@ -149,7 +152,7 @@ def _insert_delivery(
             "source": source,
         },
     ).first()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), float(row[1]))
 
 
 def _tombstone(channel: Channel, external_id: str, clock: Clock) -> CanonicalOrder:
@@ -347,9 +350,10 @@ def ingest(
                 engine.begin() as conn,
                 Session(bind=conn, expire_on_commit=False) as session,
             ):
-                delivery_id = _insert_delivery(session, channel, delivery, body, clock, source)
-                if delivery_id is None:
+                stored = _insert_delivery(session, channel, delivery, body, clock, source)
+                if stored is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
+                delivery_id = stored[0]
                 outcome, order_id = settle(session, channel, delivery, delivery_id, clock)
                 return IngestResult(duplicate=False, outcome=outcome, order_id=order_id)
         except IntegrityError:
@@ -396,12 +400,16 @@ def defer(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clo
         engine.begin() as conn,
         Session(bind=conn, expire_on_commit=False) as session,
     ):
-        delivery_id = _insert_delivery(
-            session, channel, delivery, body, clock, SOURCE_WEBHOOK, outcome=DEFERRED
-        )
-        if delivery_id is None:
+        stored = _insert_delivery(session, channel, delivery, body, clock, SOURCE_WEBHOOK, outcome=DEFERRED)
+        if stored is None:
             return IngestResult(duplicate=True, outcome="duplicate")
-        jobs.enqueue(session, JOB_INTAKE, payload={"delivery_id": delivery_id, "channel_id": channel.id})
+        delivery_id, db_clock = stored
+        jobs.enqueue(
+            session,
+            JOB_INTAKE,
+            payload={"delivery_id": delivery_id, "channel_id": channel.id},
+            now=db_clock,
+        )
         return IngestResult(duplicate=False, outcome=DEFERRED)
 
 

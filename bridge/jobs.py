@@ -71,13 +71,16 @@ def enqueue(
     dedupe_key: str | None = None,
     delay_s: float = 0.0,
     max_attempts: int | None = None,
+    now: float | None = None,
 ) -> bool:
     """Add a job in the caller's transaction. Returns False when a *waiting* (`ready`) job has the
     same key; a running job with the key does not stop the new one (it may have read stale state).
-    `max_attempts` defaults to the kind's retry policy (`bridge.retry_policy`)."""
+    `max_attempts` defaults to the kind's retry policy (`bridge.retry_policy`). `now`: the
+    database's clock, when the caller already read it in this transaction (saves a round trip)."""
     if max_attempts is None:
         max_attempts = retry_policy.for_kind(kind).max_attempts
-    now = db_now(session)
+    if now is None:
+        now = db_now(session)
     values = dict(
         kind=kind,
         order_id=order_id,

@@ -730,12 +730,16 @@ def lock_order(session: Session, order_id: int) -> OrderRecord:
     return row
 
 
+def db_epoch_sql(dialect: str) -> str:
+    """The SQL expression of the current epoch seconds by the database's clock."""
+    if dialect == "sqlite":
+        return "(julianday('now') - 2440587.5) * 86400.0"
+    return "EXTRACT(EPOCH FROM clock_timestamp())"
+
+
 def db_now(session: Session) -> float:
     """Current epoch seconds by the database's clock."""
-    if session.get_bind().dialect.name == "sqlite":
-        sql = "SELECT (julianday('now') - 2440587.5) * 86400.0"
-    else:
-        sql = "SELECT EXTRACT(EPOCH FROM clock_timestamp())"
+    sql = f"SELECT {db_epoch_sql(session.get_bind().dialect.name)}"
     return float(session.connection().execute(text(sql)).scalar_one())
 
 
