@@ -3,6 +3,8 @@
 The transaction writes the raw delivery (the inbox row), applies `orders.decide_intake` to the
 order it concerns, records the decision in the audit trail, and enqueues the next stage's job.
 Nothing is sent to another system here, so the storefront gets its answer in milliseconds.
+A busy web process may `defer` instead: the inbox row and an `intake` job, whose worker later
+calls `settle` on the stored delivery exactly as `ingest` does in the request.
 """
 
 from __future__ import annotations
