@@ -254,10 +254,10 @@ def _walk_strings(value: Any, path: str, visit: Any) -> Any:
 
 def may_hold_control_characters(body: bytes) -> bool:
     """Whether a JSON body parsed by `parse_json` can hold a control character in any string.
-    Strict JSON carries C0 characters only as `\\u00XX` escapes (raw ones are refused) and DEL
-    raw or as `\\u007f`; a body with neither needs no walk (most webhooks: the walk costs about
-    as much as parsing)."""
-    return b"\\u00" in body or b"\x7f" in body
+    Strict JSON carries C0 characters only escaped (raw ones are refused): as `\\u00XX`, or, for
+    backspace and form feed, as the short escapes `\\b` and `\\f`; DEL raw or as `\\u007f`. A
+    body with none of these needs no walk (most webhooks: the walk costs about as much as parsing)."""
+    return b"\\u00" in body or b"\\b" in body or b"\\f" in body or b"\x7f" in body
 
 
 def strip_control_characters(document: Any, body: bytes | None = None) -> tuple[Any, tuple[str, ...]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bridge.storefronts.base import parse_json, strip_control_characters
@@ -18,6 +18,8 @@ json_values = st.recursive(
 
 
 @given(json_values, st.booleans())
+@example("\b", False)  # JSON's short escapes: `"\b"` and `"\f"` carry control characters too
+@example({"k\f": "x"}, False)
 def test_the_raw_body_shortcut_never_changes_what_is_stripped(document: object, ascii_only: bool) -> None:
     body = json.dumps({"doc": document}, ensure_ascii=ascii_only).encode()
     parsed = parse_json(body)
