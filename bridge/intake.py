@@ -93,13 +93,16 @@ def _events() -> Table:
 
 
 @cache
-def _insert_delivery_stmt(dialect: str) -> Executable:
+def _insert_delivery_stmt(dialect: str, with_clock: bool) -> Executable:
     """`INSERT ... ON CONFLICT DO NOTHING RETURNING id`: the dedupe is the unique constraint itself
-    (a replay inserts nothing and gets no id), in one statement, compiled once per dialect."""
+    (a replay inserts nothing and gets no id), in one statement, compiled once per dialect.
+    `with_clock` also returns the database's clock, for the job `defer` queues next."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = _deliveries()
-    # The database's clock rides along for the jobs this transaction queues (`jobs.enqueue`).
-    return insert(table).on_conflict_do_nothing().returning(table.c.id, literal_column(db_epoch_sql(dialect)))
+    statement = insert(table).on_conflict_do_nothing()
+    if with_clock:
+        return statement.returning(table.c.id, literal_column(db_epoch_sql(dialect)))
+    return statement.returning(table.c.id)
 
 
 @cache
@@ -128,15 +131,16 @@ def _insert_delivery(
     clock: Clock,
     source: str,
     outcome: str = "",
-) -> tuple[int, float] | None:
-    """The inbox row's id and the database's clock, or None if this delivery was stored before
-    (a replay)."""
+    with_clock: bool = False,
+) -> tuple[int, float | None] | None:
+    """The inbox row's id (and, `with_clock`, the database's clock), or None if this delivery
+    was stored before (a replay)."""
     key = storage_key(delivery.delivery_key)
     now = clock.now()
     privacy = delivery.privacy
     conn = session.connection()
     row = conn.execute(
-        _insert_delivery_stmt(conn.dialect.name),
+        _insert_delivery_stmt(conn.dialect.name, with_clock),
         {
             "channel_id": channel.id,
             "delivery_key": key,
@@ -154,7 +158,9 @@ def _insert_delivery(
             "source": source,
         },
     ).first()
-    return None if row is None else (int(row[0]), float(row[1]))
+    if row is None:
+        return None
+    return int(row[0]), float(row[1]) if with_clock else None
 
 
 def _tombstone(channel: Channel, external_id: str, clock: Clock) -> CanonicalOrder:
@@ -402,7 +408,9 @@ def defer(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clo
         engine.begin() as conn,
         Session(bind=conn, expire_on_commit=False) as session,
     ):
-        stored = _insert_delivery(session, channel, delivery, body, clock, SOURCE_WEBHOOK, outcome=DEFERRED)
+        stored = _insert_delivery(
+            session, channel, delivery, body, clock, SOURCE_WEBHOOK, outcome=DEFERRED, with_clock=True
+        )
         if stored is None:
             return IngestResult(duplicate=True, outcome="duplicate")
         delivery_id, db_clock = stored

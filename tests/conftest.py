@@ -150,6 +150,16 @@ def worker(bridge: Bridge, amazon):  # type: ignore[no-untyped-def]
     return make_worker(bridge, amazon=amazon)
 
 
+def apply_deferred(bridge: Bridge) -> int:
+    """Run the `intake` jobs of deliveries a busy web process deferred, and no other job (so the
+    next stage's jobs stay queued for the test to see). Returns how many ran."""
+    from bridge.intake import JOB_INTAKE
+    from bridge.pipeline.deferred_intake import handle_deferred_intake
+    from bridge.worker import Worker
+
+    return Worker(bridge, {JOB_INTAKE: handle_deferred_intake}).drain()
+
+
 def due_now(engine: Engine) -> None:
     """Let every waiting job run now: the queue's retry delays are in database time."""
     with engine.begin() as conn:

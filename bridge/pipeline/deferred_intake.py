@@ -50,12 +50,13 @@ def handle_deferred_intake(ctx: JobContext) -> None:
     else:
         adapter = adapter_for(channel.platform)
         stored_headers = getattr(adapter, "stored_headers", None)
-        try:
-            if stored_headers is None:
-                raise Rejection(422, "not_deferrable", f"{channel.platform} deliveries are never deferred")
-            delivery = adapter.parse(channel, stored_headers(topic), bytes(body), bridge.clock)
-        except Rejection as exc:
-            unusable = f"its stored bytes were refused when read again ({exc.code})"
+        if stored_headers is None:
+            unusable = f"{channel.platform} deliveries cannot be read again from their stored bytes"
+        else:
+            try:
+                delivery = adapter.parse(channel, stored_headers(topic), bytes(body), bridge.clock)
+            except Rejection as exc:
+                unusable = f"its stored bytes were refused when read again ({exc.code})"
     with ctx.finish() as session:
         still = session.execute(
             select(col(DeliveryRecord.outcome)).where(col(DeliveryRecord.id) == delivery_id).with_for_update()

@@ -15,10 +15,10 @@ from sqlalchemy.engine import Engine
 from bridge.app import create_app
 from bridge.bootstrap import Bridge
 from bridge.intake import DEFERRED, JOB_INTAKE, JOB_SUBMIT
-from bridge.pipeline.deferred_intake import handle_deferred_intake
 from bridge.store import AlertRecord, DeliveryRecord, JobRecord, OrderEventRecord, OrderRecord, read_session
 from bridge.web.admission import Admission
 from bridge.worker import Worker
+from tests.conftest import apply_deferred
 from tests.support import (
     fixture,
     generic_delivery,
@@ -42,12 +42,6 @@ def make_app(bridge: Bridge, defer_at: int, concurrency: int = 4) -> Flask:
 def deferring(bridge: Bridge) -> FlaskClient:
     """Every Shopify/WooCommerce order delivery is deferred (`BRIDGE_WEBHOOK_DEFER_AT=1`)."""
     return make_app(bridge, defer_at=1).test_client()
-
-
-@pytest.fixture
-def intake_only(bridge: Bridge) -> Worker:
-    """A worker that runs only the intake job, so the next stage's jobs stay visible."""
-    return Worker(bridge, {JOB_INTAKE: handle_deferred_intake})
 
 
 def post(client: FlaskClient, url: str, delivery: tuple[bytes, dict[str, str]]) -> Any:
@@ -77,7 +71,7 @@ def order(db: Engine, external_id: str) -> OrderRecord | None:
 
 
 def test_a_deferred_order_is_stored_at_once_and_applied_by_the_worker_as_inline(
-    deferring: FlaskClient, bridge: Bridge, db: Engine, intake_only: Worker
+    deferring: FlaskClient, bridge: Bridge, db: Engine
 ) -> None:
     answer = post(deferring, SHOP, shopify_delivery(shopify_order(1001)))
     assert answer == {"status": "accepted", "outcome": DEFERRED}
@@ -85,7 +79,7 @@ def test_a_deferred_order_is_stored_at_once_and_applied_by_the_worker_as_inline(
     assert order(db, "1001") is None
     assert job_kinds(db) == [JOB_INTAKE]
 
-    assert intake_only.drain() == 1
+    assert apply_deferred(bridge) == 1
     deferred = order(db, "1001")
     assert deferred is not None
     inline_client = make_app(bridge, defer_at=0).test_client()
@@ -113,19 +107,19 @@ def test_a_deferred_order_is_stored_at_once_and_applied_by_the_worker_as_inline(
 
 
 def test_retries_of_a_deferred_delivery_are_duplicates_before_and_after_it_is_applied(
-    deferring: FlaskClient, db: Engine, intake_only: Worker
+    deferring: FlaskClient, db: Engine, bridge: Bridge
 ) -> None:
     delivery = shopify_delivery(shopify_order(1001), webhook_id="wh-1")
     post(deferring, SHOP, delivery)
     assert post(deferring, SHOP, delivery) == {"status": "duplicate", "outcome": "duplicate"}
-    assert intake_only.drain() == 1
+    assert apply_deferred(bridge) == 1
     assert post(deferring, SHOP, delivery)["status"] == "duplicate"
     assert [outcome for _, outcome, _ in deliveries(db)] == ["created"]
     assert job_kinds(db) == [JOB_INTAKE, JOB_SUBMIT]
 
 
 def test_a_deferred_delivery_older_than_one_applied_meanwhile_is_stale(
-    deferring: FlaskClient, bridge: Bridge, db: Engine, intake_only: Worker
+    deferring: FlaskClient, bridge: Bridge, db: Engine
 ) -> None:
     post(
         deferring, SHOP, shopify_delivery(shopify_order(1001, quantity=1, updated_at="2026-11-01T10:00:00Z"))
@@ -133,15 +127,15 @@ def test_a_deferred_delivery_older_than_one_applied_meanwhile_is_stale(
     inline_client = make_app(bridge, defer_at=0).test_client()
     newer = shopify_order(1001, quantity=3, updated_at="2026-11-01T11:00:00Z")
     assert post(inline_client, SHOP, shopify_delivery(newer, "orders/updated"))["outcome"] == "created"
-    assert intake_only.drain() == 1
+    assert apply_deferred(bridge) == 1
     row = order(db, "1001")
     assert row is not None and row.data["lines"][0]["quantity"] == 3
     assert [outcome for _, outcome, _ in deliveries(db)] == ["stale", "created"]
 
 
-def test_woocommerce_orders_are_deferred_too(deferring: FlaskClient, db: Engine, intake_only: Worker) -> None:
+def test_woocommerce_orders_are_deferred_too(deferring: FlaskClient, db: Engine, bridge: Bridge) -> None:
     assert post(deferring, WOO, woo_delivery(woo_order(700)))["outcome"] == DEFERRED
-    assert intake_only.drain() == 1
+    assert apply_deferred(bridge) == 1
     assert deliveries(db)[0][1] == "created" and order(db, "700") is not None
 
 
@@ -160,7 +154,7 @@ def test_privacy_requests_refused_payloads_and_the_generic_channel_are_never_def
 
 
 def test_a_delivery_that_cannot_be_applied_later_is_kept_and_raises_an_alert(
-    deferring: FlaskClient, db: Engine, intake_only: Worker
+    deferring: FlaskClient, db: Engine, bridge: Bridge
 ) -> None:
     post(deferring, SHOP, shopify_delivery(shopify_order(1001)))
     with db.begin() as conn:  # a shop/redact request removed the body before the job ran
@@ -169,13 +163,26 @@ def test_a_delivery_that_cannot_be_applied_later_is_kept_and_raises_an_alert(
                 body=b'{"redacted":true}', body_purged_at=DeliveryRecord.received_at
             )
         )
-    assert intake_only.drain() == 1
+    assert apply_deferred(bridge) == 1
     assert [outcome for _, outcome, _ in deliveries(db)] == ["not_applied"]
     assert order(db, "1001") is None
     with read_session(db) as session:
         alert = session.execute(select(AlertRecord)).scalars().one()
     assert alert.kind == "intake" and "privacy request" in alert.message
     assert "Jon" not in alert.message and "canary" not in alert.message.lower()
+
+
+def test_a_delivery_whose_channel_left_the_channels_file_is_kept_and_raises_an_alert(
+    deferring: FlaskClient, db: Engine, bridge: Bridge
+) -> None:
+    post(deferring, SHOP, shopify_delivery(shopify_order(1001)))
+    remaining = {key: channel for key, channel in bridge.config.channels.items() if key != "shop-a"}
+    bridge.config = replace(bridge.config, channels=remaining)
+    assert apply_deferred(bridge) == 1
+    assert [outcome for _, outcome, _ in deliveries(db)] == ["not_applied"]
+    with read_session(db) as session:
+        alert = session.execute(select(AlertRecord)).scalars().one()
+    assert "no longer in the channels file" in alert.message and alert.channel_id == "shop-a"
 
 
 def test_the_process_defers_only_while_enough_handlers_run(bridge: Bridge, db: Engine) -> None:

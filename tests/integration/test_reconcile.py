@@ -23,8 +23,6 @@ from bridge.channels import ChannelsConfig, load_channels
 from bridge.clock import ManualClock
 from bridge.fakes.shopify import FakeShopify, create_fake_shopify_app
 from bridge.fakes.woocommerce import FakeWooCommerce, create_fake_woocommerce_app
-from bridge.intake import JOB_INTAKE
-from bridge.pipeline.deferred_intake import handle_deferred_intake
 from bridge.pipeline.reconcile import (
     JOB_RECONCILE,
     NotReconcilable,
@@ -36,8 +34,7 @@ from bridge.pipeline.reconcile import (
 from bridge.runtime import make_worker
 from bridge.store import DeliveryRecord, JobRecord, OrderEventRecord, OrderRecord, read_session, write_session
 from bridge.storefronts.registry import Storefronts
-from bridge.worker import Worker
-from tests.conftest import EXAMPLE_CONFIG, TEST_ENV
+from tests.conftest import EXAMPLE_CONFIG, TEST_ENV, apply_deferred
 from tests.support import shopify_delivery, shopify_order, woo_delivery, woo_order
 
 SHOP_TOKEN = "demo-shopify-token"  # the example channels file's default
@@ -531,7 +528,7 @@ def test_webhooks_racing_a_pass_in_other_threads_create_each_order_once(
     for thread in threads:
         thread.join()
     # Side-by-side handlers may defer their deliveries (`BRIDGE_WEBHOOK_DEFER_AT`); apply them too.
-    Worker(bridge, {JOB_INTAKE: handle_deferred_intake}).drain()
+    apply_deferred(bridge)
 
     assert errors == []
     assert summary.found == 60

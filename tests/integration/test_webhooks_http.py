@@ -18,11 +18,9 @@ from bridge.amazon.simulator.server import serve_in_thread
 from bridge.app import create_app
 from bridge.bootstrap import Bridge
 from bridge.intake import DEFERRED, JOB_INTAKE
-from bridge.pipeline.deferred_intake import handle_deferred_intake
 from bridge.settings import Settings
 from bridge.store import AlertRecord, DeliveryRecord, JobRecord, OrderRecord, make_engine, read_session
-from bridge.worker import Worker
-from tests.conftest import LogOutput
+from tests.conftest import LogOutput, apply_deferred
 from tests.support import (
     fixture,
     generic_delivery,
@@ -302,7 +300,7 @@ def test_concurrent_duplicate_storm_over_http_stores_one_order(app: Any, bridge:
     assert statuses == [200] * 40
     # Handlers running side by side may defer their deliveries (`BRIDGE_WEBHOOK_DEFER_AT`): the
     # intake jobs apply them, and the storm still ends as one order with one submit job.
-    Worker(bridge, {JOB_INTAKE: handle_deferred_intake}).drain()
+    apply_deferred(bridge)
     with read_session(db) as session:
         kinds = list(session.execute(select(JobRecord.kind).where(JobRecord.kind != JOB_INTAKE)).scalars())
         outcomes = set(session.execute(select(DeliveryRecord.outcome)).scalars())
