@@ -28,6 +28,13 @@ def schema_dir() -> Path:
     override = os.environ.get("BRIDGE_SCHEMAS_DIR")
     if override:
         return Path(override)
+    return _packaged_schemas()
+
+
+@cache
+def _packaged_schemas() -> Path:
+    """Checked once per process: every webhook asks for the folder, and a `stat` per request
+    showed in the webhook profile."""
     packaged = schemas_dir()
     if not (packaged / "channels.json").is_file():
         raise SchemaNotFound(

@@ -165,24 +165,29 @@ def _reject_constant(name: str) -> Any:
     raise Rejection(400, "invalid_json", f"{name} is not valid JSON; send finite numbers only")
 
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-
-
-def _depth(text: str) -> int:
-    """Deepest bracket nesting outside JSON strings (an unterminated string runs to the end).
-
-    Strings are cut out and everything but brackets dropped by two regular expressions (C loops),
-    so only the brackets themselves are walked in Python: a 6.6 KB order has about a hundred."""
-    depth = deepest = 0
-    for ch in _NOT_BRACKET.sub("", _STRING.sub("", text)):
-        if ch in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-        else:
-            depth -= 1
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deep containers nest in a parsed JSON value (a scalar 0, `{}` or `[]` 1), counted no
+    further than `limit + 1`. Walked without recursion, after `json.loads` (C), instead of scanning
+    the text in Python first: a 6.6 KB order costs ~40 us this way, the text scan ~130 us. Nesting
+    too deep for the parser itself ends in its RecursionError, which `parse_json` also refuses."""
+    if not isinstance(value, (dict, list)):
+        return 0
+    deepest = 1
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                if depth + 1 > deepest:
+                    deepest = depth + 1
+                    if deepest > limit:
+                        return deepest
+                stack.append((child, depth + 1))
     return deepest
+
+
+def _too_deep(max_depth: int) -> Rejection:
+    return Rejection(400, "too_deep", f"the JSON nests deeper than {max_depth} levels; flatten it")
 
 
 def _finite_float(text: str) -> float:
@@ -203,8 +208,6 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise Rejection(400, "invalid_encoding", "the body is not UTF-8; send UTF-8 encoded JSON") from None
-    if _depth(text) > max_depth:
-        raise Rejection(400, "too_deep", f"the JSON nests deeper than {max_depth} levels; flatten it")
     try:
         value = json.loads(
             text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
@@ -216,11 +219,11 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
             f"the body is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
         ) from None
     except RecursionError:
-        raise Rejection(
-            400, "too_deep", f"the JSON nests deeper than {max_depth} levels; flatten it"
-        ) from None
+        raise _too_deep(max_depth) from None
     except ValueError:  # int() refuses integers of more than 4300 digits
         raise Rejection(400, "invalid_json", "the body holds a number too long to read") from None
+    if nesting_depth(value, max_depth) > max_depth:
+        raise _too_deep(max_depth)
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")

@@ -11,12 +11,16 @@ past the storefront's delivery timeout (Shopify: 5 s) each one is retried, addin
   stored, so a refused delivery leaves nothing behind and the storefront retries it later.
 
 The gate is WSGI middleware in front of Flask, so a refusal costs a few microseconds and never
-competes with the admitted handlers for the interpreter. Threads beyond `limit + queue` in the
+competes with the admitted handlers for the interpreter. Under gunicorn (`QueueTimedWorker`) a
+request that would be refused at once is refused even earlier, from the socket, before gunicorn
+parses it (`AdmissionMiddleware.refuse_unparsed`). Threads beyond `limit + queue` in the
 gunicorn worker are what answer the refusals promptly (see README "Throughput").
 """
 
 from __future__ import annotations
 
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +32,16 @@ if TYPE_CHECKING:
     from ..bootstrap import Bridge
 
 WEBHOOK_PREFIX = "/webhooks/"
+#: Where `install` leaves the middleware for the server (`QueueTimedWorker`) to find.
+MIDDLEWARE_KEY = "webhook_admission_middleware"
 _DRAIN_LIMIT = 64 * 1024  # unread bodies up to this size are discarded, not left in the socket
+_PEEK_BYTES = 16 * 1024  # a webhook's head is 1-2 KB
+_SOCKET_TIMEOUT_S = 1.0
+_WEBHOOK_REQUEST_LINE = re.compile(rb"POST /webhooks/([A-Za-z0-9._~-]+)(?:[/?][^ ]*)? HTTP/1\.[01]\r\n")
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:([^\r\n]*)(?=\r\n)", re.IGNORECASE)
+_DIGITS = re.compile(rb"[ \t]*([0-9]{1,9})[ \t]*")
+#: A chunked body or a client waiting for `100 Continue`: not read here, left to the server.
+_NOT_PLAIN = re.compile(rb"\r\n(?:transfer-encoding|expect):", re.IGNORECASE)
 
 
 class Admission:
@@ -91,6 +104,21 @@ class Admission:
             finally:
                 self._waiting -= 1
 
+    def full(self, waited_s: float) -> bool:
+        """A cheap look without the lock: whether `turn_away` could say yes."""
+        return waited_s > self.wait_s or self._active >= self.limit
+
+    def turn_away(self, waited_s: float) -> bool:
+        """Whether `enter(waited_s)` would refuse at once, without waiting for a slot; a request
+        that already waited past the bound counts as a wait that ran out, as in `enter`."""
+        with self._cond:
+            if waited_s > self.wait_s:
+                self._gave_up_at = self._now()
+                return True
+            if self._active < self.limit:
+                return False
+            return self.wait_s <= 0 or (self._waiting >= self.queue and self.congested)
+
     def leave(self) -> None:
         with self._cond:
             self._active -= 1
@@ -138,6 +166,12 @@ class AdmissionMiddleware:
             b'{"error":"overloaded","message":"the bridge is at its webhook capacity; '
             b'retry after the Retry-After seconds (deliveries are retried by the storefront)"}'
         )
+        self.raw_answer = (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(self.body)}\r\nRetry-After: {self.retry_after}\r\n".encode()
+            + b"Connection: close\r\n\r\n"
+            + self.body
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -151,6 +185,41 @@ class AdmissionMiddleware:
             return self.app(environ, start_response)
         finally:
             self.admission.leave()
+
+    def refuse_unparsed(self, sock: socket.socket, waited_s: float) -> bool:
+        """Refuse a webhook straight from a new connection's socket when the gate would refuse it
+        at once, before the server parses it: at 4x overload most requests are refusals, and
+        gunicorn's parse, environ and response objects cost more CPU than the refusal itself.
+
+        The request head is peeked at; only a `POST /webhooks/...` with a Content-Length of at
+        most 64 KiB whose head has fully arrived qualifies. Its bytes are then read to the end
+        (closing with unread bytes would reset the connection under the answer) and the same 503
+        goes out. Anything else returns False with nothing consumed, for the usual path; after
+        True the caller closes the connection."""
+        if not self.admission.full(waited_s):
+            return False
+        started = time.perf_counter()
+        try:
+            peeked = sock.recv(_PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:
+            return False
+        request = _webhook_request(peeked)
+        if request is None or not self.admission.turn_away(waited_s):
+            return False
+        channel, length = request
+        try:
+            sock.settimeout(_SOCKET_TIMEOUT_S)
+            while length > 0:
+                chunk = sock.recv(min(length, 16 * 1024))
+                if not chunk:
+                    break
+                length -= len(chunk)
+            sock.sendall(self.raw_answer)
+        except OSError:
+            pass  # the client left or stalled; closing the connection is all that remains
+        if self.on_refused is not None:
+            self.on_refused(channel, time.perf_counter() - started)
+        return True
 
     def _refuse(
         self, environ: dict[str, Any], start_response: Callable[..., Any], path: str, started: float
@@ -168,6 +237,22 @@ class AdmissionMiddleware:
             channel = path[len(WEBHOOK_PREFIX) :].split("/", 1)[0]
             self.on_refused(channel, time.perf_counter() - started)
         return [self.body]
+
+
+def _webhook_request(peeked: bytes) -> tuple[str, int] | None:
+    """(channel id, bytes in the whole request) of a webhook whose head is all in `peeked` and
+    whose length is plain: one Content-Length of at most `_DRAIN_LIMIT`, no Transfer-Encoding
+    and no Expect."""
+    line = _WEBHOOK_REQUEST_LINE.match(peeked)
+    head_end = peeked.find(b"\r\n\r\n")
+    if line is None or head_end < 0:
+        return None
+    head = peeked[: head_end + 2]
+    lengths = _CONTENT_LENGTH.findall(head)
+    length = _DIGITS.fullmatch(lengths[0]) if len(lengths) == 1 else None
+    if length is None or _NOT_PLAIN.search(head) or int(length.group(1)) > _DRAIN_LIMIT:
+        return None
+    return line.group(1).decode("ascii"), head_end + 4 + int(length.group(1))
 
 
 def _discard_body(environ: dict[str, Any]) -> None:
@@ -201,8 +286,8 @@ def install(app: Flask, bridge: Bridge) -> Admission | None:
         known = channel_id if bridge.config.channel(channel_id) is not None else "unknown"
         metrics.webhook(known, "overloaded", 503, seconds)
 
-    app.wsgi_app = AdmissionMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, gate, settings.webhook_retry_after_s, refused
-    )
+    middleware = AdmissionMiddleware(app.wsgi_app, gate, settings.webhook_retry_after_s, refused)
+    app.wsgi_app = middleware  # type: ignore[method-assign]
     app.extensions["webhook_admission"] = gate
+    app.extensions[MIDDLEWARE_KEY] = middleware
     return gate

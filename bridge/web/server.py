@@ -8,7 +8,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from .admission import mark_queued
+from .admission import MIDDLEWARE_KEY, AdmissionMiddleware, mark_queued
 
 WORKER_CLASS = "bridge.web.server.QueueTimedWorker"
 
@@ -20,18 +20,33 @@ class QueueTimedWorker(ThreadWorker):  # type: ignore[misc]
     that queue, not the app, is where the time goes. The worker stamps a connection when it is
     queued for a thread and the gate (bridge/web/admission.py) refuses a request that already
     waited longer than `BRIDGE_WEBHOOK_QUEUE_WAIT_S`, in well under a millisecond, so the queue
-    drains instead of growing past the storefront's timeout."""
+    drains instead of growing past the storefront's timeout. A webhook on a new connection that
+    the gate would refuse at once is refused before gunicorn parses it at all."""
 
     def enqueue_req(self, conn: Any) -> None:
         conn.bridge_queued_at = time.monotonic()
         super().enqueue_req(conn)
 
     def handle(self, conn: Any) -> Any:
-        mark_queued(getattr(conn, "bridge_queued_at", None))
+        queued_at = getattr(conn, "bridge_queued_at", None)
+        if self._refused_unparsed(conn, queued_at):
+            return False  # gunicorn closes the connection, draining what the client sent
+        mark_queued(queued_at)
         try:
             return super().handle(conn)
         finally:
             mark_queued(None)
+
+    def _refused_unparsed(self, conn: Any, queued_at: float | None) -> bool:
+        # Only a new plain-text connection: on a kept-alive one the parser may already hold the
+        # next request, and a TLS socket's bytes are not the request.
+        if self.cfg.is_ssl or getattr(conn, "initialized", True):
+            return False
+        middleware = getattr(self.wsgi, "extensions", {}).get(MIDDLEWARE_KEY)
+        if not isinstance(middleware, AdmissionMiddleware):
+            return False
+        waited = 0.0 if queued_at is None else max(0.0, time.monotonic() - queued_at)
+        return middleware.refuse_unparsed(conn.sock, waited)
 
 
 class _Embedded(BaseApplication):  # type: ignore[misc]
