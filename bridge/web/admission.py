@@ -35,6 +35,7 @@ WEBHOOK_PREFIX = "/webhooks/"
 #: Where `install` leaves the middleware for the server (`QueueTimedWorker`) to find.
 MIDDLEWARE_KEY = "webhook_admission_middleware"
 _DRAIN_LIMIT = 64 * 1024  # unread bodies up to this size are discarded, not left in the socket
+_DRAIN_CHUNK = 16 * 1024
 _PEEK_BYTES = 16 * 1024  # a webhook's head is 1-2 KB
 _SOCKET_TIMEOUT_S = 1.0
 _WEBHOOK_REQUEST_LINE = re.compile(rb"POST /webhooks/([A-Za-z0-9._~-]+)(?:[/?][^ ]*)? HTTP/1\.[01]\r\n")
@@ -137,7 +138,11 @@ def mark_queued(since: float | None) -> None:
 
 def queued_for() -> float:
     """Seconds this thread's request waited for a thread (0 when the server does not say)."""
-    since = getattr(_request, "since", None)
+    return waited_since(getattr(_request, "since", None))
+
+
+def waited_since(since: float | None) -> float:
+    """Seconds since `since` (monotonic), 0 when unknown."""
     return 0.0 if since is None else max(0.0, time.monotonic() - since)
 
 
@@ -210,7 +215,7 @@ class AdmissionMiddleware:
         try:
             sock.settimeout(_SOCKET_TIMEOUT_S)
             while length > 0:
-                chunk = sock.recv(min(length, 16 * 1024))
+                chunk = sock.recv(min(length, _DRAIN_CHUNK))
                 if not chunk:
                     break
                 length -= len(chunk)
@@ -267,7 +272,7 @@ def _discard_body(environ: dict[str, Any]) -> None:
         return
     remaining = length
     while remaining > 0:
-        chunk = stream.read(min(remaining, 16 * 1024))
+        chunk = stream.read(min(remaining, _DRAIN_CHUNK))
         if not chunk:
             break
         remaining -= len(chunk)

@@ -8,7 +8,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from .admission import MIDDLEWARE_KEY, AdmissionMiddleware, mark_queued
+from .admission import MIDDLEWARE_KEY, AdmissionMiddleware, mark_queued, waited_since
 
 WORKER_CLASS = "bridge.web.server.QueueTimedWorker"
 
@@ -30,7 +30,7 @@ class QueueTimedWorker(ThreadWorker):  # type: ignore[misc]
     def handle(self, conn: Any) -> Any:
         queued_at = getattr(conn, "bridge_queued_at", None)
         if self._refused_unparsed(conn, queued_at):
-            return False  # gunicorn closes the connection, draining what the client sent
+            return False  # the request was read and answered; gunicorn closes the connection
         mark_queued(queued_at)
         try:
             return super().handle(conn)
@@ -45,8 +45,7 @@ class QueueTimedWorker(ThreadWorker):  # type: ignore[misc]
         middleware = getattr(self.wsgi, "extensions", {}).get(MIDDLEWARE_KEY)
         if not isinstance(middleware, AdmissionMiddleware):
             return False
-        waited = 0.0 if queued_at is None else max(0.0, time.monotonic() - queued_at)
-        return middleware.refuse_unparsed(conn.sock, waited)
+        return middleware.refuse_unparsed(conn.sock, waited_since(queued_at))
 
 
 class _Embedded(BaseApplication):  # type: ignore[misc]
