@@ -27,7 +27,7 @@ from sqlalchemy.sql import Executable
 from sqlmodel import Session, col
 
 from . import retry_policy
-from .store import JobRecord, db_now, write_session
+from .store import JobRecord, db_epoch_sql, db_now, write_session
 
 READY = "ready"
 RUNNING = "running"
@@ -56,6 +56,14 @@ class ClaimedJob:
     @property
     def late_s(self) -> float:
         return max(0.0, self.claimed_at - self.run_at)
+
+
+@dataclass(frozen=True)
+class HeldJob:
+    """A claimed job's row, locked in the current transaction, and the database's clock then."""
+
+    record: JobRecord
+    now: float
 
 
 class LostLease(RuntimeError):
@@ -227,25 +235,29 @@ def _first(session: Session, query: Select[Any], kinds: list[str] | None) -> Job
     return session.execute(query).scalars().first()
 
 
-def _owned(session: Session, job: ClaimedJob, *, lock: bool = False) -> JobRecord:
-    query = select(JobRecord).where(col(JobRecord.id) == job.id)
+def _owned(session: Session, job: ClaimedJob, *, lock: bool = False) -> tuple[JobRecord, float]:
+    """The job's row and the database's clock, read in one statement; `LostLease` unless this
+    worker still holds it. Under `FOR UPDATE` a row another transaction changed meanwhile (a
+    takeover) is read again after that one commits, so the check sees the newest claim."""
+    dialect = session.get_bind().dialect.name
+    clock: Any = literal_column(db_epoch_sql(dialect))
+    query = select(JobRecord, clock).where(col(JobRecord.id) == job.id)
     if lock:
         query = query.with_for_update()
-    record = session.execute(query).scalars().first()
-    now = db_now(session)
-    if (
-        record is None
-        or record.claim_token != job.claim_token
-        or record.status != RUNNING
-        or (record.lease_until or 0) < now
-    ):
+    row = session.execute(query).first()
+    if row is None:
         raise LostLease(f"job {job.id} is no longer held by this worker")
-    return record
+    record, now = row[0], float(row[1])
+    if record.claim_token != job.claim_token or record.status != RUNNING or (record.lease_until or 0) < now:
+        raise LostLease(f"job {job.id} is no longer held by this worker")
+    return record, now
 
 
-def assert_held(session: Session, job: ClaimedJob) -> None:
-    """Raise `LostLease` unless this worker still holds the job; call inside the commit transaction."""
-    _owned(session, job, lock=True)
+def assert_held(session: Session, job: ClaimedJob) -> HeldJob:
+    """Raise `LostLease` unless this worker still holds the job; call inside the commit
+    transaction. The row stays locked to its end: pass the result to `complete`."""
+    record, now = _owned(session, job, lock=True)
+    return HeldJob(record, now)
 
 
 def sibling_running(session: Session, job: ClaimedJob, *, same_key: bool = False) -> bool:
@@ -255,19 +267,20 @@ def sibling_running(session: Session, job: ClaimedJob, *, same_key: bool = False
     Ordering by claim time (then id) means that of two jobs claimed together exactly one goes
     ahead, and one claimed while another runs always waits: no overlap and no livelock.
     """
-    mine = session.get(JobRecord, job.id)
-    assert mine is not None
+    dialect = session.get_bind().dialect.name
+    mine = select(col(JobRecord.updated_at)).where(col(JobRecord.id) == job.id).scalar_subquery()
     query = select(col(JobRecord.id)).where(
         col(JobRecord.kind) == job.kind,
         col(JobRecord.order_id) == job.order_id,
         col(JobRecord.status) == RUNNING,
         col(JobRecord.id) != job.id,
-        col(JobRecord.lease_until) >= db_now(session),
-        (col(JobRecord.updated_at) < mine.updated_at)
-        | ((col(JobRecord.updated_at) == mine.updated_at) & (col(JobRecord.id) < job.id)),
+        col(JobRecord.lease_until) >= literal_column(db_epoch_sql(dialect)),
+        (col(JobRecord.updated_at) < mine)
+        | ((col(JobRecord.updated_at) == mine) & (col(JobRecord.id) < job.id)),
     )
     if same_key:
-        query = query.where(col(JobRecord.dedupe_key) == mine.dedupe_key)
+        my_key = select(col(JobRecord.dedupe_key)).where(col(JobRecord.id) == job.id).scalar_subquery()
+        query = query.where(col(JobRecord.dedupe_key) == my_key)
     return session.execute(query).first() is not None
 
 
@@ -321,12 +334,14 @@ def heartbeat(engine: Engine, job: ClaimedJob, lease_s: float = DEFAULT_LEASE_S)
             raise LostLease(f"job {job.id} is no longer held by this worker")
 
 
-def complete(session: Session, job: ClaimedJob) -> None:
-    """Mark done in the caller's transaction (together with the job's own writes)."""
-    record = _owned(session, job, lock=True)
+def complete(session: Session, job: ClaimedJob, held: HeldJob | None = None) -> None:
+    """Mark done in the caller's transaction (together with the job's own writes). `held`: what
+    `assert_held` returned earlier in this transaction (the row is locked since, so it is not
+    read again)."""
+    record, now = (held.record, held.now) if held is not None else _owned(session, job, lock=True)
     record.status = DONE
     record.lease_until = None
-    record.updated_at = db_now(session)
+    record.updated_at = now
     session.add(record)
 
 
@@ -345,8 +360,7 @@ def fail(
     same transaction when the job dies, so a dead letter and its operator alert are committed
     together."""
     with write_session(engine) as session:
-        record = _owned(session, job, lock=True)
-        now = db_now(session)
+        record, now = _owned(session, job, lock=True)
         record.last_error = error[:2000]
         record.lease_until = None
         record.updated_at = now
@@ -365,12 +379,11 @@ def fail(
 def release(engine: Engine, job: ClaimedJob, delay_s: float = 0.0, note: str = "") -> None:
     """Give a job back without counting an attempt (shutdown, or waiting on something else)."""
     with write_session(engine) as session:
-        record = _owned(session, job, lock=True)
+        record, now = _owned(session, job, lock=True)
         if note:
             record.last_error = note[:2000]
         record.attempts = max(0, record.attempts - 1)
         record.lease_until = None
-        now = db_now(session)
         record.run_at = now + delay_s
         _back_to_ready(session, record)
         session.add(record)
@@ -380,13 +393,13 @@ def hand_back(engine: Engine, job: ClaimedJob, delay_s: float, reserved: str, no
     """Give a job back without counting an attempt, due when the rate token reserved for it (the
     bucket key `reserved`) is there; its next claim carries the reservation (`bridge.budget`)."""
     with write_session(engine) as session:
-        record = _owned(session, job, lock=True)
+        record, now = _owned(session, job, lock=True)
         record.status = READY
         if note:
             record.last_error = note[:2000]
         record.attempts = max(0, record.attempts - 1)
         record.lease_until = None
-        record.run_at = db_now(session) + delay_s
+        record.run_at = now + delay_s
         record.reserved = reserved[:200]
         session.add(record)
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -32,7 +33,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlmodel import Field, Session, SQLModel, col, create_engine
 
 from .orders import CanonicalOrder, OrderState
@@ -315,6 +316,8 @@ class OrderPartRecord(SQLModel, table=True):
 
 def record_parts(session: Session, order_id: int, sfo_ids: list[str], now: datetime) -> None:
     """The Amazon orders of a split order (none for an order sent whole); idempotent."""
+    if not sfo_ids:
+        return
     known = set(
         session.execute(
             select(col(OrderPartRecord.seller_fulfillment_order_id)).where(
@@ -614,7 +617,54 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=10)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping(dbapi_conn: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("SELECT 1")
+    finally:
+        cursor.close()
+    dbapi_conn.rollback()  # the ping's implicit transaction must not leak into the checkout
+
+
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's `pool_pre_ping`, but only for a connection that sat idle in the pool.
+
+    Connections die while idle (a server restart, a proxy's or firewall's idle timeout); one
+    that was in use a moment ago is not worth a round trip each time it is checked out, and a
+    job takes it out up to ten times (claim, reads, rate buckets, the final write). A ping that
+    fails raises `DisconnectionError`, on which the pool discards the connection and hands out
+    a fresh one. Should a busy connection die anyway, its statement fails, SQLAlchemy marks the
+    pool stale, and the job or webhook fails like any other outage and is retried."""
+
+    @event.listens_for(engine.pool, "connect")
+    def _on_connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_s = PING_AFTER_IDLE_S
+        if time.monotonic() - record.info.get("idle_since", 0.0) <= idle_s:
+            return
+        try:
+            _ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError(
+                f"a pooled connection idle for over {idle_s:g} s failed its ping"
+            ) from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -59,9 +59,9 @@ class JobContext:
     def finish(self) -> Iterator[Session]:
         """The job's final write transaction; raises `jobs.LostLease` if the claim was lost."""
         with write_session(self.bridge.engine) as session:
-            jobs.assert_held(session, self.job)
+            held = jobs.assert_held(session, self.job)
             yield session
-            jobs.complete(session, self.job)
+            jobs.complete(session, self.job, held)
         self.finished = True
 
 

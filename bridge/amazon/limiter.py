@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -38,7 +38,7 @@ from sqlmodel import Session
 
 from bridge import budget as job_budget
 from bridge.clock import Clock
-from bridge.store import RateBucketRecord, db_now, write_session
+from bridge.store import RateBucketRecord, db_epoch_sql, db_now, write_session
 
 from .errors import LocalThrottle
 
@@ -299,27 +299,35 @@ class DatabaseBuckets:
         self._seen_rates: dict[str, float] = {}
         self._seen_lock = threading.Lock()
 
-    def _now(self, session: Session) -> float:
-        return db_now(session) if self._use_db_clock else self._clock.now().timestamp()
-
     def _locked(
-        self, session: Session, key: str, operation: str, now: float, limit: Limit | None = None
-    ) -> BucketState:
-        """The bucket's row, locked for this transaction and refilled up to `now`."""
+        self, session: Session, key: str, operation: str, limit: Limit | None = None
+    ) -> tuple[BucketState, float]:
+        """The bucket's row, locked for this transaction and refilled up to now, and that now.
+
+        The database's clock is read in the locking statement itself. On PostgreSQL a row another
+        writer held is read again once that writer commits (its update makes PostgreSQL evaluate
+        the statement anew, clock included), so the refill never counts the time spent waiting
+        twice; on SQLite `BEGIN IMMEDIATE` took the lock before the statement ran."""
         t = self._table
-        query = select(t.c.tokens, t.c.updated, t.c.rate, t.c.burst).where(t.c.key == key).with_for_update()
+        dialect = session.get_bind().dialect.name
+        columns: list[Any] = [t.c.tokens, t.c.updated, t.c.rate, t.c.burst]
+        if self._use_db_clock:
+            columns.append(literal_column(db_epoch_sql(dialect)))
+        query = select(*columns).where(t.c.key == key).with_for_update()
         row = session.execute(query).first()
         if row is None:
+            now = db_now(session) if self._use_db_clock else self._clock.now().timestamp()
             limit = limit or self._limit(operation)
-            insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
             session.execute(
                 insert(t)
                 .values(key=key, tokens=limit.burst, updated=now, rate=limit.rate, burst=limit.burst)
                 .on_conflict_do_nothing(index_elements=["key"])
             )
             row = session.execute(query).one()
-        tokens, updated, rate, burst = (float(v) for v in row)
-        return BucketState(_refill(tokens, updated, rate, burst, now), rate, burst)
+        tokens, updated, rate, burst = (float(v) for v in row[:4])
+        now = float(row[4]) if self._use_db_clock else self._clock.now().timestamp()
+        return BucketState(_refill(tokens, updated, rate, burst, now), rate, burst), now
 
     def _write(
         self,
@@ -350,8 +358,7 @@ class DatabaseBuckets:
         if _prepaid(key):
             return 0.0
         with write_session(self._engine) as session:
-            now = self._now(session)
-            state = self._locked(session, key, operation, now, limit)
+            state, now = self._locked(session, key, operation, limit)
             tokens, wait = _reserve(state.tokens, state.rate, max_wait, cost)
             self._write(session, key, now, tokens)
         if _hand_back_instead(key, wait):
@@ -368,8 +375,7 @@ class DatabaseBuckets:
             if self._seen_rates.get(key) == rate:
                 return
         with write_session(self._engine) as session:
-            now = self._now(session)
-            state = self._locked(session, key, operation, now)
+            state, now = self._locked(session, key, operation)
             if state.rate != rate:
                 self._write(session, key, now, state.tokens, rate)
         with self._seen_lock:
@@ -378,8 +384,7 @@ class DatabaseBuckets:
     def drain(self, account_id: str, operation: str) -> None:
         key = bucket_key(account_id, operation)
         with write_session(self._engine) as session:
-            now = self._now(session)
-            state = self._locked(session, key, operation, now)
+            state, now = self._locked(session, key, operation)
             self._write(session, key, now, min(state.tokens, 0.0))
 
     def settle(
@@ -394,8 +399,7 @@ class DatabaseBuckets:
         """As `MemoryBuckets.settle`, in one short write transaction."""
         key = bucket_key(account_id, operation)
         with write_session(self._engine) as session:
-            now = self._now(session)
-            state = self._locked(session, key, operation, now, limit)
+            state, now = self._locked(session, key, operation, limit)
             rate, burst = state.rate, state.burst
             if limit is not None and sane_rate(limit.rate) and limit.burst > 0:
                 rate, burst = limit.rate, limit.burst
@@ -405,5 +409,4 @@ class DatabaseBuckets:
     def peek(self, account_id: str, operation: str) -> BucketState:
         key = bucket_key(account_id, operation)
         with write_session(self._engine) as session:
-            now = self._now(session)
-            return self._locked(session, key, operation, now)
+            return self._locked(session, key, operation)[0]
