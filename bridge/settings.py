@@ -23,6 +23,7 @@ DEFAULT_SIMULATOR_CONFIG = "config/simulator.yaml"
 #: Webhook admission per web process (bridge/web/admission.py) and gunicorn threads per worker.
 DEFAULT_WEBHOOK_CONCURRENCY = 4
 DEFAULT_WEBHOOK_DEFER_AT = 2
+DEFAULT_WEBHOOK_DEFER_RATE = 50.0
 DEFAULT_WEBHOOK_QUEUE = 8
 DEFAULT_WEBHOOK_QUEUE_WAIT_S = 0.5
 DEFAULT_WEBHOOK_RETRY_AFTER_S = 5
@@ -318,6 +319,9 @@ class Settings:
     #: WooCommerce order delivery is stored and queued for a worker instead of being applied in
     #: the request (`intake.defer`); 1: always, 0: never.
     webhook_defer_at: int = DEFAULT_WEBHOOK_DEFER_AT
+    #: Likewise once this many webhooks a second reach the process (0: no rate criterion);
+    #: not with `webhook_defer_at` 0, which means never.
+    webhook_defer_rate: float = DEFAULT_WEBHOOK_DEFER_RATE
     #: gunicorn threads per web worker (`fba-bridge serve`); more than concurrency + queue, so
     #: spare threads answer refusals at once.
     web_threads: int = DEFAULT_WEB_THREADS
@@ -378,6 +382,9 @@ class Settings:
             ),
             webhook_queue=_int_env(env, "BRIDGE_WEBHOOK_QUEUE", DEFAULT_WEBHOOK_QUEUE, minimum=0),
             webhook_defer_at=_int_env(env, "BRIDGE_WEBHOOK_DEFER_AT", DEFAULT_WEBHOOK_DEFER_AT, minimum=0),
+            webhook_defer_rate=_float_env(
+                env, "BRIDGE_WEBHOOK_DEFER_RATE", DEFAULT_WEBHOOK_DEFER_RATE, allow_zero=True
+            ),
             webhook_queue_wait_s=_nonnegative_env(
                 env, "BRIDGE_WEBHOOK_QUEUE_WAIT_S", DEFAULT_WEBHOOK_QUEUE_WAIT_S
             ),

@@ -91,7 +91,9 @@ def clock() -> ManualClock:
 @pytest.fixture
 def bridge(db: Engine, channels_config: ChannelsConfig, clock: ManualClock) -> Bridge:
     # No background metrics flusher in tests: /metrics flushes this process's counts itself.
-    settings = Settings(max_body_bytes=256 * 1024, metrics_flush_s=0, metrics_cache_s=0)
+    # Deliveries are applied in the request however fast a test posts them (no rate-based
+    # deferral); tests/integration/test_deferred_intake.py turns deferring on where it is tested.
+    settings = Settings(max_body_bytes=256 * 1024, metrics_flush_s=0, metrics_cache_s=0, webhook_defer_rate=0)
     return Bridge(settings=settings, config=channels_config, engine=db, clock=clock)
 
 

@@ -68,6 +68,10 @@ class Admission:
         self._active = 0
         self._waiting = 0
         self._gave_up_at: float | None = None
+        # Arrivals per whole second of the clock: this second's and the one before.
+        self._second = 0
+        self._this_second = 0
+        self._last_second = 0
 
     @property
     def active(self) -> int:
@@ -82,10 +86,31 @@ class Admission:
         """A waiter gave up within the last `wait_s` seconds (sustained overload)."""
         return self._gave_up_at is not None and self._now() - self._gave_up_at < self.wait_s
 
+    def arrival_rate(self) -> float:
+        """Webhooks that reached the gate in about the last second (a sliding-window estimate:
+        this second's count plus the part of the previous second's that the window still
+        covers), without the lock: a moment's stale read only shifts a threshold decision."""
+        now = self._now()
+        second, into = int(now), now - int(now)
+        if second == self._second:
+            return self._this_second + self._last_second * (1.0 - into)
+        if second == self._second + 1:
+            return self._this_second * (1.0 - into)
+        return 0.0
+
+    def _arrived(self) -> None:
+        second = int(self._now())
+        if second != self._second:
+            self._last_second = self._this_second if second == self._second + 1 else 0
+            self._this_second = 0
+            self._second = second
+        self._this_second += 1
+
     def enter(self, waited_s: float = 0.0) -> bool:
         """`waited_s`: how long the request already waited in the server before reaching the
         gate (see `QueueTimedWorker`); it counts against the same `wait_s` bound."""
         with self._cond:
+            self._arrived()
             if waited_s > self.wait_s:
                 self._gave_up_at = self._now()
                 return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -22,6 +23,15 @@ class QueueTimedWorker(ThreadWorker):  # type: ignore[misc]
     waited longer than `BRIDGE_WEBHOOK_QUEUE_WAIT_S`, in well under a millisecond, so the queue
     drains instead of growing past the storefront's timeout. A webhook on a new connection that
     the gate would refuse at once is refused before gunicorn parses it at all."""
+
+    def load_wsgi(self) -> None:
+        """Load the app, then move everything alive at that point (modules, the Flask app,
+        SQLAlchemy's mappers, compiled schemas: ~120,000 objects) to the permanent generation.
+        A full collection walks them otherwise: measured in-process, one every ~3,000 webhooks,
+        each 30-90 ms with every thread of the worker stopped, which is what set p99 at a few
+        hundred webhooks a second. Collections still run; they just skip what never dies."""
+        super().load_wsgi()
+        gc.freeze()
 
     def enqueue_req(self, conn: Any) -> None:
         conn.bridge_queued_at = time.monotonic()

@@ -71,7 +71,7 @@ def receive(channel_id: str) -> ResponseReturnValue:
         set_outcome("not_stored")
         return jsonify(status="ok", topic=delivery.topic), 200
     if (
-        _busy(bridge.settings.webhook_defer_at)
+        _busy(bridge.settings.webhook_defer_at, bridge.settings.webhook_defer_rate)
         and deferrable(delivery)
         and hasattr(adapter, "stored_headers")
     ):
@@ -91,16 +91,21 @@ def receive(channel_id: str) -> ResponseReturnValue:
     return jsonify(status="duplicate" if result.duplicate else "accepted", outcome=result.outcome), 200
 
 
-def _busy(defer_at: int) -> bool:
-    """Whether this process runs at least `defer_at` webhook handlers (this one included): then
-    an order delivery is stored and left to a worker (`intake.defer`), so the answer costs two
-    inserts instead of the whole state machine (see README, Throughput)."""
+def _busy(defer_at: int, defer_rate: float) -> bool:
+    """Whether this process runs at least `defer_at` webhook handlers (this one included), or
+    webhooks reach it at `defer_rate` a second or more: then an order delivery is stored and
+    left to a worker (`intake.defer`), so the answer costs two inserts instead of the whole state
+    machine (see README, Throughput). Concurrency alone is a late signal under gunicorn: a
+    handler holds the interpreter while it runs, so at a few hundred a second the process is
+    loaded while most requests still find it idle, and those pay the inline cost."""
     if defer_at <= 0:
         return False
     if defer_at == 1:
         return True
     gate = current_app.extensions.get("webhook_admission")
-    return gate is not None and gate.active >= defer_at
+    if gate is None:
+        return False
+    return bool(gate.active >= defer_at or (defer_rate > 0 and gate.arrival_rate() >= defer_rate))
 
 
 def _stored_replay(

@@ -44,6 +44,7 @@ def bridge(db: Engine, channels_config: ChannelsConfig, clock: ManualClock) -> B
         metrics_flush_s=0,
         console=console_settings(),
         simulator_config=ROOT / "config" / "simulator.yaml",  # what "preview now" asks in-process
+        webhook_defer_rate=0,  # the orders the pages show are applied in the request (conftest)
     )
     return Bridge(settings=settings, config=channels_config, engine=db, clock=clock)
 

@@ -31,8 +31,13 @@ from tests.support import (
 SHOP, WOO, OWN = "/webhooks/shop-a", "/webhooks/woo-main", "/webhooks/own-shop"
 
 
-def make_app(bridge: Bridge, defer_at: int, concurrency: int = 4) -> Flask:
-    bridge.settings = replace(bridge.settings, webhook_defer_at=defer_at, webhook_concurrency=concurrency)
+def make_app(bridge: Bridge, defer_at: int, concurrency: int = 4, defer_rate: float = 0.0) -> Flask:
+    bridge.settings = replace(
+        bridge.settings,
+        webhook_defer_at=defer_at,
+        webhook_concurrency=concurrency,
+        webhook_defer_rate=defer_rate,
+    )
     app = create_app(bridge)
     app.config["TESTING"] = True
     return app
@@ -196,6 +201,27 @@ def test_the_process_defers_only_while_enough_handlers_run(bridge: Bridge, db: E
     finally:
         gate.leave()
     assert post(client, SHOP, shopify_delivery(shopify_order(1003)))["outcome"] == "created"
+
+
+def test_the_process_defers_while_webhooks_arrive_at_the_defer_rate(
+    bridge: Bridge, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(bridge, defer_at=2, defer_rate=3)
+    client = app.test_client()
+    gate: Admission = app.extensions["webhook_admission"]
+    clock = [500.25]
+    monkeypatch.setattr(gate, "_now", lambda: clock[0])  # the gate's own clock, hand-driven
+    outcomes = [post(client, SHOP, shopify_delivery(shopify_order(n)))["outcome"] for n in range(1001, 1005)]
+    assert outcomes == ["created", "created", DEFERRED, DEFERRED]  # the 3rd arrival makes 3 a second
+    clock[0] = 502.5  # a quiet second later the estimate has fallen to nothing
+    assert post(client, SHOP, shopify_delivery(shopify_order(1005)))["outcome"] == "created"
+    assert apply_deferred(bridge) == 2
+    assert {row.outcome for row in deliveries_rows(db)} == {"created"}
+
+
+def deliveries_rows(db: Engine) -> list[DeliveryRecord]:
+    with read_session(db) as session:
+        return list(session.execute(select(DeliveryRecord)).scalars())
 
 
 def test_a_deferred_order_goes_on_to_amazon(deferring: FlaskClient, db: Engine, worker: Worker) -> None:

@@ -96,6 +96,31 @@ def test_a_momentary_pile_up_waits_beyond_the_queue_when_not_congested() -> None
     assert results == [True, True, True]
 
 
+def test_the_arrival_rate_counts_about_the_last_second() -> None:
+    ticks = Ticks()
+    gate = Admission(limit=100, queue=0, wait_s=0.5, now=ticks)
+    assert gate.arrival_rate() == 0.0
+    for _ in range(40):
+        assert gate.enter()
+        gate.leave()
+    assert gate.arrival_rate() == 40.0
+    ticks.t = 1001.25  # a quarter into the next second: three quarters of the last one still count
+    assert gate.arrival_rate() == 30.0
+    for _ in range(10):
+        assert gate.enter()
+        gate.leave()
+    assert gate.arrival_rate() == 40.0
+    ticks.t = 1002.5  # only half of second 1001's 10 remain in the window
+    assert gate.arrival_rate() == 5.0
+    ticks.t = 1003.0
+    assert gate.arrival_rate() == 0.0
+    assert gate.enter()
+    assert gate.arrival_rate() == 1.0  # the 10 of 1001 are two seconds old: forgotten
+    refused = Admission(limit=1, queue=0, wait_s=0.0, now=ticks)
+    assert refused.enter() and not refused.enter()
+    assert refused.arrival_rate() == 2.0  # a refused arrival is load too
+
+
 def test_invalid_bounds_are_refused() -> None:
     with pytest.raises(ValueError):
         Admission(limit=0, queue=1, wait_s=1.0)
@@ -119,6 +144,11 @@ def test_admission_settings_come_from_the_environment() -> None:
     )
     with pytest.raises(SettingsError, match="BRIDGE_WEBHOOK_QUEUE_WAIT_S"):
         Settings.from_env({"BRIDGE_WEBHOOK_QUEUE_WAIT_S": "soon"})
+    assert Settings.from_env({}).webhook_defer_rate == 50.0
+    assert Settings.from_env({"BRIDGE_WEBHOOK_DEFER_RATE": "0"}).webhook_defer_rate == 0.0
+    assert Settings.from_env({"BRIDGE_WEBHOOK_DEFER_RATE": "120.5"}).webhook_defer_rate == 120.5
+    with pytest.raises(SettingsError, match="BRIDGE_WEBHOOK_DEFER_RATE"):
+        Settings.from_env({"BRIDGE_WEBHOOK_DEFER_RATE": "-1"})
 
 
 def test_time_already_spent_waiting_counts_against_the_bound() -> None:
@@ -138,3 +168,22 @@ def test_the_serve_command_runs_the_queue_timed_worker() -> None:
     assert options["worker_class"] == WORKER_CLASS == "bridge.web.server.QueueTimedWorker"
     assert options["threads"] == 16
     assert issubclass(QueueTimedWorker, ThreadWorker)
+
+
+def test_the_web_worker_freezes_what_loading_the_app_left_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from bridge.web.server import QueueTimedWorker
+
+    loaded: list[int] = []
+    monkeypatch.setattr(ThreadWorker, "load_wsgi", lambda self: loaded.append(gc.get_freeze_count()))
+    gc.unfreeze()
+    worker = QueueTimedWorker.__new__(QueueTimedWorker)  # no arbiter or sockets: only the hook runs
+    try:
+        worker.load_wsgi()
+        assert loaded == [0]  # gunicorn's own loading ran first, with nothing frozen yet
+        assert gc.get_freeze_count() > 1000  # then every object alive was moved out of collections
+    finally:
+        gc.unfreeze()
