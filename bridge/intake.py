@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import cache
 from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, literal_column, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -43,7 +43,7 @@ from .store import (
     DeliveryRecord,
     OrderEventRecord,
     OrderRecord,
-    db_epoch_sql,
+    db_clock_column,
     one_writer_at_a_time,
     printable,
     read_session,
@@ -101,7 +101,7 @@ def _insert_delivery_stmt(dialect: str, with_clock: bool) -> Executable:
     table = _deliveries()
     statement = insert(table).on_conflict_do_nothing()
     if with_clock:
-        return statement.returning(table.c.id, literal_column(db_epoch_sql(dialect)))
+        return statement.returning(table.c.id, db_clock_column(dialect))
     return statement.returning(table.c.id)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.sql import Executable
 from sqlmodel import Session, col
 
 from . import retry_policy
-from .store import JobRecord, db_epoch_sql, db_now, write_session
+from .store import JobRecord, db_clock_column, db_now, write_session
 
 READY = "ready"
 RUNNING = "running"
@@ -240,8 +240,7 @@ def _owned(session: Session, job: ClaimedJob, *, lock: bool = False) -> tuple[Jo
     worker still holds it. Under `FOR UPDATE` a row another transaction changed meanwhile (a
     takeover) is read again after that one commits, so the check sees the newest claim."""
     dialect = session.get_bind().dialect.name
-    clock: Any = literal_column(db_epoch_sql(dialect))
-    query = select(JobRecord, clock).where(col(JobRecord.id) == job.id)
+    query = select(JobRecord, db_clock_column(dialect)).where(col(JobRecord.id) == job.id)
     if lock:
         query = query.with_for_update()
     row = session.execute(query).first()
@@ -274,7 +273,7 @@ def sibling_running(session: Session, job: ClaimedJob, *, same_key: bool = False
         col(JobRecord.order_id) == job.order_id,
         col(JobRecord.status) == RUNNING,
         col(JobRecord.id) != job.id,
-        col(JobRecord.lease_until) >= literal_column(db_epoch_sql(dialect)),
+        col(JobRecord.lease_until) >= db_clock_column(dialect),
         (col(JobRecord.updated_at) < mine)
         | ((col(JobRecord.updated_at) == mine) & (col(JobRecord.id) < job.id)),
     )

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     event,
+    literal_column,
     select,
     text,
 )
@@ -785,6 +786,12 @@ def db_epoch_sql(dialect: str) -> str:
     if dialect == "sqlite":
         return "(julianday('now') - 2440587.5) * 86400.0"
     return "EXTRACT(EPOCH FROM clock_timestamp())"
+
+
+def db_clock_column(dialect: str) -> Any:
+    """The database's clock as a column, to read it in the same statement as other values
+    instead of a round trip of its own (`db_now`)."""
+    return literal_column(db_epoch_sql(dialect))
 
 
 def db_now(session: Session) -> float:

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Table, literal_column, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -38,7 +38,7 @@ from sqlmodel import Session
 
 from bridge import budget as job_budget
 from bridge.clock import Clock
-from bridge.store import RateBucketRecord, db_epoch_sql, db_now, write_session
+from bridge.store import RateBucketRecord, db_clock_column, db_now, write_session
 
 from .errors import LocalThrottle
 
@@ -299,6 +299,9 @@ class DatabaseBuckets:
         self._seen_rates: dict[str, float] = {}
         self._seen_lock = threading.Lock()
 
+    def _now(self, session: Session) -> float:
+        return db_now(session) if self._use_db_clock else self._clock.now().timestamp()
+
     def _locked(
         self, session: Session, key: str, operation: str, limit: Limit | None = None
     ) -> tuple[BucketState, float]:
@@ -312,11 +315,11 @@ class DatabaseBuckets:
         dialect = session.get_bind().dialect.name
         columns: list[Any] = [t.c.tokens, t.c.updated, t.c.rate, t.c.burst]
         if self._use_db_clock:
-            columns.append(literal_column(db_epoch_sql(dialect)))
+            columns.append(db_clock_column(dialect))
         query = select(*columns).where(t.c.key == key).with_for_update()
         row = session.execute(query).first()
         if row is None:
-            now = db_now(session) if self._use_db_clock else self._clock.now().timestamp()
+            now = self._now(session)
             limit = limit or self._limit(operation)
             insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
             session.execute(
