@@ -88,8 +88,9 @@ def plans(engine: Engine) -> list[str]:
     dialect = postgresql.dialect() if engine.dialect.name == "postgresql" else sqlite.dialect()
     out: list[str] = []
     now = time.time()
-    for name, query in (("due", jobs._due_jobs(now)), ("expired lease", jobs._expired_leases(now))):
-        query = query.where(text("kind IN ('submit', 'sync_order', 'track', 'push')")).limit(1)
+    for name, probe in (("due", jobs._due_jobs()), ("expired lease", jobs._expired_leases())):
+        kinds = text("kind IN ('submit', 'sync_order', 'track', 'push')")
+        query = probe.params(now=now).where(kinds).limit(1)
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))

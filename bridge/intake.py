@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -43,7 +43,6 @@ from .store import (
     DeliveryRecord,
     OrderEventRecord,
     OrderRecord,
-    db_clock_column,
     one_writer_at_a_time,
     printable,
     read_session,
@@ -93,16 +92,23 @@ def _events() -> Table:
 
 
 @cache
-def _insert_delivery_stmt(dialect: str, with_clock: bool) -> Executable:
+def _insert_delivery_stmt(dialect: str) -> Executable:
     """`INSERT ... ON CONFLICT DO NOTHING RETURNING id`: the dedupe is the unique constraint itself
-    (a replay inserts nothing and gets no id), in one statement, compiled once per dialect.
-    `with_clock` also returns the database's clock, for the job `defer` queues next."""
+    (a replay inserts nothing and gets no id), in one statement, compiled once per dialect."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = _deliveries()
-    statement = insert(table).on_conflict_do_nothing()
-    if with_clock:
-        return statement.returning(table.c.id, db_clock_column(dialect))
-    return statement.returning(table.c.id)
+    return insert(table).on_conflict_do_nothing().returning(table.c.id)
+
+
+@cache
+def _insert_order_stmt() -> Executable:
+    orders = _orders()
+    return insert(orders).returning(orders.c.id)
+
+
+@cache
+def _insert_event_stmt() -> Executable:
+    return insert(_events())
 
 
 @cache
@@ -131,16 +137,14 @@ def _insert_delivery(
     clock: Clock,
     source: str,
     outcome: str = "",
-    with_clock: bool = False,
-) -> tuple[int, float | None] | None:
-    """The inbox row's id (and, `with_clock`, the database's clock), or None if this delivery
-    was stored before (a replay)."""
+) -> int | None:
+    """The inbox row's id, or None if this delivery was stored before (a replay)."""
     key = storage_key(delivery.delivery_key)
     now = clock.now()
     privacy = delivery.privacy
     conn = session.connection()
     row = conn.execute(
-        _insert_delivery_stmt(conn.dialect.name, with_clock),
+        _insert_delivery_stmt(conn.dialect.name),
         {
             "channel_id": channel.id,
             "delivery_key": key,
@@ -158,9 +162,7 @@ def _insert_delivery(
             "source": source,
         },
     ).first()
-    if row is None:
-        return None
-    return int(row[0]), float(row[1]) if with_clock else None
+    return None if row is None else int(row[0])
 
 
 def _tombstone(channel: Channel, external_id: str, clock: Clock) -> CanonicalOrder:
@@ -179,7 +181,8 @@ def _tombstone(channel: Channel, external_id: str, clock: Clock) -> CanonicalOrd
 
 def _apply(
     session: Session, channel: Channel, delivery: Delivery, delivery_id: int, clock: Clock
-) -> tuple[IntakeDecision, int]:
+) -> tuple[IntakeDecision, int, bool]:
+    """The decision, the order's id and whether its personal data was removed (privacy)."""
     external_id = delivery.order.external_id if delivery.order else delivery.external_id
     assert external_id and delivery.kind is not None
     # The id first, as plain Core (a first delivery finds nothing, and that is most of them);
@@ -220,7 +223,8 @@ def _apply(
     if row is None:
         # A first delivery (nearly all of them): Core inserts, no ORM unit of work.
         assert decision.state is not None and decision.order is not None
-        return decision, _create_order(session, channel, delivery, delivery_id, decision, external_id, now)
+        order_id = _create_order(session, channel, delivery, delivery_id, decision, external_id, now)
+        return decision, order_id, False
     else:
         from_state = row.state
         if decision.order is not None:
@@ -258,7 +262,7 @@ def _apply(
             order_id=row.id,
             channel_id=channel.id,
         )
-    return decision, row.id
+    return decision, row.id, row.pii_purged_at is not None
 
 
 def _create_order(
@@ -275,9 +279,8 @@ def _create_order(
     order first (the caller retries and then finds it)."""
     assert decision.state is not None and decision.order is not None
     conn = session.connection()
-    orders = _orders()
     order_id = conn.execute(
-        insert(orders).returning(orders.c.id),
+        _insert_order_stmt(),
         {
             "channel_id": channel.id,
             "external_id": external_id,
@@ -289,7 +292,7 @@ def _create_order(
         },
     ).scalar_one()
     conn.execute(
-        insert(_events()),
+        _insert_event_stmt(),
         {
             "order_id": order_id,
             "at": now,
@@ -358,10 +361,9 @@ def ingest(
                 engine.begin() as conn,
                 Session(bind=conn, expire_on_commit=False) as session,
             ):
-                stored = _insert_delivery(session, channel, delivery, body, clock, source)
-                if stored is None:
+                delivery_id = _insert_delivery(session, channel, delivery, body, clock, source)
+                if delivery_id is None:
                     return IngestResult(duplicate=True, outcome="duplicate")
-                delivery_id = stored[0]
                 outcome, order_id = settle(session, channel, delivery, delivery_id, clock)
                 return IngestResult(duplicate=False, outcome=outcome, order_id=order_id)
         except IntegrityError:
@@ -377,10 +379,13 @@ def settle(
 ) -> tuple[str, int | None]:
     """Apply a stored delivery's effect and record its outcome, in the caller's transaction:
     the webhook's own (`ingest`) or, for a deferred one, the intake job's."""
-    outcome, order_id = _record_effect(session, channel, delivery, delivery_id, clock)
+    effect = _record_effect(session, channel, delivery, delivery_id, clock)
     session.flush()  # the ORM's pending writes (an existing order) before Core's
+    outcome, order_id, purged = effect
     values: dict[str, object] = {"delivery": delivery_id, "outcome": outcome, "order_id": order_id}
-    if _order_purged(session, channel, delivery, order_id):
+    if purged is None:
+        purged = _order_purged(session, channel, delivery, order_id)
+    if purged:
         values.update(body=REDACTED_BODY, body_purged_at=clock.now())
     session.connection().execute(_set_outcome_stmt(), values)
     return outcome, order_id
@@ -408,18 +413,12 @@ def defer(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clo
         engine.begin() as conn,
         Session(bind=conn, expire_on_commit=False) as session,
     ):
-        stored = _insert_delivery(
-            session, channel, delivery, body, clock, SOURCE_WEBHOOK, outcome=DEFERRED, with_clock=True
+        delivery_id = _insert_delivery(
+            session, channel, delivery, body, clock, SOURCE_WEBHOOK, outcome=DEFERRED
         )
-        if stored is None:
+        if delivery_id is None:
             return IngestResult(duplicate=True, outcome="duplicate")
-        delivery_id, db_clock = stored
-        jobs.enqueue(
-            session,
-            JOB_INTAKE,
-            payload={"delivery_id": delivery_id, "channel_id": channel.id},
-            now=db_clock,
-        )
+        jobs.enqueue(session, JOB_INTAKE, payload={"delivery_id": delivery_id, "channel_id": channel.id})
         return IngestResult(duplicate=False, outcome=DEFERRED)
 
 
@@ -528,11 +527,19 @@ def queue_return(session: Session, row: OrderRecord, request: ReturnRequest, now
     )
 
 
+class _Effect(NamedTuple):
+    outcome: str
+    order_id: int | None
+    #: Whether the order's personal data was removed, when applying the delivery found out (a new
+    #: order: no); None: `settle` looks it up.
+    purged: bool | None = None
+
+
 def _record_effect(
     session: Session, channel: Channel, delivery: Delivery, delivery_id: int, clock: Clock
-) -> tuple[str, int | None]:
+) -> _Effect:
     if delivery.refused:
-        return SCHEMA_REFUSED, _park_refused(session, channel, delivery, delivery_id, clock.now())
+        return _Effect(SCHEMA_REFUSED, _park_refused(session, channel, delivery, delivery_id, clock.now()))
     if delivery.privacy is not None:
         jobs.enqueue(
             session,
@@ -544,7 +551,7 @@ def _record_effect(
                 "delivery_id": delivery_id,
             },
         )
-        return "privacy_queued", None
+        return _Effect("privacy_queued", None)
     if delivery.return_request is not None:
         row = (
             session.execute(
@@ -563,10 +570,10 @@ def _record_effect(
                 "no order with this external_id; send the return for an order the bridge received",
             )
         queue_return(session, row, delivery.return_request, clock.now())
-        return "return_queued", row.id
+        return _Effect("return_queued", row.id)
     if delivery.kind is None or not (delivery.order or delivery.external_id):
-        return "ignored", None
-    decision, order_id = _apply(session, channel, delivery, delivery_id, clock)
+        return _Effect("ignored", None)
+    decision, order_id, purged = _apply(session, channel, delivery, delivery_id, clock)
     if decision.outcome is Outcome.STALE:
         log.info("stale delivery ignored channel=%s order_id=%s", channel.id, order_id)
-    return decision.outcome.value, order_id
+    return _Effect(decision.outcome.value, order_id, purged)

@@ -781,17 +781,24 @@ def lock_order(session: Session, order_id: int) -> OrderRecord:
     return row
 
 
-def db_epoch_sql(dialect: str) -> str:
-    """The SQL expression of the current epoch seconds by the database's clock."""
+def db_epoch_sql(dialect: str, *, statement_start: bool = False) -> str:
+    """The SQL expression of the current epoch seconds by the database's clock. PostgreSQL's
+    `clock_timestamp()` moves on within a statement (a lock waited for is counted);
+    `statement_start` takes the statement's start instead, one value however often it appears
+    (SQLite's 'now' is one value per statement either way)."""
     if dialect == "sqlite":
         return "(julianday('now') - 2440587.5) * 86400.0"
-    return "EXTRACT(EPOCH FROM clock_timestamp())"
+    return (
+        "EXTRACT(EPOCH FROM statement_timestamp())"
+        if statement_start
+        else "EXTRACT(EPOCH FROM clock_timestamp())"
+    )
 
 
-def db_clock_column(dialect: str) -> Any:
+def db_clock_column(dialect: str, *, statement_start: bool = False) -> Any:
     """The database's clock as a column, to read it in the same statement as other values
     instead of a round trip of its own (`db_now`)."""
-    return literal_column(db_epoch_sql(dialect))
+    return literal_column(db_epoch_sql(dialect, statement_start=statement_start))
 
 
 def db_now(session: Session) -> float:

@@ -10,8 +10,10 @@ is no longer `deferred` (settled by an earlier run of this job) is left alone.
 from __future__ import annotations
 
 import logging
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.sql import Executable
 from sqlmodel import col
 
 from .. import alerts
@@ -28,15 +30,7 @@ def handle_deferred_intake(ctx: JobContext) -> None:
     delivery_id = int(ctx.job.payload["delivery_id"])
     bridge = ctx.bridge
     with read_session(bridge.engine) as session:
-        row = session.execute(
-            select(
-                col(DeliveryRecord.channel_id),
-                col(DeliveryRecord.topic),
-                col(DeliveryRecord.body),
-                col(DeliveryRecord.outcome),
-                col(DeliveryRecord.body_purged_at),
-            ).where(col(DeliveryRecord.id) == delivery_id)
-        ).first()
+        row = session.connection().execute(_stored_stmt(), {"delivery_id": delivery_id}).first()
     if row is None or row[3] != DEFERRED:
         return  # gone with its channel's data, or settled already
     channel_id, topic, body, _, purged_at = row
@@ -58,9 +52,9 @@ def handle_deferred_intake(ctx: JobContext) -> None:
             except Rejection as exc:
                 unusable = f"its stored bytes were refused when read again ({exc.code})"
     with ctx.finish() as session:
-        still = session.execute(
-            select(col(DeliveryRecord.outcome)).where(col(DeliveryRecord.id) == delivery_id).with_for_update()
-        ).scalar_one_or_none()
+        still = (
+            session.connection().execute(_outcome_stmt(), {"delivery_id": delivery_id}).scalar_one_or_none()
+        )
         if still != DEFERRED:
             return
         if delivery is not None and channel is not None:
@@ -93,3 +87,25 @@ def handle_deferred_intake(ctx: JobContext) -> None:
         log.warning(
             "deferred delivery not applied channel=%s delivery=%s: %s", channel_id, delivery_id, unusable
         )
+
+
+# Core statements built once, run on the session's connection: this job runs once per delivery
+# a busy web process deferred, and the ORM's per-statement work cost more than the round trips.
+@cache
+def _stored_stmt() -> Executable:
+    return select(
+        col(DeliveryRecord.channel_id),
+        col(DeliveryRecord.topic),
+        col(DeliveryRecord.body),
+        col(DeliveryRecord.outcome),
+        col(DeliveryRecord.body_purged_at),
+    ).where(col(DeliveryRecord.id) == bindparam("delivery_id"))
+
+
+@cache
+def _outcome_stmt() -> Executable:
+    return (
+        select(col(DeliveryRecord.outcome))
+        .where(col(DeliveryRecord.id) == bindparam("delivery_id"))
+        .with_for_update()
+    )

@@ -67,8 +67,8 @@ def test_both_probes_take_the_head_of_a_partial_index(db: Engine) -> None:
     with write_session(db) as session:
         session.execute(text("ANALYZE jobs" if is_pg else "ANALYZE"))
     for query, index in (
-        (jobs._due_jobs(1.0), "ix_jobs_due"),
-        (jobs._expired_leases(1.0), "ix_jobs_expiring"),
+        (jobs._due_jobs().params(now=1.0), "ix_jobs_due"),
+        (jobs._expired_leases().params(now=1.0), "ix_jobs_expiring"),
     ):
         query = query.limit(1)
         sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from bridge import jobs
 from bridge.retry_policy import RetryPolicy
-from bridge.store import JobRecord, make_engine, read_session, write_session
+from bridge.store import JobRecord, db_now, make_engine, read_session, write_session
 
 
 def enqueue(db: Engine, kind: str = "submit", **kwargs: object) -> bool:
@@ -81,6 +81,29 @@ def test_claim_takes_due_jobs_in_order_and_skips_future_ones(db: Engine) -> None
     assert first is not None and second is not None
     assert (first.payload["n"], second.payload["n"]) == (1, 2)
     assert jobs.claim(db) is None
+
+
+def test_a_job_is_stamped_and_claimed_by_the_database_clock(db: Engine) -> None:
+    """The insert reads the clock itself (one value for its three times) and the claim hands
+    the worker what the row says, without loading it as an object."""
+    enqueue(db, payload={"n": 1}, max_attempts=3)
+    enqueue(db, payload={"n": 2}, delay_s=30)
+    with write_session(db) as session:
+        now = db_now(session)
+        first, later = session.execute(select(JobRecord).order_by(JobRecord.id)).scalars().all()
+    assert first.created_at == first.updated_at == first.run_at and now - 5 < first.created_at <= now
+    assert later.run_at - later.created_at == pytest.approx(30, abs=1e-3)
+    job = jobs.claim(db, lease_s=60)
+    assert job is not None and job.id == first.id
+    assert (job.attempts, job.max_attempts, job.payload) == (1, 3, {"n": 1})
+    assert job.run_at == first.run_at and job.run_at <= job.claimed_at < job.run_at + 5
+    with read_session(db) as session:
+        claimed = session.get(JobRecord, job.id)
+    assert claimed is not None and (claimed.status, claimed.claim_token) == ("running", job.claim_token)
+    assert claimed.lease_until == pytest.approx(job.claimed_at + 60)
+    with write_session(db) as session:
+        jobs.complete(session, job)
+    assert statuses(db) == ["done", "ready"]
 
 
 def test_claim_filters_by_kind(db: Engine) -> None:
