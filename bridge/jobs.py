@@ -27,7 +27,7 @@ from sqlalchemy.sql import Executable
 from sqlmodel import Session, col
 
 from . import retry_policy
-from .store import JobRecord, db_clock_column, db_now, write_session
+from .store import JobRecord, commit_without_waiting_for_disk, db_clock_column, db_now, write_session
 
 READY = "ready"
 RUNNING = "running"
@@ -151,6 +151,7 @@ def claim(
     """
     token = secrets.token_hex(16)
     with engine.begin() as conn:
+        commit_without_waiting_for_disk(conn)
         now = float(conn.execute(_clock_stmt(conn.dialect.name)).scalar_one())
         expired = conn.execute(_head(_expired_leases, kinds), {"now": now}).first()
         if expired is not None:
@@ -160,6 +161,157 @@ def claim(
         if head is None:
             return None
         return _take(conn, head.id, head.run_at, head.reserved, now, token, lease_s)
+
+
+def claim_alike(
+    engine: Engine, job: ClaimedJob, limit: int, lease_s: float = DEFAULT_LEASE_S
+) -> list[ClaimedJob]:
+    """Also take up to `limit` due jobs of `job`'s kind that never ran, under `job`'s claim token,
+    for a handler that does their work together in one transaction (`intake`: many small
+    deliveries). They are held like `job` itself; the handler ends them with `complete_alike`,
+    or, when the shared work failed, hands them back with `return_alike`."""
+    if limit <= 0:
+        return []
+    with engine.begin() as conn:
+        commit_without_waiting_for_disk(conn)
+        now = float(conn.execute(_clock_stmt(conn.dialect.name)).scalar_one())
+        heads = conn.execute(_alike_stmt(), {"now": now, "kind": job.kind, "limit": limit}).all()
+        if not heads:
+            return []
+        values = {"ids": [head.id for head in heads], "token": job.claim_token, "lease_until": now + lease_s}
+        taken = conn.execute(_take_stmt(), {**values, "now": now}).all()
+    due = {head.id: head.run_at for head in heads}
+    return [
+        ClaimedJob(
+            id=row.id,
+            kind=row.kind,
+            order_id=row.order_id,
+            payload=dict(row.payload),
+            attempts=row.attempts,
+            max_attempts=row.max_attempts,
+            claim_token=job.claim_token,
+            run_at=due[row.id],
+            claimed_at=now,
+        )
+        for row in taken
+    ]
+
+
+def held_alike(session: Session, alike: list[ClaimedJob]) -> list[ClaimedJob]:
+    """Those of `claim_alike`'s jobs this worker still holds, their rows locked to the end of
+    the caller's transaction (the others were taken over: leave their work alone)."""
+    if not alike:
+        return []
+    conn = session.connection()
+    held = set(
+        conn.execute(
+            _held_many_stmt(conn.dialect.name),
+            {"ids": [job.id for job in alike], "token": alike[0].claim_token},
+        ).scalars()
+    )
+    return [job for job in alike if job.id in held]
+
+
+def complete_alike(session: Session, held: list[ClaimedJob]) -> None:
+    """Mark `held_alike`'s jobs done in the caller's transaction."""
+    if held:
+        conn = session.connection()
+        conn.execute(_done_many_stmt(conn.dialect.name), {"ids": [job.id for job in held]})
+
+
+def return_alike(engine: Engine, alike: list[ClaimedJob], note: str) -> None:
+    """The shared work failed: give `claim_alike`'s jobs back, due now, with their attempt
+    counted, so each runs on its own next time and one bad job cannot fail the others twice."""
+    if not alike:
+        return
+    with engine.begin() as conn:
+        for job in alike:
+            conn.execute(
+                _return_stmt(conn.dialect.name), {"job_id": job.id, "token": job.claim_token, "note": note}
+            )
+
+
+@cache
+def _alike_stmt() -> Executable:
+    return (
+        select(col(JobRecord.id), col(JobRecord.run_at))
+        .where(
+            _status_is(READY),
+            col(JobRecord.run_at) <= bindparam("now", type_=Float),
+            col(JobRecord.kind) == bindparam("kind"),
+            col(JobRecord.attempts) == 0,
+        )
+        .order_by(col(JobRecord.run_at), col(JobRecord.id))
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
+
+
+@cache
+def _take_stmt() -> Executable:
+    """Mark the locked jobs `ids` running under one claim token; returns what their workers need."""
+    return (
+        update(JobRecord)
+        .where(col(JobRecord.id).in_(bindparam("ids", expanding=True)))
+        .values(
+            status=RUNNING,
+            claim_token=bindparam("token"),
+            lease_until=bindparam("lease_until"),
+            attempts=col(JobRecord.attempts) + 1,
+            updated_at=bindparam("now"),
+            reserved=None,
+        )
+        .returning(
+            col(JobRecord.id),
+            col(JobRecord.kind),
+            col(JobRecord.order_id),
+            col(JobRecord.payload),
+            col(JobRecord.attempts),
+            col(JobRecord.max_attempts),
+        )
+    )
+
+
+@cache
+def _held_many_stmt(dialect: str) -> Executable:
+    return (
+        select(col(JobRecord.id))
+        .where(
+            col(JobRecord.id).in_(bindparam("ids", expanding=True)),
+            col(JobRecord.claim_token) == bindparam("token"),
+            _status_is(RUNNING),
+            col(JobRecord.lease_until) >= db_clock_column(dialect),
+        )
+        .with_for_update()
+    )
+
+
+@cache
+def _done_many_stmt(dialect: str) -> Executable:
+    return (
+        update(JobRecord)
+        .where(col(JobRecord.id).in_(bindparam("ids", expanding=True)))
+        .values(status=DONE, lease_until=None, updated_at=db_clock_column(dialect))
+    )
+
+
+@cache
+def _return_stmt(dialect: str) -> Executable:
+    return (
+        update(JobRecord)
+        .where(
+            col(JobRecord.id) == bindparam("job_id"),
+            col(JobRecord.claim_token) == bindparam("token"),
+            _status_is(RUNNING),
+        )
+        .values(
+            status=READY,
+            lease_until=None,
+            run_at=db_clock_column(dialect),
+            updated_at=db_clock_column(dialect),
+            last_error=bindparam("note"),
+        )
+    )
 
 
 def _claim_expired(
@@ -187,7 +339,7 @@ def _take(
 ) -> ClaimedJob:
     """Mark the locked job running under `token` and return what its worker needs. The
     reservation belongs to this run only, so the row's copy is cleared."""
-    values = {"job_id": job_id, "token": token, "lease_until": now + lease_s, "now": now}
+    values = {"ids": [job_id], "token": token, "lease_until": now + lease_s, "now": now}
     row = conn.execute(_take_stmt(), values).one()
     return ClaimedJob(
         id=job_id,
@@ -229,29 +381,6 @@ def _status_is(status: str) -> ColumnElement[bool]:
     # The status is written into the SQL as a literal: a bound parameter would keep SQLite (and a
     # generic PostgreSQL plan) from proving that the partial index's WHERE clause applies.
     return col(JobRecord.status) == literal_column(f"'{status}'")
-
-
-@cache
-def _take_stmt() -> Executable:
-    return (
-        update(JobRecord)
-        .where(col(JobRecord.id) == bindparam("job_id"))
-        .values(
-            status=RUNNING,
-            claim_token=bindparam("token"),
-            lease_until=bindparam("lease_until"),
-            attempts=col(JobRecord.attempts) + 1,
-            updated_at=bindparam("now"),
-            reserved=None,
-        )
-        .returning(
-            col(JobRecord.kind),
-            col(JobRecord.order_id),
-            col(JobRecord.payload),
-            col(JobRecord.attempts),
-            col(JobRecord.max_attempts),
-        )
-    )
 
 
 def _due_jobs() -> Select[int | None, float, str | None]:

@@ -154,12 +154,24 @@ def worker(bridge: Bridge, amazon):  # type: ignore[no-untyped-def]
 
 def apply_deferred(bridge: Bridge) -> int:
     """Run the `intake` jobs of deliveries a busy web process deferred, and no other job (so the
-    next stage's jobs stay queued for the test to see). Returns how many ran."""
+    next stage's jobs stay queued for the test to see). Returns how many `intake` jobs it finished
+    (one run may finish several: `deferred_intake.BATCH`)."""
+    from sqlalchemy import func, select
+
     from bridge.intake import JOB_INTAKE
+    from bridge.jobs import DONE
     from bridge.pipeline.deferred_intake import handle_deferred_intake
+    from bridge.store import JobRecord, read_session
     from bridge.worker import Worker
 
-    return Worker(bridge, {JOB_INTAKE: handle_deferred_intake}).drain()
+    def finished() -> int:
+        with read_session(bridge.engine) as session:
+            query = select(func.count()).where(JobRecord.kind == JOB_INTAKE, JobRecord.status == DONE)
+            return int(session.execute(query).scalar_one())
+
+    before = finished()
+    Worker(bridge, {JOB_INTAKE: handle_deferred_intake}).drain()
+    return finished() - before
 
 
 def due_now(engine: Engine) -> None:

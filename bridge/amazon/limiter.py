@@ -38,7 +38,13 @@ from sqlmodel import Session
 
 from bridge import budget as job_budget
 from bridge.clock import Clock
-from bridge.store import RateBucketRecord, db_clock_column, db_now, write_session
+from bridge.store import (
+    RateBucketRecord,
+    commit_without_waiting_for_disk,
+    db_clock_column,
+    db_now,
+    write_session,
+)
 
 from .errors import LocalThrottle
 
@@ -313,6 +319,7 @@ class DatabaseBuckets:
         twice; on SQLite `BEGIN IMMEDIATE` took the lock before the statement ran."""
         t = self._table
         dialect = session.get_bind().dialect.name
+        commit_without_waiting_for_disk(session.connection())  # every caller writes the row after
         columns: list[Any] = [t.c.tokens, t.c.updated, t.c.rate, t.c.burst]
         if self._use_db_clock:
             columns.append(db_clock_column(dialect))

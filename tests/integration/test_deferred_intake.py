@@ -15,7 +15,16 @@ from sqlalchemy.engine import Engine
 from bridge.app import create_app
 from bridge.bootstrap import Bridge
 from bridge.intake import DEFERRED, JOB_INTAKE, JOB_SUBMIT
-from bridge.store import AlertRecord, DeliveryRecord, JobRecord, OrderEventRecord, OrderRecord, read_session
+from bridge.pipeline import deferred_intake
+from bridge.store import (
+    AlertRecord,
+    DeliveryRecord,
+    JobRecord,
+    OrderEventRecord,
+    OrderRecord,
+    read_session,
+    write_session,
+)
 from bridge.web.admission import Admission
 from bridge.worker import Worker
 from tests.conftest import apply_deferred
@@ -221,7 +230,7 @@ def test_the_process_defers_while_webhooks_arrive_at_the_defer_rate(
 
 def deliveries_rows(db: Engine) -> list[DeliveryRecord]:
     with read_session(db) as session:
-        return list(session.execute(select(DeliveryRecord)).scalars())
+        return list(session.execute(select(DeliveryRecord).order_by(DeliveryRecord.id)).scalars())
 
 
 def test_a_deferred_order_goes_on_to_amazon(deferring: FlaskClient, db: Engine, worker: Worker) -> None:
@@ -229,3 +238,72 @@ def test_a_deferred_order_goes_on_to_amazon(deferring: FlaskClient, db: Engine, 
     assert worker.drain() == 2  # intake, then submit
     row = order(db, "1001")
     assert row is not None and (row.state, row.amazon_status) == ("submitted", "Received")
+
+
+def intake_jobs(db: Engine) -> list[tuple[str, int, str]]:
+    with read_session(db) as session:
+        query = (
+            select(JobRecord.status, JobRecord.attempts, JobRecord.last_error)
+            .where(JobRecord.kind == JOB_INTAKE)
+            .order_by(JobRecord.id)
+        )
+        return [(status, attempts, error) for status, attempts, error in session.execute(query)]
+
+
+def test_one_run_applies_a_burst_of_deferred_deliveries_oldest_first(
+    deferring: FlaskClient, bridge: Bridge, db: Engine
+) -> None:
+    count = deferred_intake.BATCH + 5
+    post(
+        deferring, SHOP, shopify_delivery(shopify_order(1000, quantity=1, updated_at="2026-11-01T10:00:00Z"))
+    )
+    for n in range(1001, 1000 + count - 1):
+        post(deferring, SHOP, shopify_delivery(shopify_order(n)))
+    changed = shopify_order(1000, quantity=3, updated_at="2026-11-01T11:00:00Z")
+    post(deferring, SHOP, shopify_delivery(changed, "orders/updated"))
+    worker = Worker(bridge, {JOB_INTAKE: deferred_intake.handle_deferred_intake})
+
+    assert worker.run_once()
+    statuses = [status for status, _, _ in intake_jobs(db)]
+    assert statuses == ["done"] * deferred_intake.BATCH + ["ready"] * 5, "one claim, one commit for the batch"
+    assert worker.drain() == 1, "the rest in one more run"
+    assert {status for status, _, _ in intake_jobs(db)} == {"done"}
+    outcomes = [row.outcome for row in deliveries_rows(db)]
+    assert outcomes == ["created"] * (count - 1) + ["amended"]
+    row = order(db, "1000")
+    assert row is not None and row.data["lines"][0]["quantity"] == 3, "its update was applied after it"
+    with read_session(db) as session:
+        assert len(session.execute(select(OrderRecord.id)).all()) == count - 1
+
+
+def test_when_a_batch_fails_its_other_jobs_go_back_and_each_runs_alone(
+    deferring: FlaskClient, bridge: Bridge, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(1001, 1005):
+        post(deferring, SHOP, shopify_delivery(shopify_order(n)))
+    poison = deliveries_rows(db)[2].id
+    real_settle = deferred_intake.settle
+
+    def settle(session: Any, channel: Any, delivery: Any, delivery_id: int, clock: Any) -> Any:
+        if delivery_id == poison:
+            raise RuntimeError("this one cannot be applied")
+        return real_settle(session, channel, delivery, delivery_id, clock)
+
+    monkeypatch.setattr(deferred_intake, "settle", settle)
+    worker = Worker(bridge, {JOB_INTAKE: deferred_intake.handle_deferred_intake})
+    assert worker.run_once()
+    jobs_after = intake_jobs(db)
+    assert [(status, attempts) for status, attempts, _ in jobs_after] == [("ready", 1)] * 4
+    assert jobs_after[0][2] == "RuntimeError", "the job that took the batch failed and waits for its retry"
+    assert all("runs on its own next" in error for _, _, error in jobs_after[1:])
+    assert {row.outcome for row in deliveries_rows(db)} == {DEFERRED}, "nothing half-applied"
+
+    assert worker.drain() == 3, "the others, one run each: the failed job is not due yet"
+    assert [status for status, _, _ in intake_jobs(db)] == ["ready", "done", "ready", "done"]
+    outcomes = [row.outcome for row in deliveries_rows(db)]
+    assert outcomes == [DEFERRED, "created", DEFERRED, "created"]
+    monkeypatch.setattr(deferred_intake, "settle", real_settle)
+    with write_session(db) as session:
+        session.execute(update(JobRecord).where(JobRecord.kind == JOB_INTAKE).values(run_at=0))
+    assert worker.drain() == 2
+    assert {row.outcome for row in deliveries_rows(db)} == {"created"}

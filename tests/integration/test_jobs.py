@@ -4,7 +4,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.engine import Engine
 
 from bridge import jobs
@@ -223,3 +223,33 @@ def test_concurrent_claimers_take_each_job_exactly_once(db: Engine) -> None:
     for t in threads:
         t.join()
     assert sorted(taken) == list(range(60))
+
+
+def test_jobs_taken_alike_share_the_claim_and_only_those_still_held_are_completed(db: Engine) -> None:
+    for n in range(5):
+        enqueue(db, kind="intake", payload={"n": n})
+    enqueue(db, kind="submit")
+    enqueue(db, kind="intake", delay_s=3600)  # not due
+    first = jobs.claim(db, kinds=["intake"])
+    assert first is not None
+    alike = jobs.claim_alike(db, first, limit=3)
+    assert [job.payload["n"] for job in alike] == [1, 2, 3], "the oldest due of its kind, up to the limit"
+    assert {(job.claim_token, job.attempts) for job in alike} == {(first.claim_token, 1)}
+    with write_session(db) as session:  # another worker took the second over after its lease ran out
+        session.execute(update(JobRecord).where(JobRecord.id == alike[1].id).values(claim_token="theirs"))
+    with write_session(db) as session:
+        held = jobs.held_alike(session, alike)
+        assert [job.id for job in held] == [alike[0].id, alike[2].id]
+        jobs.complete_alike(session, held)
+    assert statuses(db) == ["running", "done", "running", "done", "ready", "ready", "ready"]
+
+    again = jobs.claim_alike(db, first, limit=10)
+    assert [job.payload["n"] for job in again] == [4], "never a job that ran before, nor one not due"
+    jobs.return_alike(db, again, "the shared transaction failed")
+    with read_session(db) as session:
+        returned = session.get(JobRecord, again[0].id)
+    assert returned is not None and (returned.status, returned.attempts) == ("ready", 1)
+    assert (
+        returned.last_error == "the shared transaction failed" and returned.claim_token == first.claim_token
+    )
+    assert jobs.claim_alike(db, first, limit=10) == [], "a returned job runs on its own"
