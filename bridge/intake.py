@@ -379,9 +379,8 @@ def settle(
 ) -> tuple[str, int | None]:
     """Apply a stored delivery's effect and record its outcome, in the caller's transaction:
     the webhook's own (`ingest`) or, for a deferred one, the intake job's."""
-    effect = _record_effect(session, channel, delivery, delivery_id, clock)
+    outcome, order_id, purged = _record_effect(session, channel, delivery, delivery_id, clock)
     session.flush()  # the ORM's pending writes (an existing order) before Core's
-    outcome, order_id, purged = effect
     values: dict[str, object] = {"delivery": delivery_id, "outcome": outcome, "order_id": order_id}
     if purged is None:
         purged = _order_purged(session, channel, delivery, order_id)

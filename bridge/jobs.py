@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Float, Select, bindparam, literal_column, select, update
+from sqlalchemy import ColumnElement, Float, Row, Select, bindparam, literal_column, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
@@ -157,10 +157,7 @@ def claim(
         if expired is not None:
             with Session(bind=conn, expire_on_commit=False) as session:
                 return _claim_expired(session, now, kinds, token, lease_s, on_dead)
-        head = conn.execute(_head(_due_jobs, kinds), {"now": now}).first()
-        if head is None:
-            return None
-        return _take(conn, head.id, head.run_at, head.reserved, now, token, lease_s)
+        return _take_due(conn, kinds, now, token, lease_s)
 
 
 def claim_alike(
@@ -175,25 +172,16 @@ def claim_alike(
     with engine.begin() as conn:
         commit_without_waiting_for_disk(conn)
         now = float(conn.execute(_clock_stmt(conn.dialect.name)).scalar_one())
-        heads = conn.execute(_alike_stmt(), {"now": now, "kind": job.kind, "limit": limit}).all()
+        heads = {
+            head.id: head
+            for head in conn.execute(_alike_stmt(), {"now": now, "kind": job.kind, "limit": limit})
+        }
         if not heads:
             return []
-        values = {"ids": [head.id for head in heads], "token": job.claim_token, "lease_until": now + lease_s}
-        taken = conn.execute(_take_stmt(), {**values, "now": now}).all()
-    due = {head.id: head.run_at for head in heads}
+        values = {"ids": list(heads), "token": job.claim_token, "lease_until": now + lease_s, "now": now}
+        taken = conn.execute(_take_stmt(), values).all()
     return [
-        ClaimedJob(
-            id=row.id,
-            kind=row.kind,
-            order_id=row.order_id,
-            payload=dict(row.payload),
-            attempts=row.attempts,
-            max_attempts=row.max_attempts,
-            claim_token=job.claim_token,
-            run_at=due[row.id],
-            claimed_at=now,
-        )
-        for row in taken
+        _claimed(row, job.claim_token, heads[row.id].run_at, heads[row.id].reserved, now) for row in taken
     ]
 
 
@@ -225,23 +213,16 @@ def return_alike(engine: Engine, alike: list[ClaimedJob], note: str) -> None:
     if not alike:
         return
     with engine.begin() as conn:
-        for job in alike:
-            conn.execute(
-                _return_stmt(conn.dialect.name), {"job_id": job.id, "token": job.claim_token, "note": note}
-            )
+        values = {"ids": [job.id for job in alike], "token": alike[0].claim_token, "note": note}
+        conn.execute(_return_stmt(conn.dialect.name), values)
 
 
 @cache
 def _alike_stmt() -> Executable:
+    """The oldest due jobs of the bound `kind` that never ran, up to the bound `limit`."""
     return (
-        select(col(JobRecord.id), col(JobRecord.run_at))
-        .where(
-            _status_is(READY),
-            col(JobRecord.run_at) <= bindparam("now", type_=Float),
-            col(JobRecord.kind) == bindparam("kind"),
-            col(JobRecord.attempts) == 0,
-        )
-        .order_by(col(JobRecord.run_at), col(JobRecord.id))
+        _due_jobs()
+        .where(col(JobRecord.kind) == bindparam("kind"), col(JobRecord.attempts) == 0)
         .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
     )
@@ -300,7 +281,7 @@ def _return_stmt(dialect: str) -> Executable:
     return (
         update(JobRecord)
         .where(
-            col(JobRecord.id) == bindparam("job_id"),
+            col(JobRecord.id).in_(bindparam("ids", expanding=True)),
             col(JobRecord.claim_token) == bindparam("token"),
             _status_is(RUNNING),
         )
@@ -328,6 +309,13 @@ def _claim_expired(
             session.flush()
             return _take(conn, expired.id, record.run_at, record.reserved, now, token, lease_s)
         _bury(session, record, now, on_dead)
+    return _take_due(conn, kinds, now, token, lease_s)
+
+
+def _take_due(
+    conn: Connection, kinds: list[str] | None, now: float, token: str, lease_s: float
+) -> ClaimedJob | None:
+    """Take the oldest due job, if any."""
     head = conn.execute(_head(_due_jobs, kinds), {"now": now}).first()
     if head is None:
         return None
@@ -340,9 +328,13 @@ def _take(
     """Mark the locked job running under `token` and return what its worker needs. The
     reservation belongs to this run only, so the row's copy is cleared."""
     values = {"ids": [job_id], "token": token, "lease_until": now + lease_s, "now": now}
-    row = conn.execute(_take_stmt(), values).one()
+    return _claimed(conn.execute(_take_stmt(), values).one(), token, due, reserved, now)
+
+
+def _claimed(row: Row[Any], token: str, due: float, reserved: str | None, now: float) -> ClaimedJob:
+    """What a worker holds of a job `_take_stmt` just marked running (`row`: what it returned)."""
     return ClaimedJob(
-        id=job_id,
+        id=row.id,
         kind=row.kind,
         order_id=row.order_id,
         payload=dict(row.payload),

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -305,6 +306,15 @@ class DatabaseBuckets:
         self._seen_rates: dict[str, float] = {}
         self._seen_lock = threading.Lock()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """One bucket operation's write transaction. Its commit does not wait for the disk
+        (`commit_without_waiting_for_disk`): a token update lost in a database crash hands out
+        a few tokens again."""
+        with write_session(self._engine) as session:
+            commit_without_waiting_for_disk(session.connection())
+            yield session
+
     def _now(self, session: Session) -> float:
         return db_now(session) if self._use_db_clock else self._clock.now().timestamp()
 
@@ -319,7 +329,6 @@ class DatabaseBuckets:
         twice; on SQLite `BEGIN IMMEDIATE` took the lock before the statement ran."""
         t = self._table
         dialect = session.get_bind().dialect.name
-        commit_without_waiting_for_disk(session.connection())  # every caller writes the row after
         columns: list[Any] = [t.c.tokens, t.c.updated, t.c.rate, t.c.burst]
         if self._use_db_clock:
             columns.append(db_clock_column(dialect))
@@ -367,7 +376,7 @@ class DatabaseBuckets:
         key = bucket_key(account_id, operation)
         if _prepaid(key):
             return 0.0
-        with write_session(self._engine) as session:
+        with self._transaction() as session:
             state, now = self._locked(session, key, operation, limit)
             tokens, wait = _reserve(state.tokens, state.rate, max_wait, cost)
             self._write(session, key, now, tokens)
@@ -384,7 +393,7 @@ class DatabaseBuckets:
             # Most responses repeat the rate we already stored: skip the write transaction then.
             if self._seen_rates.get(key) == rate:
                 return
-        with write_session(self._engine) as session:
+        with self._transaction() as session:
             state, now = self._locked(session, key, operation)
             if state.rate != rate:
                 self._write(session, key, now, state.tokens, rate)
@@ -393,7 +402,7 @@ class DatabaseBuckets:
 
     def drain(self, account_id: str, operation: str) -> None:
         key = bucket_key(account_id, operation)
-        with write_session(self._engine) as session:
+        with self._transaction() as session:
             state, now = self._locked(session, key, operation)
             self._write(session, key, now, min(state.tokens, 0.0))
 
@@ -408,7 +417,7 @@ class DatabaseBuckets:
     ) -> None:
         """As `MemoryBuckets.settle`, in one short write transaction."""
         key = bucket_key(account_id, operation)
-        with write_session(self._engine) as session:
+        with self._transaction() as session:
             state, now = self._locked(session, key, operation, limit)
             rate, burst = state.rate, state.burst
             if limit is not None and sane_rate(limit.rate) and limit.burst > 0:
@@ -418,5 +427,5 @@ class DatabaseBuckets:
 
     def peek(self, account_id: str, operation: str) -> BucketState:
         key = bucket_key(account_id, operation)
-        with write_session(self._engine) as session:
+        with self._transaction() as session:
             return self._locked(session, key, operation)[0]

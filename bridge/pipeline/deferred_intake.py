@@ -96,24 +96,24 @@ def _apply(ctx: JobContext, alike: list[jobs.ClaimedJob]) -> list[jobs.ClaimedJo
 
 def _read(bridge: Bridge, row: Row[Any]) -> _Read:
     """Parse a stored delivery again (outside any write transaction)."""
-    delivery_id, channel_id, topic = row.id, row.channel_id, row.topic
-    channel = bridge.config.channel(channel_id)
+    return _Read(row.id, row.channel_id, row.topic, *_parse(bridge, row))
+
+
+def _parse(bridge: Bridge, row: Row[Any]) -> tuple[Delivery | None, str]:
+    """The delivery from its stored bytes, or None and why it cannot be applied."""
+    channel = bridge.config.channel(row.channel_id)
     if channel is None:
-        return _Read(delivery_id, channel_id, topic, None, "its channel is no longer in the channels file")
+        return None, "its channel is no longer in the channels file"
     if row.body_purged_at is not None:
-        unusable = "its body was removed by a privacy request before it was applied"
-        return _Read(delivery_id, channel_id, topic, None, unusable)
+        return None, "its body was removed by a privacy request before it was applied"
     adapter = adapter_for(channel.platform)
     stored_headers = getattr(adapter, "stored_headers", None)
     if stored_headers is None:
-        unusable = f"{channel.platform} deliveries cannot be read again from their stored bytes"
-        return _Read(delivery_id, channel_id, topic, None, unusable)
+        return None, f"{channel.platform} deliveries cannot be read again from their stored bytes"
     try:
-        delivery = adapter.parse(channel, stored_headers(topic), bytes(row.body), bridge.clock)
+        return adapter.parse(channel, stored_headers(row.topic), bytes(row.body), bridge.clock), ""
     except Rejection as exc:
-        unusable = f"its stored bytes were refused when read again ({exc.code})"
-        return _Read(delivery_id, channel_id, topic, None, unusable)
-    return _Read(delivery_id, channel_id, topic, delivery, "")
+        return None, f"its stored bytes were refused when read again ({exc.code})"
 
 
 def _settle_one(session: Session, bridge: Bridge, read: _Read) -> None:
@@ -136,7 +136,6 @@ def _settle_one(session: Session, bridge: Bridge, read: _Read) -> None:
             extra={"order_id": order_id},
         )
         return
-    unusable = read.unusable
     record = session.get(DeliveryRecord, delivery_id)
     assert record is not None
     record.outcome = "not_applied"
@@ -147,13 +146,15 @@ def _settle_one(session: Session, bridge: Bridge, read: _Read) -> None:
         kind="intake",
         message=(
             f"a {read.topic} delivery on channel {channel_id} (delivery {delivery_id}) was stored under "
-            f"load but not applied: {unusable}. The raw delivery is kept until the retention purge; "
+            f"load but not applied: {read.unusable}. The raw delivery is kept until the retention purge; "
             f"`fba-bridge reconcile {channel_id}` reads the shop's orders again"
         ),
         now=bridge.clock.now(),
         channel_id=channel_id,
     )
-    log.warning("deferred delivery not applied channel=%s delivery=%s: %s", channel_id, delivery_id, unusable)
+    log.warning(
+        "deferred delivery not applied channel=%s delivery=%s: %s", channel_id, delivery_id, read.unusable
+    )
 
 
 # Core statements built once, run on the session's connection: this job runs for every delivery

@@ -253,3 +253,19 @@ def test_jobs_taken_alike_share_the_claim_and_only_those_still_held_are_complete
         returned.last_error == "the shared transaction failed" and returned.claim_token == first.claim_token
     )
     assert jobs.claim_alike(db, first, limit=10) == [], "a returned job runs on its own"
+
+
+def test_a_job_taken_alike_keeps_the_rate_token_reserved_for_it(db: Engine) -> None:
+    """A job handed back for a rate token (`hand_back`: its attempt given back) is due again
+    with the reservation; taken alike, the reservation goes with it as with a claim of its own."""
+    enqueue(db, kind="intake")
+    enqueue(db, kind="intake")
+    first = jobs.claim(db, kinds=["intake"])
+    assert first is not None
+    with write_session(db) as session:
+        session.execute(update(JobRecord).where(JobRecord.id != first.id).values(reserved="acct:op"))
+    (alike,) = jobs.claim_alike(db, first, limit=5)
+    assert alike.reserved == "acct:op"
+    with read_session(db) as session:
+        row = session.get(JobRecord, alike.id)
+    assert row is not None and row.reserved is None, "the reservation belongs to this run only"
