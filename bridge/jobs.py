@@ -27,7 +27,14 @@ from sqlalchemy.sql import Executable
 from sqlmodel import Session, col
 
 from . import retry_policy
-from .store import JobRecord, commit_without_waiting_for_disk, db_clock_column, db_now, write_session
+from .store import (
+    JobRecord,
+    OrderRecord,
+    db_clock_column,
+    db_now,
+    without_waiting_for_disk_column,
+    write_session,
+)
 
 READY = "ready"
 RUNNING = "running"
@@ -52,6 +59,8 @@ class ClaimedJob:
     claimed_at: float = 0.0
     #: A rate-bucket key with a token reserved for this run (see `hand_back`).
     reserved: str | None = None
+    #: The channel of the job's order, read by the claim (log lines and metrics name it).
+    order_channel_id: str | None = None
 
     @property
     def late_s(self) -> float:
@@ -151,8 +160,7 @@ def claim(
     """
     token = secrets.token_hex(16)
     with engine.begin() as conn:
-        commit_without_waiting_for_disk(conn)
-        now = float(conn.execute(_clock_stmt(conn.dialect.name)).scalar_one())
+        now = float(conn.execute(_clock_stmt(conn.dialect.name)).one()[0])
         expired = conn.execute(_head(_expired_leases, kinds), {"now": now}).first()
         if expired is not None:
             with Session(bind=conn, expire_on_commit=False) as session:
@@ -170,8 +178,7 @@ def claim_alike(
     if limit <= 0:
         return []
     with engine.begin() as conn:
-        commit_without_waiting_for_disk(conn)
-        now = float(conn.execute(_clock_stmt(conn.dialect.name)).scalar_one())
+        now = float(conn.execute(_clock_stmt(conn.dialect.name)).one()[0])
         heads = {
             head.id: head
             for head in conn.execute(_alike_stmt(), {"now": now, "kind": job.kind, "limit": limit})
@@ -249,6 +256,10 @@ def _take_stmt() -> Executable:
             col(JobRecord.payload),
             col(JobRecord.attempts),
             col(JobRecord.max_attempts),
+            select(col(OrderRecord.channel_id))
+            .where(col(OrderRecord.id) == col(JobRecord.order_id))
+            .scalar_subquery()
+            .label("order_channel_id"),
         )
     )
 
@@ -344,6 +355,7 @@ def _claimed(row: Row[Any], token: str, due: float, reserved: str | None, now: f
         run_at=due,
         claimed_at=now,
         reserved=reserved,
+        order_channel_id=row.order_channel_id,
     )
 
 
@@ -412,7 +424,10 @@ def _head_stmt(probe: Callable[[], Select[*_Ts]], kinds: tuple[str, ...]) -> Sel
 
 @cache
 def _clock_stmt(dialect: str) -> Executable:
-    return select(db_clock_column(dialect))
+    """A claim's first statement: the database's clock, and (PostgreSQL) the transaction's
+    commit set not to wait for the disk, without a round trip of its own."""
+    no_disk_wait = without_waiting_for_disk_column(dialect)
+    return select(db_clock_column(dialect), *([] if no_disk_wait is None else [no_disk_wait]))
 
 
 def _held_now(session: Session, job: ClaimedJob) -> float:

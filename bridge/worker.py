@@ -17,13 +17,12 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from . import alerts, budget, jobs, logs, metrics
 from .bootstrap import Bridge
 from .migrate import schema_problem
-from .store import JobRecord, OrderRecord, read_session, write_session
+from .store import JobRecord, OrderRecord, write_session
 
 log = logging.getLogger("bridge.worker")
 
@@ -155,14 +154,7 @@ class Worker:
         payload = job.payload
         channel = payload.get("channel_id") if isinstance(payload.get("channel_id"), str) else None
         account = payload.get("account_id") if isinstance(payload.get("account_id"), str) else None
-        if channel is None and job.order_id is not None:
-            try:
-                with read_session(self.bridge.engine) as session:
-                    query = select(col(OrderRecord.channel_id)).where(col(OrderRecord.id) == job.order_id)
-                    channel = session.execute(query).scalar_one_or_none()
-            except Exception as exc:  # context is a nicety: the job itself reports database trouble
-                log.debug("job %s: channel unknown (%s)", job.id, type(exc).__name__)
-        return channel, account
+        return channel or job.order_channel_id, account
 
     def _run_handler(self, job: jobs.ClaimedJob) -> str:
         """Run the job's handler and record its result; returns the outcome for the metrics."""

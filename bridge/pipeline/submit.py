@@ -30,7 +30,6 @@ from ..amazon import errors as amz
 from ..amazon.models import FulfillmentAction, FulfillmentOrder
 from ..amazon.outbound import FulfillmentOutbound
 from ..audit import note, transition
-from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import CanonicalOrder, Event, OrderRisk, OrderState, can
 from ..store import OrderRecord, lock_order, order_parts, read_session, record_parts, write_session
@@ -50,11 +49,6 @@ log = logging.getLogger("bridge.submit")
 SUBMITTABLE = (OrderState.RECEIVED, OrderState.AWAITING_PAYMENT, OrderState.SUBMITTING)
 NOT_SUBMITTED = (OrderState.RECEIVED, OrderState.AWAITING_PAYMENT)
 OVERLAP_WAIT_S = 2.0
-
-
-def _load(bridge: Bridge, order_id: int) -> OrderRecord | None:
-    with read_session(bridge.engine) as session:
-        return session.execute(select(OrderRecord).where(col(OrderRecord.id) == order_id)).scalars().first()
 
 
 def _finish_with(
@@ -110,8 +104,9 @@ def _version(row: OrderRecord) -> str:
     return row.canonical().content_version()
 
 
-def _wait_for_earlier_job(ctx: JobContext) -> None:
-    """Two submit jobs of one order never overlap: the one claimed later waits (no attempt spent)."""
+def _load_unless_overlapping(ctx: JobContext, order_id: int) -> OrderRecord | None:
+    """The order as this job plans from it. Two submit jobs of one order never overlap: the one
+    claimed later waits (no attempt spent). One read transaction for both questions."""
     with read_session(ctx.bridge.engine) as session:
         if jobs.sibling_running(session, ctx.job):
             raise RetryLater(
@@ -119,13 +114,15 @@ def _wait_for_earlier_job(ctx: JobContext) -> None:
                 after_s=OVERLAP_WAIT_S,
                 count_attempt=False,
             )
+        query = select(OrderRecord).where(col(OrderRecord.id) == order_id)
+        row: OrderRecord | None = session.execute(query).scalars().first()
+        return row
 
 
 def handle_submit(ctx: JobContext) -> None:
     bridge = ctx.bridge
     assert ctx.job.order_id is not None
-    _wait_for_earlier_job(ctx)
-    row = _load(bridge, ctx.job.order_id)
+    row = _load_unless_overlapping(ctx, ctx.job.order_id)
     if row is None or row.order_state not in SUBMITTABLE:
         return  # cancelled, parked or already created meanwhile: nothing to do
     channel = bridge.config.channel(row.channel_id)

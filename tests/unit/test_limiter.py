@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlmodel import SQLModel
@@ -148,6 +149,28 @@ def test_database_buckets_keep_state_in_the_table(clock: ManualClock, tmp_path) 
     assert first.acquire("acct", "createFulfillmentOrder") == pytest.approx(0.5, abs=0.01)
     second.observe_rate("acct", "createFulfillmentOrder", 4.0)
     assert first.peek("acct", "createFulfillmentOrder").rate == 4.0
+    engine.dispose()
+
+
+def test_a_clock_that_reads_earlier_never_sets_the_bucket_back(clock: ManualClock, tmp_path) -> None:
+    """Two workers whose clocks disagree by 5 s share one bucket: the lagging one refills
+    nothing, and the bucket keeps the later time, so those 5 s (10 tokens) are not refilled
+    twice when the other worker takes again."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'b.sqlite3'}")
+    SQLModel.metadata.create_all(engine)
+    lagging_clock = ManualClock(clock.now() - timedelta(seconds=5))
+    ahead, lagging = (
+        DatabaseBuckets(engine, clock, use_db_clock=False),
+        DatabaseBuckets(engine, lagging_clock, use_db_clock=False),
+    )
+    take(ahead, SPENDABLE)
+    assert lagging.acquire("acct", "createFulfillmentOrder") == pytest.approx(0.5)
+    # Set back, the bucket would refill 5 s (10 tokens) here and answer 0.
+    assert ahead.acquire("acct", "createFulfillmentOrder") == pytest.approx(1.0)
+    lagging.drain("acct", "createFulfillmentOrder")  # the long way (`_write`) keeps it too
+    # `ahead` slept its 1 s: two tokens refilled, one taken, a debt of one (0.5 s); set back
+    # by the drain, the bucket would have refilled 5.5 s instead.
+    assert ahead.acquire("acct", "createFulfillmentOrder") == pytest.approx(0.5)
     engine.dispose()
 
 
