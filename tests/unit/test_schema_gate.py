@@ -9,13 +9,14 @@ booleans, unicode digits, trailing newlines, huge numbers, wrong containers) and
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.schemas import _gate, passes_fast, schema_dir, validator
+from bridge.schemas import _gate, load_schema, passes_fast, schema_dir, validator
 from tests.support import fixture
 
 PAYLOADS = {
@@ -24,6 +25,7 @@ PAYLOADS = {
     "shopify/customers_data_request": "shopify/customers_data_request.json",
     "shopify/customers_redact": "shopify/customers_redact.json",
     "shopify/shop_redact": "shopify/shop_redact.json",
+    "spapi/create_fulfillment_order": "spapi/create_fulfillment_order.json",
 }
 
 TRICKY = st.sampled_from(
@@ -111,8 +113,45 @@ def test_gate_passes_the_real_payloads(name: str) -> None:
     assert passes_fast(name, fixture(PAYLOADS[name]))
 
 
-def test_schemas_outside_the_storefront_payloads_are_not_gated() -> None:
+def test_only_the_hot_path_schemas_are_gated() -> None:
     folder = str(schema_dir())
     assert _gate(folder, "canonical_order") is None
-    assert _gate(folder, "spapi/create_fulfillment_order") is None  # has `format`: never gated
     assert _gate(folder, "shopify/order") is not None
+    assert _gate(folder, "spapi/create_fulfillment_order") is not None  # its date-time: our rule
+
+
+def test_compiling_the_gate_leaves_the_shared_schema_as_written(tmp_path, monkeypatch) -> None:
+    """Every reader shares one loaded schema; the compiler must not rewrite its `$ref`s."""
+    (tmp_path / "spapi").mkdir()
+    schema = {
+        "$id": "https://example.invalid/thing.json",
+        "$defs": {"qty": {"type": "integer"}},
+        "type": "object",
+        "properties": {"n": {"$ref": "#/$defs/qty"}},
+    }
+    (tmp_path / "spapi" / "thing.json").write_text(json.dumps(schema))
+    monkeypatch.setenv("BRIDGE_SCHEMAS_DIR", str(tmp_path))
+    assert passes_fast("spapi/thing", {"n": 1})
+    assert load_schema("spapi/thing") == schema
+
+
+def test_a_schema_with_a_format_jsonschema_does_not_check_is_not_gated(tmp_path, monkeypatch) -> None:
+    (tmp_path / "shopify").mkdir()
+    schema = {"type": "object", "properties": {"at": {"type": "string", "format": "made-up-format"}}}
+    (tmp_path / "shopify" / "thing.json").write_text(json.dumps(schema))
+    monkeypatch.setenv("BRIDGE_SCHEMAS_DIR", str(tmp_path))
+    assert _gate(str(tmp_path), "shopify/thing") is None
+    assert not passes_fast("shopify/thing", {"at": "anything"})
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["2026-11-01T10:00:00", "2026-11-01", "yesterday", "2026-11-01T10:00:00Z\n", "2026-13-01T10:00:00Z"],
+)
+def test_the_gate_applies_our_date_time_rule(when: str) -> None:
+    """Amazon refuses a timestamp without an offset: the gate must not pass one jsonschema
+    (with `FORMAT_CHECKER`) refuses."""
+    doc = copy.deepcopy(fixture(PAYLOADS["spapi/create_fulfillment_order"]))
+    doc["displayableOrderDate"] = when
+    assert not passes_fast("spapi/create_fulfillment_order", doc)
+    assert not validator("spapi/create_fulfillment_order").is_valid(doc)
