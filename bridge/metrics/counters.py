@@ -1,8 +1,9 @@
 """The `metric_counters` table: event counts summed over every process that ever flushed.
 
-One upsert per batch: `INSERT ... ON CONFLICT (name, labels) DO UPDATE` adds to the stored value
-(or keeps the larger one, for latest-timestamp gauges). Rows are written in key order, so two
-processes flushing at once lock them in the same order and cannot deadlock on PostgreSQL.
+One upsert statement, run for every row of a flush: `INSERT ... ON CONFLICT (name, labels) DO
+UPDATE` adds to the stored value (or keeps the larger one, for latest-timestamp gauges). Rows
+are written in key order, so two processes flushing at once lock them in the same order and
+cannot deadlock on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table, case, select
@@ -52,18 +54,23 @@ def add(engine: Engine, sums: Mapping[Key, float], maxes: Mapping[Key, float]) -
     """Add `sums` to the stored values and raise stored values to `maxes`, in one transaction."""
     now = time.time()
     with one_writer_at_a_time(engine), write_session(engine) as session:
-        insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        dialect = session.get_bind().dialect.name
         for rows, combine in ((_rows(sums, now), "sum"), (_rows(maxes, now), "max")):
             for chunk in _chunks(rows):
-                stmt = insert(_TABLE).values(chunk)
-                new, old = stmt.excluded.value, _TABLE.c.value
-                value = old + new if combine == "sum" else case((new > old, new), else_=old)
-                session.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["name", "labels"],
-                        set_={"value": value, "updated_at": stmt.excluded.updated_at},
-                    )
-                )
+                session.execute(_upsert(dialect, combine), chunk)
+
+
+@cache
+def _upsert(dialect: str, combine: str) -> Any:
+    """One row's upsert, executed for many rows: compiled once, where a multi-row VALUES was
+    compiled anew for every count of rows (each flush of a busy worker)."""
+    insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(_TABLE)
+    new, old = stmt.excluded.value, _TABLE.c.value
+    value = old + new if combine == "sum" else case((new > old, new), else_=old)
+    return stmt.on_conflict_do_update(
+        index_elements=["name", "labels"], set_={"value": value, "updated_at": stmt.excluded.updated_at}
+    )
 
 
 def read(session: Session) -> list[tuple[str, dict[str, str], float]]:
