@@ -22,8 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from .. import jobs
 from ..amazon import errors as amz
@@ -32,7 +31,15 @@ from ..amazon.outbound import FulfillmentOutbound
 from ..audit import note, transition
 from ..channels import Channel
 from ..orders import CanonicalOrder, Event, OrderRisk, OrderState, can
-from ..store import OrderRecord, lock_order, order_parts, read_session, record_parts, write_session
+from ..store import (
+    OrderRecord,
+    load_order,
+    lock_order,
+    order_parts,
+    read_session,
+    record_parts,
+    write_session,
+)
 from ..storefronts.push import PushError
 from ..worker import JobContext, RetryLater
 from .amendment import submission_of
@@ -114,9 +121,7 @@ def _load_unless_overlapping(ctx: JobContext, order_id: int) -> OrderRecord | No
                 after_s=OVERLAP_WAIT_S,
                 count_attempt=False,
             )
-        query = select(OrderRecord).where(col(OrderRecord.id) == order_id)
-        row: OrderRecord | None = session.execute(query).scalars().first()
-        return row
+        return load_order(session, order_id)
 
 
 def handle_submit(ctx: JobContext) -> None:

@@ -1,6 +1,7 @@
 """The durable queue on a real database (SQLite file, or PostgreSQL when configured)."""
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from bridge import jobs
 from bridge.retry_policy import RetryPolicy
-from bridge.store import JobRecord, db_now, make_engine, read_session, write_session
+from bridge.store import JobRecord, OrderRecord, db_now, make_engine, read_session, write_session
 
 
 def enqueue(db: Engine, kind: str = "submit", **kwargs: object) -> bool:
@@ -269,3 +270,52 @@ def test_a_job_taken_alike_keeps_the_rate_token_reserved_for_it(db: Engine) -> N
     with read_session(db) as session:
         row = session.get(JobRecord, alike.id)
     assert row is not None and row.reserved is None, "the reservation belongs to this run only"
+
+
+def _orders(db: Engine, count: int) -> list[int]:
+    now = datetime.now(UTC)
+    with write_session(db) as session:
+        rows = [
+            OrderRecord(
+                channel_id=f"shop-{n}",
+                external_id=str(n),
+                display_id=f"#{n}",
+                state="received",
+                data={},
+                created_at=now,
+                updated_at=now,
+            )
+            for n in range(count)
+        ]
+        session.add_all(rows)
+        session.flush()
+        return [row.id or 0 for row in rows]
+
+
+def test_of_two_running_jobs_of_one_order_and_kind_only_the_later_claimed_waits(db: Engine) -> None:
+    """`sibling_running`: submit, amend and push-back jobs of one order never overlap."""
+    order, other = _orders(db, 2)
+    enqueue(db, order_id=order, dedupe_key="a")
+    enqueue(db, order_id=order, dedupe_key="b")
+    enqueue(db, order_id=other)
+    enqueue(db, kind="amend", order_id=order)
+    first, second, elsewhere, amend = (jobs.claim(db) for _ in range(4))
+    assert first and second and elsewhere and amend
+    assert (first.order_channel_id, elsewhere.order_channel_id) == ("shop-0", "shop-1"), "read by the claim"
+
+    def waits(job: jobs.ClaimedJob, **kwargs: bool) -> bool:
+        with read_session(db) as session:
+            return jobs.sibling_running(session, job, **kwargs)
+
+    assert (waits(first), waits(second)) == (False, True)
+    assert not waits(elsewhere) and not waits(amend), "another order, another kind"
+    assert not waits(second, same_key=True), "narrowed to its own dedupe key"
+    with write_session(db) as session:  # the first one's lease ran out: it no longer counts
+        session.execute(update(JobRecord).where(JobRecord.id == first.id).values(lease_until=0))
+    assert not waits(second)
+    with write_session(db) as session:
+        session.execute(
+            update(JobRecord).where(JobRecord.id == first.id).values(lease_until=db_now(session) + 60)
+        )
+        jobs.complete(session, first)
+    assert not waits(second), "finished"
