@@ -506,6 +506,11 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
     window = end - window_start
     allowed = args.sellers * rate
     in_window = [t for t in accepted.values() if window_start <= t <= end]
+    # The workers' CPU per create over the metered span (arrivals): on a saturated machine the
+    # create rate depends on the share of the cores the workers get; this does much less.
+    metered = sum(1 for t in accepted.values() if start <= t <= end)
+    worker_cpu = cpu["workers"]
+    cpu_ms_per_create = worker_cpu * args.duration * 1000 / metered if worker_cpu and metered else None
     arrived_in_window = [a for a in arrivals if args.warmup <= a.at <= args.duration]
     fraction = len(in_window) / (window * allowed) if window > 0 else None
     offered = len(arrived_in_window) / (window * allowed) if window > 0 else None
@@ -542,7 +547,8 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
     print(
         f"CPU (cores): workers {_fmt(cpu['workers'], '.2f')}, this process (simulator + arrivals) "
         f"{_fmt(cpu['bench_process'], '.2f')}, whole machine {_fmt(cpu['machine'], '.2f')} of "
-        f"{os.cpu_count()}; submit job p50 {_fmt(percentile(job_ms, 50), '.0f')} ms; "
+        f"{os.cpu_count()}; workers' CPU per create {_fmt(cpu_ms_per_create, '.1f')} ms; "
+        f"submit job p50 {_fmt(percentile(job_ms, 50), '.0f')} ms; "
         f"load average now {os.getloadavg()[0]:.2f}"
     )
     print(
@@ -582,6 +588,7 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
         "window_s": _r(window, 1),
         "submit_job_p50_ms": _r(percentile(job_ms, 50), 0),
         "cpu_workers": _r(cpu["workers"], 2),
+        "worker_cpu_ms_per_create": _r(cpu_ms_per_create, 1),
         "cpu_bench_process": _r(cpu["bench_process"], 2),
         "cpu_machine": _r(cpu["machine"], 2),
         "cpus": os.cpu_count(),
