@@ -341,6 +341,7 @@ class CpuMeter:
             "workers": workers,
             "bench_process": (time.process_time() - self.own_cpu) / wall,
             "machine": machine,
+            "wall": wall,
         }
 
 
@@ -508,9 +509,10 @@ def run(args: argparse.Namespace, db: Database, workdir: Path, seed: int, res: R
     in_window = [t for t in accepted.values() if window_start <= t <= end]
     # The workers' CPU per create over the metered span (arrivals): on a saturated machine the
     # create rate depends on the share of the cores the workers get; this does much less.
-    metered = sum(1 for t in accepted.values() if start <= t <= end)
-    worker_cpu = cpu["workers"]
-    cpu_ms_per_create = worker_cpu * args.duration * 1000 / metered if worker_cpu and metered else None
+    metered_until = start + (cpu["wall"] or 0.0)
+    metered = sum(1 for t in accepted.values() if start <= t <= metered_until)
+    worker_cpu_s = (cpu["workers"] or 0.0) * (cpu["wall"] or 0.0)
+    cpu_ms_per_create = worker_cpu_s * 1000 / metered if worker_cpu_s and metered else None
     arrived_in_window = [a for a in arrivals if args.warmup <= a.at <= args.duration]
     fraction = len(in_window) / (window * allowed) if window > 0 else None
     offered = len(arrived_in_window) / (window * allowed) if window > 0 else None

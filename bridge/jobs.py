@@ -36,6 +36,13 @@ from .store import (
     write_session,
 )
 
+#: The orders table under a name of its own for the claim's channel lookup. SQLAlchemy renders
+#: every column of an `UPDATE ... RETURNING` on SQLite without its table, subqueries included
+#: (`WHERE id = order_id`, right only while `orders` has no `order_id`), so the lookup names both
+#: sides itself.
+_ORDER = OrderRecord.metadata.tables[OrderRecord.__tablename__].alias("claimed_order")
+_JOBS = JobRecord.__tablename__
+
 READY = "ready"
 RUNNING = "running"
 DONE = "done"
@@ -256,8 +263,8 @@ def _take_stmt() -> Executable:
             col(JobRecord.payload),
             col(JobRecord.attempts),
             col(JobRecord.max_attempts),
-            select(col(OrderRecord.channel_id))
-            .where(col(OrderRecord.id) == col(JobRecord.order_id))
+            select(_ORDER.c.channel_id)
+            .where(literal_column("claimed_order.id") == literal_column(f"{_JOBS}.order_id"))
             .scalar_subquery()
             .label("order_channel_id"),
         )

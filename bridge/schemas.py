@@ -119,14 +119,16 @@ def _validator(folder: str, name: str) -> Draft202012Validator:
     return strict
 
 
-# A compiled gate for the schemas on hot paths: the storefront payloads (every webhook) and
-# Amazon's create request (checked twice per order submitted). fastjsonschema turns a schema into
-# straight Python code: ~0.03 ms for a 6.6 KB Shopify order where jsonschema's interpreter takes
-# ~0.7 ms. It only ever says "valid" early: a document it refuses goes through jsonschema, whose
-# verdict and problems are what callers get. So its answer counts only where both agree that a
-# document is valid (tests/unit/test_schema_gate.py checks that it never passes what jsonschema
-# refuses). A `format` is checked by the same function jsonschema uses (`FORMAT_CHECKER`: our
-# date-time rule); a schema with a format that checker does not know is never gated.
+# A compiled gate for the schemas on hot paths: the storefront payloads (every webhook) and our
+# SP-API request bodies (the create request is checked twice per order submitted). fastjsonschema
+# turns a schema into straight Python code: ~0.03 ms for a 6.6 KB Shopify order where
+# jsonschema's interpreter takes ~0.7 ms. It only ever says "valid" early: a document it refuses
+# goes through jsonschema, whose verdict and problems are what callers get. So its answer counts
+# only where both agree that a document is valid (tests/unit/test_schema_gate.py checks that it
+# never passes what jsonschema refuses). A `format` is checked by the same function jsonschema
+# uses (`FORMAT_CHECKER`: our date-time rule; fastjsonschema asks it for strings only, and every
+# checker there passes other types, as jsonschema's own do); a schema with a format that checker
+# does not know is never gated.
 GATED_PREFIXES = ("shopify/", "woocommerce/", "spapi/")
 
 

@@ -294,11 +294,13 @@ def _take_stmt(dialect: str, db_clock: bool) -> Executable:
     """Refill, take `cost` tokens and write back, in one `UPDATE ... RETURNING`, unless that
     would leave more than `max_wait` seconds of debt (then no row is returned, nothing changes).
 
-    The same arithmetic as `_refill` and `_reserve`, in SQL. On PostgreSQL the row lock is the
-    update's own, and a row another writer held is evaluated again (clock included) once that
-    writer commits."""
+    The same arithmetic as `_refill` and `_reserve`, in SQL, with one reading of the clock for
+    the whole statement (PostgreSQL's `statement_timestamp()`: `clock_timestamp()` would read
+    anew at each of its uses). On PostgreSQL the row lock is the update's own, and a row another
+    writer held is evaluated again once that writer commits; a clock read before that writer's
+    `updated` then refills nothing (`_later`)."""
     t = RateBucketRecord.metadata.tables[RateBucketRecord.__tablename__]
-    now: Any = db_clock_column(dialect) if db_clock else bindparam("now", type_=Float)
+    now: Any = db_clock_column(dialect, statement_start=True) if db_clock else bindparam("now", type_=Float)
     gained = case((now > t.c.updated, (now - t.c.updated) * t.c.rate), else_=0.0)
     refilled = case((t.c.tokens + gained > t.c.burst, t.c.burst), else_=t.c.tokens + gained)
     after = refilled - bindparam("cost", type_=Float)
@@ -314,10 +316,11 @@ def _take_stmt(dialect: str, db_clock: bool) -> Executable:
 class DatabaseBuckets:
     """Token buckets in the `rate_buckets` table, shared by every process using the database.
 
-    Each operation is one short write transaction: lock the row (`SELECT ... FOR UPDATE` on
-    PostgreSQL; on SQLite the write session's `BEGIN IMMEDIATE` already serialises writers),
-    refill it by the database clock, take a token, write it back, commit. Any sleeping happens
-    after the commit. A row that does not exist yet is created with a full bucket by an
+    Each operation is one short write transaction that refills the bucket by the database clock,
+    takes a token, writes it back and commits; any sleeping happens after the commit. The usual
+    acquire is a single `UPDATE ... RETURNING` (`_take_stmt`); everything else locks the row
+    first (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the write session's `BEGIN
+    IMMEDIATE` already serialises writers). A row that does not exist yet is created with a full bucket by an
     `INSERT ... ON CONFLICT DO NOTHING`, so two processes racing to create it cannot collide.
 
     `use_db_clock=False` takes time from the injected clock instead (for tests on a ManualClock).

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.schemas import _gate, load_schema, passes_fast, schema_dir, validator
+from bridge.schemas import FORMAT_CHECKER, _gate, load_schema, passes_fast, schema_dir, validator
 from tests.support import fixture
 
 PAYLOADS = {
@@ -155,3 +155,11 @@ def test_the_gate_applies_our_date_time_rule(when: str) -> None:
     doc["displayableOrderDate"] = when
     assert not passes_fast("spapi/create_fulfillment_order", doc)
     assert not validator("spapi/create_fulfillment_order").is_valid(doc)
+
+
+def test_every_format_we_check_passes_values_that_are_not_strings() -> None:
+    """fastjsonschema asks a format checker about strings only; jsonschema asks about every
+    value. The gate agrees with jsonschema only while no checker refuses a non-string."""
+    for name in FORMAT_CHECKER.checkers:
+        for value in (0, 1.5, True, None, [], {}):
+            assert FORMAT_CHECKER.conforms(value, name), f"format {name!r} refuses {value!r}"
