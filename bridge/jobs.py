@@ -32,7 +32,7 @@ from .store import (
     OrderRecord,
     db_clock_column,
     db_now,
-    without_waiting_for_disk_column,
+    without_waiting_for_disk_columns,
     write_session,
 )
 
@@ -433,8 +433,7 @@ def _head_stmt(probe: Callable[[], Select[*_Ts]], kinds: tuple[str, ...]) -> Sel
 def _clock_stmt(dialect: str) -> Executable:
     """A claim's first statement: the database's clock, and (PostgreSQL) the transaction's
     commit set not to wait for the disk, without a round trip of its own."""
-    no_disk_wait = without_waiting_for_disk_column(dialect)
-    return select(db_clock_column(dialect), *([] if no_disk_wait is None else [no_disk_wait]))
+    return select(db_clock_column(dialect), *without_waiting_for_disk_columns(dialect))
 
 
 def _held_now(session: Session, job: ClaimedJob) -> float:

@@ -812,13 +812,13 @@ def commit_without_waiting_for_disk(conn: Connection) -> None:
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
-def without_waiting_for_disk_column(dialect: str) -> Any | None:
-    """`commit_without_waiting_for_disk` as a column of a statement the transaction runs anyway
-    (PostgreSQL's `set_config(..., is_local => true)` is `SET LOCAL`), saving a round trip of its
-    own. It takes effect only when the statement returns a row; None on SQLite."""
+def without_waiting_for_disk_columns(dialect: str) -> tuple[Any, ...]:
+    """`commit_without_waiting_for_disk` as columns to add to a statement the transaction runs
+    anyway (PostgreSQL's `set_config(..., is_local => true)` is `SET LOCAL`), saving a round trip
+    of its own. It takes effect only when the statement returns a row; none on SQLite."""
     if dialect != "postgresql":
-        return None
-    return func.set_config("synchronous_commit", "off", true())
+        return ()
+    return (func.set_config("synchronous_commit", "off", true()),)
 
 
 def db_epoch_sql(dialect: str, *, statement_start: bool = False) -> str:

@@ -46,7 +46,7 @@ from bridge.store import (
     commit_without_waiting_for_disk,
     db_clock_column,
     db_now,
-    without_waiting_for_disk_column,
+    without_waiting_for_disk_columns,
     write_session,
 )
 
@@ -137,7 +137,7 @@ def _refill(tokens: float, updated: float, rate: float, burst: float, now: float
 def _reserve(tokens: float, rate: float, max_wait: float | None, cost: float = 1.0) -> tuple[float, float]:
     """(balance after taking `cost` tokens, seconds until they are covered)."""
     after = tokens - cost
-    wait = 0.0 if after >= 0 else -after / rate
+    wait = _covered_in(after, rate)
     if max_wait is not None and wait > max_wait:
         raise LocalThrottle(
             message=f"the local rate budget needs {wait:.1f}s, more than the {max_wait:.1f}s allowed; "
@@ -145,6 +145,11 @@ def _reserve(tokens: float, rate: float, max_wait: float | None, cost: float = 1
             retry_after=wait,
         )
     return after, wait
+
+
+def _covered_in(balance: float, rate: float) -> float:
+    """Seconds until a balance (negative: tokens taken ahead) is back at zero."""
+    return 0.0 if balance >= 0 else -balance / rate
 
 
 def _prepaid(key: str) -> bool:
@@ -304,12 +309,12 @@ def _take_stmt(dialect: str, db_clock: bool) -> Executable:
     gained = case((now > t.c.updated, (now - t.c.updated) * t.c.rate), else_=0.0)
     refilled = case((t.c.tokens + gained > t.c.burst, t.c.burst), else_=t.c.tokens + gained)
     after = refilled - bindparam("cost", type_=Float)
-    no_disk_wait = without_waiting_for_disk_column(dialect)  # as `_transaction`, minus a round trip
+    no_disk_wait = without_waiting_for_disk_columns(dialect)  # as `_transaction`, minus a round trip
     return (
         update(t)
         .where(t.c.key == bindparam("bucket"), after >= -bindparam("max_wait", type_=Float) * t.c.rate)
         .values(tokens=after, updated=_later(t.c.updated, now))
-        .returning(t.c.tokens, t.c.rate, *([] if no_disk_wait is None else [no_disk_wait]))
+        .returning(t.c.tokens, t.c.rate, *no_disk_wait)
     )
 
 
@@ -320,8 +325,9 @@ class DatabaseBuckets:
     takes a token, writes it back and commits; any sleeping happens after the commit. The usual
     acquire is a single `UPDATE ... RETURNING` (`_take_stmt`); everything else locks the row
     first (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the write session's `BEGIN
-    IMMEDIATE` already serialises writers). A row that does not exist yet is created with a full bucket by an
-    `INSERT ... ON CONFLICT DO NOTHING`, so two processes racing to create it cannot collide.
+    IMMEDIATE` already serialises writers). A row that does not exist yet is created with a full
+    bucket by an `INSERT ... ON CONFLICT DO NOTHING`, so two processes racing to create it cannot
+    collide.
 
     `use_db_clock=False` takes time from the injected clock instead (for tests on a ManualClock).
     Database errors propagate: the caller's job fails and is retried like any other outage.
@@ -442,8 +448,7 @@ class DatabaseBuckets:
             row = conn.execute(_take_stmt(conn.dialect.name, self._use_db_clock), values).first()
         if row is None:
             return None
-        tokens, rate = float(row[0]), float(row[1])
-        return 0.0 if tokens >= 0 else -tokens / rate
+        return _covered_in(float(row[0]), float(row[1]))
 
     def observe_rate(self, account_id: str, operation: str, rate: float) -> None:
         if not sane_rate(rate):

@@ -36,7 +36,7 @@ from ..audit import note, transition
 from ..bootstrap import Bridge
 from ..channels import Channel
 from ..orders import TRANSITIONS, Event, OrderState
-from ..store import AlertRecord, OrderPartRecord, OrderRecord
+from ..store import AlertRecord, OrderPartRecord, OrderRecord, lock_order
 from .plan import seller_fulfillment_order_id
 
 log = logging.getLogger("bridge.drift")
@@ -187,9 +187,8 @@ def _adopt(session: Session, row: OrderRecord, header: FulfillmentOrder, now: da
     path = adoption_path(row.order_state, target)
     if path is None:
         return False
-    locked = session.execute(
-        select(OrderRecord).where(col(OrderRecord.id) == row.id).with_for_update()
-    ).scalar_one()
+    assert row.id is not None
+    locked = lock_order(session, row.id)
     was = locked.state
     locked.seller_fulfillment_order_id = header.seller_fulfillment_order_id
     reason = (
