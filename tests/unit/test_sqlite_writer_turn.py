@@ -19,7 +19,7 @@ def _hold_turn(url: str, holding: Event, done: Event) -> None:
     with one_writer_at_a_time(engine):
         holding.set()
         time.sleep(HOLD_S)
-    done.set()
+        done.set()  # still inside: set after the turn is released, a fast parent could beat it
 
 
 @pytest.mark.skipif(
