@@ -119,8 +119,9 @@ def _validator(folder: str, name: str) -> Draft202012Validator:
     return strict
 
 
-# A compiled gate for the schemas on hot paths: the storefront payloads (every webhook) and our
-# SP-API request bodies (the create request is checked twice per order submitted). fastjsonschema
+# A compiled gate for the schemas on hot paths: the storefront payloads (every webhook), our
+# SP-API request bodies (the create request is checked twice per order submitted) and the MCF
+# simulator's check of each request against Amazon's model (`compile_gate`). fastjsonschema
 # turns a schema into straight Python code: ~0.03 ms for a 6.6 KB Shopify order where
 # jsonschema's interpreter takes ~0.7 ms. It only ever says "valid" early: a document it refuses
 # goes through jsonschema, whose verdict and problems are what callers get. So its answer counts
@@ -131,10 +132,33 @@ def _validator(folder: str, name: str) -> Draft202012Validator:
 # does not know is never gated.
 GATED_PREFIXES = ("shopify/", "woocommerce/", "spapi/")
 
+Gate = Callable[[Any], Any]
+
+#: Keywords that mean the same to fastjsonschema's draft-07 code and to jsonschema's 2020-12 as
+#: our schemas use them. A schema with any other keyword is not gated: a keyword the compiler
+#: does not know would be skipped, and the gate would pass what jsonschema refuses.
+_GATE_KEYWORDS = frozenset(
+    {
+        *("$schema", "$id", "$defs", "$ref", "$comment", "title", "description", "default", "examples"),
+        *("type", "enum", "const", "format", "pattern", "minLength", "maxLength", "minimum", "maximum"),
+        *("properties", "required", "additionalProperties", "minProperties", "maxProperties"),
+        *("items", "minItems", "maxItems", "uniqueItems", "not", "if", "then", "else"),
+    }
+)
+_ANNOTATIONS = frozenset(
+    {"$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples"}
+)
+_SUBSCHEMAS = ("items", "additionalProperties", "not", "if", "then", "else")
+_SUBSCHEMA_MAPS = ("properties", "$defs")
+
 
 def passes_fast(name: str, document: Any) -> bool:
     """True when the compiled gate accepts `document`; False means "ask jsonschema", not invalid."""
-    gate = _gate(str(schema_dir()), name)
+    return gate_passes(_gate(str(schema_dir()), name), document)
+
+
+def gate_passes(gate: Gate | None, document: Any) -> bool:
+    """True when `gate` (from `compile_gate`) accepts `document`; False: no gate, or ask jsonschema."""
     if gate is None:
         return False
     try:
@@ -142,6 +166,43 @@ def passes_fast(name: str, document: Any) -> bool:
     except Exception:  # JsonSchemaException, or anything the generated code trips over
         return False
     return True
+
+
+def compile_gate(schema: dict[str, Any]) -> Gate | None:
+    """The compiled gate for `schema`, or None where it could disagree with jsonschema: a keyword
+    outside `_GATE_KEYWORDS`, a `$ref` with constraints beside it (draft-07 code ignores them), or
+    a `format` that `FORMAT_CHECKER` does not know."""
+    if not _gateable(schema):
+        return None
+    try:
+        import fastjsonschema
+    except ImportError:  # an environment installed from an older lock: jsonschema alone, as before
+        return None
+    formats = _formats(schema)
+    # A copy: compiling rewrites every local `$ref` in the document it is given to an absolute
+    # one, and `schema` may be a cached document everyone else reads.
+    compiled: Gate = fastjsonschema.compile(
+        copy.deepcopy(schema), use_default=False, formats={f: _format_check(f) for f in formats}
+    )
+    return compiled
+
+
+def _gateable(node: Any) -> bool:
+    if isinstance(node, bool):
+        return True
+    if not isinstance(node, dict) or not set(node) <= _GATE_KEYWORDS:
+        return False
+    if "$ref" in node and set(node) - _ANNOTATIONS - {"$ref"}:
+        return False
+    if "format" in node and node["format"] not in FORMAT_CHECKER.checkers:
+        return False
+    subschemas = [node[key] for key in _SUBSCHEMAS if key in node]
+    for key in _SUBSCHEMA_MAPS:
+        members = node.get(key, {})
+        if not isinstance(members, dict):
+            return False
+        subschemas += members.values()
+    return all(_gateable(sub) for sub in subschemas)
 
 
 def _formats(node: Any) -> set[str]:
@@ -161,23 +222,10 @@ def _format_check(name: str) -> Callable[[Any], bool]:
 
 
 @cache
-def _gate(folder: str, name: str) -> Callable[[Any], Any] | None:
+def _gate(folder: str, name: str) -> Gate | None:
     if not name.startswith(GATED_PREFIXES):
         return None
-    schema = _load(folder, name)
-    formats = _formats(schema)
-    if not formats <= set(FORMAT_CHECKER.checkers):
-        return None
-    try:
-        import fastjsonschema
-    except ImportError:  # an environment installed from an older lock: jsonschema alone, as before
-        return None
-    # A copy: compiling rewrites every local `$ref` in the document it is given to an absolute
-    # one, and `schema` is the cached document everyone else reads.
-    compiled: Callable[[Any], Any] = fastjsonschema.compile(
-        copy.deepcopy(schema), use_default=False, formats={f: _format_check(f) for f in formats}
-    )
-    return compiled
+    return compile_gate(_load(folder, name))
 
 
 # Problems as JSON path + rule + how to fix, never quoting the offending value (it may be

@@ -601,6 +601,25 @@ def test_a_held_order_is_cancelled_by_amazon_after_14_days(h: Harness) -> None:
     assert h.call("PUT", "/fulfillmentOrders/hold-2", json={"fulfillmentAction": "Ship"}).status_code == 400
 
 
+def test_only_orders_still_held_at_the_limit_give_their_units_back(h: Harness) -> None:
+    """Released before the limit: its units stay taken. Released and held again: the limit still
+    runs from when Amazon received it. Orders in both states, created at different times."""
+    h.create(order_body("lim-1", [item(quantity=5)], fulfillmentAction="Hold"))
+    h.create(order_body("lim-2", [item(quantity=3)], fulfillmentAction="Hold"))
+    h.clock.advance(DAY)
+    h.create(order_body("lim-3", [item(quantity=2)], fulfillmentAction="Hold"))
+    assert h.call("PUT", "/fulfillmentOrders/lim-1", json={"fulfillmentAction": "Ship"}).status_code == 200
+    assert h.call("PUT", "/fulfillmentOrders/lim-2", json={"fulfillmentAction": "Ship"}).status_code == 200
+    assert h.call("PUT", "/fulfillmentOrders/lim-2", json={"fulfillmentAction": "Hold"}).status_code == 200
+    assert h.sim.available("SKU-A") == 90
+    h.clock.advance(13 * DAY)  # lim-2's limit (14 days from its receipt), not yet lim-3's
+    assert h.sim.available("SKU-A") == 93
+    assert [h.status(o) for o in ("lim-2", "lim-3")] == ["Cancelled", "Received"]
+    h.clock.advance(DAY)
+    assert h.sim.available("SKU-A") == 95
+    assert h.status("lim-1") != "Cancelled"
+
+
 def test_a_held_orders_items_can_change_within_the_available_stock(h: Harness) -> None:
     h.create(order_body("hold-3", [item("SKU-FEW", "few", 1)], fulfillmentAction="Hold"))
     grow = {"items": [{"sellerFulfillmentOrderItemId": "few", "quantity": 2}]}

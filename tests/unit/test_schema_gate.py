@@ -16,7 +16,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.schemas import FORMAT_CHECKER, _gate, load_schema, passes_fast, schema_dir, validator
+from bridge.amazon.simulator import validation as simulator
+from bridge.schemas import (
+    FORMAT_CHECKER,
+    _gate,
+    compile_gate,
+    gate_passes,
+    load_schema,
+    passes_fast,
+    schema_dir,
+    validator,
+)
 from tests.support import fixture
 
 PAYLOADS = {
@@ -76,10 +86,37 @@ def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
     doc[path[-1]] = value
 
 
+def _create_body() -> dict[str, Any]:
+    return fixture(PAYLOADS["spapi/create_fulfillment_order"])
+
+
+def _preview_body() -> dict[str, Any]:
+    create = _create_body()
+    return {
+        "marketplaceId": create["marketplaceId"],
+        "address": create["destinationAddress"],
+        "items": [
+            {k: i[k] for k in ("sellerSku", "sellerFulfillmentOrderItemId", "quantity")}
+            for i in create["items"]
+        ],
+        "shippingSpeedCategories": ["Standard", "Expedited"],
+        "includeCODFulfillmentPreview": False,
+        "featureConstraints": create["featureConstraints"],
+    }
+
+
+#: The simulator checks every request against Amazon's model, through the same kind of gate.
+SIMULATOR_BODIES = {"createFulfillmentOrder": _create_body, "getFulfillmentPreview": _preview_body}
+
+
 @st.composite
-def mutated(draw: st.DrawFn) -> tuple[str, Any]:
-    name = draw(st.sampled_from(sorted(PAYLOADS)))
-    doc = copy.deepcopy(fixture(PAYLOADS[name]))
+def mutated(draw: st.DrawFn, source: str = "schemas") -> tuple[str, Any]:
+    if source == "simulator":
+        name = draw(st.sampled_from(sorted(SIMULATOR_BODIES)))
+        doc = copy.deepcopy(SIMULATOR_BODIES[name]())
+    else:
+        name = draw(st.sampled_from(sorted(PAYLOADS)))
+        doc = copy.deepcopy(fixture(PAYLOADS[name]))
     paths = _paths(doc)
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(paths))
@@ -106,6 +143,44 @@ def test_gate_never_passes_what_jsonschema_refuses(case: tuple[str, Any]) -> Non
     name, doc = case
     if passes_fast(name, doc):
         assert validator(name).is_valid(doc), f"gate passed a document jsonschema refuses ({name})"
+
+
+@given(mutated("simulator"))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_the_simulators_gate_never_passes_what_amazons_model_refuses(case: tuple[str, Any]) -> None:
+    operation, body = case
+    if gate_passes(simulator._body_gate(operation), body):
+        assert simulator._body_validator(operation).is_valid(body), f"gate passed a refused {operation} body"
+
+
+@pytest.mark.parametrize("operation", sorted(SIMULATOR_BODIES))
+def test_the_simulators_gate_passes_real_requests(operation: str) -> None:
+    body = SIMULATOR_BODIES[operation]()
+    assert simulator._body_validator(operation).is_valid(body)
+    assert gate_passes(simulator._body_gate(operation), body)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "dependentRequired": {"a": ["b"]}},  # a keyword the compiler skips
+        {"$defs": {"s": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/s", "maxLength": 2}}},
+        {"type": "array", "items": [{"type": "string"}]},
+        {"type": "object", "properties": {"at": {"type": "string", "format": "made-up-format"}}},
+    ],
+)
+def test_a_schema_the_gate_could_read_differently_is_not_gated(schema: dict[str, Any]) -> None:
+    assert compile_gate(schema) is None
+
+
+def test_a_ref_with_only_annotations_beside_it_is_gated() -> None:
+    schema = {
+        "$defs": {"s": {"type": "string"}},
+        "properties": {"a": {"$ref": "#/$defs/s", "description": "d"}},
+    }
+    gate = compile_gate(schema)
+    assert gate_passes(gate, {"a": "x"})
+    assert not gate_passes(gate, {"a": 1})
 
 
 @pytest.mark.parametrize("name", sorted(PAYLOADS))

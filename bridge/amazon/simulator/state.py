@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import heapq
+import itertools
 import json
 import threading
 from collections.abc import Mapping
@@ -149,6 +151,9 @@ class Simulator:
         self.buckets = RateLimiter(self.rate_clock, self.config.limit_for)
         self._lock = threading.RLock()
         self._orders: dict[str, SimOrder] = {}
+        # Orders that were put on hold, oldest first: `_settle` looks at the due ones only.
+        self._holds: list[tuple[datetime, int, SimOrder]] = []
+        self._hold_seq = itertools.count()
         self._packages: dict[int, tuple[SimOrder, PlannedShipment, PlannedPackage]] = {}
         self._skus: dict[str, SkuConfig] = {}
         self._available: dict[str, int] = {}
@@ -270,7 +275,9 @@ class Simulator:
                 released_at=None if body.get("fulfillmentAction") == "Hold" else now,
                 invalid=invalid,
             )
-            if not order.held and not invalid:
+            if order.held:
+                self._held(order)
+            elif not invalid:
                 self._plan(order)
             self._orders[sfo_id] = order
             self.ledger.record_create(sfo_id)
@@ -379,6 +386,7 @@ class Simulator:
                     raise invalid_input("An order hold can only be placed while the order is Received.")
                 order.released_at = None
                 self._unplan(order)
+                self._held(order)
         return {}
 
     def _update_items(self, order: SimOrder, items: list[dict[str, Any]]) -> None:
@@ -793,6 +801,7 @@ class Simulator:
         of grants that were never revoked stay valid."""
         with self._lock:
             self._orders.clear()
+            self._holds.clear()
             self._packages.clear()
             self._skus = dict(self.config.skus)
             self._available = {sku: cfg.quantity for sku, cfg in self.config.skus.items()}
@@ -817,11 +826,17 @@ class Simulator:
 
         Everything else about an order is computed from the clock; inventory is the one piece
         of state another order can observe, so it is settled before any read or write of it.
+        Every call looks at the due holds only: a scan of every order on every request made the
+        simulator slower with each order it had taken.
         """
         limit = timedelta(seconds=self.config.timings.hold_auto_cancel_after)
-        for order in self._orders.values():
-            if order.held and not order.reservation_released and now >= order.received_at + limit:
+        while self._holds and now >= self._holds[0][0] + limit:
+            order = heapq.heappop(self._holds)[2]
+            if order.held:  # released since (it is queued again if it is held again)
                 self._release(order)
+
+    def _held(self, order: SimOrder) -> None:
+        heapq.heappush(self._holds, (order.received_at, next(self._hold_seq), order))
 
     def _release(self, order: SimOrder) -> None:
         if not order.reservation_released:
