@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
@@ -404,21 +406,117 @@ def deferrable(delivery: Delivery) -> bool:
 
 def defer(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock) -> IngestResult:
     """Store a verified, parsed delivery and queue an `intake` job to apply it, instead of
-    applying it here: two inserts in one short transaction, so a web process under load holds
-    the database for as little as the least receiver would. The inbox row is the same (dedupe,
-    durable before the 2xx); its outcome says `deferred` until the job settles it."""
+    applying it here: two inserts, so a web process under load holds the database for as little
+    as the least receiver would. The inbox row is the same (dedupe, durable before the 2xx); its
+    outcome says `deferred` until the job settles it.
+
+    Deferrals that arrive while another one is being committed are stored together, in the next
+    transaction (`_GroupCommit`): each still returns only once its own rows are committed."""
+    return _group(engine).store(_Deferral(channel, delivery, body, clock))
+
+
+@dataclass(eq=False)
+class _Deferral:
+    channel: Channel
+    delivery: Delivery
+    body: bytes
+    clock: Clock
+    result: IngestResult | None = None
+    #: The shared transaction failed: store this one in a transaction of its own.
+    alone: bool = False
+
+
+class _GroupCommit:
+    """Group commit for the deferrals of one process and database.
+
+    Under load the web process's handlers queue for the database (SQLite: one writer at a time),
+    and each transaction's fixed cost -- taking the writer's turn, BEGIN, COMMIT -- is paid per
+    delivery. Here a handler that finds no transaction in progress commits every deferral
+    waiting at that moment (its own included, at most `MAX_BATCH`) in one; the others wait for
+    it and return their own result, or lead the next one. Alone (the usual case when idle) a
+    handler commits just its own, as before. If the shared transaction fails, each of its
+    deferrals is stored again in its own transaction, so one bad delivery fails only itself.
+    """
+
+    MAX_BATCH = 32
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting: list[_Deferral] = []
+        self._committing = False
+
+    def store(self, item: _Deferral) -> IngestResult:
+        with self._cond:
+            self._waiting.append(item)
+            while self._committing and item.result is None and not item.alone:
+                self._cond.wait()
+            batch = None if item.result is not None or item.alone else self._lead(item)
+        if batch is not None:
+            try:
+                self._commit(batch)
+            finally:
+                with self._cond:
+                    for taken in batch:  # not stored (the transaction raised): each tries alone
+                        taken.alone = taken.result is None
+                    self._committing = False
+                    self._cond.notify_all()
+        if item.result is not None:
+            return item.result
+        return _store_deferrals(self._engine, [item])[0]
+
+    def _lead(self, item: _Deferral) -> list[_Deferral]:
+        """Take `item` and the longest-waiting others for one transaction (caller holds the lock)."""
+        self._committing = True
+        self._waiting.remove(item)
+        batch = [item, *self._waiting[: self.MAX_BATCH - 1]]
+        del self._waiting[: len(batch) - 1]
+        return batch
+
+    def _commit(self, batch: list[_Deferral]) -> None:
+        if len(batch) == 1:
+            batch[0].result = _store_deferrals(self._engine, batch)[0]
+            return
+        try:
+            results = _store_deferrals(self._engine, batch)
+        except Exception:
+            return  # `store` marks the batch: each deferral is tried again on its own
+        for item, result in zip(batch, results, strict=True):
+            item.result = result
+
+
+def _store_deferrals(engine: Engine, batch: list[_Deferral]) -> list[IngestResult]:
+    """The inbox rows and `intake` jobs of `batch`, committed in one transaction."""
+    results = []
     with (
         one_writer_at_a_time(engine),
         engine.begin() as conn,
         Session(bind=conn, expire_on_commit=False) as session,
     ):
-        delivery_id = _insert_delivery(
-            session, channel, delivery, body, clock, SOURCE_WEBHOOK, outcome=DEFERRED
-        )
-        if delivery_id is None:
-            return IngestResult(duplicate=True, outcome="duplicate")
-        jobs.enqueue(session, JOB_INTAKE, payload={"delivery_id": delivery_id, "channel_id": channel.id})
-        return IngestResult(duplicate=False, outcome=DEFERRED)
+        for item in batch:
+            delivery_id = _insert_delivery(
+                session, item.channel, item.delivery, item.body, item.clock, SOURCE_WEBHOOK, outcome=DEFERRED
+            )
+            if delivery_id is None:
+                results.append(IngestResult(duplicate=True, outcome="duplicate"))
+                continue
+            jobs.enqueue(
+                session, JOB_INTAKE, payload={"delivery_id": delivery_id, "channel_id": item.channel.id}
+            )
+            results.append(IngestResult(duplicate=False, outcome=DEFERRED))
+    return results
+
+
+_groups: weakref.WeakKeyDictionary[Engine, _GroupCommit] = weakref.WeakKeyDictionary()
+_groups_lock = threading.Lock()
+
+
+def _group(engine: Engine) -> _GroupCommit:
+    with _groups_lock:
+        group = _groups.get(engine)
+        if group is None:
+            group = _groups[engine] = _GroupCommit(engine)
+        return group
 
 
 def _park_refused(

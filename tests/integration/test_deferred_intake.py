@@ -3,6 +3,8 @@ result is the same as applying it in the request."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -12,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from bridge import intake
 from bridge.app import create_app
 from bridge.bootstrap import Bridge
 from bridge.intake import DEFERRED, JOB_INTAKE, JOB_SUBMIT
@@ -25,6 +28,7 @@ from bridge.store import (
     read_session,
     write_session,
 )
+from bridge.storefronts.registry import adapter_for
 from bridge.web.admission import Admission
 from bridge.worker import Worker
 from tests.conftest import apply_deferred
@@ -307,3 +311,86 @@ def test_when_a_batch_fails_its_other_jobs_go_back_and_each_runs_alone(
         session.execute(update(JobRecord).where(JobRecord.kind == JOB_INTAKE).values(run_at=0))
     assert worker.drain() == 2
     assert {row.outcome for row in deliveries_rows(db)} == {"created"}
+
+
+def _parsed(bridge: Bridge, number: int, webhook_id: str | None = None) -> tuple[Any, Any, bytes]:
+    channel = bridge.config.channel("shop-a")
+    assert channel is not None
+    body, headers = shopify_delivery(shopify_order(number), webhook_id=webhook_id)
+    return channel, adapter_for("shopify").parse(channel, headers, body, bridge.clock), body
+
+
+def _defer_together(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch, parsed: list[Any]
+) -> tuple[list[Any], list[int]]:
+    """Defer `parsed` from one thread each while the first transaction is held open until all the
+    others wait for it; returns each thread's result (or exception) and the transactions' sizes."""
+    store = intake._store_deferrals
+    sizes: list[int] = []
+    group = intake._group(bridge.engine)
+
+    first_in = threading.Event()
+
+    def held_first(engine: Engine, batch: list[Any]) -> list[Any]:
+        if not first_in.is_set():
+            first_in.set()
+            deadline = time.monotonic() + 10
+            while len(group._waiting) < len(parsed) - 1 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        sizes.append(len(batch))
+        return store(engine, batch)
+
+    monkeypatch.setattr(intake, "_store_deferrals", held_first)
+    results: list[Any] = [None] * len(parsed)
+
+    def run(i: int) -> None:
+        channel, delivery, body = parsed[i]
+        try:
+            results[i] = intake.defer(bridge.engine, channel, delivery, body, bridge.clock)
+        except Exception as exc:
+            results[i] = exc
+
+    first = threading.Thread(target=run, args=(0,))
+    first.start()
+    assert first_in.wait(10)
+    others = [threading.Thread(target=run, args=(i,)) for i in range(1, len(parsed))]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(10)
+    return results, sizes
+
+
+def test_deferrals_that_wait_for_a_commit_are_stored_together_each_with_its_own_answer(
+    bridge: Bridge, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = [_parsed(bridge, 2000 + i) for i in range(6)]
+    parsed.append(_parsed(bridge, 2001, webhook_id=parsed[1][1].delivery_key))  # a replay of #2001
+    results, sizes = _defer_together(bridge, monkeypatch, parsed)
+    assert sizes == [1, 6]  # the first alone, then everyone who waited for it in one transaction
+    assert sorted(r.outcome for r in results) == ["deferred"] * 6 + ["duplicate"]
+    assert [r.duplicate for r in results].count(True) == 1
+    assert len(deliveries(db)) == 6 and job_kinds(db) == [JOB_INTAKE] * 6
+    assert apply_deferred(bridge) == 6
+    with read_session(db) as session:
+        assert len(session.execute(select(OrderRecord.id)).all()) == 6
+
+
+def test_one_delivery_that_cannot_be_stored_fails_only_itself(
+    bridge: Bridge, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = [_parsed(bridge, 3000 + i) for i in range(5)]
+    bad = parsed[3][1].delivery_key
+    insert_delivery = intake._insert_delivery
+
+    def refusing(session: Any, channel: Any, delivery: Any, *args: Any, **kwargs: Any) -> Any:
+        if delivery.delivery_key == bad:
+            raise ValueError("refused by the test")
+        return insert_delivery(session, channel, delivery, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "_insert_delivery", refusing)
+    results, sizes = _defer_together(bridge, monkeypatch, parsed)
+    assert sizes[:2] == [1, 4] and sizes[2:] == [1, 1, 1, 1]  # the shared one failed: each alone
+    assert isinstance(results[3], ValueError)
+    assert [r.outcome for i, r in enumerate(results) if i != 3] == ["deferred"] * 4
+    assert len(deliveries(db)) == 4 and job_kinds(db) == [JOB_INTAKE] * 4
