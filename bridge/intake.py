@@ -412,7 +412,7 @@ def defer(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clo
 
     Deferrals that arrive while another one is being committed are stored together, in the next
     transaction (`_GroupCommit`): each still returns only once its own rows are committed."""
-    return _group(engine).store(_Deferral(channel, delivery, body, clock))
+    return _group(engine).store(engine, _Deferral(channel, delivery, body, clock))
 
 
 @dataclass(eq=False)
@@ -440,13 +440,12 @@ class _GroupCommit:
 
     MAX_BATCH = 32
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._waiting: list[_Deferral] = []
         self._committing = False
 
-    def store(self, item: _Deferral) -> IngestResult:
+    def store(self, engine: Engine, item: _Deferral) -> IngestResult:
         with self._cond:
             self._waiting.append(item)
             while self._committing and item.result is None and not item.alone:
@@ -454,7 +453,7 @@ class _GroupCommit:
             batch = None if item.result is not None or item.alone else self._lead(item)
         if batch is not None:
             try:
-                self._commit(batch)
+                self._commit(engine, batch)
             finally:
                 with self._cond:
                     for taken in batch:  # not stored (the transaction raised): each tries alone
@@ -463,7 +462,7 @@ class _GroupCommit:
                     self._cond.notify_all()
         if item.result is not None:
             return item.result
-        return _store_deferrals(self._engine, [item])[0]
+        return _store_deferrals(engine, [item])[0]
 
     def _lead(self, item: _Deferral) -> list[_Deferral]:
         """Take `item` and the longest-waiting others for one transaction (caller holds the lock)."""
@@ -473,38 +472,50 @@ class _GroupCommit:
         del self._waiting[: len(batch) - 1]
         return batch
 
-    def _commit(self, batch: list[_Deferral]) -> None:
+    def _commit(self, engine: Engine, batch: list[_Deferral]) -> None:
         if len(batch) == 1:
-            batch[0].result = _store_deferrals(self._engine, batch)[0]
+            batch[0].result = _store_deferrals(engine, batch)[0]
             return
         try:
-            results = _store_deferrals(self._engine, batch)
-        except Exception:
+            results = _store_deferrals(engine, batch)
+        except Exception as exc:
+            # The class only: a database error's text quotes the bound values (the order body).
+            log.warning(
+                "storing %d deferred deliveries together failed (%s); storing each on its own",
+                len(batch),
+                type(exc).__name__,
+            )
             return  # `store` marks the batch: each deferral is tried again on its own
         for item, result in zip(batch, results, strict=True):
             item.result = result
 
 
 def _store_deferrals(engine: Engine, batch: list[_Deferral]) -> list[IngestResult]:
-    """The inbox rows and `intake` jobs of `batch`, committed in one transaction."""
-    results = []
+    """The inbox rows and `intake` jobs of `batch`, committed in one transaction, in the order of
+    their inbox keys: two PostgreSQL transactions inserting the same keys then wait for each other
+    in one order, never in a deadlock. The results are in the order of `batch`."""
+    results: dict[int, IngestResult] = {}
+    in_key_order = sorted(
+        range(len(batch)), key=lambda i: (batch[i].channel.id, storage_key(batch[i].delivery.delivery_key))
+    )
     with (
         one_writer_at_a_time(engine),
         engine.begin() as conn,
         Session(bind=conn, expire_on_commit=False) as session,
     ):
-        for item in batch:
+        for index in in_key_order:
+            item = batch[index]
             delivery_id = _insert_delivery(
                 session, item.channel, item.delivery, item.body, item.clock, SOURCE_WEBHOOK, outcome=DEFERRED
             )
             if delivery_id is None:
-                results.append(IngestResult(duplicate=True, outcome="duplicate"))
+                results[index] = IngestResult(duplicate=True, outcome="duplicate")
                 continue
             jobs.enqueue(
                 session, JOB_INTAKE, payload={"delivery_id": delivery_id, "channel_id": item.channel.id}
             )
-            results.append(IngestResult(duplicate=False, outcome=DEFERRED))
-    return results
+            results[index] = IngestResult(duplicate=False, outcome=DEFERRED)
+    return [results[index] for index in range(len(batch))]
 
 
 _groups: weakref.WeakKeyDictionary[Engine, _GroupCommit] = weakref.WeakKeyDictionary()
@@ -515,7 +526,7 @@ def _group(engine: Engine) -> _GroupCommit:
     with _groups_lock:
         group = _groups.get(engine)
         if group is None:
-            group = _groups[engine] = _GroupCommit(engine)
+            group = _groups[engine] = _GroupCommit()
         return group
 
 

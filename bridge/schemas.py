@@ -145,9 +145,10 @@ _GATE_KEYWORDS = frozenset(
         *("items", "minItems", "maxItems", "uniqueItems", "not", "if", "then", "else"),
     }
 )
-_ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples"}
-)
+#: What may stand beside a `$ref` (draft-07 code ignores a `$ref`'s siblings; these change nothing).
+_BESIDE_REF = frozenset({"$comment", "title", "description", "default", "examples"})
+#: fastjsonschema's rewrite of a pattern: every `$` not after a backslash, inside `[...]` too.
+_GATE_DOLLAR = re.compile(r"(?<!\\)\$")
 _SUBSCHEMAS = ("items", "additionalProperties", "not", "if", "then", "else")
 _SUBSCHEMA_MAPS = ("properties", "$defs")
 
@@ -170,31 +171,41 @@ def gate_passes(gate: Gate | None, document: Any) -> bool:
 
 def compile_gate(schema: dict[str, Any]) -> Gate | None:
     """The compiled gate for `schema`, or None where it could disagree with jsonschema: a keyword
-    outside `_GATE_KEYWORDS`, a `$ref` with constraints beside it (draft-07 code ignores them), or
-    a `format` that `FORMAT_CHECKER` does not know."""
-    if not _gateable(schema):
+    outside `_GATE_KEYWORDS`, anything but annotations beside a `$ref` (draft-07 code ignores
+    them), an `$id` below the root (it would move what a `$ref` points to), a `pattern` that
+    fastjsonschema reads otherwise than `_strict_regex`, a `format` that `FORMAT_CHECKER` does not
+    know, or a schema the compiler cannot handle."""
+    if not _gateable(schema, root=True):
         return None
     try:
         import fastjsonschema
     except ImportError:  # an environment installed from an older lock: jsonschema alone, as before
         return None
     formats = _formats(schema)
-    # A copy: compiling rewrites every local `$ref` in the document it is given to an absolute
-    # one, and `schema` may be a cached document everyone else reads.
-    compiled: Gate = fastjsonschema.compile(
-        copy.deepcopy(schema), use_default=False, formats={f: _format_check(f) for f in formats}
-    )
+    try:
+        # A copy: compiling rewrites every local `$ref` in the document it is given to an
+        # absolute one, and `schema` may be a cached document everyone else reads.
+        compiled: Gate = fastjsonschema.compile(
+            copy.deepcopy(schema), use_default=False, formats={f: _format_check(f) for f in formats}
+        )
+    except Exception:  # e.g. a `$ref` it cannot resolve: jsonschema alone decides
+        return None
     return compiled
 
 
-def _gateable(node: Any) -> bool:
+def _gateable(node: Any, root: bool = False) -> bool:
     if isinstance(node, bool):
         return True
     if not isinstance(node, dict) or not set(node) <= _GATE_KEYWORDS:
         return False
-    if "$ref" in node and set(node) - _ANNOTATIONS - {"$ref"}:
+    if "$id" in node and not root:
+        return False
+    beside_ref = _BESIDE_REF | ({"$schema", "$id", "$defs"} if root else set())
+    if "$ref" in node and set(node) - beside_ref - {"$ref"}:
         return False
     if "format" in node and node["format"] not in FORMAT_CHECKER.checkers:
+        return False
+    if "pattern" in node and not _same_pattern(node["pattern"]):
         return False
     subschemas = [node[key] for key in _SUBSCHEMAS if key in node]
     for key in _SUBSCHEMA_MAPS:
@@ -203,6 +214,11 @@ def _gateable(node: Any) -> bool:
             return False
         subschemas += members.values()
     return all(_gateable(sub) for sub in subschemas)
+
+
+def _same_pattern(pattern: Any) -> bool:
+    """Whether fastjsonschema's compiled pattern is the one jsonschema's `StrictValidator` uses."""
+    return isinstance(pattern, str) and _GATE_DOLLAR.sub(r"\\Z", pattern) == _strict_regex(pattern).pattern
 
 
 def _formats(node: Any) -> set[str]:

@@ -3,9 +3,12 @@ result is the same as applying it in the request."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +28,7 @@ from bridge.store import (
     JobRecord,
     OrderEventRecord,
     OrderRecord,
+    make_engine,
     read_session,
     write_session,
 )
@@ -324,7 +328,9 @@ def _defer_together(
     bridge: Bridge, monkeypatch: pytest.MonkeyPatch, parsed: list[Any]
 ) -> tuple[list[Any], list[int]]:
     """Defer `parsed` from one thread each while the first transaction is held open until all the
-    others wait for it; returns each thread's result (or exception) and the transactions' sizes."""
+    others wait for it; returns each thread's result (or exception) and the transactions' sizes.
+    Every delivery answered `deferred` must be readable from another connection by the time its
+    answer comes (committed, not just written)."""
     store = intake._store_deferrals
     sizes: list[int] = []
     group = intake._group(bridge.engine)
@@ -343,22 +349,35 @@ def _defer_together(
     monkeypatch.setattr(intake, "_store_deferrals", held_first)
     results: list[Any] = [None] * len(parsed)
 
+    uncommitted: list[str] = []
+
     def run(i: int) -> None:
         channel, delivery, body = parsed[i]
         try:
             results[i] = intake.defer(bridge.engine, channel, delivery, body, bridge.clock)
         except Exception as exc:
             results[i] = exc
+            return
+        if results[i].outcome == DEFERRED and not _stored(bridge.engine, delivery.delivery_key):
+            uncommitted.append(delivery.delivery_key)
 
-    first = threading.Thread(target=run, args=(0,))
+    first = threading.Thread(target=run, args=(0,), daemon=True)
     first.start()
     assert first_in.wait(10)
-    others = [threading.Thread(target=run, args=(i,)) for i in range(1, len(parsed))]
+    others = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(parsed))]
     for thread in others:
         thread.start()
     for thread in [first, *others]:
         thread.join(10)
+        assert not thread.is_alive(), "a deferral never got its answer"
+    assert uncommitted == []
     return results, sizes
+
+
+def _stored(engine: Engine, delivery_key: str) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(select(DeliveryRecord.id).where(DeliveryRecord.delivery_key == delivery_key))
+        return found.first() is not None
 
 
 def test_deferrals_that_wait_for_a_commit_are_stored_together_each_with_its_own_answer(
@@ -394,3 +413,13 @@ def test_one_delivery_that_cannot_be_stored_fails_only_itself(
     assert isinstance(results[3], ValueError)
     assert [r.outcome for i, r in enumerate(results) if i != 3] == ["deferred"] * 4
     assert len(deliveries(db)) == 4 and job_kinds(db) == [JOB_INTAKE] * 4
+
+
+def test_the_group_commit_does_not_keep_an_engine_alive(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/other.sqlite3")
+    intake._group(engine)
+    gone = weakref.ref(engine)
+    engine.dispose()
+    del engine
+    gc.collect()
+    assert gone() is None

@@ -620,6 +620,15 @@ def test_only_orders_still_held_at_the_limit_give_their_units_back(h: Harness) -
     assert h.status("lim-1") != "Cancelled"
 
 
+def test_an_order_sent_to_ship_and_then_held_is_cancelled_at_the_hold_limit(h: Harness) -> None:
+    h.create(order_body("lim-4", [item(quantity=4)]))
+    assert h.call("PUT", "/fulfillmentOrders/lim-4", json={"fulfillmentAction": "Hold"}).status_code == 200
+    assert h.sim.available("SKU-A") == 96
+    h.clock.advance(14 * DAY)
+    assert h.status("lim-4") == "Cancelled"
+    assert h.sim.available("SKU-A") == 100
+
+
 def test_a_held_orders_items_can_change_within_the_available_stock(h: Harness) -> None:
     h.create(order_body("hold-3", [item("SKU-FEW", "few", 1)], fulfillmentAction="Hold"))
     grow = {"items": [{"sellerFulfillmentOrderItemId": "few", "quantity": 2}]}
