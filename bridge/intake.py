@@ -462,7 +462,7 @@ class _GroupCommit:
                     self._cond.notify_all()
         if item.result is not None:
             return item.result
-        return _store_deferrals(engine, [item])[0]
+        return _store_deferrals(engine, [item])[item]
 
     def _lead(self, item: _Deferral) -> list[_Deferral]:
         """Take `item` and the longest-waiting others for one transaction (caller holds the lock)."""
@@ -474,7 +474,7 @@ class _GroupCommit:
 
     def _commit(self, engine: Engine, batch: list[_Deferral]) -> None:
         if len(batch) == 1:
-            batch[0].result = _store_deferrals(engine, batch)[0]
+            batch[0].result = _store_deferrals(engine, batch)[batch[0]]
             return
         try:
             results = _store_deferrals(engine, batch)
@@ -486,36 +486,32 @@ class _GroupCommit:
                 type(exc).__name__,
             )
             return  # `store` marks the batch: each deferral is tried again on its own
-        for item, result in zip(batch, results, strict=True):
+        for item, result in results.items():
             item.result = result
 
 
-def _store_deferrals(engine: Engine, batch: list[_Deferral]) -> list[IngestResult]:
+def _store_deferrals(engine: Engine, batch: list[_Deferral]) -> dict[_Deferral, IngestResult]:
     """The inbox rows and `intake` jobs of `batch`, committed in one transaction, in the order of
     their inbox keys: two PostgreSQL transactions inserting the same keys then wait for each other
-    in one order, never in a deadlock. The results are in the order of `batch`."""
-    results: dict[int, IngestResult] = {}
-    in_key_order = sorted(
-        range(len(batch)), key=lambda i: (batch[i].channel.id, storage_key(batch[i].delivery.delivery_key))
-    )
+    in one order, never in a deadlock. Results are handed out only after the commit."""
+    results: dict[_Deferral, IngestResult] = {}
     with (
         one_writer_at_a_time(engine),
         engine.begin() as conn,
         Session(bind=conn, expire_on_commit=False) as session,
     ):
-        for index in in_key_order:
-            item = batch[index]
+        for item in sorted(batch, key=lambda d: (d.channel.id, storage_key(d.delivery.delivery_key))):
             delivery_id = _insert_delivery(
                 session, item.channel, item.delivery, item.body, item.clock, SOURCE_WEBHOOK, outcome=DEFERRED
             )
             if delivery_id is None:
-                results[index] = IngestResult(duplicate=True, outcome="duplicate")
+                results[item] = IngestResult(duplicate=True, outcome="duplicate")
                 continue
             jobs.enqueue(
                 session, JOB_INTAKE, payload={"delivery_id": delivery_id, "channel_id": item.channel.id}
             )
-            results[index] = IngestResult(duplicate=False, outcome=DEFERRED)
-    return [results[index] for index in range(len(batch))]
+            results[item] = IngestResult(duplicate=False, outcome=DEFERRED)
+    return results
 
 
 _groups: weakref.WeakKeyDictionary[Engine, _GroupCommit] = weakref.WeakKeyDictionary()

@@ -337,7 +337,7 @@ def _defer_together(
 
     first_in = threading.Event()
 
-    def held_first(engine: Engine, batch: list[Any]) -> list[Any]:
+    def held_first(engine: Engine, batch: list[Any]) -> dict[Any, Any]:
         if not first_in.is_set():
             first_in.set()
             deadline = time.monotonic() + 10

@@ -190,6 +190,16 @@ def test_a_schema_the_gate_could_read_differently_is_not_gated(schema: dict[str,
     assert compile_gate(schema) is None
 
 
+def test_the_guard_knows_how_the_compiler_rewrites_a_pattern() -> None:
+    """`_same_pattern` mirrors fastjsonschema's own `$` rewrite; a new release that rewrites
+    otherwise must fail here, not let the gate disagree with jsonschema."""
+    from fastjsonschema import draft04
+
+    from bridge.schemas import _GATE_DOLLAR
+
+    assert _GATE_DOLLAR.pattern == draft04.DOLLAR_FINDER.pattern
+
+
 def test_the_gate_and_jsonschema_read_ordinary_patterns_alike() -> None:
     gate = compile_gate({"type": "string", "pattern": "^x\\$y$"})
     assert gate is not None
