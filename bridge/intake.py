@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import cache
 from typing import NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -131,6 +131,30 @@ def _find_order_stmt() -> Executable:
     )
 
 
+def _delivery_values(
+    channel: Channel, delivery: Delivery, body: bytes, clock: Clock, source: str, outcome: str
+) -> dict[str, object]:
+    """The inbox row of a delivery."""
+    now = clock.now()
+    privacy = delivery.privacy
+    return {
+        "channel_id": channel.id,
+        "delivery_key": storage_key(delivery.delivery_key),
+        "event_id": storage_key(delivery.event_id) if delivery.event_id else None,
+        "topic": printable(delivery.topic, 64),
+        "received_at": now,
+        # A privacy request names the customer it is about; keeping it would defeat its purpose.
+        # Only its kind and the order ids stay (what `fba-bridge privacy export` needs).
+        "body": privacy_body(privacy.scope.value, privacy.order_external_ids)
+        if privacy is not None
+        else body,
+        "body_purged_at": now if privacy is not None else None,
+        "outcome": outcome,
+        "order_id": None,
+        "source": source,
+    }
+
+
 def _insert_delivery(
     session: Session,
     channel: Channel,
@@ -141,28 +165,10 @@ def _insert_delivery(
     outcome: str = "",
 ) -> int | None:
     """The inbox row's id, or None if this delivery was stored before (a replay)."""
-    key = storage_key(delivery.delivery_key)
-    now = clock.now()
-    privacy = delivery.privacy
     conn = session.connection()
     row = conn.execute(
         _insert_delivery_stmt(conn.dialect.name),
-        {
-            "channel_id": channel.id,
-            "delivery_key": key,
-            "event_id": storage_key(delivery.event_id) if delivery.event_id else None,
-            "topic": printable(delivery.topic, 64),
-            "received_at": now,
-            # A privacy request names the customer it is about; keeping it would defeat its purpose.
-            # Only its kind and the order ids stay (what `fba-bridge privacy export` needs).
-            "body": privacy_body(privacy.scope.value, privacy.order_external_ids)
-            if privacy is not None
-            else body,
-            "body_purged_at": now if privacy is not None else None,
-            "outcome": outcome,
-            "order_id": None,
-            "source": source,
-        },
+        _delivery_values(channel, delivery, body, clock, source, outcome),
     ).first()
     return None if row is None else int(row[0])
 
@@ -410,9 +416,13 @@ def defer(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clo
     as the least receiver would. The inbox row is the same (dedupe, durable before the 2xx); its
     outcome says `deferred` until the job settles it.
 
-    Deferrals that arrive while another one is being committed are stored together, in the next
-    transaction (`_GroupCommit`): each still returns only once its own rows are committed."""
-    return _group(engine).store(engine, _Deferral(channel, delivery, body, clock))
+    On SQLite, deferrals that arrive while another one is being committed are stored together,
+    in the next transaction (`_GroupCommit`): each still returns only once its own rows are
+    committed. On PostgreSQL each is one statement of its own (`_store_deferral_in_one_statement`)."""
+    deferral = _Deferral(channel, delivery, body, clock)
+    if engine.dialect.name == "postgresql":
+        return _store_deferral_in_one_statement(engine, deferral)
+    return _group(engine).store(engine, deferral)
 
 
 @dataclass(eq=False)
@@ -427,7 +437,7 @@ class _Deferral:
 
 
 class _GroupCommit:
-    """Group commit for the deferrals of one process and database.
+    """Group commit for the deferrals of one process and SQLite database.
 
     Under load the web process's handlers queue for the database (SQLite: one writer at a time),
     and each transaction's fixed cost -- taking the writer's turn, BEGIN, COMMIT -- is paid per
@@ -491,27 +501,67 @@ class _GroupCommit:
 
 
 def _store_deferrals(engine: Engine, batch: list[_Deferral]) -> dict[_Deferral, IngestResult]:
-    """The inbox rows and `intake` jobs of `batch`, committed in one transaction, in the order of
-    their inbox keys: two PostgreSQL transactions inserting the same keys then wait for each other
-    in one order, never in a deadlock. Results are handed out only after the commit."""
+    """The inbox rows and `intake` jobs of `batch` in one transaction (SQLite, one writer at a
+    time). Results are handed out only after the commit."""
     results: dict[_Deferral, IngestResult] = {}
     with (
         one_writer_at_a_time(engine),
         engine.begin() as conn,
         Session(bind=conn, expire_on_commit=False) as session,
     ):
-        for item in sorted(batch, key=lambda d: (d.channel.id, storage_key(d.delivery.delivery_key))):
+        for item in batch:
             delivery_id = _insert_delivery(
                 session, item.channel, item.delivery, item.body, item.clock, SOURCE_WEBHOOK, outcome=DEFERRED
             )
             if delivery_id is None:
-                results[item] = IngestResult(duplicate=True, outcome="duplicate")
+                results[item] = _DUPLICATE
                 continue
             jobs.enqueue(
                 session, JOB_INTAKE, payload={"delivery_id": delivery_id, "channel_id": item.channel.id}
             )
-            results[item] = IngestResult(duplicate=False, outcome=DEFERRED)
+            results[item] = _DEFERRED
     return results
+
+
+_DUPLICATE = IngestResult(duplicate=True, outcome="duplicate")
+_DEFERRED = IngestResult(duplicate=False, outcome=DEFERRED)
+
+
+@cache
+def _defer_stmt() -> Executable:
+    """`WITH stored AS (INSERT INTO deliveries ... ON CONFLICT DO NOTHING RETURNING ...), queued
+    AS (INSERT INTO jobs ... SELECT ... FROM stored) SELECT id FROM stored`: no row back means
+    a replay (nothing inserted, no job)."""
+    deliveries = _deliveries()
+    stored = (
+        pg_insert(deliveries)
+        .values(
+            {
+                name: bindparam(name, type_=column.type)
+                for name, column in deliveries.c.items()
+                if name != "id"
+            }
+        )
+        .on_conflict_do_nothing()
+        .returning(deliveries.c.id, deliveries.c.channel_id)
+        .cte("stored")
+    )
+    payload = func.json_build_object(
+        literal("delivery_id"), stored.c.id, literal("channel_id"), stored.c.channel_id
+    )
+    queued = jobs.enqueue_for_rows("postgresql", JOB_INTAKE, payload, stored).cte("queued")
+    return select(stored.c.id).add_cte(queued)
+
+
+def _store_deferral_in_one_statement(engine: Engine, item: _Deferral) -> IngestResult:
+    """PostgreSQL: the inbox row and its job as one autocommitted statement (a data-modifying
+    CTE): one round trip instead of BEGIN, two inserts and COMMIT, and no turn to wait for, since
+    PostgreSQL commits concurrent statements side by side. A statement is atomic on its own: the
+    row and its job are committed together, or neither. A replay inserts neither."""
+    values = _delivery_values(item.channel, item.delivery, item.body, item.clock, SOURCE_WEBHOOK, DEFERRED)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        stored = conn.execute(_defer_stmt(), values).first()
+    return _DUPLICATE if stored is None else _DEFERRED
 
 
 _groups: weakref.WeakKeyDictionary[Engine, _GroupCommit] = weakref.WeakKeyDictionary()

@@ -20,7 +20,22 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Float, Row, Select, bindparam, literal_column, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    FromClause,
+    Insert,
+    Integer,
+    Row,
+    Select,
+    String,
+    bindparam,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
@@ -120,6 +135,39 @@ def enqueue(
         conn.execute(statement, values)
         return True
     return conn.execute(statement, values).first() is not None
+
+
+def enqueue_for_rows(dialect: str, kind: str, payload: ColumnElement[Any], rows: FromClause) -> Insert:
+    """An INSERT of one waiting `kind` job per row of `rows`, its payload computed from that row
+    (no order, no dedupe key): for a statement that writes the rows and their jobs at once
+    (PostgreSQL: a data-modifying CTE). The same columns and clock as `enqueue`."""
+    clock = db_clock_column(dialect, statement_start=True)
+    names = (
+        "kind",
+        "payload",
+        "status",
+        "run_at",
+        "attempts",
+        "max_attempts",
+        "last_error",
+        "created_at",
+        "updated_at",
+        "lost_leases",
+    )
+    values = (
+        literal(kind, String),
+        payload,
+        literal(READY, String),
+        clock,
+        literal(0, Integer),
+        literal(retry_policy.for_kind(kind).max_attempts, Integer),
+        literal("", String),
+        clock,
+        clock,
+        literal(0, Integer),
+    )
+    table = JobRecord.metadata.tables[_JOBS]
+    return insert(table).from_select([table.c[name] for name in names], select(*values).select_from(rows))
 
 
 @cache

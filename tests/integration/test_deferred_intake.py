@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
-from bridge import intake
+from bridge import intake, jobs
 from bridge.app import create_app
 from bridge.bootstrap import Bridge
 from bridge.intake import DEFERRED, JOB_INTAKE, JOB_SUBMIT
@@ -327,10 +328,13 @@ def _parsed(bridge: Bridge, number: int, webhook_id: str | None = None) -> tuple
 def _defer_together(
     bridge: Bridge, monkeypatch: pytest.MonkeyPatch, parsed: list[Any]
 ) -> tuple[list[Any], list[int]]:
-    """Defer `parsed` from one thread each while the first transaction is held open until all the
+    """SQLite only (`_GroupCommit`; PostgreSQL stores each deferral in a statement of its own).
+    Defer `parsed` from one thread each while the first transaction is held open until all the
     others wait for it; returns each thread's result (or exception) and the transactions' sizes.
     Every delivery answered `deferred` must be readable from another connection by the time its
     answer comes (committed, not just written)."""
+    if bridge.engine.dialect.name != "sqlite":
+        pytest.skip("group commit is SQLite's; PostgreSQL stores each deferral in one statement")
     store = intake._store_deferrals
     sizes: list[int] = []
     group = intake._group(bridge.engine)
@@ -400,14 +404,14 @@ def test_one_delivery_that_cannot_be_stored_fails_only_itself(
 ) -> None:
     parsed = [_parsed(bridge, 3000 + i) for i in range(5)]
     bad = parsed[3][1].delivery_key
-    insert_delivery = intake._insert_delivery
+    delivery_values = intake._delivery_values
 
-    def refusing(session: Any, channel: Any, delivery: Any, *args: Any, **kwargs: Any) -> Any:
+    def refusing(channel: Any, delivery: Any, *args: Any) -> Any:
         if delivery.delivery_key == bad:
             raise ValueError("refused by the test")
-        return insert_delivery(session, channel, delivery, *args, **kwargs)
+        return delivery_values(channel, delivery, *args)
 
-    monkeypatch.setattr(intake, "_insert_delivery", refusing)
+    monkeypatch.setattr(intake, "_delivery_values", refusing)
     results, sizes = _defer_together(bridge, monkeypatch, parsed)
     assert sizes[:2] == [1, 4] and sizes[2:] == [1, 1, 1, 1]  # the shared one failed: each alone
     assert isinstance(results[3], ValueError)
@@ -423,3 +427,81 @@ def test_the_group_commit_does_not_keep_an_engine_alive(tmp_path: Path) -> None:
     del engine
     gc.collect()
     assert gone() is None
+
+
+def _only_postgresql(db: Engine) -> None:
+    if db.dialect.name != "postgresql":
+        pytest.skip("the one-statement deferral is PostgreSQL's (SQLite has no data-modifying CTE)")
+
+
+def test_on_postgresql_a_deferral_is_its_row_and_job_in_one_autocommitted_statement(
+    bridge: Bridge, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _only_postgresql(db)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(db, "before_cursor_execute", seen)
+    try:
+        channel, delivery, body = _parsed(bridge, 4000)
+        assert intake.defer(db, channel, delivery, body, bridge.clock).outcome == DEFERRED
+    finally:
+        event.remove(db, "before_cursor_execute", seen)
+    assert statements == ["WITH"], "one statement, no transaction of its own around it"
+    with read_session(db) as session:
+        (job,) = session.execute(select(JobRecord)).scalars().all()
+        (row,) = session.execute(select(DeliveryRecord)).scalars().all()
+        assert job.payload == {"delivery_id": row.id, "channel_id": "shop-a"}
+        assert (row.outcome, row.source, row.body) == (DEFERRED, "webhook", body)
+
+    # Every other column as `jobs.enqueue` writes it, so the worker cannot tell the two apart.
+    with write_session(db) as session:
+        jobs.enqueue(session, JOB_INTAKE, payload=job.payload)
+    with read_session(db) as session:
+        one, other = session.execute(select(JobRecord).order_by(JobRecord.id)).scalars().all()
+    times = {"id", "payload", "run_at", "created_at", "updated_at"}
+    columns = [name for name in JobRecord.model_fields if name not in times]
+    assert {name: getattr(one, name) for name in columns} == {name: getattr(other, name) for name in columns}
+    assert one.run_at == one.created_at == one.updated_at <= other.created_at
+
+    assert apply_deferred(bridge) == 2  # the job and its copy: the second finds it settled
+    assert [r.outcome for r in deliveries_rows(db)] == ["created"]
+
+
+def test_on_postgresql_concurrent_copies_of_one_delivery_store_it_once(bridge: Bridge, db: Engine) -> None:
+    _only_postgresql(db)
+    channel, delivery, body = _parsed(bridge, 4100)
+    start = threading.Barrier(4)
+    results: list[Any] = []
+
+    def run() -> None:
+        start.wait(5)
+        results.append(intake.defer(db, channel, delivery, body, bridge.clock))
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(r.outcome for r in results) == [DEFERRED] + ["duplicate"] * 3
+    assert len(deliveries(db)) == 1 and job_kinds(db) == [JOB_INTAKE]
+
+
+def test_on_postgresql_a_deferral_that_fails_stores_nothing(
+    bridge: Bridge, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _only_postgresql(db)
+    channel, delivery, body = _parsed(bridge, 4200)
+    # A job the database refuses (no such status may exist): the row written before it goes too.
+    monkeypatch.setattr(jobs, "READY", "x" * 100)
+    intake._defer_stmt.cache_clear()
+    try:
+        with pytest.raises(DBAPIError):
+            intake.defer(db, channel, delivery, body, bridge.clock)
+    finally:
+        intake._defer_stmt.cache_clear()
+    assert deliveries(db) == [] and job_kinds(db) == []
+    monkeypatch.undo()
+    assert intake.defer(db, channel, delivery, body, bridge.clock).outcome == DEFERRED
