@@ -39,6 +39,11 @@ INSERT = text(
 def create_app() -> Flask:
     engine = make_engine(normalise_database_url(os.environ["DATABASE_URL"]))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Both gunicorn workers run this at once, and two concurrent `CREATE TABLE IF NOT
+            # EXISTS` can both miss the table and one fail on PostgreSQL's catalog: that worker
+            # then fails to boot and gunicorn stops the whole floor. One at a time instead.
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": TABLE})
         conn.execute(text(CREATE))
     secret = os.environ["SHOP_A_WEBHOOK_SECRET"].encode()
     app = Flask(__name__)

@@ -346,10 +346,16 @@ class PhaseResult:
 
     def response_ms(self, p: float) -> float:
         """From putting the request on the wire to its answer: the server's part of the latency."""
-        return percentile(sorted((s.done - s.sent) * 1000.0 for s in self.samples), p)
+        return percentile([(s.done - s.sent) * 1000.0 for s in self.samples], p)
+
+    def response_p50_p99_ms(self, lo: int, hi: int) -> list[float] | None:
+        """`response_ms`'s p50 and p99 over the answers with a status in [lo, hi), if any."""
+        chosen = [(s.done - s.sent) * 1000.0 for s in self.samples if lo <= s.status < hi]
+        return [round(percentile(chosen, p), 1) for p in (50, 99)] if chosen else None
 
     def send_lag_ms(self, p: float) -> float:
-        """How late the load generator put requests on the wire (its own CPU contention)."""
+        """How late the load generator put requests on the wire: every sender was waiting for an
+        answer, or the generator was short of CPU."""
         return percentile(sorted((s.sent - s.due) * 1000.0 for s in self.samples), p)
 
     @property
@@ -375,6 +381,9 @@ class PhaseResult:
             "max_ms": round(self.pct(100), 1),
             "achieved_rate": round(self.achieved_rate, 1),
             "send_lag_p99_ms": round(self.send_lag_ms(99), 1),
+            # From sending, by kind of answer: where an overloaded server's time goes.
+            "response_2xx_p50_p99_ms": self.response_p50_p99_ms(200, 300),
+            "response_503_p50_p99_ms": self.response_p50_p99_ms(503, 504),
             "client_cpu": round(self.cpu.client, 2),
             "server_cpu": None if self.cpu.server is None else round(self.cpu.server, 2),
             "worker_cpu": [round(w, 2) for w in self.cpu.workers],
@@ -893,8 +902,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or not 0 <= args.warmup <= 60
     ):
         parser.error("--step-duration and --overload-duration must be in (0, 600], --warmup in [0, 60]")
-    if not 1 <= args.senders <= 512:
-        parser.error("--senders must be between 1 and 512")
+    if not 1 <= args.senders <= 4096:
+        parser.error("--senders must be between 1 and 4096")
     if args.workers < 1 or args.threads < 1 or args.floor_threads < 1:
         parser.error("--workers and the thread counts must be >= 1")
     return args
