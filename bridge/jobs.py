@@ -142,32 +142,24 @@ def enqueue_for_rows(dialect: str, kind: str, payload: ColumnElement[Any], rows:
     (no order, no dedupe key): for a statement that writes the rows and their jobs at once
     (PostgreSQL: a data-modifying CTE). The same columns and clock as `enqueue`."""
     clock = db_clock_column(dialect, statement_start=True)
-    names = (
-        "kind",
-        "payload",
-        "status",
-        "run_at",
-        "attempts",
-        "max_attempts",
-        "last_error",
-        "created_at",
-        "updated_at",
-        "lost_leases",
-    )
-    values = (
-        literal(kind, String),
-        payload,
-        literal(READY, String),
-        clock,
-        literal(0, Integer),
-        literal(retry_policy.for_kind(kind).max_attempts, Integer),
-        literal("", String),
-        clock,
-        clock,
-        literal(0, Integer),
-    )
+    columns: dict[str, ColumnElement[Any]] = {
+        "kind": literal(kind, String),
+        "payload": payload,
+        "status": literal(READY, String),
+        "run_at": clock,
+        "attempts": literal(0, Integer),
+        "max_attempts": literal(retry_policy.for_kind(kind).max_attempts, Integer),
+        "last_error": literal("", String),
+        "created_at": clock,
+        "updated_at": clock,
+        # Named although the column has a default: SQLAlchemy leaves a default's parameter
+        # unfilled in an INSERT ... SELECT inside a CTE.
+        "lost_leases": literal(0, Integer),
+    }
     table = JobRecord.metadata.tables[_JOBS]
-    return insert(table).from_select([table.c[name] for name in names], select(*values).select_from(rows))
+    return insert(table).from_select(
+        [table.c[name] for name in columns], select(*columns.values()).select_from(rows)
+    )
 
 
 @cache
