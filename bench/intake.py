@@ -356,7 +356,7 @@ class PhaseResult:
     def send_lag_ms(self, p: float) -> float:
         """How late the load generator put requests on the wire: every sender was waiting for an
         answer, or the generator was short of CPU."""
-        return percentile(sorted((s.sent - s.due) * 1000.0 for s in self.samples), p)
+        return percentile([(s.sent - s.due) * 1000.0 for s in self.samples], p)
 
     @property
     def passes_knee(self) -> bool:

@@ -419,10 +419,9 @@ def defer(engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clo
     On SQLite, deferrals that arrive while another one is being committed are stored together,
     in the next transaction (`_GroupCommit`): each still returns only once its own rows are
     committed. On PostgreSQL each is one statement of its own (`_store_deferral_in_one_statement`)."""
-    deferral = _Deferral(channel, delivery, body, clock)
     if engine.dialect.name == "postgresql":
-        return _store_deferral_in_one_statement(engine, deferral)
-    return _group(engine).store(engine, deferral)
+        return _store_deferral_in_one_statement(engine, channel, delivery, body, clock)
+    return _group(engine).store(engine, _Deferral(channel, delivery, body, clock))
 
 
 @dataclass(eq=False)
@@ -553,12 +552,14 @@ def _defer_stmt() -> Executable:
     return select(stored.c.id).add_cte(queued)
 
 
-def _store_deferral_in_one_statement(engine: Engine, item: _Deferral) -> IngestResult:
+def _store_deferral_in_one_statement(
+    engine: Engine, channel: Channel, delivery: Delivery, body: bytes, clock: Clock
+) -> IngestResult:
     """PostgreSQL: the inbox row and its job as one autocommitted statement (a data-modifying
     CTE): one round trip instead of BEGIN, two inserts and COMMIT, and no turn to wait for, since
     PostgreSQL commits concurrent statements side by side. A statement is atomic on its own: the
     row and its job are committed together, or neither. A replay inserts neither."""
-    values = _delivery_values(item.channel, item.delivery, item.body, item.clock, SOURCE_WEBHOOK, DEFERRED)
+    values = _delivery_values(channel, delivery, body, clock, SOURCE_WEBHOOK, DEFERRED)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         stored = conn.execute(_defer_stmt(), values).first()
     return _DUPLICATE if stored is None else _DEFERRED

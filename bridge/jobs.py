@@ -28,7 +28,6 @@ from sqlalchemy import (
     Integer,
     Row,
     Select,
-    String,
     bindparam,
     insert,
     literal,
@@ -114,18 +113,12 @@ def enqueue(
     same key; a running job with the key does not stop the new one (it may have read stale state).
     `max_attempts` defaults to the kind's retry policy (`bridge.retry_policy`). Its times are the
     database's clock, read by the insert itself (no round trip of its own)."""
-    if max_attempts is None:
-        max_attempts = retry_policy.for_kind(kind).max_attempts
     values = dict(
-        kind=kind,
+        _new_job(kind, max_attempts),
         order_id=order_id,
         payload=payload or {},
         dedupe_key=dedupe_key,
-        status=READY,
         delay_s=delay_s,
-        attempts=0,
-        max_attempts=max_attempts,
-        last_error="",
     )
     # Core on the session's connection (same transaction), one statement compiled per dialect:
     # the ORM's bulk-insert path cost more than the insert itself on the webhook path.
@@ -137,19 +130,23 @@ def enqueue(
     return conn.execute(statement, values).first() is not None
 
 
+def _new_job(kind: str, max_attempts: int | None = None) -> dict[str, Any]:
+    """A new job's own columns, whichever insert writes it: waiting, no attempt yet.
+    `max_attempts` defaults to the kind's retry policy."""
+    if max_attempts is None:
+        max_attempts = retry_policy.for_kind(kind).max_attempts
+    return {"kind": kind, "status": READY, "attempts": 0, "max_attempts": max_attempts, "last_error": ""}
+
+
 def enqueue_for_rows(dialect: str, kind: str, payload: ColumnElement[Any], rows: FromClause) -> Insert:
     """An INSERT of one waiting `kind` job per row of `rows`, its payload computed from that row
     (no order, no dedupe key): for a statement that writes the rows and their jobs at once
     (PostgreSQL: a data-modifying CTE). The same columns and clock as `enqueue`."""
     clock = db_clock_column(dialect, statement_start=True)
     columns: dict[str, ColumnElement[Any]] = {
-        "kind": literal(kind, String),
+        **{name: literal(value) for name, value in _new_job(kind).items()},
         "payload": payload,
-        "status": literal(READY, String),
         "run_at": clock,
-        "attempts": literal(0, Integer),
-        "max_attempts": literal(retry_policy.for_kind(kind).max_attempts, Integer),
-        "last_error": literal("", String),
         "created_at": clock,
         "updated_at": clock,
         # Named although the column has a default: SQLAlchemy leaves a default's parameter
