@@ -37,7 +37,11 @@ if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
     )
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -92,6 +96,15 @@ def browser() -> Iterator[WebDriver]:
         driver.quit()
 
 
+def page_was_being_replaced(exc: WebDriverException) -> bool:
+    """An element found on the old page and read after a form post navigated away. Chromium says
+    so either as a stale reference or, when the swap lands between its own find and read, as an
+    "unknown error" about a node that no longer belongs to the document."""
+    if isinstance(exc, (StaleElementReferenceException, NoSuchElementException)):
+        return True
+    return "does not belong to the document" in str(exc.msg or "")
+
+
 def wait_for(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
     """Poll `check`; an element that vanished because the page was being replaced (a form post
     navigating) is not an answer yet."""
@@ -99,7 +112,9 @@ def wait_for(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> 
     while True:
         try:
             value = check()
-        except (StaleElementReferenceException, NoSuchElementException):
+        except WebDriverException as exc:
+            if not page_was_being_replaced(exc):
+                raise
             value = None
         if value:
             return value
