@@ -95,11 +95,19 @@ def _run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _children(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of a process's children, from /proc."""
+    """(pid, command line) of a process's children, from /proc. A thread or child that exits
+    while it is being read (its /proc entry gone) is skipped, not an error."""
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        try:
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in children:
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
             out.append((int(child), cmdline))
     return out
 
