@@ -45,6 +45,7 @@ from .store import (
     DeliveryRecord,
     OrderEventRecord,
     OrderRecord,
+    one_statement,
     one_writer_at_a_time,
     printable,
     read_session,
@@ -560,7 +561,7 @@ def _store_deferral_in_one_statement(
     PostgreSQL commits concurrent statements side by side. A statement is atomic on its own: the
     row and its job are committed together, or neither. A replay inserts neither."""
     values = _delivery_values(channel, delivery, body, clock, SOURCE_WEBHOOK, DEFERRED)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with one_statement(engine) as conn:
         stored = conn.execute(_defer_stmt(), values).first()
     return _DUPLICATE if stored is None else _DEFERRED
 

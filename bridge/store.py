@@ -772,9 +772,32 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    bind = engine.execution_options(sqlite_begin="DEFERRED") if is_sqlite(engine) else engine
-    with Session(bind, expire_on_commit=False) as session:
-        yield session  # closing ends the transaction and leaves loaded objects readable
+    """A session for reading only. On SQLite a deferred transaction: one snapshot for all its
+    statements. On PostgreSQL each statement runs on its own (autocommit), which under READ
+    COMMITTED, the isolation the bridge runs at, reads exactly what a transaction would (every
+    statement takes a fresh snapshot either way) and saves the BEGIN and ROLLBACK round trips:
+    0.15 ms of a worker's CPU per session, one per submit job."""
+    if is_sqlite(engine):
+        with Session(engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False) as session:
+            yield session  # closing ends the transaction and leaves loaded objects readable
+        return
+    with Session(engine, expire_on_commit=False) as session:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
+@contextmanager
+def one_statement(engine: Engine) -> Iterator[Connection]:
+    """A connection for a write that is one statement, atomic on its own (an `UPDATE ...
+    RETURNING`, a data-modifying CTE). PostgreSQL runs it autocommitted: one round trip instead
+    of BEGIN, the statement and COMMIT. SQLite runs it in the usual write transaction, which
+    takes its write lock at BEGIN."""
+    if is_sqlite(engine):
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
 
 
 def lock_order(session: Session, order_id: int) -> OrderRecord:

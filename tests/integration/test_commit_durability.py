@@ -1,6 +1,8 @@
 """Which commits wait for the disk on PostgreSQL: a claim and a rate-token write do not (their
 loss in a database crash is a lease that ran out, or a few tokens handed out again); a job's
-result, a queued job and everything else do (bridge.store.commit_without_waiting_for_disk)."""
+result, a queued job and everything else do (bridge.store.commit_without_waiting_for_disk).
+Read sessions and one-statement writes run autocommitted there (bridge.store.read_session,
+one_statement); what that changes and what it must not is checked here too."""
 
 from __future__ import annotations
 
@@ -8,13 +10,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 
 from bridge import jobs
-from bridge.amazon.limiter import DatabaseBuckets
+from bridge.amazon.limiter import DatabaseBuckets, Limit
 from bridge.clock import SystemClock
-from bridge.store import write_session
+from bridge.store import one_statement, read_session, write_session
 
 
 @pytest.fixture
@@ -76,8 +78,73 @@ def test_claims_and_rate_tokens_do_not_wait_for_the_disk_but_results_and_new_job
 
     assert run(pg, complete) == ["on"]
     buckets = DatabaseBuckets(pg, SystemClock())
-    # The first acquire creates the bucket's row (the long way), the next takes the one-statement way.
-    assert run(pg, lambda: buckets.acquire("acct", "createFulfillmentOrder")) == ["off"]
+    # The first acquire creates the bucket's row (the long way, a transaction); the next ones
+    # take the one-statement way, autocommitted, which the commit event cannot see: counted below.
     assert run(pg, lambda: buckets.acquire("acct", "createFulfillmentOrder")) == ["off"]
     with pg.connect() as conn:  # the pool hands the same connection out again: LOCAL ended with its commit
         assert conn.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+
+
+def wal_flushes(engine: Engine) -> int:
+    """The server's WAL flushes so far, counting the backend of `engine`'s one connection. A
+    backend reports its statistics when it goes idle outside a transaction: autocommit."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+        return int(conn.exec_driver_sql("SELECT wal_sync FROM pg_stat_wal").scalar_one())
+
+
+def test_an_autocommitted_rate_token_does_not_wait_for_the_disk(pg: Engine) -> None:
+    """The usual token take is one autocommitted statement; its `set_config` must still reach its
+    own commit. Counted by WAL flushes on a one-connection engine: a commit that waits flushes
+    once, the ones that do not leave it to the WAL writer (a few flushes in all)."""
+    single = create_engine(pg.url, pool_size=1, max_overflow=0)
+    try:
+        buckets = DatabaseBuckets(single, SystemClock(), default=Limit(rate=1000.0, burst=1000.0))
+        buckets.acquire("acct", "anyOperation")  # the row, the long way; no take waits
+        times = 40
+        before = wal_flushes(single)
+        for _ in range(times):
+            with one_statement(single) as conn:  # the control: the same shape, waiting for the disk
+                conn.execute(text("UPDATE rate_buckets SET burst = burst WHERE key = 'control'"))
+                conn.execute(
+                    text("INSERT INTO rate_buckets VALUES ('control', 1, 0, 1, 1) ON CONFLICT DO NOTHING")
+                )
+        control = wal_flushes(single) - before
+        if control < times:
+            pytest.skip(
+                f"this server does not flush its WAL per commit ({control} flushes for {times} commits)"
+            )
+        before = wal_flushes(single)
+        for _ in range(times):
+            assert buckets.acquire("acct", "anyOperation") == 0.0
+        takes = wal_flushes(single) - before
+    finally:
+        single.dispose()
+    assert takes < times // 4, (
+        f"{takes} WAL flushes for {times} token takes: their commits waited for the disk"
+    )
+
+
+def test_one_statement_and_read_sessions_autocommit_and_leave_the_pool_transactional(pg: Engine) -> None:
+    """On one pooled connection, so the write session below gets the very connection the
+    autocommitted uses had."""
+    single = create_engine(pg.url, pool_size=1, max_overflow=0)
+
+    def autocommit(conn: Connection) -> bool:
+        return bool(conn.connection.driver_connection.autocommit)  # type: ignore[union-attr]
+
+    try:
+        with one_statement(single) as conn:
+            assert autocommit(conn)
+        with read_session(single) as session:
+            assert autocommit(session.connection())
+            assert session.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 0
+        with pytest.raises(RuntimeError), write_session(single) as session:
+            assert not autocommit(session.connection())
+            jobs.enqueue(session, "submit", payload={"n": 1})
+            session.flush()
+            raise RuntimeError("the handler failed")
+        with read_session(single) as session:  # the failed write session left nothing
+            assert session.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 0
+    finally:
+        single.dispose()
