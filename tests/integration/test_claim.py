@@ -1,9 +1,10 @@
 """Claiming: expired leases first, then the oldest due job, through partial indexes, SKIP LOCKED."""
 
 import threading
+from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -136,3 +137,42 @@ def test_many_concurrent_claimers_take_each_job_exactly_once_with_expired_leases
     for t in threads:
         t.join(60)
     assert sorted(taken) == sorted(set(taken)) and len(taken) == 40
+
+
+def test_on_postgresql_the_usual_claim_is_one_autocommitted_statement(db: Engine) -> None:
+    """Found or not, the claim is one round trip: no BEGIN, no COMMIT (the long way, after a
+    lease ran out, is covered by the takeover tests above)."""
+    if db.dialect.name != "postgresql":
+        pytest.skip(
+            "the one-statement claim is PostgreSQL's; SQLite claims in one BEGIN IMMEDIATE transaction"
+        )
+    enqueue(db, 1)
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append((statement.split(None, 1)[0].upper(), bool(cursor.connection.autocommit)))
+
+    event.listen(db, "before_cursor_execute", record)
+    try:
+        job = jobs.claim(db, lease_s=60)
+        assert seen == [("WITH", True)]
+        assert job is not None and job.attempts == 1 and job.payload == {"n": 0} and job.kind == "submit"
+        seen.clear()
+        assert jobs.claim(db) is None
+        assert seen == [("WITH", True)]
+    finally:
+        event.remove(db, "before_cursor_execute", record)
+
+
+def test_the_one_statement_claim_takes_the_head_of_both_partial_indexes(db: Engine) -> None:
+    if db.dialect.name != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    with write_session(db) as session:
+        session.execute(text("ANALYZE jobs"))
+    stmt = jobs._claim_stmt(("submit", "sync_order")).params(token="t", lease_s=60.0)
+    sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    with db.connect() as conn:
+        conn.execute(text("SET enable_seqscan = off"))  # an empty test table: cost decides nothing
+        plan = " ".join(str(r[0]) for r in conn.execute(text("EXPLAIN " + sql)))
+    assert "ix_jobs_due" in plan and "ix_jobs_expiring" in plan, plan
+    assert "Sort" not in plan, plan

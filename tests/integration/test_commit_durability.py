@@ -6,6 +6,7 @@ one_statement); what that changes and what it must not is checked here too."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -62,11 +63,18 @@ def run(engine: Engine, action: Callable[[], object]) -> list[str]:
 
 
 def test_claims_and_rate_tokens_do_not_wait_for_the_disk_but_results_and_new_jobs_do(pg: Engine) -> None:
+    """The transactions, seen by the commit event. The usual claim and token take are single
+    autocommitted statements, which that event cannot see: counted in the next test."""
+
     def enqueue() -> None:
         with write_session(pg) as session:
             jobs.enqueue(session, "submit", payload={"n": 1})
 
     assert run(pg, enqueue) == ["on"]
+    job = jobs.claim(pg, lease_s=0.01)  # the one-statement way
+    assert job is not None
+    time.sleep(0.05)
+    # The claim after a lease ran out goes the long way, a transaction.
     claimed: list[jobs.ClaimedJob | None] = []
     assert run(pg, lambda: claimed.append(jobs.claim(pg))) == ["off"]
     job = claimed[0]
@@ -78,8 +86,7 @@ def test_claims_and_rate_tokens_do_not_wait_for_the_disk_but_results_and_new_job
 
     assert run(pg, complete) == ["on"]
     buckets = DatabaseBuckets(pg, SystemClock())
-    # The first acquire creates the bucket's row (the long way, a transaction); the next ones
-    # take the one-statement way, autocommitted, which the commit event cannot see: counted below.
+    # The first acquire creates the bucket's row: the long way, a transaction.
     assert run(pg, lambda: buckets.acquire("acct", "createFulfillmentOrder")) == ["off"]
     with pg.connect() as conn:  # the pool hands the same connection out again: LOCAL ended with its commit
         assert conn.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
@@ -93,36 +100,52 @@ def wal_flushes(engine: Engine) -> int:
         return int(conn.exec_driver_sql("SELECT wal_sync FROM pg_stat_wal").scalar_one())
 
 
-def test_an_autocommitted_rate_token_does_not_wait_for_the_disk(pg: Engine) -> None:
-    """The usual token take is one autocommitted statement; its `set_config` must still reach its
-    own commit. Counted by WAL flushes on a one-connection engine: a commit that waits flushes
-    once, the ones that do not leave it to the WAL writer (a few flushes in all)."""
+def flushes_for(engine: Engine, action: Callable[[], object], times: int) -> int:
+    before = wal_flushes(engine)
+    for _ in range(times):
+        action()
+    return wal_flushes(engine) - before
+
+
+def test_autocommitted_claims_and_rate_tokens_do_not_wait_for_the_disk(pg: Engine) -> None:
+    """The usual claim and token take are one autocommitted statement each; their `set_config`
+    must still reach their own commit. Counted by WAL flushes on a one-connection engine: a
+    commit that waits flushes once, the ones that do not leave it to the WAL writer (a few
+    flushes in all)."""
     single = create_engine(pg.url, pool_size=1, max_overflow=0)
+    times = 40
+
+    def control() -> None:  # the same shape, one autocommitted write, waiting for the disk
+        with one_statement(single) as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO rate_buckets VALUES ('control', 1, 0, 1, 1) "
+                    "ON CONFLICT (key) DO UPDATE SET burst = rate_buckets.burst"
+                )
+            )
+
     try:
+        flushed = flushes_for(single, control, times)
+        if flushed < times:
+            pytest.skip(
+                f"this server does not flush its WAL per commit ({flushed} flushes for {times} commits)"
+            )
         buckets = DatabaseBuckets(single, SystemClock(), default=Limit(rate=1000.0, burst=1000.0))
         buckets.acquire("acct", "anyOperation")  # the row, the long way; no take waits
-        times = 40
-        before = wal_flushes(single)
-        for _ in range(times):
-            with one_statement(single) as conn:  # the control: the same shape, waiting for the disk
-                conn.execute(text("UPDATE rate_buckets SET burst = burst WHERE key = 'control'"))
-                conn.execute(
-                    text("INSERT INTO rate_buckets VALUES ('control', 1, 0, 1, 1) ON CONFLICT DO NOTHING")
-                )
-        control = wal_flushes(single) - before
-        if control < times:
-            pytest.skip(
-                f"this server does not flush its WAL per commit ({control} flushes for {times} commits)"
-            )
-        before = wal_flushes(single)
-        for _ in range(times):
-            assert buckets.acquire("acct", "anyOperation") == 0.0
-        takes = wal_flushes(single) - before
+        takes = flushes_for(single, lambda: buckets.acquire("acct", "anyOperation"), times)
+        with write_session(single) as session:
+            for n in range(times):
+                jobs.enqueue(session, "submit", payload={"n": n})
+        claims = flushes_for(single, lambda: jobs.claim(single), times)
+        with write_session(single) as session:
+            running = session.execute(text("SELECT count(*) FROM jobs WHERE status = 'running'")).scalar_one()
     finally:
         single.dispose()
+    assert running == times
     assert takes < times // 4, (
         f"{takes} WAL flushes for {times} token takes: their commits waited for the disk"
     )
+    assert claims < times // 4, f"{claims} WAL flushes for {times} claims: their commits waited for the disk"
 
 
 def test_one_statement_and_read_sessions_autocommit_and_leave_the_pool_transactional(pg: Engine) -> None:
