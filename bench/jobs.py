@@ -5,7 +5,7 @@ backlog the bench empties the `jobs` table, bulk-inserts backlog + `--claims` du
 over the last hour, so the claims take the oldest), lets the database refresh its statistics as
 autovacuum would (`ANALYZE`), then times `--claims` calls of `bridge.jobs.claim` one after the
 other, completing each claimed job outside the timed part (as a worker does). It also shows the
-query plans of both probes of a claim.
+query plan of a claim (PostgreSQL: its one statement; SQLite: both probes).
 
     python bench/jobs.py                                   # PostgreSQL (a fresh bench_<random> db)
     python bench/jobs.py --database-url sqlite             # a fresh SQLite file
@@ -82,22 +82,26 @@ def fill(engine: Engine, count: int) -> None:
 
 
 def plans(engine: Engine) -> list[str]:
-    """The database's plan for each probe of a claim, as the bridge compiles it."""
+    """The database's plan for a claim, as the bridge compiles it: on PostgreSQL its one
+    statement (`jobs._claim_stmt`), on SQLite each of its two probes."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = postgresql.dialect() if engine.dialect.name == "postgresql" else sqlite.dialect()
+    if engine.dialect.name == "postgresql":
+        stmt = jobs._claim_stmt(tuple(KINDS)).params(token="bench", lease_s=60.0)
+        sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        with engine.connect() as conn:
+            rows = conn.execute(text("EXPLAIN " + sql)).all()
+        return ["claim, one statement: " + " | ".join(str(r[0]).strip() for r in rows)]
+    dialect = sqlite.dialect()
     out: list[str] = []
     now = time.time()
     for name, probe in (("due", jobs._due_jobs()), ("expired lease", jobs._expired_leases())):
         kinds = text("kind IN ('submit', 'sync_order', 'track', 'push')")
         query = probe.params(now=now).where(kinds).limit(1)
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
         sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
         with engine.connect() as conn:
-            rows = conn.execute(text(prefix + sql)).all()
-        lines = [str(r[0]) if engine.dialect.name == "postgresql" else str(r[-1]) for r in rows]
+            rows = conn.execute(text("EXPLAIN QUERY PLAN " + sql)).all()
+        lines = [str(r[-1]) for r in rows]
         out.append(f"{name}: " + " | ".join(line.strip() for line in lines))
     return out
 
