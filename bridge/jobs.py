@@ -662,6 +662,35 @@ def complete(session: Session, job: ClaimedJob, held: HeldJob | None = None) -> 
     session.connection().execute(_done_stmt(), {"job_id": job.id, "now": now})
 
 
+def complete_held(session: Session, job: ClaimedJob) -> None:
+    """Mark done in the caller's transaction if this worker still holds the job, else
+    `LostLease`: one `UPDATE ... RETURNING` that checks the claim, locks the row and ends the
+    job, where `assert_held` and `complete` take two statements. Call it first in the finishing
+    transaction (the job's row is locked before the order's, as on every path); the job's own
+    writes follow, and if one of them fails the completion rolls back with them. Under PostgreSQL's
+    READ COMMITTED a row a takeover changed meanwhile is checked again once that commits."""
+    conn = session.connection()
+    values = {"job_id": job.id, "token": job.claim_token}
+    if conn.execute(_complete_held_stmt(conn.dialect.name), values).first() is None:
+        raise LostLease(f"job {job.id} is no longer held by this worker")
+
+
+@cache
+def _complete_held_stmt(dialect: str) -> Executable:
+    now = db_clock_column(dialect)
+    return (
+        update(JobRecord)
+        .where(
+            col(JobRecord.id) == bindparam("job_id"),
+            col(JobRecord.claim_token) == bindparam("token"),
+            _status_is(RUNNING),
+            col(JobRecord.lease_until) >= now,
+        )
+        .values(status=DONE, lease_until=None, updated_at=now)
+        .returning(col(JobRecord.id))
+    )
+
+
 @cache
 def _done_stmt() -> Executable:
     return (

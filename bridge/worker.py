@@ -56,11 +56,11 @@ class JobContext:
 
     @contextmanager
     def finish(self) -> Iterator[Session]:
-        """The job's final write transaction; raises `jobs.LostLease` if the claim was lost."""
+        """The job's final write transaction; raises `jobs.LostLease` if the claim was lost. The
+        job is marked done first (that checks and locks the claim) and commits with the rest."""
         with write_session(self.bridge.engine) as session:
-            held = jobs.assert_held(session, self.job)
+            jobs.complete_held(session, self.job)
             yield session
-            jobs.complete(session, self.job, held)
         self.finished = True
 
 

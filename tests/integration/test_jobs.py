@@ -124,9 +124,14 @@ def test_a_worker_past_its_lease_cannot_complete_a_job_taken_over(db: Engine) ->
         jobs.complete(session, stale)
     with pytest.raises(jobs.LostLease):
         jobs.heartbeat(db, stale)
+    with pytest.raises(jobs.LostLease), write_session(db) as session:
+        jobs.complete_held(session, stale)
+    assert statuses(db) == ["running"]
     with write_session(db) as session:
-        jobs.complete(session, fresh)
+        jobs.complete_held(session, fresh)
     assert statuses(db) == ["done"]
+    with pytest.raises(jobs.LostLease), write_session(db) as session:
+        jobs.complete_held(session, fresh)  # done already: not held any more
 
 
 def test_heartbeat_keeps_the_lease(db: Engine) -> None:

@@ -94,6 +94,41 @@ def test_a_worker_paused_past_its_lease_records_nothing(bridge: Bridge) -> None:
     assert job.status == "done" and job.attempts == 2
 
 
+def test_a_lease_that_ran_out_records_nothing_even_before_a_takeover(bridge: Bridge) -> None:
+    recorded: list[str] = []
+
+    def late_handler(ctx: JobContext) -> None:
+        with ctx.finish():
+            recorded.append("recorded")  # must not happen: the lease is over
+
+    add_job(bridge)
+    Worker(bridge, {"t": late_handler}, lease_s=-1).run_once()
+    assert recorded == []
+    [job] = job_rows(bridge)
+    assert job.status == "running" and job.attempts == 1, "left for a takeover, its attempt spent"
+
+
+def test_a_finishing_transaction_that_fails_undoes_the_completion_with_the_writes(bridge: Bridge) -> None:
+    """The job is marked done first in its finishing transaction; a failure after that rolls
+    the completion back together with the handler's writes, and the job is retried."""
+    ingest(bridge.engine, bridge.config.channels["shop-a"], delivery("d1", make_order()), b"{}", bridge.clock)
+
+    def failing_handler(ctx: JobContext) -> None:
+        with ctx.finish() as session:
+            row = session.execute(select(OrderRecord)).scalars().one()
+            row.attention_reason = "touched"
+            session.add(row)
+            session.flush()
+            raise RetryLater("the storefront answered 503", after_s=0)
+
+    add_job(bridge)
+    assert Worker(bridge, {"t": failing_handler}).run_once()
+    [job] = [j for j in job_rows(bridge) if j.kind == "t"]
+    assert (job.status, job.attempts, job.last_error) == ("ready", 1, "the storefront answered 503")
+    with read_session(bridge.engine) as session:
+        assert session.execute(select(OrderRecord)).scalars().one().attention_reason == ""
+
+
 def test_customer_redact_removes_personal_data_of_listed_orders_only(bridge: Bridge) -> None:
     channel = bridge.config.channels["shop-a"]
     ingest(
