@@ -5,6 +5,7 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlmodel import Session
 
 from bridge import jobs
 from bridge.bootstrap import Bridge
@@ -29,20 +30,34 @@ def job_rows(bridge: Bridge) -> list[JobRecord]:
         return list(session.execute(query).scalars())
 
 
-def test_handler_writes_and_job_completion_commit_together(bridge: Bridge) -> None:
+def ingest_an_order(bridge: Bridge) -> None:
     ingest(bridge.engine, bridge.config.channels["shop-a"], delivery("d1", make_order()), b"{}", bridge.clock)
+
+
+def touch_the_order(session: Session) -> None:
+    """A handler's write, flushed inside its finishing transaction."""
+    row = session.execute(select(OrderRecord)).scalars().one()
+    row.attention_reason = "touched"
+    session.add(row)
+    session.flush()
+
+
+def attention_reason(bridge: Bridge) -> str:
+    with read_session(bridge.engine) as session:
+        return str(session.execute(select(OrderRecord)).scalars().one().attention_reason)
+
+
+def test_handler_writes_and_job_completion_commit_together(bridge: Bridge) -> None:
+    ingest_an_order(bridge)
 
     def handler(ctx: JobContext) -> None:
         with ctx.finish() as session:
-            row = session.execute(select(OrderRecord)).scalars().one()
-            row.attention_reason = "touched"
-            session.add(row)
+            touch_the_order(session)
 
     add_job(bridge)
     assert Worker(bridge, {"t": handler}).run_once()
     assert [j.status for j in job_rows(bridge) if j.kind == "t"] == ["done"]
-    with read_session(bridge.engine) as session:
-        assert session.execute(select(OrderRecord)).scalars().one().attention_reason == "touched"
+    assert attention_reason(bridge) == "touched"
 
 
 def test_retry_later_then_dead_letter_with_a_safe_error(bridge: Bridge) -> None:
@@ -111,22 +126,18 @@ def test_a_lease_that_ran_out_records_nothing_even_before_a_takeover(bridge: Bri
 def test_a_finishing_transaction_that_fails_undoes_the_completion_with_the_writes(bridge: Bridge) -> None:
     """The job is marked done first in its finishing transaction; a failure after that rolls
     the completion back together with the handler's writes, and the job is retried."""
-    ingest(bridge.engine, bridge.config.channels["shop-a"], delivery("d1", make_order()), b"{}", bridge.clock)
+    ingest_an_order(bridge)
 
     def failing_handler(ctx: JobContext) -> None:
         with ctx.finish() as session:
-            row = session.execute(select(OrderRecord)).scalars().one()
-            row.attention_reason = "touched"
-            session.add(row)
-            session.flush()
+            touch_the_order(session)
             raise RetryLater("the storefront answered 503", after_s=0)
 
     add_job(bridge)
     assert Worker(bridge, {"t": failing_handler}).run_once()
     [job] = [j for j in job_rows(bridge) if j.kind == "t"]
     assert (job.status, job.attempts, job.last_error) == ("ready", 1, "the storefront answered 503")
-    with read_session(bridge.engine) as session:
-        assert session.execute(select(OrderRecord)).scalars().one().attention_reason == ""
+    assert attention_reason(bridge) == ""
 
 
 def test_customer_redact_removes_personal_data_of_listed_orders_only(bridge: Bridge) -> None:
