@@ -138,7 +138,9 @@ def test_a_submission_interrupted_between_parts_creates_only_the_missing_part(
 ) -> None:
     splitting(bridge)
     simulator.faults.add(Fault("createFulfillmentOrder", kind=FaultKind.ACCEPT_THEN_DELAY))  # part 1: fine
-    simulator.faults.add(Fault("createFulfillmentOrder", status=500))  # part 2: outcome unknown
+    # Part 2: outcome unknown. Its Retry-After keeps the retry out of this drain: the default
+    # backoff is jittered from 0 s, and a slow machine's drain once reached it.
+    simulator.faults.add(Fault("createFulfillmentOrder", status=500, retry_after=60))
     send_large(client, 7006, [(77, "TSHIRT-RED-M", 300)])
     worker.drain()
     assert order_row(bridge, "7006").state == "submitting"
