@@ -337,7 +337,8 @@ def test_worker_processes_share_one_access_token_through_the_database(
 def test_a_breaker_opened_by_previews_leaves_creates_alone(
     client: FlaskClient, loop: Loop, clock: ManualClock
 ) -> None:
-    loop.simulator.inject_fault("createFulfillmentOrder", status=503)
+    # Retry-After keeps the retry out of this drain (the default backoff is jittered from 0 s).
+    loop.simulator.inject_fault("createFulfillmentOrder", status=503, retry_after=60)
     send_shopify(client, 8401)
     loop.worker.drain()
     assert order_row(loop.bridge, "8401").state == "submitting"  # its create must still happen

@@ -231,7 +231,8 @@ def test_accept_then_drop_on_create_gives_exactly_one_amazon_order(
 def test_create_that_failed_before_amazon_acted_is_sent_again_once(
     client: FlaskClient, bridge: Bridge, worker: Worker, simulator: Simulator
 ) -> None:
-    simulator.inject_fault("createFulfillmentOrder", status=503)
+    # Retry-After keeps the retry out of this drain (the default backoff is jittered from 0 s).
+    simulator.inject_fault("createFulfillmentOrder", status=503, retry_after=60)
     send_shopify(client, 1010)
     worker.drain()
     assert order_row(bridge, "1010").state == "submitting"
