@@ -148,12 +148,17 @@ def test_two_worker_processes_drain_one_queue_each_job_once_and_stop_on_sigterm(
     bridge: Bridge,
     live_simulator: tuple[Simulator, RunningServer],
     spawn: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
 ) -> None:
     sim, _ = live_simulator
+    workers = [spawn("a"), spawn("b")]
+    for log in (tmp_path / "a.log", tmp_path / "b.log"):  # both polling, SIGTERM handled, before any order
+        wait_for(
+            lambda log=log: b"worker started" in log.read_bytes(), timeout=60, what=f"{log.name} to start"
+        )
     orders = list(range(4000, 4024))
     for order_id in orders:
         send(client, order_id)
-    workers = [spawn("a"), spawn("b")]
 
     def all_submitted() -> bool:
         with read_session(bridge.engine) as session:
