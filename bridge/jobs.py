@@ -90,13 +90,6 @@ class ClaimedJob:
         return max(0.0, self.claimed_at - self.run_at)
 
 
-@dataclass(frozen=True)
-class HeldJob:
-    """Proof that the job's row is locked in the current transaction, and the database's clock then."""
-
-    now: float
-
-
 class LostLease(RuntimeError):
     """The job was taken over by another worker; whatever this worker did must not be recorded."""
 
@@ -565,10 +558,10 @@ def _owned(session: Session, job: ClaimedJob) -> tuple[JobRecord, float]:
     return record, now
 
 
-def assert_held(session: Session, job: ClaimedJob) -> HeldJob:
+def assert_held(session: Session, job: ClaimedJob) -> None:
     """Raise `LostLease` unless this worker still holds the job; call inside the commit
-    transaction. The row stays locked to its end: pass the result to `complete`."""
-    return HeldJob(_held_now(session, job))
+    transaction. The row stays locked to its end."""
+    _held_now(session, job)
 
 
 def sibling_running(session: Session, job: ClaimedJob, *, same_key: bool = False) -> bool:
@@ -654,29 +647,21 @@ def heartbeat(engine: Engine, job: ClaimedJob, lease_s: float = DEFAULT_LEASE_S)
             raise LostLease(f"job {job.id} is no longer held by this worker")
 
 
-def complete(session: Session, job: ClaimedJob, held: HeldJob | None = None) -> None:
-    """Mark done in the caller's transaction (together with the job's own writes). `held`: what
-    `assert_held` returned earlier in this transaction (the row is locked since, so it is not
-    checked again)."""
-    now = held.now if held is not None else _held_now(session, job)
-    session.connection().execute(_done_stmt(), {"job_id": job.id, "now": now})
-
-
-def complete_held(session: Session, job: ClaimedJob) -> None:
+def complete(session: Session, job: ClaimedJob) -> None:
     """Mark done in the caller's transaction if this worker still holds the job, else
     `LostLease`: one `UPDATE ... RETURNING` that checks the claim, locks the row and ends the
-    job, where `assert_held` and `complete` take two statements. Call it first in the finishing
-    transaction (the job's row is locked before the order's, as on every path); the job's own
-    writes follow, and if one of them fails the completion rolls back with them. Under PostgreSQL's
-    READ COMMITTED a row a takeover changed meanwhile is checked again once that commits."""
+    job. A job's finish calls it first (the job's row is locked before the order's, as on every
+    path); the job's own writes follow, and if one of them fails the completion rolls back with
+    them. Under PostgreSQL's READ COMMITTED a row a takeover changed meanwhile is checked again
+    once that commits."""
     conn = session.connection()
     values = {"job_id": job.id, "token": job.claim_token}
-    if conn.execute(_complete_held_stmt(conn.dialect.name), values).first() is None:
+    if conn.execute(_complete_stmt(conn.dialect.name), values).first() is None:
         raise LostLease(f"job {job.id} is no longer held by this worker")
 
 
 @cache
-def _complete_held_stmt(dialect: str) -> Executable:
+def _complete_stmt(dialect: str) -> Executable:
     now = db_clock_column(dialect)
     return (
         update(JobRecord)
@@ -688,15 +673,6 @@ def _complete_held_stmt(dialect: str) -> Executable:
         )
         .values(status=DONE, lease_until=None, updated_at=now)
         .returning(col(JobRecord.id))
-    )
-
-
-@cache
-def _done_stmt() -> Executable:
-    return (
-        update(JobRecord)
-        .where(col(JobRecord.id) == bindparam("job_id"))
-        .values(status=DONE, lease_until=None, updated_at=bindparam("now"))
     )
 
 

@@ -59,7 +59,7 @@ class JobContext:
         """The job's final write transaction; raises `jobs.LostLease` if the claim was lost. The
         job is marked done first (that checks and locks the claim) and commits with the rest."""
         with write_session(self.bridge.engine) as session:
-            jobs.complete_held(session, self.job)
+            jobs.complete(session, self.job)
             yield session
         self.finished = True
 

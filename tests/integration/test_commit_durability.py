@@ -82,7 +82,7 @@ def test_claims_and_rate_tokens_do_not_wait_for_the_disk_but_results_and_new_job
 
     def complete() -> None:
         with write_session(pg) as session:
-            jobs.complete(session, job, jobs.assert_held(session, job))
+            jobs.complete(session, job)
 
     assert run(pg, complete) == ["on"]
     buckets = DatabaseBuckets(pg, SystemClock())
