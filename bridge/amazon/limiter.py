@@ -451,7 +451,10 @@ class DatabaseBuckets:
             row = conn.execute(_take_stmt(conn.dialect.name, self._use_db_clock), values).first()
         if row is None:
             return None
-        return _covered_in(float(row[0]), float(row[1]))
+        tokens, rate = float(row[0]), float(row[1])
+        with self._seen_lock:  # the answer's rate header usually repeats it: `observe_rate` skips
+            self._seen_rates[key] = rate
+        return _covered_in(tokens, rate)
 
     def observe_rate(self, account_id: str, operation: str, rate: float) -> None:
         if not sane_rate(rate):

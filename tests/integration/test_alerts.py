@@ -270,3 +270,50 @@ def test_alert_rows_hold_no_more_than_one_row_per_key(bridge: Bridge) -> None:
             alerts.raise_alert(session, key="same", kind="x", message=str(i), now=now)
     with write_session(bridge.engine) as session:
         assert session.execute(select(func.count()).select_from(AlertRecord)).scalar_one() == 1
+
+
+def _open_alert_keys(bridge: Bridge) -> set[str]:
+    with write_session(bridge.engine) as session:
+        query = select(AlertRecord.key).where(col(AlertRecord.cleared_at).is_(None))
+        return set(session.execute(query).scalars())
+
+
+def test_a_restarted_worker_clears_a_breaker_alert_its_predecessor_left_open(bridge: Bridge) -> None:
+    from bridge.amazon.breaker_alerts import AlertingBreakerListener
+
+    AlertingBreakerListener(bridge.engine, bridge.clock).opened("main", "getFulfillmentPreview", 5, 1.0)
+    assert _open_alert_keys(bridge) == {"account:main:breaker:getFulfillmentPreview"}
+    AlertingBreakerListener(bridge.engine, bridge.clock).closed("main", "getFulfillmentPreview")
+    assert _open_alert_keys(bridge) == set()
+
+
+def test_first_successes_after_a_start_read_the_open_breaker_alerts_once(bridge: Bridge) -> None:
+    """Every breaker's first success asks whether an alert is left open: 200 accounts' first
+    successes are one read, and no write when none is open."""
+    from sqlalchemy import event
+
+    from bridge.amazon.breaker_alerts import AlertingBreakerListener
+
+    listener = AlertingBreakerListener(bridge.engine, bridge.clock)
+    statements: list[str] = []
+    event.listen(bridge.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    for n in range(200):
+        listener.closed(f"seller-{n}", "createFulfillmentOrder")
+    assert len([s for s in statements if "alerts" in s]) == 1
+    assert not [s for s in statements if s.startswith(("UPDATE", "INSERT"))]
+
+
+def test_breaker_alerts_opened_after_the_read_are_still_cleared(bridge: Bridge) -> None:
+    from bridge.amazon.breaker_alerts import SNAPSHOT_S, AlertingBreakerListener
+
+    mine = AlertingBreakerListener(bridge.engine, bridge.clock)
+    mine.closed("main", "getFulfillmentPreview")  # the read: nothing open yet
+    mine.opened("main", "createFulfillmentOrder", 5, 1.0)  # this process's own breaker
+    AlertingBreakerListener(bridge.engine, bridge.clock).opened("other", "getFulfillmentPreview", 5, 1.0)
+    mine.closed("main", "createFulfillmentOrder")
+    assert _open_alert_keys(bridge) == {"account:other:breaker:getFulfillmentPreview"}
+    mine.closed("other", "getFulfillmentPreview")  # left open by another process since the read
+    assert _open_alert_keys(bridge) == {"account:other:breaker:getFulfillmentPreview"}
+    bridge.clock.advance(SNAPSHOT_S)  # type: ignore[attr-defined]
+    mine.closed("other", "getFulfillmentPreview")
+    assert _open_alert_keys(bridge) == set()

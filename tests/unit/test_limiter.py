@@ -152,6 +152,28 @@ def test_database_buckets_keep_state_in_the_table(clock: ManualClock, tmp_path) 
     engine.dispose()
 
 
+def test_a_rate_header_that_repeats_the_stored_rate_costs_no_transaction(
+    clock: ManualClock, tmp_path
+) -> None:
+    """A worker's first answer from each account repeats the rate its token take just read:
+    nothing to write (after a start, that was a write transaction per account and operation)."""
+    from sqlalchemy import event
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'b.sqlite3'}")
+    SQLModel.metadata.create_all(engine)
+    buckets = DatabaseBuckets(engine, clock, use_db_clock=False)
+    DatabaseBuckets(engine, clock, use_db_clock=False).acquire("acct", "createFulfillmentOrder")  # the row
+    buckets.acquire("acct", "createFulfillmentOrder")
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    buckets.observe_rate("acct", "createFulfillmentOrder", 2.0)
+    assert statements == []
+    buckets.observe_rate("acct", "createFulfillmentOrder", 4.0)  # a new rate is still written
+    assert any(s.startswith("UPDATE rate_buckets") for s in statements)
+    assert buckets.peek("acct", "createFulfillmentOrder").rate == 4.0
+    engine.dispose()
+
+
 def test_a_clock_that_reads_earlier_never_sets_the_bucket_back(clock: ManualClock, tmp_path) -> None:
     """Two workers whose clocks disagree by 5 s share one bucket: the lagging one refills
     nothing, and the bucket keeps the later time, so those 5 s (10 tokens) are not refilled
