@@ -33,7 +33,6 @@ from ..channels import Channel
 from ..orders import CanonicalOrder, Event, OrderRisk, OrderState, can
 from ..store import (
     OrderRecord,
-    load_order,
     lock_order,
     order_parts,
     read_session,
@@ -111,23 +110,24 @@ def _version(row: OrderRecord) -> str:
     return row.canonical().content_version()
 
 
-def _load_unless_overlapping(ctx: JobContext, order_id: int) -> OrderRecord | None:
+def _load_unless_overlapping(ctx: JobContext) -> OrderRecord | None:
     """The order as this job plans from it. Two submit jobs of one order never overlap: the one
-    claimed later waits (no attempt spent). One read transaction for both questions."""
+    claimed later waits (no attempt spent). One statement asks both questions."""
     with read_session(ctx.bridge.engine) as session:
-        if jobs.sibling_running(session, ctx.job):
-            raise RetryLater(
-                "an earlier submit job of this order is still running",
-                after_s=OVERLAP_WAIT_S,
-                count_attempt=False,
-            )
-        return load_order(session, order_id)
+        row, overlapping = jobs.load_order_unless_sibling(session, ctx.job)
+    if overlapping:
+        raise RetryLater(
+            "an earlier submit job of this order is still running",
+            after_s=OVERLAP_WAIT_S,
+            count_attempt=False,
+        )
+    return row
 
 
 def handle_submit(ctx: JobContext) -> None:
     bridge = ctx.bridge
     assert ctx.job.order_id is not None
-    row = _load_unless_overlapping(ctx, ctx.job.order_id)
+    row = _load_unless_overlapping(ctx)
     if row is None or row.order_state not in SUBMITTABLE:
         return  # cancelled, parked or already created meanwhile: nothing to do
     channel = bridge.config.channel(row.channel_id)
@@ -512,8 +512,7 @@ def _mark_submitting(
     changed since it was planned: then the change's own job plans again, and this one stops."""
     now = ctx.bridge.clock.now()
     with write_session(ctx.bridge.engine) as session:
-        jobs.assert_held(session, ctx.job)
-        row = lock_order(session, order_id)
+        row = jobs.lock_order_held(session, ctx.job, order_id)
         if row.order_state not in NOT_SUBMITTED:
             return False
         current = row.canonical()

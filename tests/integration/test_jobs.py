@@ -1,12 +1,14 @@
 """The durable queue on a real database (SQLite file, or PostgreSQL when configured)."""
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import delete, event, select, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from bridge import jobs
 from bridge.retry_policy import RetryPolicy
@@ -308,7 +310,11 @@ def test_of_two_running_jobs_of_one_order_and_kind_only_the_later_claimed_waits(
 
     def waits(job: jobs.ClaimedJob, **kwargs: bool) -> bool:
         with read_session(db) as session:
-            return jobs.sibling_running(session, job, **kwargs)
+            running = jobs.sibling_running(session, job, **kwargs)
+            if not kwargs:  # the submit job's one-statement read agrees
+                row, overlapping = jobs.load_order_unless_sibling(session, job)
+                assert row is not None and row.id == job.order_id and overlapping is running
+            return running
 
     assert (waits(first), waits(second)) == (False, True)
     assert not waits(elsewhere) and not waits(amend), "another order, another kind"
@@ -322,3 +328,43 @@ def test_of_two_running_jobs_of_one_order_and_kind_only_the_later_claimed_waits(
         )
         jobs.complete(session, first)
     assert not waits(second), "finished"
+
+
+def test_a_purged_order_reads_as_none_with_its_sibling_question(db: Engine) -> None:
+    (order,) = _orders(db, 1)
+    enqueue(db, order_id=order)
+    job = jobs.claim(db)
+    assert job is not None
+    with write_session(db) as session:
+        session.execute(update(JobRecord).where(JobRecord.id == job.id).values(order_id=None))
+        session.execute(delete(OrderRecord).where(OrderRecord.id == order))
+    with read_session(db) as session:
+        assert jobs.load_order_unless_sibling(session, replace(job, order_id=order)) == (None, False)
+
+
+def test_lock_order_held_checks_the_claim_and_locks_the_order(db: Engine) -> None:
+    (order,) = _orders(db, 1)
+    enqueue(db, order_id=order)
+    stale = jobs.claim(db, lease_s=-1)  # its lease is already over
+    assert stale is not None
+    with pytest.raises(jobs.LostLease), write_session(db) as session:
+        jobs.lock_order_held(session, stale, order)
+    held = jobs.claim(db)  # taken over
+    assert held is not None and held.id == stale.id
+    with pytest.raises(jobs.LostLease), write_session(db) as session:
+        jobs.lock_order_held(session, stale, order)
+    with write_session(db) as session:
+        row = jobs.lock_order_held(session, held, order)
+        assert row.id == order and row.state == "received"
+        if db.dialect.name == "postgresql":  # both rows are locked until the commit
+            other = make_engine(db.url.render_as_string(hide_password=False))
+            try:
+                for table, row_id in (("orders", order), ("jobs", held.id)):
+                    with pytest.raises(OperationalError), other.connect() as conn:
+                        conn.execute(text(f"SELECT id FROM {table} WHERE id = {row_id} FOR UPDATE NOWAIT"))
+            finally:
+                other.dispose()
+    with write_session(db) as session:
+        jobs.complete(session, held)
+    with pytest.raises(jobs.LostLease), write_session(db) as session:
+        jobs.lock_order_held(session, held, order)  # done: not held any more
