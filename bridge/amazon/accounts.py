@@ -23,7 +23,7 @@ from .limiter import Buckets, DatabaseBuckets
 from .notifications_api import NotificationsApi, notifications_client
 from .outbound import FulfillmentOutbound, outbound_client
 from .simulator import Simulator, create_simulator_app, load_config
-from .spapi import SpApiClient
+from .spapi import SpApiClient, http_client
 from .tokens import DatabaseTokenStore
 
 IN_PROCESS_SIMULATOR = "http://simulator.local"
@@ -36,8 +36,10 @@ class AmazonAccounts:
         simulator: Simulator | None = None,
         *,
         clock: Clock | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
         self._clients = clients
+        self._http = http
         self.simulator = simulator
         #: MCF feature eligibility, read rarely and shared by every job of this process.
         self.eligibility = FeatureEligibility(clock or SystemClock())
@@ -58,6 +60,8 @@ class AmazonAccounts:
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
+        if self._http is not None:
+            self._http.close()
 
 
 class SimulatorLayoutError(RuntimeError):
@@ -114,17 +118,25 @@ def build_amazon(
 ) -> AmazonAccounts:
     """Clients for every configured account. Rate budgets default to the database (shared by all
     processes, timed by the database clock); so do LWA access tokens and the parked state of an
-    account; open circuit breakers become operator alerts."""
+    account; open circuit breakers become operator alerts. Accounts reached over the network share
+    one HTTP client: 100 sellers are not 100 connection pools whose connections expire unused."""
     buckets = buckets or DatabaseBuckets(bridge.engine, bridge.clock)
     tokens = DatabaseTokenStore(bridge.engine, bridge.clock)
     listener = AlertingBreakerListener(bridge.engine, bridge.clock)
+    shared = http_client()
     clients: dict[str, FulfillmentOutbound] = {}
     for configured in bridge.config.accounts.values():
         account, transport, simulator = route(bridge, configured, simulator)
         clients[account.id] = outbound_client(
-            account, bridge.clock, buckets, transport, tokens=tokens, breaker_listener=listener
+            account,
+            bridge.clock,
+            buckets,
+            transport,
+            http=shared if transport is None else None,
+            tokens=tokens,
+            breaker_listener=listener,
         )
-    return AmazonAccounts(clients, simulator, clock=bridge.clock)
+    return AmazonAccounts(clients, simulator, clock=bridge.clock, http=shared)
 
 
 def build_notifications_api(

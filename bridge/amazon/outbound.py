@@ -353,6 +353,7 @@ def outbound_client(
     buckets: Buckets,
     transport: httpx.BaseTransport | None = None,
     *,
+    http: httpx.Client | None = None,
     version: str = DEFAULT_VERSION,
     retry: RetryPolicy | None = None,
     circuit: CircuitPolicy | None = None,
@@ -365,6 +366,7 @@ def outbound_client(
 
     `transport` routes the HTTP traffic elsewhere (e.g. `httpx.WSGITransport(app=simulator)` with an
     account whose `endpoint`/`token_endpoint` point at `http://sim` and `local_simulator` is set).
+    `http` is a client shared with other accounts (`spapi.http_client`); the caller closes it.
     """
     try:
         implementation = IMPLEMENTATIONS[version]
@@ -378,6 +380,7 @@ def outbound_client(
         clock,
         buckets,
         transport=transport,
+        http=http,
         retry=retry,
         circuit=circuit,
         auth=auth,

@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -95,6 +96,23 @@ _SAYS_NOT_FOUND = re.compile(r"\bnot\s+found\b|\bdoes\s+not\s+exist\b", re.IGNOR
 _NOT_FOUND_CODES = frozenset({"NotFound", "ResourceNotFound"})
 # Raised before a single byte reached Amazon: safe to repeat any operation.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def http_client(
+    transport: httpx.BaseTransport | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT
+) -> httpx.Client:
+    """The HTTP client of SP-API calls. One per process can serve every account (`http=` of
+    `SpApiClient`): each request carries its account's token, and the accounts of a region share
+    one endpoint, so their calls reuse warm connections instead of each account keeping its own.
+    It keeps no cookies: SP-API authenticates by header, and one account's cookies are no business
+    of another's."""
+    return httpx.Client(
+        transport=transport,
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+    )
 
 
 def base_url(account: AmazonAccount) -> str:
@@ -320,6 +338,7 @@ class SpApiClient:
         buckets: Buckets,
         *,
         transport: httpx.BaseTransport | None = None,
+        http: httpx.Client | None = None,
         auth: AccessTokens | None = None,
         tokens: TokenStore | None = None,
         retry: RetryPolicy | None = None,
@@ -333,9 +352,8 @@ class SpApiClient:
         self._clock = clock
         self._buckets = buckets
         self._base = base_url(account)
-        self._http = httpx.Client(
-            transport=transport, timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT}
-        )
+        self._owns_http = http is None
+        self._http = http or http_client(transport, timeout)
         self.auth: AccessTokens = auth or LwaAuth(account, clock, self._http, store=tokens)
         self._retry = retry or RetryPolicy()
         self._circuit = circuit or CircuitPolicy()
@@ -349,7 +367,8 @@ class SpApiClient:
         return f"SpApiClient(account={self.account.id!r}, base={self._base!r})"
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def breaker_for(self, operation: str) -> CircuitBreaker:
         """The circuit breaker of one operation of this account (created closed on first use)."""

@@ -5,9 +5,12 @@ InvalidInput, revoked tokens, per-operation circuit breakers, and what the opera
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -382,6 +385,68 @@ def test_open_breakers_and_parked_accounts_show_in_the_cli(
     attention = runner.invoke(main, ["orders", "--attention"]).output
     assert attention.startswith("account problems:\n  ! main [amazon_breaker]")
     assert "#8403" in attention and "getFulfillmentPreview" in attention
+
+
+class _KeepAliveAmazon(BaseHTTPRequestHandler):
+    """Amazon's side of a connection kept alive (werkzeug, which serves the simulator, closes every
+    one): a token for LWA, "not found" for any read, a load balancer's cookie on every answer;
+    notes the client port and the cookies of every request."""
+
+    protocol_version = "HTTP/1.1"
+    ports: list[int] = []
+    cookies: list[str | None] = []
+
+    def _answer(self, status: int, body: dict[str, object]) -> None:
+        raw = json.dumps(body).encode()
+        self.ports.append(self.client_address[1])
+        self.cookies.append(self.headers.get("Cookie"))
+        self.send_response(status)
+        self.send_header("Set-Cookie", f"AWSALB=sticky-{len(self.ports)}; Path=/")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer(200, {"access_token": "Atza|kept-alive", "token_type": "bearer", "expires_in": 3600})
+
+    def do_GET(self) -> None:
+        self._answer(404, {"errors": [{"code": "NotFound", "message": "The order was not found."}]})
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_accounts_of_a_worker_share_warm_connections_to_amazon(bridge: Bridge) -> None:
+    """100 sellers are not 100 connection pools: a worker's accounts call over one client, so a
+    connection one account used stays warm for the next (each account's own used to expire unused)."""
+    from bridge.amazon.errors import NotFound
+
+    _KeepAliveAmazon.ports, _KeepAliveAmazon.cookies = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveAmazon)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    main = replace(
+        bridge.config.accounts["main"],
+        embedded_simulator=False,
+        local_simulator=True,
+        endpoint=base,
+        token_endpoint=f"{base}/auth/o2/token",
+    )
+    bridge.config = replace(bridge.config, accounts={"main": main, "second": replace(main, id="second")})
+    amazon = amazon_over_http(bridge)
+    try:
+        for account in ("main", "second", "main", "second"):
+            with pytest.raises(NotFound):
+                amazon.for_account(account).get("no-such-order")
+    finally:
+        amazon.close()
+        server.shutdown()
+        server.server_close()
+    assert len(_KeepAliveAmazon.ports) == 6, "two token requests and four reads"
+    assert len(set(_KeepAliveAmazon.ports)) == 1
+    assert _KeepAliveAmazon.cookies == [None] * 6, "one account's cookies are not sent for another"
 
 
 # --------------------------------------------------------------------------------------------
