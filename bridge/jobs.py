@@ -47,6 +47,7 @@ from .store import (
     OrderRecord,
     db_clock_column,
     db_now,
+    lock_order,
     one_statement,
     without_waiting_for_disk_columns,
     write_session,
@@ -567,17 +568,18 @@ def assert_held(session: Session, job: ClaimedJob) -> None:
 
 
 def lock_order_held(session: Session, job: ClaimedJob, order_id: int) -> OrderRecord:
-    """`assert_held` and `store.lock_order` in one statement: both rows stay
-    locked to the end of the transaction. A submit job asks this before it commits `submitting`;
-    two statements there were two round trips of the worker's seventeen.
+    """`assert_held` and `store.lock_order` in one statement: both rows stay locked to the end of
+    the transaction. A submit job asks this before it commits `submitting`; two statements there
+    were two round trips of the worker's seventeen.
 
     Under `FOR UPDATE` a row another transaction changed meanwhile is read again once that one
     commits, the job's row included, so the check still sees the newest claim."""
     conn = session.connection()
     found = session.execute(_held_order_stmt(conn.dialect.name), {"job_id": job.id, "order_id": order_id})
     row = found.first()
-    if row is None:  # the job's row is gone (an order is not purged while one of its jobs runs)
-        raise LostLease(f"job {job.id} is no longer held by this worker")
+    if row is None:  # the job's row or the order's is gone: say which, as the two statements did
+        assert_held(session, job)
+        return lock_order(session, order_id)
     order, token, status, lease_until, now = row
     if token != job.claim_token or status != RUNNING or (lease_until or 0) < float(now):
         raise LostLease(f"job {job.id} is no longer held by this worker")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, event, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import NoResultFound, OperationalError
 
 from bridge import jobs
 from bridge.retry_policy import RetryPolicy
@@ -330,7 +330,7 @@ def test_of_two_running_jobs_of_one_order_and_kind_only_the_later_claimed_waits(
     assert not waits(second), "finished"
 
 
-def test_a_purged_order_reads_as_none_with_its_sibling_question(db: Engine) -> None:
+def test_a_purged_order_reads_as_none_and_cannot_be_locked(db: Engine) -> None:
     (order,) = _orders(db, 1)
     enqueue(db, order_id=order)
     job = jobs.claim(db)
@@ -340,6 +340,8 @@ def test_a_purged_order_reads_as_none_with_its_sibling_question(db: Engine) -> N
         session.execute(delete(OrderRecord).where(OrderRecord.id == order))
     with read_session(db) as session:
         assert jobs.load_order_unless_sibling(session, replace(job, order_id=order)) == (None, False)
+    with pytest.raises(NoResultFound), write_session(db) as session:  # held, but no order to lock
+        jobs.lock_order_held(session, job, order)
 
 
 def test_lock_order_held_checks_the_claim_and_locks_the_order(db: Engine) -> None:
