@@ -533,7 +533,24 @@ def _held_now(session: Session, job: ClaimedJob) -> float:
     row = conn.execute(_held_stmt(conn.dialect.name), {"job_id": job.id}).first()
     if row is None:
         raise LostLease(f"job {job.id} is no longer held by this worker")
-    token, status, lease_until, now = row
+    return _still_held(job, *row)
+
+
+def _held_columns(dialect: str) -> tuple[Any, ...]:
+    """What `_still_held` checks: the job's claim, its status and lease, and the database's clock."""
+    return (
+        col(JobRecord.claim_token),
+        col(JobRecord.status),
+        col(JobRecord.lease_until),
+        db_clock_column(dialect),
+    )
+
+
+def _still_held(
+    job: ClaimedJob, token: str | None, status: str, lease_until: float | None, now: Any
+) -> float:
+    """The database's clock, or `LostLease` unless the row read by `_held_columns` is still this
+    worker's running claim with its lease not yet over."""
     if token != job.claim_token or status != RUNNING or (lease_until or 0) < float(now):
         raise LostLease(f"job {job.id} is no longer held by this worker")
     return float(now)
@@ -541,16 +558,7 @@ def _held_now(session: Session, job: ClaimedJob) -> float:
 
 @cache
 def _held_stmt(dialect: str) -> Executable:
-    return (
-        select(
-            col(JobRecord.claim_token),
-            col(JobRecord.status),
-            col(JobRecord.lease_until),
-            db_clock_column(dialect),
-        )
-        .where(col(JobRecord.id) == bindparam("job_id"))
-        .with_for_update()
-    )
+    return select(*_held_columns(dialect)).where(col(JobRecord.id) == bindparam("job_id")).with_for_update()
 
 
 def _owned(session: Session, job: ClaimedJob) -> tuple[JobRecord, float]:
@@ -573,16 +581,17 @@ def lock_order_held(session: Session, job: ClaimedJob, order_id: int) -> OrderRe
     were two round trips of the worker's seventeen.
 
     Under `FOR UPDATE` a row another transaction changed meanwhile is read again once that one
-    commits, the job's row included, so the check still sees the newest claim."""
-    conn = session.connection()
-    found = session.execute(_held_order_stmt(conn.dialect.name), {"job_id": job.id, "order_id": order_id})
-    row = found.first()
+    commits, the job's row included, so the check still sees the newest claim. The statement
+    locks the two rows in whichever order its plan reads them; that cannot deadlock, because no
+    transaction that holds an order's row goes on to lock a running job's row (a takeover locks
+    only the job, `SKIP LOCKED`)."""
+    dialect = session.get_bind().dialect.name
+    row = session.execute(_held_order_stmt(dialect), {"job_id": job.id, "order_id": order_id}).first()
     if row is None:  # the job's row or the order's is gone: say which, as the two statements did
         assert_held(session, job)
         return lock_order(session, order_id)
-    order, token, status, lease_until, now = row
-    if token != job.claim_token or status != RUNNING or (lease_until or 0) < float(now):
-        raise LostLease(f"job {job.id} is no longer held by this worker")
+    order, *held = row
+    _still_held(job, *held)
     locked: OrderRecord = order
     return locked
 
@@ -590,13 +599,7 @@ def lock_order_held(session: Session, job: ClaimedJob, order_id: int) -> OrderRe
 @cache
 def _held_order_stmt(dialect: str) -> Any:
     return (
-        select(
-            OrderRecord,
-            col(JobRecord.claim_token),
-            col(JobRecord.status),
-            col(JobRecord.lease_until),
-            db_clock_column(dialect),
-        )
+        select(OrderRecord, *_held_columns(dialect))
         .select_from(_ORDERS.join(_JOB_ROWS, true()))  # one row of each: no join condition
         .where(col(JobRecord.id) == bindparam("job_id"), col(OrderRecord.id) == bindparam("order_id"))
         .with_for_update()
