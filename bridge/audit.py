@@ -31,15 +31,29 @@ def transition(
     )
     row.state = new_state.value
     row.updated_at = now
-    if new_state in (OrderState.NEEDS_ATTENTION, OrderState.AWAITING_APPROVAL):
+    if not writes_only_the_state(event, new_state):
+        _write_the_rest(row, event, new_state, reason)
+    session.add(row)
+    return new_state
+
+
+def writes_only_the_state(event: Event, new_state: OrderState) -> bool:
+    """True when `transition` writes nothing but the audit row, the state and `updated_at`: such
+    a step can also be written in one statement (`claimed_transitions`)."""
+    return new_state not in _ATTENTION_STATES and event not in (Event.RETRY, Event.APPROVE)
+
+
+_ATTENTION_STATES = (OrderState.NEEDS_ATTENTION, OrderState.AWAITING_APPROVAL)
+
+
+def _write_the_rest(row: OrderRecord, event: Event, new_state: OrderState, reason: str) -> None:
+    if new_state in _ATTENTION_STATES:
         row.attention_reason = reason[:2000]
     elif event in (Event.RETRY, Event.APPROVE):
         row.attention_reason = ""
     if event is Event.APPROVE:
         # Whoever approves (CLI, console), the rules that held the order are approved with it.
         row.approvals = {"held": [], "approved": sorted({*row.approved_rules, *row.held_rules})}
-    session.add(row)
-    return new_state
 
 
 def note(session: Session, row: OrderRecord, event: str, now: datetime, reason: str = "") -> None:

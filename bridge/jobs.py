@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVarTuple
+from typing import Any, NamedTuple, TypeVarTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -45,6 +45,7 @@ from . import retry_policy
 from .store import (
     JobRecord,
     OrderRecord,
+    data_digest,
     db_clock_column,
     db_now,
     lock_order,
@@ -618,22 +619,30 @@ def sibling_running(session: Session, job: ClaimedJob, *, same_key: bool = False
     return found.first() is not None
 
 
-def load_order_unless_sibling(session: Session, job: ClaimedJob) -> tuple[OrderRecord | None, bool]:
-    """The job's order (None when it is gone) and whether `sibling_running`, in one statement:
-    a submit job asks both before it plans."""
+class OrderToPlan(NamedTuple):
+    order: OrderRecord | None  # None when it is gone (purged)
+    overlapping: bool  # `sibling_running`
+    digest: bytes | None  # `store.data_digest` of the order as read (PostgreSQL; None on SQLite)
+
+
+def load_order_unless_sibling(session: Session, job: ClaimedJob) -> OrderToPlan:
+    """The job's order and whether `sibling_running`, in one statement: a submit job asks both
+    before it plans. On PostgreSQL the same statement reads the digest its later one-statement
+    steps compare (`claimed_transitions`)."""
     dialect = session.get_bind().dialect.name
     params = {"job_id": job.id, "kind": job.kind, "order_id": job.order_id}
     row = session.execute(_order_and_sibling_stmt(dialect), params).first()
     if row is None:
-        return None, False
-    order: OrderRecord = row[0]
-    return order, bool(row[1])
+        return OrderToPlan(None, False, None)
+    order, overlapping, *digest = row
+    return OrderToPlan(order, bool(overlapping), bytes(digest[0]) if digest else None)
 
 
 @cache
 def _order_and_sibling_stmt(dialect: str) -> Any:
     overlapping = _sibling_stmt(dialect, False).exists().label("overlapping")  # type: ignore[attr-defined]
-    return select(OrderRecord, overlapping).where(col(OrderRecord.id) == bindparam("order_id"))
+    digest = () if dialect == "sqlite" else (data_digest().label("digest"),)
+    return select(OrderRecord, overlapping, *digest).where(col(OrderRecord.id) == bindparam("order_id"))
 
 
 @cache
@@ -731,9 +740,14 @@ def _complete_stmt(dialect: str) -> Executable:
             _status_is(RUNNING),
             col(JobRecord.lease_until) >= now,
         )
-        .values(status=DONE, lease_until=None, updated_at=now)
+        .values(job_done_values(now))
         .returning(col(JobRecord.id))
     )
+
+
+def job_done_values(db_clock: Any) -> dict[str, Any]:
+    """What ending a job writes on its row (`complete`, `claimed_transitions`)."""
+    return {"status": DONE, "lease_until": None, "updated_at": db_clock}
 
 
 def fail(

@@ -28,8 +28,10 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     bindparam,
+    cast,
     event,
     func,
     literal_column,
@@ -821,6 +823,13 @@ def _order_stmt(*, lock: bool) -> Any:
     of a busy worker's CPU)."""
     query = select(OrderRecord).where(col(OrderRecord.id) == bindparam("order_id"))
     return query.with_for_update() if lock else query
+
+
+def data_digest() -> Any:
+    """SHA-256 of the order's `data` as stored (PostgreSQL; its `json` type keeps the text as
+    written). Equal digests mean the order says the same thing; a step planned from a snapshot
+    compares it in the statement that writes (`claimed_transitions`)."""
+    return func.sha256(func.convert_to(cast(col(OrderRecord.data), Text), literal_column("'UTF8'")))
 
 
 def commit_without_waiting_for_disk(conn: Connection) -> None:

@@ -21,7 +21,9 @@ from sqlmodel import Session
 
 from . import alerts, budget, jobs, logs, metrics
 from .bootstrap import Bridge
+from .claimed_transitions import step_under_claim
 from .migrate import schema_problem
+from .orders import Event, OrderState
 from .store import JobRecord, OrderRecord, write_session
 
 log = logging.getLogger("bridge.worker")
@@ -62,6 +64,32 @@ class JobContext:
             jobs.complete(session, self.job)
             yield session
         self.finished = True
+
+    def finish_step(
+        self,
+        order_id: int,
+        *,
+        from_state: OrderState,
+        event: Event,
+        reason: str,
+        values: Mapping[str, Any],
+    ) -> bool:
+        """The job's final write when it is one plain step of its order, in one statement
+        (`claimed_transitions`): True when it was written and the job is done. False when
+        nothing was written; the caller then writes through `finish()`."""
+        done = step_under_claim(
+            self.bridge.engine,
+            self.job,
+            order_id,
+            from_state=from_state,
+            event=event,
+            now=self.bridge.clock.now(),
+            reason=reason,
+            values=values,
+            complete=True,
+        )
+        self.finished = self.finished or done
+        return done
 
 
 Handler = Callable[[JobContext], None]

@@ -30,6 +30,7 @@ from ..amazon.models import FulfillmentAction, FulfillmentOrder
 from ..amazon.outbound import FulfillmentOutbound
 from ..audit import note, transition
 from ..channels import Channel
+from ..claimed_transitions import step_under_claim
 from ..orders import CanonicalOrder, Event, OrderRisk, OrderState, can
 from ..store import (
     OrderRecord,
@@ -72,7 +73,17 @@ def _finish_with(
 
     With `version` (a decision taken before anything was sent: park, skip), nothing is recorded
     when the order changed since it was planned: the change's own job decides again. `then` runs
-    in the same transaction once the event was recorded (what the decision owes the storefront)."""
+    in the same transaction once the event was recorded (what the decision owes the storefront).
+
+    An order created at Amazon from `submitting`, the usual ending, is written in one statement
+    when it is still `submitting` (`JobContext.finish_step`); any other case, below."""
+    if event in (Event.CREATED, Event.CREATED_ON_HOLD) and version is None and then is None:
+        values = {"seller_fulfillment_order_id": sfo_id, "amazon_status": amazon_status}
+        set_values = {name: value for name, value in values.items() if value}
+        if ctx.finish_step(
+            order_id, from_state=OrderState.SUBMITTING, event=event, reason=reason, values=set_values
+        ):
+            return
     now = ctx.bridge.clock.now()
     with ctx.finish() as session:
         row = lock_order(session, order_id)
@@ -110,24 +121,24 @@ def _version(row: OrderRecord) -> str:
     return row.canonical().content_version()
 
 
-def _load_unless_overlapping(ctx: JobContext) -> OrderRecord | None:
+def _load_unless_overlapping(ctx: JobContext) -> jobs.OrderToPlan:
     """The order as this job plans from it. Two submit jobs of one order never overlap: the one
     claimed later waits (no attempt spent). One statement asks both questions."""
     with read_session(ctx.bridge.engine) as session:
-        row, overlapping = jobs.load_order_unless_sibling(session, ctx.job)
-    if overlapping:
+        loaded = jobs.load_order_unless_sibling(session, ctx.job)
+    if loaded.overlapping:
         raise RetryLater(
             "an earlier submit job of this order is still running",
             after_s=OVERLAP_WAIT_S,
             count_attempt=False,
         )
-    return row
+    return loaded
 
 
 def handle_submit(ctx: JobContext) -> None:
     bridge = ctx.bridge
     assert ctx.job.order_id is not None
-    row = _load_unless_overlapping(ctx)
+    row, _, digest = _load_unless_overlapping(ctx)
     if row is None or row.order_state not in SUBMITTABLE:
         return  # cancelled, parked or already created meanwhile: nothing to do
     channel = bridge.config.channel(row.channel_id)
@@ -174,7 +185,7 @@ def handle_submit(ctx: JobContext) -> None:
     outbound: FulfillmentOutbound = ctx.services["amazon"].for_channel(channel)
     try:
         if len(parts) == 1:
-            _submit(ctx, row, channel, plan, outbound, version, scoped)
+            _submit(ctx, row, channel, plan, outbound, version, scoped, digest)
         else:
             _submit_parts(ctx, row, channel, parts, outbound, version, scoped)
     except amz.SpApiError as exc:
@@ -189,6 +200,7 @@ def _submit(
     outbound: FulfillmentOutbound,
     version: str,
     scoped: Scoped | None = None,
+    digest: bytes | None = None,
 ) -> None:
     assert row.id is not None
     created_event = (
@@ -222,7 +234,7 @@ def _submit(
             _hold(ctx, row.id, held, version, fees)
             return
         settle(ctx, row.id, scoped)  # accept fulfillment requests; record the units covered
-        if not _mark_submitting(ctx, row.id, plan, version, fees):
+        if not _mark_submitting(ctx, row, plan, version, fees, digest=digest):
             return
     try:
         outbound.create(plan.create)
@@ -349,7 +361,7 @@ def _submit_parts(
             _finish_with(ctx, row.id, Event.PARK, verdict.reason, version=version)
             return
         settle(ctx, row.id, scoped)
-        if not _mark_submitting(ctx, row.id, parts[0], version, "; ".join(seen), parts):
+        if not _mark_submitting(ctx, row, parts[0], version, "; ".join(seen), parts):
             return
     created: list[str] = []
     refused: list[str] = []
@@ -506,11 +518,42 @@ def _read_existing(outbound: FulfillmentOutbound, sfo_id: str) -> FulfillmentOrd
 
 
 def _mark_submitting(
-    ctx: JobContext, order_id: int, plan: Plan, version: str, fees: str = "", parts: tuple[Plan, ...] = ()
+    ctx: JobContext,
+    planned: OrderRecord,
+    plan: Plan,
+    version: str,
+    fees: str = "",
+    parts: tuple[Plan, ...] = (),
+    *,
+    digest: bytes | None = None,
 ) -> bool:
     """Commit `submitting` (and what is being sent) before the create leaves, unless the order
-    changed since it was planned: then the change's own job plans again, and this one stops."""
+    changed since it was planned: then the change's own job plans again, and this one stops.
+
+    `planned` is the order as the job read it. With its `digest` (PostgreSQL, an order sent
+    whole) one statement commits `submitting` if the order is still exactly that; anything else
+    takes the transaction below, which finds out what changed."""
+    assert planned.id is not None
+    order_id = planned.id
     now = ctx.bridge.clock.now()
+    reason = f"preview passed ({fees}); creating at Amazon"
+    if digest is not None and not parts:
+        values = {
+            "seller_fulfillment_order_id": plan.seller_fulfillment_order_id,
+            "submission": submission_of(planned.canonical(), plan, version).to_json(),
+        }
+        if step_under_claim(
+            ctx.bridge.engine,
+            ctx.job,
+            order_id,
+            from_state=planned.order_state,
+            event=Event.SUBMIT_STARTED,
+            now=now,
+            reason=reason,
+            values=values,
+            digest=digest,
+        ):
+            return True
     with write_session(ctx.bridge.engine) as session:
         row = jobs.lock_order_held(session, ctx.job, order_id)
         if row.order_state not in NOT_SUBMITTED:
@@ -528,7 +571,7 @@ def _mark_submitting(
         row.seller_fulfillment_order_id = plan.seller_fulfillment_order_id
         row.submission = submission_of(current, plan, version).to_json()
         record_parts(session, order_id, [p.seller_fulfillment_order_id for p in parts], now)
-        transition(session, row, Event.SUBMIT_STARTED, now, f"preview passed ({fees}); creating at Amazon")
+        transition(session, row, Event.SUBMIT_STARTED, now, reason)
     return True
 
 

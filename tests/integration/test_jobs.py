@@ -312,7 +312,7 @@ def test_of_two_running_jobs_of_one_order_and_kind_only_the_later_claimed_waits(
         with read_session(db) as session:
             running = jobs.sibling_running(session, job, **kwargs)
             if not kwargs:  # the submit job's one-statement read agrees
-                row, overlapping = jobs.load_order_unless_sibling(session, job)
+                row, overlapping, _digest = jobs.load_order_unless_sibling(session, job)
                 assert row is not None and row.id == job.order_id and overlapping is running
             return running
 
@@ -339,7 +339,7 @@ def test_a_purged_order_reads_as_none_and_cannot_be_locked(db: Engine) -> None:
         session.execute(update(JobRecord).where(JobRecord.id == job.id).values(order_id=None))
         session.execute(delete(OrderRecord).where(OrderRecord.id == order))
     with read_session(db) as session:
-        assert jobs.load_order_unless_sibling(session, replace(job, order_id=order)) == (None, False)
+        assert jobs.load_order_unless_sibling(session, replace(job, order_id=order)) == (None, False, None)
     with pytest.raises(NoResultFound), write_session(db) as session:  # held, but no order to lock
         jobs.lock_order_held(session, job, order)
 
