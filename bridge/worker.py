@@ -106,29 +106,56 @@ def safe_error(exc: BaseException) -> str:
 
 
 class _Heartbeat:
-    """Keeps a claim's lease alive while its handler runs."""
+    """Keeps the running job's lease alive: one thread for all of a worker's jobs (a thread per
+    job cost ~0.15 ms of CPU to start and stop, 2% of a submit job). It looks every sixth of the
+    lease and renews a lease a third of it old, so a running job's lease is renewed at least
+    every half lease. It ends when it finds no job running and starts again with the next one,
+    so an idle worker keeps no thread."""
 
-    def __init__(self, bridge: Bridge, job: jobs.ClaimedJob, lease_s: float) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(bridge, job, lease_s), daemon=True)
+    def __init__(self, bridge: Bridge, lease_s: float) -> None:
+        self._bridge = bridge
+        self._lease_s = lease_s
+        self._lock = threading.Lock()  # held while renewing: a job ends only after that
+        self._job: jobs.ClaimedJob | None = None
+        self._renewed = 0.0
+        self._thread: threading.Thread | None = None
 
-    def _run(self, bridge: Bridge, job: jobs.ClaimedJob, lease_s: float) -> None:
-        while not self._stop.wait(lease_s / 3):
-            try:
-                jobs.heartbeat(bridge.engine, job, lease_s)
-            except jobs.LostLease:
-                log.warning("job %s lost its lease while running", job.id)
-                return
-            except Exception as exc:
-                log.warning("heartbeat for job %s failed: %s", job.id, type(exc).__name__)
+    @contextmanager
+    def keeping(self, job: jobs.ClaimedJob) -> Iterator[None]:
+        if self._lease_s <= 0:  # nothing to keep (tests of an expired lease)
+            yield
+            return
+        with self._lock:
+            self._job, self._renewed = job, time.monotonic()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._job = None
 
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._lease_s / 6)
+            with self._lock:
+                job = self._job
+                if job is None:
+                    self._thread = None
+                    return
+                if time.monotonic() - self._renewed >= self._lease_s / 3:
+                    self._renew(job)
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    def _renew(self, job: jobs.ClaimedJob) -> None:
+        try:
+            jobs.heartbeat(self._bridge.engine, job, self._lease_s)
+            self._renewed = time.monotonic()
+        except jobs.LostLease:
+            log.warning("job %s lost its lease while running", job.id)
+            self._renewed = float("inf")  # no more tries for this job
+        except Exception as exc:
+            log.warning("heartbeat for job %s failed: %s", job.id, type(exc).__name__)
 
 
 class Worker:
@@ -152,6 +179,7 @@ class Worker:
         self.rate_wait_s = rate_wait_s
         self.stopping = threading.Event()
         self.fatal = ""
+        self._heartbeat = _Heartbeat(bridge, lease_s)
 
     def run_once(self) -> bool:
         """Claim and run one due job. Returns False when there was nothing to do."""
@@ -190,7 +218,7 @@ class Worker:
         started = time.perf_counter()
         run_budget: budget.JobBudget | None = None
         try:
-            with _Heartbeat(self.bridge, job, self.lease_s), self._budget(job) as run_budget:
+            with self._heartbeat.keeping(job), self._budget(job) as run_budget:
                 self.handlers[job.kind](ctx)
             if not ctx.finished:
                 with ctx.finish():

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -107,6 +108,30 @@ def test_a_worker_paused_past_its_lease_records_nothing(bridge: Bridge) -> None:
     assert results == ["B done"]
     [job] = job_rows(bridge)
     assert job.status == "done" and job.attempts == 2
+
+
+def test_a_job_that_runs_past_its_lease_keeps_it_while_it_runs(bridge: Bridge) -> None:
+    """The worker's heartbeat renews the running job's lease: another worker looking for work
+    meanwhile never gets it. One heartbeat thread serves all of a worker's jobs, and an idle
+    worker keeps none."""
+    looked: list[jobs.ClaimedJob | None] = []
+
+    def long_handler(ctx: JobContext) -> None:
+        deadline = time.monotonic() + 1.5  # 2.5 leases
+        while time.monotonic() < deadline:
+            looked.append(jobs.claim(bridge.engine, ["t"]))
+            time.sleep(0.1)
+
+    worker = Worker(bridge, {"t": long_handler}, lease_s=0.6)
+    for _ in range(2):
+        add_job(bridge)
+        assert worker.run_once()
+    assert len(looked) > 20 and not any(looked), "never taken over"
+    assert [(job.status, job.attempts) for job in job_rows(bridge)] == [("done", 1), ("done", 1)]
+    deadline = time.monotonic() + 2
+    while worker._heartbeat._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker._heartbeat._thread is None, "no thread once no job runs"
 
 
 def test_a_lease_that_ran_out_records_nothing_even_before_a_takeover(bridge: Bridge) -> None:
