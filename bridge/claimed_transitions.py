@@ -20,12 +20,12 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, bindparam, exists, insert, literal_column, select, update
+from sqlalchemy import ColumnElement, Executable, bindparam, exists, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from .audit import writes_only_the_state
-from .jobs import RUNNING, ClaimedJob, job_done_values
+from .jobs import ClaimedJob, job_done_values, still_held_where
 from .orders import Event, OrderState, next_state
 from .store import (
     JobRecord,
@@ -66,8 +66,9 @@ def step_under_claim(
     if is_sqlite(engine):
         return False
     names = tuple(sorted(values))
-    # Every parameter name has a prefix: SQLAlchemy takes a parameter named like a column of an
-    # UPDATE in the statement as a value to SET (`order_id` would be written into the job's row).
+    # The step's own parameters have a prefix: SQLAlchemy takes a parameter named like a column of
+    # an UPDATE in the statement as a value to SET (`order_id` would be written into the job's row).
+    # `job_id` and `token` are `jobs.still_held_where`'s and name no column.
     params = {
         **{f"step_set_{name}": value for name, value in values.items()},
         "step_order_id": order_id,
@@ -76,8 +77,8 @@ def step_under_claim(
         "step_event": event.value,
         "step_now": now,
         "step_reason": reason[:2000],
-        "step_job_id": job.id,
-        "step_token": job.claim_token,
+        "job_id": job.id,
+        "token": job.claim_token,
         "step_digest": digest,
     }
     with one_statement(engine) as conn:
@@ -97,12 +98,7 @@ def _step_stmt(names: tuple[str, ...], check_digest: bool, complete: bool) -> Ex
     if check_digest:
         conditions.append(data_digest() == bindparam("step_digest"))
     order = select(col(OrderRecord.id)).where(*conditions).with_for_update().cte("expected_order")
-    claim = (
-        col(JobRecord.id) == bindparam("step_job_id"),
-        col(JobRecord.claim_token) == bindparam("step_token"),
-        col(JobRecord.status) == literal_column(f"'{RUNNING}'"),
-        col(JobRecord.lease_until) >= db_clock,
-    )
+    claim = still_held_where(db_clock)
     held = (
         update(JobRecord)
         .where(*claim, exists(select(order.c.id)))

@@ -744,14 +744,20 @@ def _complete_stmt(dialect: str) -> Executable:
     now = db_clock_column(dialect)
     return (
         update(JobRecord)
-        .where(
-            col(JobRecord.id) == bindparam("job_id"),
-            col(JobRecord.claim_token) == bindparam("token"),
-            _status_is(RUNNING),
-            col(JobRecord.lease_until) >= now,
-        )
+        .where(*still_held_where(now))
         .values(job_done_values(now))
         .returning(col(JobRecord.id))
+    )
+
+
+def still_held_where(db_clock: Any) -> tuple[ColumnElement[bool], ...]:
+    """`_still_held` as SQL conditions on the job's row, for the bound `job_id` and `token`
+    (`complete`, `claimed_transitions`)."""
+    return (
+        col(JobRecord.id) == bindparam("job_id"),
+        col(JobRecord.claim_token) == bindparam("token"),
+        _status_is(RUNNING),
+        col(JobRecord.lease_until) >= db_clock,
     )
 
 
