@@ -87,30 +87,26 @@ def step_under_claim(
 
 @cache
 def _step_stmt(names: tuple[str, ...], check_digest: bool, complete: bool) -> Executable:
-    """Built once per shape. `order` locks the order if it is as expected; `held` checks and
-    locks the claim (ending the job when `complete`); `changed` updates the order only if both
-    did; the statement itself inserts the audit row for what `changed` returns."""
+    """Built once per shape. Each CTE runs on what the one before it found, so the rows are
+    locked in the order every other path takes, the job's before the order's: `held_claim` locks
+    the job's row if this worker still holds it; `expected_order` locks the order if the claim is
+    held and the order is as expected; `changed_order` updates it; `ended_job` (the final step)
+    ends the job if the order changed; the statement itself inserts the audit row for what
+    `changed_order` returns. PostgreSQL runs a data-modifying CTE to its end whether or not
+    anything reads it, and a row this statement locked is no conflict for its own update."""
     db_clock = db_clock_column("postgresql")
+    held = select(col(JobRecord.id)).where(*still_held_where(db_clock)).with_for_update().cte("held_claim")
     conditions: list[ColumnElement[bool]] = [
         col(OrderRecord.id) == bindparam("step_order_id"),
         col(OrderRecord.state) == bindparam("step_from_state"),
+        exists(select(held.c.id)),
     ]
     if check_digest:
         conditions.append(data_digest() == bindparam("step_digest"))
     order = select(col(OrderRecord.id)).where(*conditions).with_for_update().cte("expected_order")
-    claim = still_held_where(db_clock)
-    held = (
-        update(JobRecord)
-        .where(*claim, exists(select(order.c.id)))
-        .values(job_done_values(db_clock))
-        .returning(col(JobRecord.id))
-        .cte("held_claim")
-        if complete
-        else select(col(JobRecord.id)).where(*claim).with_for_update().cte("held_claim")
-    )
     changed = (
         update(OrderRecord)
-        .where(col(OrderRecord.id).in_(select(order.c.id)), exists(select(held.c.id)))
+        .where(col(OrderRecord.id).in_(select(order.c.id)))
         .values(
             state=bindparam("step_to_state"),
             updated_at=bindparam("step_now", type_=_ORDERS.c.updated_at.type),
@@ -127,8 +123,18 @@ def _step_stmt(names: tuple[str, ...], check_digest: bool, complete: bool) -> Ex
         bindparam("step_to_state"),
         bindparam("step_reason"),
     )
-    return (
+    statement = (
         insert(OrderEventRecord)
         .from_select(["order_id", "at", "event", "from_state", "to_state", "reason"], audit_row)
         .returning(col(OrderEventRecord.id))
     )
+    if complete:
+        ended = (
+            update(JobRecord)
+            .where(col(JobRecord.id).in_(select(held.c.id)), exists(select(changed.c.id)))
+            .values(job_done_values(db_clock))
+            .returning(col(JobRecord.id))
+            .cte("ended_job")
+        )
+        statement = statement.add_cte(ended)
+    return statement

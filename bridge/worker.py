@@ -125,10 +125,11 @@ class _Heartbeat:
             yield
             return
         with self._lock:
-            self._renewed[job.id] = (job, time.monotonic())
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+                thread.start()  # may raise (no thread to be had): then this job fails, nothing else
+                self._thread = thread
+            self._renewed[job.id] = (job, time.monotonic())
         try:
             yield
         finally:
@@ -136,15 +137,26 @@ class _Heartbeat:
                 self._renewed.pop(job.id, None)
 
     def _run(self) -> None:
-        while True:
-            time.sleep(self._lease_s / 6)
-            with self._lock:
-                if not self._renewed:
-                    self._thread = None
-                    return
-                for job, renewed in list(self._renewed.values()):
-                    if time.monotonic() - renewed >= self._lease_s / 3:
-                        self._renewed[job.id] = (job, self._renew(job, renewed))
+        try:
+            while self._renew_due():
+                time.sleep(self._lease_s / 6)
+        except BaseException:
+            with self._lock:  # should this thread die, the next job starts another
+                self._thread = None
+            raise
+
+    def _renew_due(self) -> bool:
+        """Renew the leases that are due; False (and this thread is done) when no job runs. The
+        decision and clearing `_thread` happen under one lock, so a job that starts meanwhile
+        either is seen here or starts a thread of its own."""
+        with self._lock:
+            if not self._renewed:
+                self._thread = None
+                return False
+            for job, renewed in list(self._renewed.values()):
+                if time.monotonic() - renewed >= self._lease_s / 3:
+                    self._renewed[job.id] = (job, self._renew(job, renewed))
+            return True
 
     def _renew(self, job: jobs.ClaimedJob, renewed: float) -> float:
         """When the lease was renewed now, or `renewed` again if this failed (retried at the next

@@ -455,7 +455,13 @@ def test_the_sp_api_client_keeps_no_cookie_and_does_not_parse_one(monkeypatch: p
     from bridge.amazon.spapi import http_client
 
     offered: list[httpx.Response] = []
-    monkeypatch.setattr(httpx.Cookies, "extract_cookies", lambda _self, response: offered.append(response))
+    extract = httpx.Cookies.extract_cookies
+
+    def spy(cookies: httpx.Cookies, response: httpx.Response) -> None:
+        offered.append(response)
+        extract(cookies, response)
+
+    monkeypatch.setattr(httpx.Cookies, "extract_cookies", spy)
     sent: list[str | None] = []
 
     def answer(request: httpx.Request) -> httpx.Response:

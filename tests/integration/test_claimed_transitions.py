@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from bridge import jobs
 from bridge.amazon.simulator import Simulator
@@ -108,27 +109,58 @@ def test_on_sqlite_a_step_writes_nothing_and_leaves_it_to_the_caller(db: Engine)
     assert _snapshot(db, order) == before and _job_status(db, job)[0] == "running"
 
 
-def test_a_step_writes_exactly_what_transition_writes(db: Engine) -> None:
-    """The same step, once through the ORM (`audit.transition` in a transaction) and once in one
-    statement, leaves the two orders and their audit trails identical, field by field."""
+def test_both_steps_write_exactly_what_transition_writes(db: Engine) -> None:
+    """`submitting`, then `created` with the job's end: once through the ORM (`audit.transition`
+    in a transaction, as the general path does) and once in one statement each. The two orders
+    and their audit trails end up identical, field by field."""
     _postgresql_only(db)
     by_orm, by_statement = _order(db, 1), _order(db, 2)
     _claimed(db, by_orm)
     job = _claimed(db, by_statement)
+    later = NOW + timedelta(seconds=2)
     with write_session(db) as session:
         row = lock_order(session, by_orm)
-        row.seller_fulfillment_order_id = f"shop-a-{by_orm}"
+        row.seller_fulfillment_order_id = "shop-a-sfo"
         row.submission = SUBMISSION
         transition(session, row, Event.SUBMIT_STARTED, NOW, "preview passed; creating at Amazon")
-    assert _step(db, job, by_statement, digest=_digest(db, job))
+    with write_session(db) as session:
+        row = lock_order(session, by_orm)
+        row.amazon_status = "Received"
+        transition(session, row, Event.CREATED, later, "created at Amazon")
+    steps = [
+        {
+            "digest": _digest(db, job),
+            "values": {"seller_fulfillment_order_id": "shop-a-sfo2", "submission": SUBMISSION},
+        },
+        {
+            "from_state": OrderState.SUBMITTING,
+            "event": Event.CREATED,
+            "now": later,
+            "reason": "created at Amazon",
+            "values": {"amazon_status": "Received"},
+            "complete": True,
+        },
+    ]
+    for step in steps:
+        assert _step(db, job, by_statement, **step)
     orm_order, orm_events = _snapshot(db, by_orm)
     one_order, one_events = _snapshot(db, by_statement)
-    assert orm_order.pop("seller_fulfillment_order_id") == f"shop-a-{by_orm}"
-    assert one_order.pop("seller_fulfillment_order_id") == f"shop-a-{by_statement}"
-    assert one_order == orm_order and one_order["state"] == "submitting"
-    assert one_events == orm_events and len(one_events) == 1
-    assert one_events[0]["event"] == "submit_started" and one_events[0]["at"] == NOW
-    assert _job_status(db, job)[0] == "running", "without `complete` the job goes on"
+    assert (orm_order.pop("seller_fulfillment_order_id"), one_order.pop("seller_fulfillment_order_id")) == (
+        "shop-a-sfo",
+        "shop-a-sfo2",
+    )
+    assert one_order == orm_order
+    assert (one_order["state"], one_order["amazon_status"], one_order["updated_at"]) == (
+        "submitted",
+        "Received",
+        later,
+    )
+    assert one_events == orm_events
+    assert [(e["event"], e["from_state"], e["to_state"], e["at"]) for e in one_events] == [
+        ("submit_started", "received", "submitting", NOW),
+        ("created", "submitting", "submitted", later),
+    ]
+    assert _job_status(db, job) == ("done", None)
 
 
 def test_a_completing_step_ends_the_job_in_the_same_statement(db: Engine) -> None:
@@ -180,39 +212,97 @@ def test_a_step_writes_nothing_unless_every_condition_holds(db: Engine, spoil: s
     assert _job_status(db, job) == job_before
 
 
-def test_a_step_waits_for_a_concurrent_writer_and_judges_the_order_it_left(db: Engine) -> None:
-    """A cancellation that holds the order's row while the step runs: the step waits for it, then
-    sees the order `cancel_requested` and writes nothing (READ COMMITTED reads the row again
-    after the wait)."""
-    _postgresql_only(db)
-    order = _order(db, 1, state="submitting")
+def _step_while_another_writes(db: Engine, change: str, **step: Any) -> tuple[bool, jobs.ClaimedJob, int]:
+    """Run a step while another transaction holds the order's row, then let that one apply
+    `change` (SQL on the order, `:id` bound) and commit. Checks that the step waits for the
+    order with the job's row already locked (the job's row first, as on every path)."""
+    order = _order(db, 1, state=step["from_state"].value)
     job = _claimed(db, order)
+    step["digest"] = _digest(db, job) if step.pop("with_digest", False) else None
     result: list[bool] = []
     with db.connect() as other:
         other.execute(text("SELECT id FROM orders WHERE id = :id FOR UPDATE"), {"id": order})
-        stepping = threading.Thread(
-            target=lambda: result.append(
-                _step(
-                    db,
-                    job,
-                    order,
-                    from_state=OrderState.SUBMITTING,
-                    event=Event.CREATED,
-                    values={},
-                    complete=True,
-                )
-            )
-        )
+        stepping = threading.Thread(target=lambda: result.append(_step(db, job, order, **step)))
         stepping.start()
-        time.sleep(0.3)
-        assert stepping.is_alive() and not result, "waits for the row lock"
-        other.execute(text("UPDATE orders SET state = 'cancel_requested' WHERE id = :id"), {"id": order})
+        _wait_for_a_lock_wait(db)
+        with db.connect() as third, pytest.raises(OperationalError):
+            third.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE NOWAIT"), {"id": job.id})
+        other.execute(text(change), {"id": order})
         other.commit()
     stepping.join(10)
-    assert result == [False]
+    assert not stepping.is_alive()
+    return result[0], job, order
+
+
+def _wait_for_a_lock_wait(db: Engine) -> None:
+    with db.connect() as conn:
+        for _ in range(100):
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            ).scalar_one()
+            if waiting:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the step never waited for the order's row")
+
+
+def test_a_step_waits_for_a_cancellation_and_then_writes_nothing(db: Engine) -> None:
+    """The order turns `cancel_requested` while the step waits for its row: READ COMMITTED reads
+    the row again after the wait, and the step writes nothing (the general path then ends the
+    job, with a note)."""
+    _postgresql_only(db)
+    changed, job, order = _step_while_another_writes(
+        db,
+        "UPDATE orders SET state = 'cancel_requested' WHERE id = :id",
+        from_state=OrderState.SUBMITTING,
+        event=Event.CREATED,
+        values={},
+        complete=True,
+    )
+    assert not changed
     row, events = _snapshot(db, order)
     assert row["state"] == "cancel_requested" and events == []
-    assert _job_status(db, job)[0] == "running", "the general path ends the job, with a note"
+    assert _job_status(db, job)[0] == "running"
+
+
+def test_a_step_waits_for_a_change_of_content_and_then_writes_nothing(db: Engine) -> None:
+    _postgresql_only(db)
+    changed, job, order = _step_while_another_writes(
+        db,
+        """UPDATE orders SET data = '{"external_id": "1", "lines": []}' WHERE id = :id""",
+        from_state=OrderState.RECEIVED,
+        event=Event.SUBMIT_STARTED,
+        values={},
+        with_digest=True,
+    )
+    assert not changed
+    row, events = _snapshot(db, order)
+    assert row["state"] == "received" and events == []
+    assert _job_status(db, job)[0] == "running"
+
+
+def test_a_step_after_another_writer_left_the_order_as_expected_writes_on_top_of_it(db: Engine) -> None:
+    """Another writer changed something else (the sync's `last_synced_at`) and kept the state:
+    the step still applies, to the row that writer left, and keeps its change; the job ends
+    with it and the audit row is written once."""
+    _postgresql_only(db)
+    synced = NOW - timedelta(minutes=5)
+    changed, job, order = _step_while_another_writes(
+        db,
+        f"UPDATE orders SET last_synced_at = '{synced.isoformat()}' WHERE id = :id",
+        from_state=OrderState.SUBMITTING,
+        event=Event.CREATED,
+        values={"amazon_status": "Received"},
+        complete=True,
+    )
+    assert changed
+    row, events = _snapshot(db, order)
+    assert (row["state"], row["amazon_status"], row["last_synced_at"]) == ("submitted", "Received", synced)
+    assert [e["event"] for e in events] == ["created"]
+    assert _job_status(db, job) == ("done", None)
 
 
 def test_a_step_that_writes_more_than_the_state_is_refused(db: Engine) -> None:
@@ -251,9 +341,9 @@ def test_the_usual_submit_job_is_six_autocommitted_statements(
         "WITH expired AS",  # the claim
         "SELECT orders.id, orders.channel_id,",  # the order and the overlap check
         "UPDATE rate_buckets SET",  # getFulfillmentPreview's token
-        "WITH expected_order AS",  # `submitting`
+        "WITH held_claim AS",  # `submitting`
         "UPDATE rate_buckets SET",  # createFulfillmentOrder's token
-        "WITH expected_order AS",  # `created`, the job done
+        "WITH held_claim AS",  # `created`, the job done
     ]
     assert all(autocommit for _, autocommit in seen)
     assert events(bridge, order_row(bridge, "1001")) == ["intake:created", "submit_started", "created"]

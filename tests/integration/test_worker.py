@@ -116,9 +116,11 @@ def test_jobs_that_run_past_their_lease_keep_it_while_they_run(bridge: Bridge) -
     meanwhile never gets one. One heartbeat thread serves all of a worker's jobs, here two at
     once (two threads sharing one `Worker`), and an idle worker keeps none."""
     looked: list[jobs.ClaimedJob | None] = []
+    heartbeats: set[object] = set()
 
     def long_handler(ctx: JobContext) -> None:
         time.sleep(0.2)  # both jobs are claimed by now
+        heartbeats.add(worker._heartbeat._thread)
         deadline = time.monotonic() + 1.3  # past two leases in all
         while time.monotonic() < deadline:
             looked.append(jobs.claim(bridge.engine, ["t"]))
@@ -134,6 +136,7 @@ def test_jobs_that_run_past_their_lease_keep_it_while_they_run(bridge: Bridge) -
     for thread in both:
         thread.join(10)
     assert ran == [True, True]
+    assert len(heartbeats) == 1 and None not in heartbeats, "one thread for both jobs"
     assert len(looked) > 20 and not any(looked), "never taken over"
     assert [(job.status, job.attempts) for job in job_rows(bridge)] == [("done", 1), ("done", 1)]
     deadline = time.monotonic() + 2
