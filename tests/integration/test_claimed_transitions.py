@@ -249,38 +249,31 @@ def _wait_for_a_lock_wait(db: Engine) -> None:
     raise AssertionError("the step never waited for the order's row")
 
 
-def test_a_step_waits_for_a_cancellation_and_then_writes_nothing(db: Engine) -> None:
-    """The order turns `cancel_requested` while the step waits for its row: READ COMMITTED reads
-    the row again after the wait, and the step writes nothing (the general path then ends the
-    job, with a note)."""
+@pytest.mark.parametrize(
+    ("change", "step", "left"),
+    [
+        (  # a cancellation: the final step finds the order `cancel_requested`
+            "UPDATE orders SET state = 'cancel_requested' WHERE id = :id",
+            {"from_state": OrderState.SUBMITTING, "event": Event.CREATED, "complete": True},
+            "cancel_requested",
+        ),
+        (  # an edit: `submitting` finds other content than the job planned from
+            """UPDATE orders SET data = '{"external_id": "1", "lines": []}' WHERE id = :id""",
+            {"from_state": OrderState.RECEIVED, "event": Event.SUBMIT_STARTED, "with_digest": True},
+            "received",
+        ),
+    ],
+)
+def test_a_step_that_waited_for_a_change_writes_nothing(
+    db: Engine, change: str, step: dict[str, Any], left: str
+) -> None:
+    """READ COMMITTED reads the order's row again once the other writer commits; the step sees
+    the change and writes nothing, and the general path takes over (it ends the job, with a note)."""
     _postgresql_only(db)
-    changed, job, order = _step_while_another_writes(
-        db,
-        "UPDATE orders SET state = 'cancel_requested' WHERE id = :id",
-        from_state=OrderState.SUBMITTING,
-        event=Event.CREATED,
-        values={},
-        complete=True,
-    )
+    changed, job, order = _step_while_another_writes(db, change, values={}, **step)
     assert not changed
     row, events = _snapshot(db, order)
-    assert row["state"] == "cancel_requested" and events == []
-    assert _job_status(db, job)[0] == "running"
-
-
-def test_a_step_waits_for_a_change_of_content_and_then_writes_nothing(db: Engine) -> None:
-    _postgresql_only(db)
-    changed, job, order = _step_while_another_writes(
-        db,
-        """UPDATE orders SET data = '{"external_id": "1", "lines": []}' WHERE id = :id""",
-        from_state=OrderState.RECEIVED,
-        event=Event.SUBMIT_STARTED,
-        values={},
-        with_digest=True,
-    )
-    assert not changed
-    row, events = _snapshot(db, order)
-    assert row["state"] == "received" and events == []
+    assert row["state"] == left and events == []
     assert _job_status(db, job)[0] == "running"
 
 
