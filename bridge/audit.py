@@ -13,6 +13,8 @@ from sqlmodel import Session
 from .orders import Event, OrderState, next_state
 from .store import OrderEventRecord, OrderRecord
 
+_ATTENTION_STATES = (OrderState.NEEDS_ATTENTION, OrderState.AWAITING_APPROVAL)
+
 
 def transition(
     session: Session, row: OrderRecord, event: Event, now: datetime, reason: str = ""
@@ -41,9 +43,6 @@ def writes_only_the_state(event: Event, new_state: OrderState) -> bool:
     """True when `transition` writes nothing but the audit row, the state and `updated_at`: such
     a step can also be written in one statement (`claimed_transitions`)."""
     return new_state not in _ATTENTION_STATES and event not in (Event.RETRY, Event.APPROVE)
-
-
-_ATTENTION_STATES = (OrderState.NEEDS_ATTENTION, OrderState.AWAITING_APPROVAL)
 
 
 def _write_the_rest(row: OrderRecord, event: Event, new_state: OrderState, reason: str) -> None:

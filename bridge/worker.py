@@ -65,7 +65,7 @@ class JobContext:
             yield session
         self.finished = True
 
-    def finish_step(
+    def step(
         self,
         order_id: int,
         *,
@@ -73,10 +73,13 @@ class JobContext:
         event: Event,
         reason: str,
         values: Mapping[str, Any],
+        digest: bytes | None = None,
+        complete: bool = False,
     ) -> bool:
-        """The job's final write when it is one plain step of its order, in one statement
-        (`claimed_transitions`): True when it was written and the job is done. False when
-        nothing was written; the caller then writes through `finish()`."""
+        """One plain step of the job's order in one statement (`claimed_transitions`); with
+        `complete` it is the job's final write and ends the job. True when it was written. False
+        when nothing was written: the caller then takes its general path (`finish()` for a
+        final write)."""
         done = step_under_claim(
             self.bridge.engine,
             self.job,
@@ -86,9 +89,10 @@ class JobContext:
             now=self.bridge.clock.now(),
             reason=reason,
             values=values,
-            complete=True,
+            digest=digest,
+            complete=complete,
         )
-        self.finished = self.finished or done
+        self.finished = self.finished or (done and complete)
         return done
 
 

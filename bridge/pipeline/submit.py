@@ -30,7 +30,6 @@ from ..amazon.models import FulfillmentAction, FulfillmentOrder
 from ..amazon.outbound import FulfillmentOutbound
 from ..audit import note, transition
 from ..channels import Channel
-from ..claimed_transitions import step_under_claim
 from ..orders import CanonicalOrder, Event, OrderRisk, OrderState, can
 from ..store import (
     OrderRecord,
@@ -76,12 +75,17 @@ def _finish_with(
     in the same transaction once the event was recorded (what the decision owes the storefront).
 
     An order created at Amazon from `submitting`, the usual ending, is written in one statement
-    when it is still `submitting` (`JobContext.finish_step`); any other case, below."""
+    when it is still `submitting` (`JobContext.step`); any other case, below."""
     if event in (Event.CREATED, Event.CREATED_ON_HOLD) and version is None and then is None:
         values = {"seller_fulfillment_order_id": sfo_id, "amazon_status": amazon_status}
         set_values = {name: value for name, value in values.items() if value}
-        if ctx.finish_step(
-            order_id, from_state=OrderState.SUBMITTING, event=event, reason=reason, values=set_values
+        if ctx.step(
+            order_id,
+            from_state=OrderState.SUBMITTING,
+            event=event,
+            reason=reason,
+            values=set_values,
+            complete=True,
         ):
             return
     now = ctx.bridge.clock.now()
@@ -542,13 +546,10 @@ def _mark_submitting(
             "seller_fulfillment_order_id": plan.seller_fulfillment_order_id,
             "submission": submission_of(planned.canonical(), plan, version).to_json(),
         }
-        if step_under_claim(
-            ctx.bridge.engine,
-            ctx.job,
+        if ctx.step(
             order_id,
             from_state=planned.order_state,
             event=Event.SUBMIT_STARTED,
-            now=now,
             reason=reason,
             values=values,
             digest=digest,
